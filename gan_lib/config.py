@@ -1,0 +1,276 @@
+"""Settings, named profiles and repository paths: the one place every other module reads them from.
+
+A notebook's ``parameters`` cell holds plain literals; they become a :class:`TrainConfig` via
+:func:`make_train_config`, which starts from a named profile and applies overrides. Unknown or
+ill-typed keys fail early with a message naming the key.
+
+Example:
+    >>> cfg = make_train_config("smoke", name="demo", iterations=12, snapshot_at=[6, 12])
+    >>> cfg.batch_size, cfg.snapshot_at
+    (32, (6, 12))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+# ---------------------------------------------------------------------------------------------
+# Paths. Everything is resolved from the repository root, never from the working directory, so
+# notebooks behave the same under JupyterLab (cwd = notebooks/), papermill and pytest.
+# GAN_LIB_HOME moves the outputs (runs/, reports/) elsewhere, so `make test` never overwrites the
+# report that `make report` built; data/ (user data and content-keyed caches) stays shared.
+# GAN_LIB_DATA moves data/ too.
+# ---------------------------------------------------------------------------------------------
+REPO_ROOT = Path(__file__).resolve().parent.parent
+HOME = Path(os.environ.get("GAN_LIB_HOME", REPO_ROOT)).resolve()
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+DATA_DIR = Path(os.environ.get("GAN_LIB_DATA", REPO_ROOT / "data")).resolve()
+RAW_DIR = DATA_DIR / "raw"  # user data, read-only
+CACHE_DIR = DATA_DIR / "cache"  # decoded image tensors, real-set feature statistics, weights
+PHANTOM_DIR = DATA_DIR / "phantom"  # the built-in synthetic set, Kermany layout
+RUNS_DIR = HOME / "runs"
+REPORTS_DIR = HOME / "reports"
+
+IMAGE_SIZES = (32, 64, 128)
+PRECISIONS = ("auto", "fp32", "bf16")
+METRICS = ("is", "fid", "kid")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every training setting. Defaults are the report's DCGAN (Radford et al. 2016)."""
+
+    name: str = "smoke"  # run folder: runs/<name>
+    profile: str = "custom"  # the preset these values started from (recorded, not used)
+    source: str = "auto"  # data source for load_dataset(): auto | phantom | pneumoniamnist | path
+    image_size: int = 64  # pixels per side: 32, 64 or 128
+    subset: int | None = None  # use only the first N training images (seeded shuffle); None = all
+    batch_size: int = 128
+    iterations: int = 2000  # generator updates; epochs follow from the data size
+    snapshot_at: tuple[int, ...] = (500, 1000, 2000)  # iterations that save G for scoring
+    z_dim: int = 100
+    g_channels: int = 64  # ngf: feature maps of the generator's last hidden layer
+    d_channels: int = 64  # ndf: feature maps of the discriminator's first layer
+    lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    ema_decay: float = 0.0  # generator EMA (e.g. 0.999); 0 = off, as in the report
+    seed: int = 0
+    device: str = "auto"  # auto = cuda when present, else cpu
+    precision: str = "auto"  # auto = bf16 autocast where the hardware has it, else fp32
+    channels_last: bool = False
+    compile: bool = False  # torch.compile the two networks
+    checkpoint_every: int = 100  # iterations between resume checkpoints (and always at the end)
+    grid_size: int = 64  # images in each fixed-noise grid (8 x 8)
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        # Lists from JSON / papermill become tuples so the config stays hashable and comparable.
+        object.__setattr__(self, "snapshot_at", tuple(int(s) for s in self.snapshot_at))
+        problems = []
+        if self.image_size not in IMAGE_SIZES:
+            problems.append(f"image_size={self.image_size}: expected one of {IMAGE_SIZES}")
+        if self.iterations < 1:
+            problems.append(f"iterations={self.iterations}: expected an integer >= 1")
+        if self.batch_size < 1:
+            problems.append(f"batch_size={self.batch_size}: expected an integer >= 1")
+        if self.subset is not None and self.subset < self.batch_size:
+            problems.append(f"subset={self.subset}: expected at least batch_size={self.batch_size} images")
+        bad = [s for s in self.snapshot_at if not 1 <= s <= self.iterations]
+        if bad:
+            problems.append(
+                f"snapshot_at={list(self.snapshot_at)}: {bad} outside 1..iterations={self.iterations}"
+            )
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision={self.precision!r}: expected one of {PRECISIONS}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            problems.append(f"ema_decay={self.ema_decay}: expected 0 (off) or a value in (0, 1)")
+        if self.checkpoint_every < 1:
+            problems.append(f"checkpoint_every={self.checkpoint_every}: expected an integer >= 1")
+        if not self.name or "/" in self.name or self.name.startswith("."):
+            problems.append(f"name={self.name!r}: expected a plain folder name such as 'quick'")
+        if problems:
+            raise ValueError("Invalid TrainConfig: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["snapshot_at"] = list(self.snapshot_at)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        _check_keys(cls, d)
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class ScoreConfig:
+    """How snapshots are scored. Defaults follow the conventions of the field (fp32, 10 IS splits)."""
+
+    n_fake: int = 5000  # generated images per snapshot for FID / KID
+    n_fake_is: int = 4096  # generated images for the Inception Score (of the final snapshot)
+    n_real: int | None = None  # real images for the reference statistics; None = the whole split
+    metrics: tuple[str, ...] = METRICS
+    batch_size: int = 64
+    device: str = "auto"
+    precision: str = "fp32"  # fp32 so numbers match torch-fidelity; bf16 is faster on CPU
+    is_splits: int = 10
+    kid_subset_size: int = 1000  # torch-fidelity's default; lowered to n when fewer images
+    kid_subsets: int = 100
+    seed: int = 1234  # latents for scoring, independent of the training seed
+    weights: str | None = None  # explicit Inception weights path (else resolved, see metrics.py)
+
+    def __post_init__(self) -> None:
+        _check_types(self)
+        object.__setattr__(self, "metrics", tuple(m.lower() for m in self.metrics))
+        unknown = sorted(set(self.metrics) - set(METRICS))
+        if unknown:
+            raise ValueError(f"Invalid ScoreConfig: metrics {unknown}: expected some of {METRICS}")
+        for key in ("n_fake", "n_fake_is", "batch_size", "is_splits", "kid_subsets"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"Invalid ScoreConfig: {key}={getattr(self, key)}: expected >= 1")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"Invalid ScoreConfig: precision={self.precision!r}: expected one of {PRECISIONS}")
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["metrics"] = list(self.metrics)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ScoreConfig:
+        _check_keys(cls, d)
+        return cls(**d)
+
+
+# Named presets (DESIGN.md "Settings and profiles"). Iterations and milestones are the report's in
+# `paper`; `quick` is sized for a CPU in minutes; `smoke` for tests, nbval and CI in seconds.
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "smoke": {
+        "train": dict(subset=256, image_size=64, batch_size=32, iterations=20,
+                      snapshot_at=(10, 20), checkpoint_every=10, g_channels=16, d_channels=16),
+        "score": dict(n_fake=64, n_fake_is=64, n_real=128, kid_subset_size=32, kid_subsets=10,
+                      is_splits=2, batch_size=32),
+    },
+    "quick": {
+        "train": dict(image_size=64, batch_size=64, iterations=600, snapshot_at=(200, 400, 600),
+                      checkpoint_every=100),
+        "score": dict(n_fake=1024, n_fake_is=1024, n_real=2048, kid_subset_size=500),
+    },
+    "paper": {
+        "train": dict(image_size=64, batch_size=128, iterations=2000,
+                      snapshot_at=(500, 1000, 2000), checkpoint_every=250),
+        "score": dict(n_fake=5000, n_fake_is=4096, n_real=None, kid_subset_size=1000),
+    },
+}
+
+
+def make_train_config(profile: str = "smoke", **overrides: Any) -> TrainConfig:
+    """A TrainConfig from a named profile plus overrides; the run name defaults to the profile."""
+    base = _profile(profile)["train"]
+    values = {"name": profile, **base, **overrides, "profile": profile}
+    return TrainConfig.from_dict(values)
+
+
+def make_score_config(profile: str = "smoke", **overrides: Any) -> ScoreConfig:
+    """A ScoreConfig from a named profile plus overrides."""
+    return ScoreConfig.from_dict({**_profile(profile)["score"], **overrides})
+
+
+def parse_set(pairs: list[str], cls: type = TrainConfig) -> dict[str, Any]:
+    """Parse command-line ``key=value`` overrides into typed values for ``cls``.
+
+    >>> parse_set(["iterations=300", "snapshot_at=100,300", "compile=true"])
+    {'iterations': 300, 'snapshot_at': (100, 300), 'compile': True}
+    """
+    hints = typing.get_type_hints(cls)
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep:
+            raise ValueError(f"--set {pair!r}: expected key=value, e.g. --set iterations=300")
+        if key not in hints:
+            raise ValueError(f"--set {key}: unknown setting; known: {', '.join(sorted(hints))}")
+        out[key] = _parse_value(key, raw, hints[key])
+    return out
+
+
+def _parse_value(key: str, raw: str, hint: Any) -> Any:
+    base = hint
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # Optional[X]
+        if raw.lower() in ("none", "null"):
+            return None
+        base = next(a for a in typing.get_args(hint) if a is not type(None))
+    origin = typing.get_origin(base)
+    try:
+        if origin is tuple:
+            item = typing.get_args(base)[0]
+            return tuple(item(v) for v in raw.split(",") if v.strip())
+        if base is bool:
+            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(raw)
+            return raw.lower() in ("true", "1", "yes")
+        return base(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"--set {key}={raw}: expected a value of type {hint}") from None
+
+
+def _profile(name: str) -> dict[str, dict[str, Any]]:
+    if name not in PROFILES:
+        raise ValueError(f"Unknown profile {name!r}: expected one of {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def _check_keys(cls: type, d: dict[str, Any]) -> None:
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(
+            f"Unknown {cls.__name__} key(s) {unknown}; known keys: {', '.join(sorted(known))}"
+        )
+
+
+def _check_types(obj: Any) -> None:
+    """Reject ill-typed values (e.g. iterations='600') with the key's name, before any work."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value, hint = getattr(obj, f.name), hints[f.name]
+        if not _is_instance(value, hint):
+            raise TypeError(
+                f"{type(obj).__name__}.{f.name}={value!r}: expected {_describe(hint)}, "
+                f"got {type(value).__name__}"
+            )
+
+
+def _is_instance(value: Any, hint: Any) -> bool:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_instance(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if origin is tuple:
+        return isinstance(value, (tuple, list)) and all(
+            _is_instance(v, args[0]) for v in value
+        )
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def _describe(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+__all__ = [
+    "REPO_ROOT", "HOME", "NOTEBOOKS_DIR", "DATA_DIR", "RAW_DIR", "CACHE_DIR", "PHANTOM_DIR",
+    "RUNS_DIR", "REPORTS_DIR", "TrainConfig", "ScoreConfig", "PROFILES", "make_train_config",
+    "make_score_config", "parse_set",
+]
