@@ -1,0 +1,195 @@
+"""Figures and tables of the report. Plots only read what training and scoring wrote.
+
+Every figure carries a caption line at its foot naming how it was made (data source, run,
+sample counts), so a PNG lifted out of the report still says what it shows.
+
+Example:
+    >>> import torch
+    >>> fig = plot_real_samples(torch.zeros(8, 1, 64, 64, dtype=torch.uint8),
+    ...                         torch.tensor([0, 1] * 4), ["NORMAL", "PNEUMONIA"], "demo")
+    >>> len(fig.axes)
+    2
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use(os.environ.get("MPLBACKEND", "Agg"))  # headless unless a notebook chose one
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+from torchvision.utils import make_grid  # noqa: E402
+
+from . import io  # noqa: E402
+
+sns.set_theme(context="notebook", style="whitegrid")
+
+
+def save_figure(fig: plt.Figure, path: str | os.PathLike, dpi: int = 150) -> Path:
+    """Write ``fig`` as a PNG atomically and close it."""
+    path = Path(path)
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
+    plt.close(fig)
+    return path
+
+
+def grid_array(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> np.ndarray:
+    """uint8 [N, 1, H, W] -> one uint8 gray image [H', W'] tiled ``nrow`` per row."""
+    if images.dtype != torch.uint8 or images.ndim != 4:
+        raise ValueError(f"expected uint8 images [N, C, H, W], got {images.dtype} {tuple(images.shape)}")
+    grid = make_grid(images, nrow=nrow, padding=padding, pad_value=255)  # [3, H', W'] uint8
+    return grid[0].numpy()
+
+
+def save_grid_png(images: torch.Tensor, path: str | os.PathLike, nrow: int = 8) -> Path:
+    """Tile uint8 images into one lossless gray PNG (atomic). Used for per-epoch grids."""
+    path = Path(path)
+    with io.atomic_path(path) as tmp:
+        Image.fromarray(grid_array(images, nrow)).save(tmp, format="PNG")
+    return path
+
+
+def _caption(fig: plt.Figure, caption: str) -> None:
+    if caption:
+        fig.text(0.5, -0.01, caption, ha="center", va="top", fontsize=8, wrap=True, color="0.25")
+
+
+def plot_real_samples(images: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str],
+                      caption: str, n_per_class: int = 16) -> plt.Figure:
+    """Figure 1: the first ``n_per_class`` images of each class, one panel per class."""
+    fig, axes = plt.subplots(1, len(class_names), figsize=(5 * len(class_names), 5.4))
+    for k, (ax, name) in enumerate(zip(np.atleast_1d(axes), class_names, strict=True)):
+        idx = torch.nonzero(labels == k).flatten()[:n_per_class]
+        ax.axis("off")
+        if len(idx) == 0:
+            ax.set_title(f"{name} (none)")
+            continue
+        ax.imshow(grid_array(images[idx], nrow=int(np.ceil(np.sqrt(n_per_class)))),
+                  cmap="gray", vmin=0, vmax=255)
+        ax.set_title(f"{name} ({int((labels == k).sum()):,} images)")
+    _caption(fig, caption)
+    return fig
+
+
+def plot_intensity_histograms(images: torch.Tensor, labels: torch.Tensor,
+                              class_names: Sequence[str], caption: str) -> plt.Figure:
+    """Pixel-intensity densities (0..255) per class, each class normalised to area 1."""
+    rows = []
+    for k, name in enumerate(class_names):
+        px = images[labels == k].flatten()
+        counts = torch.bincount(px.long(), minlength=256).double()
+        rows.append(pd.DataFrame({"intensity": np.arange(256), "class": name,
+                                  "density": (counts / counts.sum().clamp(min=1)).numpy()}))
+    df = pd.concat(rows, ignore_index=True)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    sns.lineplot(data=df, x="intensity", y="density", hue="class", ax=ax)
+    ax.set(xlim=(0, 255), xlabel="pixel intensity (uint8)", ylabel="fraction of pixels",
+           title="Pixel-intensity distribution per class")
+    _caption(fig, caption)
+    return fig
+
+
+def plot_losses(rows: list[dict], caption: str, smooth: int | None = None) -> plt.Figure:
+    """Figure 2: G and D losses per iteration (raw, faint) with a moving average; D(x), D(G(z))."""
+    if not rows:
+        raise ValueError("no loss records: expected losses.jsonl rows written by train()")
+    df = pd.DataFrame(rows)
+    window = smooth or max(1, len(df) // 50)
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(9, 6.5), sharex=True,
+                                   gridspec_kw={"height_ratios": [3, 2]})
+    for col, label, color in (("loss_D", "D", "C0"), ("loss_G", "G", "C1")):
+        ax1.plot(df["iter"], df[col], color=color, alpha=0.25, lw=0.8)
+        ax1.plot(df["iter"], df[col].rolling(window, min_periods=1).mean(), color=color,
+                 lw=1.8, label=f"{label} loss ({window}-iteration mean)")
+    ax1.set(ylabel="BCE loss", title="Generator and discriminator loss during training")
+    ax1.legend()
+    for col, label, color in (("D_x", "D(x), real", "C2"), ("D_G_z", "D(G(z)), fake", "C3")):
+        ax2.plot(df["iter"], df[col].rolling(window, min_periods=1).mean(), color=color,
+                 lw=1.5, label=label)
+    ax2.set(xlabel="iteration", ylabel="mean D output", ylim=(0, 1))
+    ax2.legend()
+    _caption(fig, caption)
+    return fig
+
+
+def plot_grid_pair(left_png: str | os.PathLike, right_png: str | os.PathLike,
+                   titles: tuple[str, str], caption: str) -> plt.Figure:
+    """Figure 3: two saved grids side by side (e.g. halfway and end of training)."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5.8))
+    for ax, png, title in zip(axes, (left_png, right_png), titles, strict=True):
+        ax.imshow(np.asarray(Image.open(png).convert("L")), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(title)
+        ax.axis("off")
+    _caption(fig, caption)
+    return fig
+
+
+def plot_evolution(grid_pngs: Sequence[str | os.PathLike], labels: Sequence[str], caption: str,
+                   row_height_px: int | None = None, max_rows: int = 12) -> plt.Figure:
+    """Evolution strip: the top row of each fixed-noise grid, one strip per epoch, top to bottom.
+
+    The top row of an 8-column grid is the same 8 latents every epoch, so reading down a column
+    follows one latent through training. At most ``max_rows`` grids, evenly spaced, are shown.
+    """
+    if not grid_pngs:
+        raise ValueError("no grid images: expected runs/NAME/grids/epoch_*.png written by train()")
+    pick = np.unique(np.linspace(0, len(grid_pngs) - 1, min(max_rows, len(grid_pngs))).round()
+                     .astype(int))
+    strips = []
+    for i in pick:
+        img = np.asarray(Image.open(grid_pngs[i]).convert("L"))
+        h = row_height_px or _first_row_height(img)
+        strips.append(img[:h])
+    fig, axes = plt.subplots(len(strips), 1, figsize=(10, 1.25 * len(strips) + 0.4), squeeze=False)
+    for ax, strip, i in zip(axes[:, 0], strips, pick, strict=True):
+        ax.imshow(strip, cmap="gray", vmin=0, vmax=255)
+        ax.set_yticks([])
+        ax.set_xticks([])
+        ax.set_ylabel(labels[i], rotation=0, ha="right", va="center", fontsize=9)
+    axes[0, 0].set_title("Fixed-noise samples across training (one row per grid)")
+    _caption(fig, caption)
+    return fig
+
+
+def _first_row_height(grid: np.ndarray) -> int:
+    """Height of the first tile row of a make_grid image: up to the first all-white pad line."""
+    white = np.all(grid == 255, axis=1)
+    start = int(np.argmin(white))  # skip the top padding
+    after = np.nonzero(white[start:])[0]
+    return start + int(after[0]) + 1 if len(after) else grid.shape[0]
+
+
+def plot_fid_curve(rows: Sequence[dict], floors: dict[str, float], caption: str,
+                   ylabel: str = "FID (lower is better)") -> plt.Figure:
+    """FID against training iteration, with real-vs-real floors as horizontal lines."""
+    df = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    ax.plot(df["iteration"], df["fid"], marker="o", color="C0", label="generated vs real")
+    for (label, value), color in zip(floors.items(), ("C2", "C4", "C5"), strict=False):
+        ax.axhline(value, ls="--", color=color, label=f"floor: {label} ({value:.2f})")
+    ax.set(xlabel="training iteration", ylabel=ylabel, title="FID during training")
+    ax.set_ylim(bottom=0)
+    ax.legend()
+    _caption(fig, caption)
+    return fig
+
+
+def write_table(df: pd.DataFrame, tables_dir: str | os.PathLike, name: str,
+                caption: str = "", floatfmt: str = ".4g") -> tuple[Path, Path]:
+    """Write ``name.csv`` and ``name.md`` (GitHub Markdown, caption below the table), atomically."""
+    tables_dir = Path(tables_dir)
+    csv_path, md_path = tables_dir / f"{name}.csv", tables_dir / f"{name}.md"
+    io.write_text(csv_path, df.to_csv(index=False))
+    md = df.to_markdown(index=False, floatfmt=floatfmt)
+    io.write_text(md_path, md + (f"\n\n{caption}\n" if caption else "\n"))
+    return csv_path, md_path

@@ -1,0 +1,22 @@
+"""Shared fixtures. Tests never write into the repository's runs/ or reports/."""
+
+from __future__ import annotations
+
+import os
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """Point gan_lib's runs/ and reports/ at a temporary folder for one test."""
+    from gan_lib import config
+
+    monkeypatch.setattr(config, "HOME", tmp_path)
+    monkeypatch.setattr(config, "RUNS_DIR", tmp_path / "runs")
+    monkeypatch.setattr(config, "REPORTS_DIR", tmp_path / "reports")
+    return tmp_path
