@@ -13,8 +13,13 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    """Point gan_lib's runs/ and reports/ at a temporary folder for one test."""
+    """Point gan_lib's runs/ and reports/ at a temporary folder for one test.
+
+    The environment variable reaches kernels that papermill starts; the attributes this process.
+    """
     from gan_lib import config
+
+    monkeypatch.setenv("GAN_LIB_HOME", str(tmp_path))
 
     monkeypatch.setattr(config, "HOME", tmp_path)
     monkeypatch.setattr(config, "RUNS_DIR", tmp_path / "runs")
