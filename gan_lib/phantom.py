@@ -34,7 +34,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from tqdm.auto import tqdm
+from scipy import ndimage
+from tqdm import tqdm
 
 from . import io
 
@@ -86,7 +87,7 @@ def make_phantom(root: str | os.PathLike, n_train: int = 5216, n_test: int = 624
     counts = {"train": n_train, "test": n_test, "val": n_val}
     text = marker_text(seed, size, counts)
     marker = root / MARKER
-    if marker.is_file() and marker.read_text(encoding="utf-8") == text:
+    if _is_current(marker, text):
         return root
     if root.exists() and any(root.iterdir()) and not marker.is_file():
         raise FileExistsError(
@@ -94,21 +95,29 @@ def make_phantom(root: str | os.PathLike, n_train: int = 5216, n_test: int = 624
             "folder (or an earlier phantom). Choose another folder for the synthetic set.")
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the finished folder is ordinary data
     try:
         for split_id, (split, n) in enumerate(counts.items()):
             if n > 0:
                 _write_split(tmp / split, split, n, size, seed, split_id)
         io.write_text(tmp / MARKER, text)  # last: a folder with the marker is complete
-        if root.exists():  # an older phantom (marker checked above)
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    except FileExistsError:
-        pass  # another process finished the same folder first; its marker is checked below
+        (tmp / MARKER).chmod(0o644)
+        if not _is_current(marker, text):  # another process may have finished it meanwhile
+            if root.exists():  # an older phantom (its marker was checked above)
+                shutil.rmtree(root)
+            os.replace(tmp, root)
+    except OSError:
+        if not _is_current(marker, text):  # else: another process won the race; use its folder
+            raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if not marker.is_file() or marker.read_text(encoding="utf-8") != text:
         raise RuntimeError(f"writing the phantom to {root} did not complete; remove it and retry")
     return root
+
+
+def _is_current(marker: Path, text: str) -> bool:
+    return marker.is_file() and marker.read_text(encoding="utf-8") == text
 
 
 def _write_split(folder: Path, split: str, n: int, size: int, seed: int, split_id: int) -> None:
@@ -140,12 +149,15 @@ def render(labels: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarra
     X, Y = _coords(n, size, p)
     lungs = _lungs(X, Y, p)  # [N,H,W] in 0..1, deeper = more air
     density = _soft_tissue(X, Y, p)
-    air = lungs * (1 - 0.85 * _heart_mediastinum(X, Y, p))
+    heart = _heart_mediastinum(X, Y, p)
+    air = lungs * (1 - 0.9 * heart)
     if labels.any():
         air = air * (1 - _consolidation(X, Y, p, labels, rng, size))
-    density = density - 0.55 * air + _bones(X, Y, p) - 0.25 * _gastric_bubble(X, Y, p)
+    cage = np.clip(air * 3, 0, 1)  # ribs show mainly where they cross aerated lung
+    density = density + 0.02 * heart - 0.5 * air + _bones(X, Y, p, cage)
+    density = density - 0.25 * _gastric_bubble(X, Y, p)
     texture = _lowfreq_noise(n, size, 24, rng)  # lung markings / film mottle
-    density = density + 0.05 * texture * lungs
+    density = density + 0.05 * texture * air
     img = p["bg"] + p["gain"] * np.clip(density, 0, None)
     img = np.clip(img, 0, 1) ** p["gamma"]
     img = _blur(img, 0.5 + 0.3 * size / 128)
@@ -157,16 +169,16 @@ def _sample_params(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Per-image anatomy, pose and exposure; each value shaped [N,1,1] to broadcast on images."""
     u = lambda lo, hi: rng.uniform(lo, hi, n).astype(np.float32)[:, None, None]  # noqa: E731
     return dict(
-        angle=u(-6, 6) * np.pi / 180, scale=u(0.9, 1.1), tx=u(-0.06, 0.06), ty=u(-0.07, 0.05),
-        body_w=u(0.74, 0.94), neck_w=u(0.16, 0.24), shoulder_y=u(-0.88, -0.72),
-        lung_x=u(0.29, 0.36), lung_y=u(-0.08, 0.02), lung_w=u(0.19, 0.25), lung_h=u(0.40, 0.50),
-        lung_air=u(0.8, 1.1), dia_step=u(0.0, 0.06),
-        heart_x=u(0.04, 0.12), heart_dy=u(0.22, 0.30), heart_w=u(0.20, 0.28),
-        heart_h=u(0.17, 0.23), med_w=u(0.08, 0.12),
-        rib_gap=u(0.105, 0.13), rib_arch=u(0.6, 1.1), rib_phase=u(0, 1), rib_w=u(0.18, 0.26),
-        bone=u(0.7, 1.2), clav_y=u(-0.66, -0.56), bubble=(rng.random(n) < 0.6).astype(
-            np.float32)[:, None, None], bubble_x=u(0.25, 0.4),
-        bg=u(0.0, 0.08), gain=u(0.75, 1.0), gamma=u(0.8, 1.3), noise=u(0.01, 0.03),
+        angle=u(-6, 6) * np.pi / 180, scale=u(0.9, 1.08), tx=u(-0.06, 0.06), ty=u(-0.06, 0.06),
+        body_w=u(0.8, 0.98), neck_w=u(0.15, 0.22), shoulder_y=u(-0.92, -0.78),
+        lung_x=u(0.36, 0.42), lung_y=u(-0.1, 0.0), lung_w=u(0.25, 0.31), lung_h=u(0.52, 0.62),
+        lung_air=u(0.85, 1.1), dia_step=u(0.0, 0.08),
+        heart_x=u(0.08, 0.16), heart_dy=u(0.24, 0.32), heart_w=u(0.27, 0.35),
+        heart_h=u(0.22, 0.28), med_w=u(0.09, 0.13),
+        rib_gap=u(0.11, 0.135), rib_arch=u(0.8, 1.3), rib_phase=u(0, 1), rib_w=u(0.12, 0.18),
+        bone=u(0.7, 1.2), clav_y=u(-0.7, -0.6),
+        bubble=(rng.random(n) < 0.6).astype(np.float32)[:, None, None], bubble_x=u(0.25, 0.4),
+        bg=u(0.0, 0.08), gain=u(0.8, 1.05), gamma=u(0.8, 1.25), noise=u(0.01, 0.03),
     )
 
 
@@ -186,63 +198,59 @@ def _soft(d: np.ndarray, width: float = 0.03) -> np.ndarray:
 
 
 def _soft_tissue(X, Y, p) -> np.ndarray:
-    """Torso (a superellipse below the shoulders) plus the neck; thicker in the middle."""
+    """Torso (near-vertical walls, rounded shoulders) plus the neck; thicker in the middle."""
     top = p["shoulder_y"]
-    r = (np.abs(X) / p["body_w"]) ** 4 + np.abs(np.clip(top - Y, 0, None) / 0.35) ** 2
-    torso = _soft(1 - r, 0.08)
-    neck = _soft(p["neck_w"] - np.abs(X), 0.03) * _soft(top + 0.15 - Y, 0.05)
+    r = (np.abs(X) / p["body_w"]) ** 6 + (np.clip(top + 0.25 - Y, 0, None) / 0.3) ** 2
+    torso = _soft(1 - r, 0.1)
+    neck = _soft(p["neck_w"] - np.abs(X), 0.03) * _soft(top + 0.2 - Y, 0.05)
     body = np.maximum(torso, neck)
     thickness = np.sqrt(np.clip(1 - (X / (p["body_w"] + 0.05)) ** 2, 0, 1))
-    return body * (0.45 + 0.35 * thickness)
+    return body * (0.5 + 0.3 * thickness)
 
 
-def _lung_geometry(X, Y, p, side: int):
-    """Normalised radius r (<1 inside) of one lung: an egg, narrow apex, wide dome at the base."""
-    cx = side * p["lung_x"]
-    cy = p["lung_y"] - (side < 0) * p["dia_step"] * 0  # base shift handled by the dome below
-    v = (Y - cy) / p["lung_h"]  # -1 apex .. +1 base
-    w = p["lung_w"] * (0.78 + 0.22 * np.clip(v, -1, 1))  # narrower at the apex
-    dome = -side * 0 + (side < 0) * p["dia_step"]  # the right hemidiaphragm sits higher
-    r = ((X - cx) / w) ** 2 + (v + dome / p["lung_h"]) ** 2
-    return r, v
+def _lung_margin(X, Y, p, side: int) -> np.ndarray:
+    """Signed margin (>0 inside, in body units) of one lung: rounded apex, straight medial
+    border, convex lateral wall, domed base with the costophrenic angle lowest laterally."""
+    s = side * (X - side * p["lung_x"])  # > 0 towards the lateral chest wall
+    v = (Y - p["lung_y"]) / p["lung_h"]  # -1 apex .. +1 base
+    w = p["lung_w"] * (0.12 + 0.88 * np.sqrt(np.clip((v + 1) / 1.4, 0, 1)))  # round apex, wide base
+    t = np.clip(s / w, -1, 1)
+    base = 0.72 + 0.28 * ((t + 1) / 2) ** 2 - (side < 0) * p["dia_step"]  # right dome higher
+    return np.minimum(np.minimum(w - np.abs(s), p["lung_h"] * (base - v)), 0.3 * (v + 1))
 
 
 def _lungs(X, Y, p) -> np.ndarray:
     """Air content of both lungs in 0..1: most in the middle of each field, fading to the edges."""
     out = 0
     for side in (-1, 1):
-        r, _ = _lung_geometry(X, Y, p, side)
-        inside = _soft(1 - r, 0.12)
-        out = out + inside * (0.6 + 0.4 * np.sqrt(np.clip(1 - r, 0, 1)))
+        m = _lung_margin(X, Y, p, side)
+        out = out + _soft(m, 0.015) * (0.55 + 0.45 * np.clip(m / 0.12, 0, 1))
     return out * p["lung_air"]
 
 
 def _heart_mediastinum(X, Y, p) -> np.ndarray:
     """Heart (an ellipse low and to the patient's left) and the mediastinum above it, 0..1."""
     hy = p["lung_y"] + p["heart_dy"]
-    heart = _soft(1 - ((X - p["heart_x"]) / p["heart_w"]) ** 2 - ((Y - hy) / p["heart_h"]) ** 2, 0.1)
+    heart = _soft(1 - ((X - p["heart_x"]) / p["heart_w"]) ** 2 - ((Y - hy) / p["heart_h"]) ** 2, 0.08)
     med = _soft(p["med_w"] - np.abs(X - 0.02), 0.03) * _soft(hy - Y, 0.1)
     return np.clip(heart + med, 0, 1)
 
 
-def _bones(X, Y, p) -> np.ndarray:
-    """Spine with vertebrae, arched posterior ribs over the thorax, and two clavicles."""
+def _bones(X, Y, p, cage: np.ndarray) -> np.ndarray:
+    """Spine with vertebrae, arched posterior ribs over the lungs (``cage``), two clavicles."""
     ax = np.abs(X)
-    spine = _soft(0.065 - ax, 0.015) * (0.75 + 0.25 * np.cos(2 * np.pi * Y / 0.11))
+    spine = _soft(0.06 - ax, 0.015) * (0.8 + 0.2 * np.cos(2 * np.pi * Y / 0.11))
     # Ribs: bands periodic in a warped vertical coordinate; each arches up from the spine and
-    # falls towards the lateral chest wall (u0 = the arch's peak), spacing widening downwards.
-    u0 = 0.3
-    v = Y - p["rib_arch"] * ((ax - u0) ** 2 - u0 ** 2) * 0.6
-    phase = (v + 1) / p["rib_gap"] + p["rib_phase"]
-    phase = phase - 0.9 * (v + 1) ** 2  # ribs drawn closer together near the apex
+    # falls steeply towards the lateral chest wall (u0 = the arch's peak).
+    u0 = 0.2
+    v = Y - p["rib_arch"] * ((ax - u0) ** 2 - u0 ** 2)
+    phase = (v + 1) / p["rib_gap"] - 1.5 * (v + 1) ** 2 + p["rib_phase"]  # closer near the apex
     band = np.clip((np.cos(2 * np.pi * phase) - (1 - 2 * p["rib_w"])) / (2 * p["rib_w"]), 0, 1)
-    cage = _soft(0.12 - (v - p["lung_y"]) ** 2 / p["lung_h"] ** 2 * 0.12, 0.02)
-    cage = cage * _soft(ax - 0.07, 0.02) * _soft(p["body_w"] - 0.06 - ax, 0.04)
-    ribs = band * cage
+    ribs = band * cage * _soft(ax - 0.08, 0.02)
     # Clavicles: gently S-shaped bars from the sternum out and up to the shoulders.
-    cy = p["clav_y"] - 0.12 * (ax - 0.1) + 0.05 * np.sin(np.pi * ax / 0.6)
-    clav = _soft(0.03 - np.abs(Y - cy), 0.01) * _soft(ax - 0.07, 0.02) * _soft(0.62 - ax, 0.03)
-    return p["bone"] * (0.22 * spine + 0.16 * ribs + 0.3 * clav)
+    cy = p["clav_y"] - 0.1 * (ax - 0.1) + 0.04 * np.sin(np.pi * ax / 0.55)
+    clav = _soft(0.025 - np.abs(Y - cy), 0.008) * _soft(ax - 0.07, 0.02) * _soft(0.6 - ax, 0.03)
+    return p["bone"] * (0.1 * spine + 0.11 * ribs + 0.2 * clav)
 
 
 def _gastric_bubble(X, Y, p) -> np.ndarray:
@@ -260,8 +268,8 @@ def _consolidation(X, Y, p, labels, rng, size) -> np.ndarray:
     ang = rng.uniform(0, 2 * np.pi, (n, k)).astype(np.float32)
     rad = np.sqrt(rng.uniform(0, 0.7, (n, k))).astype(np.float32)
     lo = rng.uniform(0.0, 0.5, (n, k)).astype(np.float32)
-    amp = rng.uniform(0.5, 1.0, (n, k)).astype(np.float32) * (rng.random((n, k)) < 0.8)
-    sig = rng.uniform(0.07, 0.17, (n, k)).astype(np.float32)
+    amp = rng.uniform(0.4, 0.9, (n, k)).astype(np.float32) * (rng.random((n, k)) < 0.8)
+    sig = rng.uniform(0.08, 0.2, (n, k)).astype(np.float32)
     pp = {key: val[:, :, 0] for key, val in p.items()}  # [N,1]
     cx = side * pp["lung_x"] + rad * np.cos(ang) * pp["lung_w"]
     cy = pp["lung_y"] + (np.clip(rad * np.sin(ang) + lo, -1, 0.9)) * pp["lung_h"]
@@ -269,7 +277,7 @@ def _consolidation(X, Y, p, labels, rng, size) -> np.ndarray:
     for j in range(k):
         d2 = (X - cx[:, j, None, None]) ** 2 + (Y - cy[:, j, None, None]) ** 2
         blobs = blobs + amp[:, j, None, None] * np.exp(-d2 / (2 * sig[:, j, None, None] ** 2))
-    patchy = np.clip(0.35 + _lowfreq_noise(n, size, 14, rng), 0, 1.2)  # mottled, air bronchograms
+    patchy = np.clip(0.7 + 0.4 * _lowfreq_noise(n, size, 20, rng), 0.2, 1.2)  # mottled, fluffy
     out = np.clip(blobs, 0, 1) * patchy * labels[:, None, None].astype(np.float32)
     return np.clip(out, 0, 0.95)
 
@@ -282,15 +290,8 @@ def _lowfreq_noise(n: int, size: int, cells: int, rng: np.random.Generator) -> n
 
 
 def _blur(img: np.ndarray, sigma: float) -> np.ndarray:
-    """Gaussian blur of [N,H,W] in pixels (the imaging system's unsharpness)."""
-    r = max(1, int(3 * sigma))
-    t = torch.arange(-r, r + 1, dtype=torch.float32)
-    k = torch.exp(-t ** 2 / (2 * sigma ** 2))
-    k = k / k.sum()
-    x = torch.from_numpy(np.ascontiguousarray(img, dtype=np.float32))[:, None]
-    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="replicate"), k.view(1, 1, 1, -1))
-    x = F.conv2d(F.pad(x, (0, 0, r, r), mode="replicate"), k.view(1, 1, -1, 1))
-    return x[:, 0].numpy()
+    """Gaussian blur of [N,H,W] over H and W, sigma in pixels (the imaging system's unsharpness)."""
+    return ndimage.gaussian_filter(img, (0, sigma, sigma), mode="nearest", truncate=3.0)
 
 
 __all__ = ["make_phantom", "render", "class_counts", "marker_text", "VERSION", "MARKER"]

@@ -1,0 +1,467 @@
+"""Chest X-ray data: Kermany folders, PneumoniaMNIST .npz files and the synthetic phantom.
+
+``load_dataset(source, split, image_size)`` turns any of them into 1-channel uint8 tensors
+[N, 1, S, S] with labels 0 NORMAL / 1 PNEUMONIA. Preprocessing is the same for every source:
+gray (RGB is converted, 16-bit is scaled by its own min..max range), shorter side resized to S
+keeping the aspect ratio, then center-cropped to S x S. Decoded images are cached in
+``config.CACHE_DIR/datasets`` keyed by a cheap listing hash (paths, sizes, mtimes), so the second
+load is a single ``torch.load``. Nothing is ever written into the user's data folder.
+
+``fingerprint`` hashes the decoded content (pixels, labels, size, preprocessing version): it
+does not change when the same images are copied or regenerated, so caches keyed by it (e.g.
+the real-set FID statistics) stay valid.
+
+Example:
+    >>> ds = load_dataset("phantom", split="val", image_size=64)  # doctest: +SKIP
+    >>> ds.images.shape, ds.class_names
+    (torch.Size([16, 1, 64, 64]), ['NORMAL', 'PNEUMONIA'])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import warnings
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from . import config, io, phantom
+
+PREPROCESS_VERSION = "prep-v1"  # bump when decoding/resizing changes: caches are then rebuilt
+CLASS_NAMES = ["NORMAL", "PNEUMONIA"]
+SPLITS = ("train", "val", "test")
+IMAGE_EXTS = (".jpeg", ".jpg", ".png")
+LAYOUT = "<root>/{train,test,val}/{NORMAL,PNEUMONIA}/*.jpeg (also .jpg/.png, any case)"
+MEDMNIST_SIZES = (28, 64, 128, 224)
+MEDMNIST_URL = "https://zenodo.org/records/10519652"
+
+
+@dataclass
+class ChestXrayData:
+    """One split of a data source, decoded and preprocessed."""
+
+    images: torch.Tensor  # uint8 [N, 1, S, S]
+    labels: torch.Tensor  # int64 [N], 0 NORMAL, 1 PNEUMONIA
+    class_names: list[str]
+    source: str  # human description, stamped on captions ("synthetic phantom data ..." if so)
+    spec: str  # the argument that reloads exactly this data: "phantom", a folder or .npz path
+    kind: str  # "kermany" | "pneumoniamnist" | "phantom"
+    split: str
+    fingerprint: str  # hex hash of pixels + labels + preprocessing
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    is_synthetic: bool = False
+    raw_sizes: torch.Tensor | None = None  # int64 [N, 2]: (width, height) of the original files
+    raw_modes: list[str] | None = None  # PIL mode of each original file ("L", "RGB", "I;16", ...)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[-1])
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __repr__(self) -> str:
+        return (f"ChestXrayData({self.kind}, split={self.split!r}, n={len(self)}, "
+                f"size={self.image_size}, fingerprint={self.fingerprint!r})")
+
+
+class UnreadableImage(Exception):
+    """A file that cannot be decoded; its message is the reason stored in ``skipped``."""
+
+
+def load_dataset(source: str = "auto", split: str = "train", image_size: int = 64) -> ChestXrayData:
+    """Load one split of ``source`` as uint8 [N, 1, image_size, image_size] plus labels.
+
+    source: "auto" | "phantom" | "pneumoniamnist" | a Kermany-layout folder | a .npz file.
+
+    >>> ds = load_dataset("phantom", "test", 32)  # doctest: +SKIP
+    >>> print(summarize(ds).splitlines()[0])  # doctest: +SKIP
+    source:      synthetic phantom data (gan_lib.phantom, seed 0)
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r}: expected one of {SPLITS}")
+    if not isinstance(image_size, int) or image_size < 8:
+        raise ValueError(f"image_size={image_size!r}: expected an integer >= 8, e.g. 64")
+    source = str(source)
+    if source == "auto":
+        source, reason = resolve_auto(image_size)
+        print(f"data source (auto): {source} -- {reason}")
+    if source == "phantom":
+        root = phantom.make_phantom(config.PHANTOM_DIR, size=max(128, image_size))
+        return _load_folder(root, split, image_size, spec="phantom")
+    if source == "pneumoniamnist":
+        return _load_npz(find_pneumoniamnist(image_size, download=True), split, image_size)
+    path = Path(source).expanduser().resolve()
+    if path.suffix.lower() == ".npz":
+        if not path.is_file():
+            raise FileNotFoundError(f"PneumoniaMNIST file {path} does not exist: expected a .npz "
+                                    f"with keys {split}_images/{split}_labels ({MEDMNIST_URL})")
+        return _load_npz(path, split, image_size)
+    if path.is_dir():
+        return _load_folder(path, split, image_size, spec=str(path))
+    problem = "is a file, not a folder or .npz" if path.exists() else "does not exist"
+    raise FileNotFoundError(
+        f"data source {source!r}: {path} {problem}. Expected 'auto', 'phantom', 'pneumoniamnist', "
+        f"a PneumoniaMNIST .npz file, or a folder laid out as {LAYOUT}")
+
+
+def resolve_auto(image_size: int = 64) -> tuple[str, str]:
+    """(source, reason) for "auto": local Kermany folder, local or downloaded PneumoniaMNIST,
+    else the synthetic phantom."""
+    folder = config.RAW_DIR / "chest_xray"
+    if folder.is_dir():
+        return str(folder), f"found the Kermany folder {folder}"
+    local = find_pneumoniamnist(image_size, download=False, required=False)
+    if local is not None:
+        return str(local), f"no {folder}; found the PneumoniaMNIST file {local}"
+    try:
+        path = find_pneumoniamnist(image_size, download=True)
+        return str(path), f"no {folder} and no local PneumoniaMNIST; downloaded {path}"
+    except FileNotFoundError:
+        roots = ", ".join(str(r) for r in _medmnist_roots())
+        return "phantom", (f"no {folder}, no pneumoniamnist*.npz in {roots}, and no download "
+                           "possible: using SYNTHETIC phantom data, not real X-rays")
+
+
+# ---------------------------------------------------------------------------------------------
+# Kermany folders (and the phantom, which is written in the same layout)
+# ---------------------------------------------------------------------------------------------
+def list_folder(root: str | os.PathLike, split: str) -> list[tuple[Path, int]]:
+    """(file, label) of one split of a Kermany-layout folder, sorted; hidden files ignored."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data folder {root} does not exist: expected {LAYOUT}. Put the "
+                                "Kermany chest_xray folder there, or use source='phantom'.")
+    split_dir = _child_dir(root, split)
+    class_dirs = [_child_dir(split_dir, name) if split_dir else None for name in CLASS_NAMES]
+    if split_dir is None or None in class_dirs:
+        found = sorted(p.name for p in root.iterdir() if not p.name.startswith("."))[:10]
+        inner = root / "chest_xray"
+        hint = f" Did you mean {inner}?" if (inner / split).is_dir() else ""
+        raise ValueError(f"{root} is not in the Kermany layout: expected {LAYOUT}, with "
+                         f"{split}/NORMAL and {split}/PNEUMONIA; found {found}.{hint}")
+    files = [(p, k) for k, d in enumerate(class_dirs) for p in sorted(d.iterdir())
+             if not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTS and p.is_file()]
+    if not files:
+        raise ValueError(f"split {split!r} of {root} is empty: no *.jpeg/*.jpg/*.png files in "
+                         f"{split_dir}/NORMAL or {split_dir}/PNEUMONIA (expected {LAYOUT})")
+    return files
+
+
+def _child_dir(parent: Path, name: str) -> Path | None:
+    """The sub-folder ``name`` of ``parent`` (exact name first, then case-insensitive)."""
+    if (parent / name).is_dir():
+        return parent / name
+    matches = [p for p in parent.iterdir() if p.is_dir() and p.name.lower() == name.lower()]
+    return matches[0] if matches else None
+
+
+def _load_folder(root: Path, split: str, image_size: int, spec: str) -> ChestXrayData:
+    files = list_folder(root, split)
+    listing = "\n".join(f"{p.relative_to(root)}\t{(st := p.stat()).st_size}\t{st.st_mtime_ns}"
+                        for p, _ in files)
+    seed = _phantom_seed(root)
+    kind = "kermany" if seed is None else "phantom"
+    key = _hash(f"{kind}|{split}|{image_size}|{PREPROCESS_VERSION}\n{listing}")
+    cached = _cache_get(_cache_path(kind, split, image_size, key))
+    if cached is None:
+        cached = _decode_folder(root, files, image_size)
+        _cache_put(_cache_path(kind, split, image_size, key), cached)
+    if seed is None:
+        source = f"Kermany chest X-ray folder {_short(root)}"
+    else:
+        source = f"synthetic phantom data (gan_lib.phantom, seed {seed})"
+        if spec != "phantom":
+            source += f" at {_short(root)}"
+    return _finish(cached, source, spec, kind, split, f"{root}/{split}")
+
+
+def _phantom_seed(root: Path) -> int | None:
+    """The seed in ``root/PHANTOM.txt`` when the folder is a phantom, else None."""
+    marker = root / phantom.MARKER
+    if not marker.is_file():
+        return None
+    for line in marker.read_text(encoding="utf-8").splitlines():
+        if line.startswith("seed:"):
+            return int(line.split(":", 1)[1])
+    return -1
+
+
+def _decode_folder(root: Path, files: list[tuple[Path, int]], image_size: int) -> dict:
+    """Decode every file (threads: PIL releases the GIL while decoding); unreadable -> skipped."""
+    def work(path: Path):
+        try:
+            return decode_image(path, image_size)
+        except UnreadableImage as err:
+            return str(err)
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        results = list(tqdm(pool.map(work, [p for p, _ in files]), total=len(files),
+                            desc=f"decoding {_short(root)}", unit="img"))
+    keep = [i for i, r in enumerate(results) if not isinstance(r, str)]
+    skipped = [[str(files[i][0]), results[i]] for i, r in enumerate(results) if isinstance(r, str)]
+    if not keep:
+        raise ValueError(f"none of the {len(files)} files under {root} could be read as an image "
+                         f"(first: {skipped[0][0]}: {skipped[0][1]})")
+    return _pack(np.stack([results[i][0] for i in keep]), np.array([files[i][1] for i in keep]),
+                 image_size, skipped, [results[i][1] for i in keep], [results[i][2] for i in keep])
+
+
+def decode_image(path: str | os.PathLike, size: int) -> tuple[np.ndarray, tuple[int, int], str]:
+    """One image file -> (uint8 [size, size], (raw width, raw height), raw PIL mode).
+
+    Raises UnreadableImage (with the reason) for empty, non-image, corrupt or truncated files.
+    """
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise UnreadableImage("empty file (0 bytes)")
+    try:
+        with Image.open(path) as im:
+            raw_size, mode = im.size, im.mode
+            if im.format == "JPEG":  # decode at reduced scale in the DCT domain: much faster
+                im.draft("L", (2 * size, 2 * size))
+            im.load()
+            gray = to_gray_float(im)
+    except UnidentifiedImageError:
+        raise UnreadableImage("not an image (PIL cannot identify the file format)") from None
+    except (OSError, SyntaxError, ValueError) as err:
+        raise UnreadableImage(f"corrupt or truncated image ({err})") from None
+    return resize_crop(gray, size), raw_size, mode
+
+
+def to_gray_float(im: Image.Image) -> np.ndarray:
+    """PIL image -> float32 [H, W] in 0..255. 16-bit / 32-bit gray is scaled by its own
+    min..max (radiographs rarely use the full 0..65535 range); colour is converted to gray."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(im).astype(np.float32)
+        lo, hi = float(a.min()), float(a.max())
+        return (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+    if im.mode != "L":
+        im = im.convert("L")
+    return np.asarray(im, dtype=np.float32)
+
+
+def resize_crop(gray: np.ndarray, size: int) -> np.ndarray:
+    """float [H, W] -> uint8 [size, size]: shorter side to ``size`` (antialiased), center crop."""
+    t = torch.from_numpy(np.ascontiguousarray(gray))[None]  # [1, H, W]
+    t = TF.center_crop(TF.resize(t, size, antialias=True), [size, size])
+    return t[0].round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# PneumoniaMNIST (.npz with keys <split>_images [N,H,W] uint8 and <split>_labels [N,1])
+# ---------------------------------------------------------------------------------------------
+def _medmnist_roots() -> list[Path]:
+    return [config.RAW_DIR, config.CACHE_DIR / "medmnist", Path.home() / ".medmnist"]
+
+
+def _medmnist_name(size: int) -> str:
+    return "pneumoniamnist.npz" if size == 28 else f"pneumoniamnist_{size}.npz"
+
+
+def find_pneumoniamnist(image_size: int = 64, download: bool = True,
+                        required: bool = True) -> Path | None:
+    """The local PneumoniaMNIST file to use: the stored size nearest above ``image_size``; else
+    that size downloaded through medmnist (when online); else any other local size."""
+    wanted = min([s for s in MEDMNIST_SIZES if s >= image_size] or [max(MEDMNIST_SIZES)])
+    order = sorted(MEDMNIST_SIZES, key=lambda s: (s != wanted, s < image_size, abs(s - image_size)))
+    local = [root / _medmnist_name(s) for s in order for root in _medmnist_roots()]
+    if any(p.is_file() and _medmnist_name(wanted) == p.name for p in local):
+        return next(p for p in local if p.is_file())
+    if download and _online():
+        dest = config.CACHE_DIR / "medmnist"  # ours, not the user's data folder
+        dest.mkdir(parents=True, exist_ok=True)
+        try:
+            import medmnist
+
+            medmnist.PneumoniaMNIST(split="train", download=True, size=wanted, root=str(dest))
+            return dest / _medmnist_name(wanted)
+        except Exception as err:  # any download failure falls through to the local files / error
+            warnings.warn(f"PneumoniaMNIST download failed: {err}", stacklevel=2)
+    other = next((p for p in local if p.is_file()), None)
+    if other is not None or not required:
+        return other
+    raise FileNotFoundError(
+        f"PneumoniaMNIST not found and not downloadable (offline?): put {_medmnist_name(wanted)} "
+        f"(from {MEDMNIST_URL}) into {config.RAW_DIR} (or {Path.home() / '.medmnist'}), "
+        "or use source='phantom'.")
+
+
+def _online(host: str = "zenodo.org", timeout: float = 3.0) -> bool:
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _load_npz(path: Path, split: str, image_size: int) -> ChestXrayData:
+    path = Path(path).resolve()
+    st = path.stat()
+    key = _hash(f"npz|{path}|{st.st_size}|{st.st_mtime_ns}|{split}|{image_size}|{PREPROCESS_VERSION}")
+    cache_file = _cache_path("pneumoniamnist", split, image_size, key)
+    cached = _cache_get(cache_file)
+    if cached is None:
+        images, labels = read_npz(path, split)
+        n, h, w = images.shape
+        t = torch.from_numpy(images)[:, None].float()  # [N, 1, H, W]
+        if (h, w) != (image_size, image_size):
+            t = TF.center_crop(TF.resize(t, image_size, antialias=True), [image_size] * 2)
+        cached = _pack(t[:, 0].round().clamp(0, 255).to(torch.uint8).numpy(), labels, image_size,
+                       [], [(w, h)] * n, ["L"] * n)
+        _cache_put(cache_file, cached)
+    source = f"PneumoniaMNIST ({path.name}, MedMNIST v2)"
+    return _finish(cached, source, str(path), "pneumoniamnist", split, str(path))
+
+
+def read_npz(path: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(images uint8 [N, H, W], labels int64 [N]) of ``split`` from a PneumoniaMNIST .npz."""
+    expected = (f"a PneumoniaMNIST .npz with keys {split}_images (uint8 [N, H, W]) and "
+                f"{split}_labels ([N] or [N, 1], 0 normal / 1 pneumonia)")
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise ValueError(f"{path} cannot be read as .npz ({err}): expected {expected}") from None
+    with z:
+        missing = [k for k in (f"{split}_images", f"{split}_labels") if k not in z.files]
+        if missing:
+            raise ValueError(f"{path} has no {missing}: expected {expected}; found keys "
+                             f"{sorted(z.files)}")
+        images, labels = z[f"{split}_images"], z[f"{split}_labels"]
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.ndim != 3 or images.dtype != np.uint8 or min(images.shape) == 0:
+        raise ValueError(f"{path}: {split}_images is {images.dtype} {list(images.shape)}: "
+                         f"expected {expected}")
+    labels = labels.reshape(-1) if labels.ndim == 2 and labels.shape[1] == 1 else labels
+    if labels.shape != (len(images),) or not np.isin(labels, (0, 1)).all():
+        raise ValueError(f"{path}: {split}_labels is {labels.dtype} {list(labels.shape)} for "
+                         f"{len(images)} images: expected {expected}")
+    return images, labels.astype(np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cache, packing, summaries
+# ---------------------------------------------------------------------------------------------
+def _pack(images: np.ndarray, labels: np.ndarray, image_size: int, skipped: list,
+          raw_sizes: list, raw_modes: list[str]) -> dict:
+    images_t = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8))[:, None]
+    labels_t = torch.as_tensor(labels, dtype=torch.int64)
+    h = hashlib.sha256(f"{image_size}|{PREPROCESS_VERSION}|".encode())
+    h.update(images_t.numpy().tobytes())
+    h.update(labels_t.numpy().tobytes())
+    return {"version": PREPROCESS_VERSION, "images": images_t, "labels": labels_t,
+            "fingerprint": h.hexdigest()[:16], "skipped": skipped,
+            "raw_sizes": torch.as_tensor(raw_sizes, dtype=torch.int64).reshape(-1, 2),
+            "raw_modes": list(raw_modes)}
+
+
+def _finish(c: dict, source: str, spec: str, kind: str, split: str, where: str) -> ChestXrayData:
+    skipped = [(str(p), str(r)) for p, r in c["skipped"]]
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} unreadable file(s) in {where} "
+                      f"(see .skipped for paths and reasons)", stacklevel=4)
+    return ChestXrayData(images=c["images"], labels=c["labels"], class_names=list(CLASS_NAMES),
+                         source=source, spec=spec, kind=kind, split=split,
+                         fingerprint=c["fingerprint"], skipped=skipped,
+                         is_synthetic=kind == "phantom", raw_sizes=c["raw_sizes"],
+                         raw_modes=list(c["raw_modes"]))
+
+
+def _cache_path(kind: str, split: str, image_size: int, key: str) -> Path:
+    return config.CACHE_DIR / "datasets" / f"{kind}_{split}_{image_size}px_{key[:16]}.pt"
+
+
+def _cache_get(path: Path) -> dict | None:
+    """The cached dict, or None when absent or unusable (then it is rebuilt and overwritten)."""
+    if not path.is_file():
+        return None
+    try:
+        c = io.load_torch(path)
+        n = len(c["labels"])
+        ok = (c["version"] == PREPROCESS_VERSION and c["images"].dtype == torch.uint8
+              and c["images"].ndim == 4 and len(c["images"]) == n == len(c["raw_sizes"])
+              and len(c["raw_modes"]) == n and isinstance(c["fingerprint"], str))
+        if ok:
+            return c
+        reason = "unexpected content"
+    except Exception as err:  # any unreadable cache is simply rebuilt
+        reason = f"{type(err).__name__}: {err}"
+    warnings.warn(f"dataset cache {path} is unusable ({reason}); rebuilding it", stacklevel=4)
+    return None
+
+
+def _cache_put(path: Path, c: dict) -> None:
+    io.save_torch(c, path)
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _short(path: Path) -> str:
+    """``path`` relative to the repository when inside it (shorter captions), else absolute."""
+    try:
+        return str(Path(path).resolve().relative_to(config.REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def summarize(ds: ChestXrayData) -> str:
+    """Multi-line text: source, split, counts per class, image size, skipped, fingerprint."""
+    n = max(len(ds), 1)
+    counts = torch.bincount(ds.labels, minlength=len(ds.class_names)).tolist()
+    per_class = ", ".join(f"{name} {c:,} ({100 * c / n:.1f}%)"
+                          for name, c in zip(ds.class_names, counts, strict=True))
+    lines = [f"source:      {ds.source}", f"kind:        {ds.kind} (spec: {ds.spec})",
+             f"split:       {ds.split}",
+             f"images:      {len(ds):,} x 1 x {ds.image_size} x {ds.image_size} uint8",
+             f"per class:   {per_class}", f"skipped:     {len(ds.skipped)} file(s)"]
+    lines += [f"  - {p}: {r}" for p, r in ds.skipped[:10]]
+    lines += [f"  ... and {len(ds.skipped) - 10} more"] if len(ds.skipped) > 10 else []
+    lines.append(f"fingerprint: {ds.fingerprint}")
+    return "\n".join(lines)
+
+
+def split_counts(source: str, image_size: int = 64) -> pd.DataFrame:
+    """Images per class for each split of ``source`` (a concrete spec, e.g. ``ds.spec``)."""
+    rows = []
+    for split in SPLITS:
+        try:
+            ds = load_dataset(source, split, image_size)
+        except (ValueError, FileNotFoundError) as err:
+            rows.append({"split": split, "NORMAL": 0, "PNEUMONIA": 0, "total": 0, "skipped": 0,
+                         "note": str(err).split(":")[0]})
+            continue
+        c = torch.bincount(ds.labels, minlength=2).tolist()
+        rows.append({"split": split, "NORMAL": c[0], "PNEUMONIA": c[1], "total": len(ds),
+                     "skipped": len(ds.skipped), "note": ""})
+    return pd.DataFrame(rows)
+
+
+def raw_size_stats(ds: ChestXrayData) -> pd.DataFrame:
+    """Width/height of the original files per class (count, min, median, max) and their modes."""
+    df = pd.DataFrame(ds.raw_sizes.numpy(), columns=["width", "height"])
+    df["class"] = [ds.class_names[k] for k in ds.labels.tolist()]
+    df["mode"] = ds.raw_modes
+    g = df.groupby("class")
+    out = g[["width", "height"]].agg(["min", "median", "max"])
+    out.columns = [f"{a}_{b}" for a, b in out.columns]
+    out.insert(0, "n", g.size())
+    out["modes"] = g["mode"].agg(lambda m: ", ".join(f"{k} {v}" for k, v in m.value_counts().items()))
+    return out.reset_index()
+
+
+__all__ = ["ChestXrayData", "load_dataset", "resolve_auto", "summarize", "split_counts",
+           "raw_size_stats", "list_folder", "decode_image", "read_npz", "find_pneumoniamnist",
+           "UnreadableImage", "CLASS_NAMES", "LAYOUT", "PREPROCESS_VERSION"]

@@ -1,0 +1,268 @@
+"""load_dataset on fixtures written here: Kermany folders, PneumoniaMNIST .npz, phantom, auto."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gan_lib import config, data, phantom
+
+
+@pytest.fixture(autouse=True)
+def data_dirs(tmp_path, monkeypatch):
+    """Caches, phantom and raw data under tmp_path; never the network."""
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(config, "PHANTOM_DIR", tmp_path / "phantom")
+    monkeypatch.setattr(config, "RAW_DIR", tmp_path / "raw")
+    monkeypatch.setattr(data, "_online", lambda *a, **k: False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # ~/.medmnist lookups stay inside tmp
+    small = functools.partial(phantom.make_phantom, n_train=20, n_test=8, n_val=4)
+    monkeypatch.setattr(phantom, "make_phantom",
+                        lambda root, **kw: small(root, **{k: v for k, v in kw.items()
+                                                          if k not in ("n_train", "n_test")}))
+    return tmp_path
+
+
+def _gray_jpeg(path, w, h, value=100):
+    rng = np.random.default_rng(0)
+    arr = np.clip(value + rng.normal(0, 10, (h, w)), 0, 255).astype(np.uint8)
+    Image.fromarray(arr, "L").save(path, "JPEG", quality=95)
+
+
+def make_kermany(root):
+    """A small train split with every kind of file a real download contains (and some bad ones)."""
+    normal, pneu = root / "train" / "NORMAL", root / "train" / "PNEUMONIA"
+    normal.mkdir(parents=True)
+    pneu.mkdir(parents=True)
+    _gray_jpeg(normal / "gray.jpeg", 300, 217)  # odd size, 8-bit gray
+    Image.new("RGB", (151, 233), (200, 40, 40)).save(normal / "rgb.JPG", "JPEG", quality=95)
+    ramp = np.linspace(1000, 1400, 90 * 70).reshape(70, 90).astype(np.uint16)  # narrow 16-bit
+    Image.fromarray(ramp).save(normal / "sixteen.png")
+    stripe = np.zeros((100, 300), np.uint8)
+    stripe[:, :100] = 255  # only the left third is white: a center crop must drop it
+    Image.fromarray(stripe).save(pneu / "wide.PNG")
+    _gray_jpeg(pneu / "ok.jpeg", 64, 64, value=180)
+    full = (pneu / "ok.jpeg").read_bytes()
+    _gray_jpeg(pneu / "big.jpeg", 400, 400)
+    (pneu / "truncated.jpeg").write_bytes((pneu / "big.jpeg").read_bytes()[:600])
+    (pneu / "empty.jpeg").write_bytes(b"")
+    (pneu / "notes.jpeg").write_text("this is not an image\n")
+    (pneu / ".hidden.jpeg").write_bytes(full)  # macOS resource fork style: ignored
+    (pneu / "readme.txt").write_text("ignored: not an image extension")
+    return root
+
+
+def _tree(root):
+    return sorted((str(p.relative_to(root)), p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in root.rglob("*"))
+
+
+def test_folder_reader_decodes_all_formats_and_skips_bad_files(tmp_path):
+    root = make_kermany(tmp_path / "xr")
+    with pytest.warns(UserWarning, match="skipped 3 unreadable"):
+        ds = data.load_dataset(str(root), "train", 64)
+    assert ds.images.dtype == torch.uint8 and ds.images.shape == (6, 1, 64, 64)
+    assert ds.labels.dtype == torch.int64 and ds.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert (ds.kind, ds.spec, ds.is_synthetic) == ("kermany", str(root.resolve()), False)
+    reasons = {p.split("/")[-1]: r for p, r in ds.skipped}
+    assert set(reasons) == {"truncated.jpeg", "empty.jpeg", "notes.jpeg"}
+    assert "0 bytes" in reasons["empty.jpeg"]
+    assert "not an image" in reasons["notes.jpeg"]
+    assert "truncated" in reasons["truncated.jpeg"]
+    sizes = dict(zip(ds.raw_modes, ds.raw_sizes.tolist(), strict=False))
+    assert sizes["RGB"] == [151, 233] and sizes["I;16"] == [90, 70]
+
+
+def test_pixels_rgb_to_gray_16bit_full_range_and_aspect_preserving_crop(tmp_path):
+    root = make_kermany(tmp_path / "xr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = data.load_dataset(str(root), "train", 64)
+    by_size = {tuple(wh): img[0].float() for wh, img in zip(ds.raw_sizes.tolist(), ds.images,
+                                                            strict=True)}
+    gray, rgb, sixteen, wide = (by_size[wh] for wh in ((300, 217), (151, 233), (90, 70), (300, 100)))
+    assert abs(gray.mean() - 100) < 3
+    expected = Image.new("RGB", (1, 1), (200, 40, 40)).convert("L").getpixel((0, 0))
+    assert abs(rgb.mean() - expected) < 3
+    # 1000..1400 scaled by its own range spans 0..255 (truncation to 8 bits would saturate).
+    assert sixteen.min() < 10 and sixteen.max() > 245
+    assert wide.mean() < 5, "the white left third should be cropped away, not squeezed in"
+
+
+def test_cache_hit_does_not_decode_and_data_folder_untouched(tmp_path, monkeypatch):
+    root = make_kermany(tmp_path / "xr")
+    before = _tree(root)
+    with pytest.warns(UserWarning):
+        first = data.load_dataset(str(root), "train", 64)
+
+    def boom(*args, **kwargs):
+        raise AssertionError("decoded again despite the cache")
+
+    monkeypatch.setattr(data, "decode_image", boom)
+    with pytest.warns(UserWarning, match="skipped 3"):
+        second = data.load_dataset(str(root), "train", 64)
+    assert torch.equal(first.images, second.images) and first.fingerprint == second.fingerprint
+    assert second.skipped == first.skipped
+    assert _tree(root) == before, "load_dataset wrote into the user's data folder"
+    assert list((config.CACHE_DIR / "datasets").glob("kermany_train_64px_*.pt"))
+
+
+def test_corrupt_cache_is_rebuilt(tmp_path):
+    root = make_kermany(tmp_path / "xr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = data.load_dataset(str(root), "train", 32)
+    (cache,) = (config.CACHE_DIR / "datasets").glob("*.pt")
+    cache.write_bytes(b"garbage")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = data.load_dataset(str(root), "train", 32)
+    assert any("unusable" in str(w.message) for w in caught)
+    assert torch.equal(first.images, again.images) and first.fingerprint == again.fingerprint
+    assert cache.stat().st_size > 1000, "the cache file should have been rewritten"
+
+
+def test_fingerprint_follows_content_not_location(tmp_path):
+    a = make_kermany(tmp_path / "a")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fa = data.load_dataset(str(a), "train", 32).fingerprint
+        shutil.copytree(a, tmp_path / "b")
+        fb = data.load_dataset(str(tmp_path / "b"), "train", 32).fingerprint
+        _gray_jpeg(tmp_path / "b" / "train" / "NORMAL" / "new.jpeg", 80, 80)
+        new = data.load_dataset(str(tmp_path / "b"), "train", 32)
+        f64 = data.load_dataset(str(a), "train", 64).fingerprint
+    assert fa == fb and len(set([fa, new.fingerprint, f64])) == 3 and len(new) == 7
+
+
+def test_layout_errors_name_the_expected_layout(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist") as err:
+        data.load_dataset(str(tmp_path / "nowhere"), "train")
+    assert data.LAYOUT in str(err.value)
+    flat = tmp_path / "flat"
+    (flat / "NORMAL").mkdir(parents=True)
+    _gray_jpeg(flat / "NORMAL" / "a.jpeg", 50, 50)
+    with pytest.raises(ValueError, match="not in the Kermany layout") as err:
+        data.load_dataset(str(flat), "train")
+    assert "{train,test,val}/{NORMAL,PNEUMONIA}" in str(err.value)
+    nested = tmp_path / "zip" / "chest_xray" / "train"
+    (nested / "NORMAL").mkdir(parents=True)
+    (nested / "PNEUMONIA").mkdir()
+    with pytest.raises(ValueError, match="Did you mean"):
+        data.load_dataset(str(tmp_path / "zip"), "train")
+    with pytest.raises(ValueError, match="empty"):  # class folders there, no images
+        data.load_dataset(str(tmp_path / "zip" / "chest_xray"), "train")
+
+
+def test_all_files_unreadable_is_an_error(tmp_path):
+    for name in ("NORMAL", "PNEUMONIA"):
+        (tmp_path / "x" / "test" / name).mkdir(parents=True)
+        (tmp_path / "x" / "test" / name / "a.jpeg").write_bytes(b"")
+    with pytest.raises(ValueError, match="none of the 2 files"):
+        data.load_dataset(str(tmp_path / "x"), "test")
+
+
+def _npz(path, n=10, size=28, **override):
+    rng = np.random.default_rng(0)
+    arrays = {f"{s}_images": rng.integers(0, 256, (n, size, size), dtype=np.uint8)
+              for s in data.SPLITS}
+    arrays.update({f"{s}_labels": (np.arange(n) % 2).reshape(n, 1) for s in data.SPLITS})
+    arrays.update(override)
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, **arrays)
+    return path
+
+
+def test_npz_reader_with_medmnist_keys(tmp_path):
+    path = _npz(tmp_path / "pm.npz")
+    ds = data.load_dataset(str(path), "val", 64)
+    assert ds.images.shape == (10, 1, 64, 64) and ds.labels.tolist() == [0, 1] * 5
+    assert (ds.kind, ds.spec, ds.is_synthetic) == ("pneumoniamnist", str(path.resolve()), False)
+    assert ds.raw_sizes.tolist()[0] == [28, 28]
+
+
+@pytest.mark.parametrize(("override", "match"), [
+    ({"train_labels": None}, r"no \['train_labels'\].*found keys"),
+    ({"train_images": np.zeros((10, 28), np.uint8)}, r"expected .*uint8 \[N, H, W\]"),
+    ({"train_images": np.zeros((10, 28, 28), np.float32)}, "float32"),
+    ({"train_labels": np.zeros((7, 1), np.int64)}, r"for 10 images: expected"),
+    ({"train_labels": np.full((10, 1), 3)}, "0 normal / 1 pneumonia"),
+])
+def test_npz_errors_say_what_was_expected(tmp_path, override, match):
+    path = _npz(tmp_path / "bad.npz", **override)
+    with pytest.raises(ValueError, match=match):
+        data.load_dataset(str(path), "train", 64)
+
+
+def test_not_an_npz_and_unknown_source(tmp_path):
+    (tmp_path / "fake.npz").write_text("nope")
+    with pytest.raises(ValueError, match="cannot be read as .npz"):
+        data.load_dataset(str(tmp_path / "fake.npz"))
+    with pytest.raises(FileNotFoundError, match="'phantom', 'pneumoniamnist'"):
+        data.load_dataset("phantm")
+
+
+def test_pneumoniamnist_picks_nearest_stored_size_above(tmp_path):
+    _npz(config.RAW_DIR / "pneumoniamnist.npz", size=28)
+    _npz(config.RAW_DIR / "pneumoniamnist_128.npz", size=128)
+    ds = data.load_dataset("pneumoniamnist", "test", 64)
+    assert ds.spec.endswith("pneumoniamnist_128.npz") and ds.images.shape[-1] == 64
+
+
+def test_pneumoniamnist_offline_without_file_says_where_to_put_it():
+    with pytest.raises(FileNotFoundError, match="pneumoniamnist_64.npz") as err:
+        data.load_dataset("pneumoniamnist", "train", 64)
+    assert str(config.RAW_DIR) in str(err.value)
+
+
+def test_auto_prefers_kermany_then_npz_then_phantom(tmp_path, capsys):
+    assert data.resolve_auto(64)[0] == "phantom"
+    _npz(config.RAW_DIR / "pneumoniamnist_64.npz", size=64)
+    assert data.resolve_auto(64)[0].endswith("pneumoniamnist_64.npz")
+    make_kermany(config.RAW_DIR / "chest_xray")
+    with pytest.warns(UserWarning):
+        ds = data.load_dataset("auto", "train", 32)
+    assert ds.kind == "kermany" and "chest_xray" in capsys.readouterr().out
+
+
+def test_phantom_source_is_labelled_synthetic_and_cached(tmp_path):
+    ds = data.load_dataset("phantom", "train", 64)
+    assert (ds.kind, ds.spec, ds.is_synthetic) == ("phantom", "phantom", True)
+    assert ds.source.startswith("synthetic phantom data") and len(ds) == 20
+    assert (config.PHANTOM_DIR / phantom.MARKER).is_file()
+    text = data.summarize(ds)
+    for part in ("synthetic phantom data", "NORMAL 5", "PNEUMONIA 15", "64 x 64",
+                 ds.fingerprint, "skipped:     0"):
+        assert part in text
+    # A phantom folder passed by path is still recognised and named synthetic.
+    assert data.load_dataset(str(config.PHANTOM_DIR), "val", 32).is_synthetic
+
+
+def test_split_counts_and_raw_size_stats(tmp_path):
+    counts = data.split_counts("phantom", 32)
+    assert counts.set_index("split").loc["test", ["NORMAL", "PNEUMONIA"]].tolist() == [3, 5]
+    root = make_kermany(tmp_path / "xr")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        counts = data.split_counts(str(root), 32).set_index("split")
+        ds = data.load_dataset(str(root), "train", 32)
+    assert counts.loc["train", "total"] == 6 and counts.loc["train", "skipped"] == 3
+    assert counts.loc["val", "total"] == 0 and "layout" in counts.loc["val", "note"]
+    stats = data.raw_size_stats(ds).set_index("class")
+    assert stats.loc["NORMAL", "width_max"] == 300 and stats.loc["NORMAL", "n"] == 3
+
+
+def test_cli_summary_and_phantom(tmp_path, capsys):
+    from gan_lib.__main__ import main
+
+    main(["data", "--source", "phantom", "--size", "32", "--split", "test"])
+    assert "synthetic phantom data" in capsys.readouterr().out
+    main(["data", "phantom", str(tmp_path / "ph"), "--n-train", "10", "--n-test", "4"])
+    assert (tmp_path / "ph" / "train" / "PNEUMONIA").is_dir()
