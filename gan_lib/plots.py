@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -60,14 +61,19 @@ def save_grid_png(images: torch.Tensor, path: str | os.PathLike, nrow: int = 8) 
 
 
 def _caption(fig: plt.Figure, caption: str) -> None:
+    """Lay the figure out, then put the caption under the lowest axes, wrapped to its width."""
+    fig.tight_layout()
     if caption:
-        fig.text(0.5, -0.01, caption, ha="center", va="top", fontsize=8, wrap=True, color="0.25")
+        y0 = min(ax.get_tightbbox().y0 for ax in fig.axes) / fig.bbox.height
+        chars = int(fig.get_figwidth() * 15)  # ~15 characters of 8-pt text per inch
+        fig.text(0.5, y0 - 0.01, textwrap.fill(caption, chars), ha="center", va="top",
+                 fontsize=8, color="0.25")
 
 
 def plot_real_samples(images: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str],
                       caption: str, n_per_class: int = 16) -> plt.Figure:
     """Figure 1: the first ``n_per_class`` images of each class, one panel per class."""
-    fig, axes = plt.subplots(1, len(class_names), figsize=(5 * len(class_names), 5.4))
+    fig, axes = plt.subplots(1, len(class_names), figsize=(4.5 * len(class_names), 4.8))
     for k, (ax, name) in enumerate(zip(np.atleast_1d(axes), class_names, strict=True)):
         idx = torch.nonzero(labels == k).flatten()[:n_per_class]
         ax.axis("off")
