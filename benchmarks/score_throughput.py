@@ -1,0 +1,231 @@
+"""Scoring speed: gan_lib's FID against a direct torch-fidelity call, and the real-statistics cache.
+
+Part 1, same inputs, same weights, in one process, alternating (torch-fidelity first):
+
+  torch-fidelity  ``torch_fidelity.calculate_metrics(input1=fake, input2=real, fid=True,
+                  feature_extractor_weights_path=W)`` as a user would call it (its DataLoader
+                  with workers, its defaults otherwise).
+  gan_lib         ``metrics.score_images`` with the same weights: the extractor, features
+                  streamed from in-memory uint8 tensors, torch-fidelity's FID function.
+
+  It prints the seconds of each end to end and |FID difference| (must be < 1e-3 in fp32), then
+  the images/s of the feature extraction alone (torch-fidelity's extractor and DataLoader path
+  against gan_lib's, both building their extractor) and their ratio. The FID math, identical
+  on both sides (~10-20 s for 2048-d on a 2-core CPU, whatever n), is left out of the ratio.
+  Extraction rounds alternate which side goes first; the best of each counts (noisy machines).
+
+Part 2, three generator snapshots of a throw-away run on the same real images:
+
+  no cache        what a direct torch-fidelity call per snapshot costs: the real images are
+                  extracted again for every snapshot;
+  cold cache      ``metrics.score_run`` with an empty cache: one pass over the real images
+                  (plus the test split for the floor), then only the fakes of each snapshot;
+  warm cache      ``metrics.score_run`` again: no real pass at all.
+
+  The default metric in part 2 is KID, whose math is cheap, so the timings show extraction;
+  a 2048-d FID adds ~15 s of eigen-decomposition per snapshot and floor on a 2-core CPU.
+
+    .venv/bin/python benchmarks/score_throughput.py              # make bench: a few minutes
+    .venv/bin/python benchmarks/score_throughput.py --n-fake 8 --n-real 8 --rounds 1 --skip-cache
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch_fidelity
+from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
+
+from gan_lib import config, data, inception, io, metrics, models, train
+
+
+class Images(torch.utils.data.Dataset):
+    """uint8 [N, 1, H, W] as torch-fidelity's input: one [3, H, W] uint8 tensor per item."""
+
+    def __init__(self, images: torch.Tensor):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return self.images[i].expand(3, -1, -1)
+
+
+def fidelity(fake: torch.Tensor, real: torch.Tensor, args, weights: str, **metric) -> dict:
+    return torch_fidelity.calculate_metrics(
+        input1=Images(fake), input2=Images(real), cuda=args.device.type == "cuda",
+        batch_size=args.batch_size, feature_extractor_weights_path=weights, verbose=False,
+        cache=False, **metric)
+
+
+def snapshot(path: Path, seed: int, image_size: int) -> Path:
+    """A randomly initialised DCGAN generator snapshot (its images are what matters here)."""
+    torch.manual_seed(seed)
+    G = models.Generator(image_size=image_size).apply(models.weights_init)
+    models.save_snapshot(G, path, iteration=seed)
+    return path
+
+
+def gan_lib_fid(fake: torch.Tensor, real: torch.Tensor, cfg: config.ScoreConfig) -> tuple:
+    """(FID, {phase: seconds}) through gan_lib, the extractor built inside the timing."""
+    t0 = time.perf_counter()
+    ex = metrics.load_extractor(cfg)
+    t1 = time.perf_counter()
+    f_fake, f_real = metrics.extract_features(ex, fake), metrics.extract_features(ex, real)
+    t2 = time.perf_counter()
+    fid = metrics.compare(ex, f_fake, f_real, cfg)["fid"]
+    t3 = time.perf_counter()
+    return fid, {"build extractor": t1 - t0, "extract features": t2 - t1, "FID math": t3 - t2}
+
+
+def fidelity_features(images: torch.Tensor, args, weights: str) -> torch.Tensor:
+    """torch-fidelity's own extraction path (what calculate_metrics runs): extractor + loader."""
+    fe = create_feature_extractor("inception-v3-compat", ["2048"], cuda=args.device.type == "cuda",
+                                  feature_extractor_weights_path=weights, verbose=False)
+    return get_featuresdict_from_dataset(Images(images), fe, args.batch_size,
+                                         args.device.type == "cuda", False, False)["2048"]
+
+
+def part1(ds, args, weights: str) -> dict:
+    """FID of the same fakes and reals: gan_lib vs torch-fidelity, images/s and agreement.
+
+    End to end once (extractor, features, FID math), then feature extraction alone (the part
+    that scales with n; the FID math is the same torch-fidelity function on both sides) in
+    rounds that alternate which side goes first; the best round of each counts.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        fake = models.generate(snapshot(Path(tmp) / "G.pt", 1, args.image_size), args.n_fake,
+                               seed=0)
+    real = ds.images[:args.n_real]
+    both, n = torch.cat([fake, real]), len(fake) + len(real)
+    cfg = config.ScoreConfig(metrics=("fid",), batch_size=args.batch_size, weights=weights,
+                             device=str(args.device), precision="fp32")
+    warm_up = metrics.load_extractor(cfg)  # weights into the page cache, oneDNN initialised
+    metrics.extract_features(warm_up, fake[:2])
+    t0 = time.perf_counter()
+    theirs = fidelity(fake, real, args, weights, fid=True)["frechet_inception_distance"]
+    t_theirs = time.perf_counter() - t0
+    ours, split = gan_lib_fid(fake, real, cfg)
+    t_ours = sum(split.values())
+    times: dict[str, list[float]] = {"torch-fidelity": [], "gan_lib": []}
+    for rnd in range(args.rounds):
+        for who in sorted(times, reverse=rnd % 2 == 0):  # torch-fidelity first in round 0
+            t0 = time.perf_counter()
+            if who == "torch-fidelity":
+                fidelity_features(both, args, weights)
+            else:
+                metrics.extract_features(metrics.load_extractor(cfg), both)
+            times[who].append(time.perf_counter() - t0)
+    x_theirs, x_ours = n / min(times["torch-fidelity"]), n / min(times["gan_lib"])
+    return {"images": n, "rounds": args.rounds, "fid_torch_fidelity": theirs,
+            "fid_gan_lib": ours, "abs_fid_difference": abs(ours - theirs),
+            "end_to_end_seconds_torch_fidelity": t_theirs, "end_to_end_seconds_gan_lib": t_ours,
+            "gan_lib_split_s": split, "extraction_seconds": times,
+            "img_per_s_torch_fidelity": x_theirs, "img_per_s_gan_lib": x_ours,
+            "ratio_gan_lib_over_torch_fidelity": x_ours / x_theirs}
+
+
+def part2(ds, args, weights: str) -> dict:
+    """Three snapshots: no cache (real re-extracted each time), cold and warm score_run."""
+    chosen = tuple(args.cache_metrics.split(","))
+    cfg = config.ScoreConfig(n_fake=args.n_fake, n_real=args.n_real, metrics=chosen,
+                             batch_size=args.batch_size, weights=weights,
+                             kid_subset_size=min(args.n_fake, args.n_real // 2), kid_subsets=20,
+                             device=str(args.device), precision="fp32")
+    with tempfile.TemporaryDirectory() as tmp:
+        config.CACHE_DIR = Path(tmp) / "cache"  # a fresh, empty real-statistics cache
+        run_dir = Path(tmp) / "bench"
+        paths = [snapshot(run_dir / "snapshots" / f"G_iter_{s:06d}.pt", s, args.image_size)
+                 for s in (1, 2, 3)]
+        tcfg = config.make_train_config("smoke", name="bench", image_size=args.image_size)
+        io.write_json(run_dir / "config.json", {"config": tcfg.to_dict(), "data": {
+            "source": ds.source, "spec": ds.spec, "kind": ds.kind, "fingerprint": ds.fingerprint,
+            "n_images": len(ds.images), "is_synthetic": ds.is_synthetic}})
+        for split in ("train", "test"):  # decode the data into the fresh cache before timing
+            with contextlib.suppress(FileNotFoundError, ValueError):  # a source without test/
+                metrics.load_real(io.read_json(run_dir / "config.json"), split)
+        order = torch.randperm(len(ds.images),
+                               generator=torch.Generator().manual_seed(metrics.SUBSET_SEED))
+        real = ds.images[order[:args.n_real]]
+        kid = {"kid_subset_size": cfg.kid_subset_size, "kid_subsets": cfg.kid_subsets}
+        metric = {m: True for m in chosen} | (kid if "kid" in chosen else {})
+        t0 = time.perf_counter()
+        for p in paths:  # the plain way: one torch-fidelity call per snapshot
+            fidelity(models.generate(p, args.n_fake, seed=cfg.seed), real, args, weights, **metric)
+        t_none = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        cold = metrics.score_run(run_dir, cfg)
+        t_cold = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        warm = metrics.score_run(run_dir, cfg)
+        t_warm = time.perf_counter() - t0
+    assert cold["real_stats"]["cache"] == "built" and warm["real_stats"]["cache"] == "hit"
+    return {"metrics": list(chosen), "snapshots": 3, "n_fake": args.n_fake, "n_real": args.n_real,
+            "seconds_no_cache_torch_fidelity": t_none, "seconds_cold_cache": t_cold,
+            "seconds_warm_cache": t_warm, "real_pass_seconds": cold["real_stats"]["seconds"],
+            "note": "cold and warm also score the real-vs-real floors (halves; test vs train)"}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n-fake", type=int, default=32, help="generated images (part 1, per snapshot)")
+    p.add_argument("--n-real", type=int, default=32, help="real images")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--rounds", type=int, default=3, help="part 1 rounds (order alternates)")
+    p.add_argument("--source", default="auto", help="real data: auto | phantom | PATH")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    p.add_argument("--cache-metrics", default="kid", help="metrics of part 2, e.g. kid or fid,kid")
+    p.add_argument("--skip-cache", action="store_true", help="run part 1 only")
+    p.add_argument("--out", help="also write the results as JSON here")
+    args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.device = train.resolve_device(args.device)
+    weights = inception.resolve_weights()
+    ds = data.load_dataset(args.source, split="train", image_size=args.image_size)
+    print(f"device {args.device}, {torch.get_num_threads()} threads; weights: {weights['origin']}"
+          f" (sha256 {weights['sha256'][:12]}); real images: {ds.source}")
+    result = {"date": time.strftime("%Y-%m-%d %H:%M"), "device": str(args.device),
+              "threads": torch.get_num_threads(), "weights": weights["origin"],
+              "torch_fidelity": torch_fidelity.__version__, "data": ds.source,
+              "part1": part1(ds, args, weights["path"])}
+    r = result["part1"]
+    print(f"\nFID of {args.n_fake} fake vs {args.n_real} real images, end to end:")
+    print(f"  torch-fidelity calculate_metrics {r['end_to_end_seconds_torch_fidelity']:6.1f} s"
+          f"  FID {r['fid_torch_fidelity']:.6f}")
+    split = ", ".join(f"{k} {v:.1f} s" for k, v in r["gan_lib_split_s"].items())
+    print(f"  gan_lib                          {r['end_to_end_seconds_gan_lib']:6.1f} s"
+          f"  FID {r['fid_gan_lib']:.6f}  ({split})")
+    ok = "OK" if r["abs_fid_difference"] < 1e-3 else "FAIL"
+    print(f"  |FID difference| {r['abs_fid_difference']:.2e} ({ok}: < 1e-3)")
+    print(f"Feature extraction of the {r['images']} images, best of {r['rounds']} rounds:")
+    print(f"  torch-fidelity {r['img_per_s_torch_fidelity']:6.2f} img/s, gan_lib "
+          f"{r['img_per_s_gan_lib']:6.2f} img/s: "
+          f"ratio {r['ratio_gan_lib_over_torch_fidelity']:.2f}x")
+    if not args.skip_cache:
+        result["part2"] = c = part2(ds, args, weights["path"])
+        print(f"\nScoring 3 snapshots ({','.join(c['metrics'])}, n_fake {c['n_fake']}, "
+              f"n_real {c['n_real']}):")
+        t_none = c["seconds_no_cache_torch_fidelity"]
+        print(f"  no cache (torch-fidelity per snapshot) {t_none:7.1f} s")
+        print(f"  gan_lib, cold cache (1 real pass)      {c['seconds_cold_cache']:7.1f} s"
+              f"  (real pass {c['real_pass_seconds']:.1f} s)")
+        print(f"  gan_lib, warm cache (no real pass)     {c['seconds_warm_cache']:7.1f} s")
+        print(f"  ({c['note']})")
+    if args.out:
+        io.write_json(args.out, result)
+    print("\n" + json.dumps(result, default=str))
+
+
+if __name__ == "__main__":
+    main()

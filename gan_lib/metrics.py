@@ -1,0 +1,438 @@
+"""IS, FID and KID of a run's generator snapshots, computed by torch-fidelity.
+
+Extraction and metrics are separate: images (uint8, gray repeated to 3 channels) stream batch by
+batch through torch-fidelity's feature extractor; its own functions turn features into
+statistics and metrics (features -> mu, sigma -> FID; features -> KID; logits -> IS). Nothing
+here re-implements the metric formulas. The real set's features and statistics are computed once
+and cached as a pytorch-fid-compatible ``.npz`` (``mu``, ``sigma`` plus the features KID needs),
+keyed by everything that produced them, so scoring three snapshots makes one pass over the real
+images. Metric names carry their sample count: ``fid5k`` = FID on exactly 5,000 generated images,
+``fid1024`` on 1,024 ("k" only for exact thousands).
+
+Example:
+    >>> scores = score_run(config.RUNS_DIR / "smoke")  # doctest: +SKIP
+    >>> print(format_scores(scores))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch_fidelity import metric_fid, metric_isc, metric_kid
+
+from . import config, inception, io, models, train
+from .config import ScoreConfig
+from .inception import EXTRACTOR, Extractor, extract_features, load_extractor
+
+RNG_SEED = 2020  # torch-fidelity's default seed: KID subsets and IS split shuffling match it
+SUBSET_SEED = 0  # which real images form the n_real subset (a seeded permutation)
+CACHE_FORMAT = 1
+
+
+def metric_name(metric: str, n: int) -> str:
+    """Name with its sample count: ('fid', 5000) -> 'fid5k'; ('is', 4096) -> 'is4096'.
+
+    >>> metric_name("fid", 5000), metric_name("kid", 1024)
+    ('fid5k', 'kid1024')
+    """
+    return f"{metric}{n // 1000}k" if n >= 1000 and n % 1000 == 0 else f"{metric}{n}"
+
+
+# --- features -> statistics -> metrics (torch-fidelity's functions) ------------------------------
+
+
+def statistics(features: torch.Tensor) -> dict[str, np.ndarray]:
+    """float [N, D] -> {'mu': [D], 'sigma': [D, D]} (torch-fidelity, as pytorch-fid stores them)."""
+    if len(features) < 2:
+        raise ValueError(f"FID needs at least 2 images per set, got {len(features)}")
+    return metric_fid.fid_features_to_statistics(features)
+
+
+def fid_from_statistics(stats_1: dict[str, np.ndarray], stats_2: dict[str, np.ndarray]) -> float:
+    """FID of two statistics (torch-fidelity), clamped at 0: identical sets give -1e-12, not < 0."""
+    out = metric_fid.fid_statistics_to_metric(stats_1, stats_2, False)
+    return max(0.0, float(out[metric_fid.KEY_METRIC_FID]))
+
+
+def kid_from_features(f1: torch.Tensor, f2: torch.Tensor, subsets: int,
+                      subset_size: int) -> tuple[float, float, int]:
+    """(KID mean, KID std, subset size used). The subset size is lowered to the smaller set."""
+    size = min(subset_size, len(f1), len(f2))
+    if size < 2:
+        raise ValueError(f"KID needs at least 2 images per set, got {len(f1)} and {len(f2)}")
+    if size < subset_size:
+        warnings.warn(f"KID subset size lowered from {subset_size} to {size} (the smaller set)",
+                      stacklevel=2)
+    out = metric_kid.kid_features_to_metric(f1, f2, kid_subsets=subsets, kid_subset_size=size,
+                                            rng_seed=RNG_SEED, verbose=False)
+    return (float(out[metric_kid.KEY_METRIC_KID_MEAN]), float(out[metric_kid.KEY_METRIC_KID_STD]),
+            size)
+
+
+def inception_score(logits: torch.Tensor, splits: int) -> tuple[float, float]:
+    """(IS mean, IS std over ``splits``) of classifier logits [N, C] (torch-fidelity)."""
+    if len(logits) < splits:
+        raise ValueError(f"Inception Score with {splits} splits needs at least {splits} images, "
+                         f"got {len(logits)}; raise n_fake_is or lower is_splits")
+    if not torch.isfinite(logits).all():
+        raise ValueError("Inception logits are not finite: these weights have no classifier")
+    out = metric_isc.isc_features_to_metric(logits, splits, True, RNG_SEED)
+    return float(out[metric_isc.KEY_METRIC_ISC_MEAN]), float(out[metric_isc.KEY_METRIC_ISC_STD])
+
+
+def compare(ex: Extractor, f1: dict[str, torch.Tensor], f2: dict[str, torch.Tensor] | None,
+            score_cfg: ScoreConfig, stats_2: dict[str, np.ndarray] | None = None,
+            metrics: tuple[str, ...] = ("fid", "kid", "is")) -> dict[str, Any]:
+    """Those of ``metrics`` that score_cfg asks for: FID/KID of set 1 vs set 2, IS of set 1.
+
+    ``stats_2`` (the cached statistics of set 2) saves recomputing its covariance.
+    """
+    wanted = set(metrics) & set(score_cfg.metrics)
+    out: dict[str, Any] = {}
+    if "fid" in wanted and f2 is not None:
+        fid_layer = ex.layers["fid"]
+        stats_2 = stats_2 if stats_2 is not None else statistics(f2[fid_layer])
+        out["fid"] = fid_from_statistics(statistics(f1[fid_layer]), stats_2)
+    if "kid" in wanted and f2 is not None:
+        mean, std, size = kid_from_features(f1[ex.layers["kid"]], f2[ex.layers["kid"]],
+                                            score_cfg.kid_subsets, score_cfg.kid_subset_size)
+        out.update(kid=mean, kid_std=std, kid_subset_size=size)
+    if "is" in wanted and "is" in ex.layers:
+        out["is"], out["is_std"] = inception_score(f1[ex.layers["is"]], score_cfg.is_splits)
+    return out
+
+
+def score_images(fake: torch.Tensor, real: torch.Tensor, score_cfg: ScoreConfig,
+                 extractor: str | Extractor = EXTRACTOR) -> dict[str, Any]:
+    """FID/KID of ``fake`` against ``real`` and IS of ``fake`` (uint8 images), uncached.
+
+    >>> score_images(fake, real, config.make_score_config("smoke"))["fid"]  # doctest: +SKIP
+    """
+    ex = extractor if isinstance(extractor, Extractor) else load_extractor(score_cfg, extractor)
+    f_fake, f_real = extract_features(ex, fake, "fake"), extract_features(ex, real, "real")
+    return compare(ex, f_fake, f_real, score_cfg)
+
+
+# --- real-set statistics, cached --------------------------------------------------------------
+
+
+def real_features(ex: Extractor, ds: Any, n: int | None, image_size: int) -> dict[str, Any]:
+    """Features of ``n`` real images of ``ds`` (seeded choice; all if None), from cache or fresh.
+
+    Returns {'features': {name: [n, D]}, 'stats': FID statistics, 'path', 'cache': hit|built,
+    'n', 'seconds'}. A cache file that does not match its key or is unreadable is rebuilt.
+    """
+    total = len(ds.images)
+    n = total if n is None else min(n, total)
+    key = {"format": CACHE_FORMAT, "fingerprint": ds.fingerprint, "split": ds.split, "n": n,
+           "subset_seed": SUBSET_SEED, "image_size": image_size, **ex.key()}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = (config.CACHE_DIR / "fid_stats" /
+            f"{ex.name}-{str(ds.fingerprint)[:12]}-{ds.split}-n{n}-{digest}.npz")
+    t0 = time.perf_counter()
+    cached = _read_cache(path, key, ex)
+    if cached is not None:
+        return {**cached, "path": str(path), "cache": "hit", "n": n,
+                "seconds": round(time.perf_counter() - t0, 3)}
+    order = torch.randperm(total, generator=torch.Generator().manual_seed(SUBSET_SEED))[:n]
+    feats = extract_features(ex, ds.images[order], f"real {ds.split} ({n})")
+    stats = statistics(feats[ex.layers["fid"]])
+    with io.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, mu=stats["mu"], sigma=stats["sigma"], index=order.numpy(),
+                 meta=np.array(json.dumps(key, sort_keys=True)),
+                 **{f"features_{k}": v.numpy() for k, v in feats.items()})
+    return {"features": feats, "stats": stats, "path": str(path), "cache": "built", "n": n,
+            "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _read_cache(path: Path, key: dict[str, Any], ex: Extractor) -> dict[str, Any] | None:
+    """The cached features and statistics, or None (missing, stale or corrupt: then rebuilt)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if json.loads(str(z["meta"])) != json.loads(json.dumps(key, sort_keys=True)):
+                raise ValueError("its key does not match")
+            feats = {k: torch.from_numpy(z[f"features_{k}"].copy())
+                     for k in ex.module.get_requested_features_list()}
+            stats = {"mu": z["mu"].copy(), "sigma": z["sigma"].copy()}
+        fid = feats[ex.layers["fid"]]
+        if len(fid) != key["n"] or not all(torch.isfinite(v).all() for v in feats.values()):
+            raise ValueError("its features have the wrong count or are not finite")
+        if not np.allclose(stats["mu"], fid.numpy().mean(0), rtol=1e-4, atol=1e-5):
+            raise ValueError("mu does not match the stored features")
+    except Exception as err:  # truncated zip, missing arrays, edited file
+        warnings.warn(f"real-statistics cache {path} is stale or corrupt ({err}); rebuilding",
+                      stacklevel=3)
+        return None
+    return {"features": feats, "stats": stats}
+
+
+def load_real(run_config: dict[str, Any], split: str) -> Any:
+    """The real images a run was trained on (``split`` of its data spec, at its image size)."""
+    from . import data
+
+    return data.load_dataset(run_config["data"]["spec"], split=split,
+                             image_size=run_config["config"]["image_size"])
+
+
+# --- scoring a run ------------------------------------------------------------------------------
+
+
+def score_config(profile: str = "smoke", n_fake: int | None = None,
+                 metrics: str | list[str] | tuple[str, ...] | None = None,
+                 **overrides: Any) -> ScoreConfig:
+    """A profile's ScoreConfig with a notebook's optional overrides (None = the profile's value).
+
+    >>> score_config("smoke", metrics="fid,kid").metrics
+    ('fid', 'kid')
+    """
+    if n_fake is not None:
+        overrides["n_fake"] = n_fake
+    if metrics is not None:
+        overrides["metrics"] = tuple(m.strip() for m in metrics.split(",")) if isinstance(
+            metrics, str) else tuple(metrics)
+    return config.make_score_config(profile, **overrides)
+
+
+def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
+              extractor: str = EXTRACTOR) -> dict[str, Any]:
+    """Score every snapshot of a run; write ``run_dir/scores.json`` (atomic) and return it.
+
+    FID and KID of each snapshot against the real training images, the IS of the final snapshot
+    beside the IS of as many real images, and the real-vs-real floors computed the same way.
+    ``score_cfg`` defaults to the run's profile.
+    """
+    t0 = time.perf_counter()
+    run_cfg = train.load_run_config(run_dir)
+    run_dir = Path(run_dir) if Path(run_dir).is_dir() else config.RUNS_DIR / str(run_dir)
+    profile = run_cfg["config"].get("profile")
+    score_cfg = score_cfg or (config.make_score_config(profile) if profile in config.PROFILES
+                              else ScoreConfig())
+    snapshots = train.list_snapshots(run_dir)
+    ex = load_extractor(score_cfg, extractor)
+    image_size = run_cfg["config"]["image_size"]
+    ds = load_real(run_cfg, "train")
+    if ds.fingerprint != run_cfg["data"].get("fingerprint"):
+        warnings.warn(f"the data at {run_cfg['data']['spec']!r} changed since the run was trained "
+                      "(fingerprint differs); scoring against the data as it is now", stacklevel=2)
+    real = real_features(ex, ds, score_cfg.n_real, image_size)
+    base = {"extractor": ex.describe(), "weights": ex.weights["path"],
+            "weights_sha256": ex.weights["sha256"], "weights_origin": ex.weights["origin"],
+            "data_source": ds.source, "data_fingerprint": ds.fingerprint,
+            "device": str(ex.device), "precision": ex.precision}
+    records = _floors(ex, ds, real, run_cfg, score_cfg, base)
+    for iteration, path in snapshots:
+        records += _score_snapshot(ex, iteration, path, real, score_cfg, base,
+                                   final=iteration == snapshots[-1][0])
+    scores = {
+        "run": run_dir.name, "run_dir": str(run_dir),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "settings": score_cfg.to_dict(), "extractor": ex.describe(), "layers": ex.layers,
+        "weights": ex.weights, "device": str(ex.device), "precision": ex.precision,
+        "data": {"source": ds.source, "spec": ds.spec, "kind": ds.kind, "split": "train",
+                 "fingerprint": ds.fingerprint, "n_images": len(ds.images),
+                 "image_size": image_size, "is_synthetic": bool(ds.is_synthetic)},
+        "real_stats": {k: real[k] for k in ("path", "cache", "n", "seconds")},
+        "scores": records, "seconds": round(time.perf_counter() - t0, 2),
+    }
+    io.write_json(run_dir / "scores.json", scores)
+    return scores
+
+
+def _score_snapshot(ex: Extractor, iteration: int, path: Path, real: dict[str, Any],
+                    score_cfg: ScoreConfig, base: dict[str, Any],
+                    final: bool) -> list[dict[str, Any]]:
+    """FID/KID of one snapshot's n_fake images; for the final one also IS of n_fake_is images."""
+    want_is = final and "is" in score_cfg.metrics
+    n_gen = max(score_cfg.n_fake, score_cfg.n_fake_is if want_is and "is" in ex.layers else 0)
+    t0 = time.perf_counter()
+    # Latent i depends only on (seed, i): the first n_fake images are the FID set, the first
+    # n_fake_is the IS set, whichever is larger decides how many are generated.
+    fake = models.generate(path, n_gen, seed=score_cfg.seed, device=ex.device)
+    feats = extract_features(ex, fake, f"iteration {iteration} ({n_gen})")
+    seconds = time.perf_counter() - t0
+    fields = dict(kind="generated", iteration=iteration, snapshot=str(path),
+                  compared=f"generated (iteration {iteration}) vs real train")
+    fid_set = {k: v[:score_cfg.n_fake] for k, v in feats.items()}
+    records = _pair_records(ex, fid_set, real, score_cfg, base, seconds, **fields)
+    if want_is:
+        records.append(_is_record(ex, feats, score_cfg.n_fake_is, score_cfg, base, seconds,
+                                  **{**fields, "compared": f"generated (iteration {iteration})",
+                                     "n_fake": score_cfg.n_fake_is, "n_real": None}))
+        records.append(_is_record(ex, real["features"], score_cfg.n_fake_is, score_cfg, base,
+                                  real["seconds"], kind="real", iteration=None, snapshot=None,
+                                  compared="real train images", n_fake=None))
+    return records
+
+
+def _floors(ex: Extractor, ds: Any, real: dict[str, Any], run_cfg: dict[str, Any],
+            score_cfg: ScoreConfig, base: dict[str, Any]) -> list[dict[str, Any]]:
+    """Real-vs-real FID/KID: two disjoint halves of the real subset, and train vs test."""
+    half = real["n"] // 2
+    first = {k: v[:half] for k, v in real["features"].items()}
+    second = {"features": {k: v[half:2 * half] for k, v in real["features"].items()},
+              "stats": None, "n": half}
+    records = _pair_records(ex, first, second, score_cfg, base, 0.0, kind="floor",
+                            iteration=None, snapshot=None,
+                            compared="real train: half A vs half B (disjoint)")
+    try:
+        test = load_real(run_cfg, "test")
+    except (FileNotFoundError, ValueError, KeyError) as err:
+        reason = f"no test split in {run_cfg['data']['spec']!r} ({err})"
+        return records + [{**base, "name": metric, "metric": metric, "kind": "floor",
+                           "value": None, "std": None, "iteration": None, "n_fake": None,
+                           "n_real": None, "seconds": 0.0, "compared": "real test vs real train",
+                           "unavailable": reason}
+                          for metric in ("fid", "kid") if metric in score_cfg.metrics]
+    test_real = real_features(ex, test, score_cfg.n_real, run_cfg["config"]["image_size"])
+    return records + _pair_records(ex, test_real["features"], real, score_cfg, base,
+                                   test_real["seconds"], kind="floor", iteration=None,
+                                   snapshot=None, compared="real test vs real train")
+
+
+def _pair_records(ex: Extractor, f1: dict[str, torch.Tensor], real: dict[str, Any],
+                  score_cfg: ScoreConfig, base: dict[str, Any], seconds: float,
+                  **fields: Any) -> list[dict[str, Any]]:
+    """FID and KID records of feature set 1 against ``real`` (features, optional statistics)."""
+    t0 = time.perf_counter()
+    values = compare(ex, f1, real["features"], score_cfg, real["stats"], metrics=("fid", "kid"))
+    n1 = len(f1[ex.layers["fid"]])
+    common = {**base, **fields, "n_fake": n1, "n_real": real["n"],
+              "seconds": round(seconds + time.perf_counter() - t0, 3)}
+    records = []
+    if "fid" in values:
+        records.append({"name": metric_name("fid", n1), "metric": "fid", "value": values["fid"],
+                        "std": None, **common})
+    if "kid" in values:
+        records.append({"name": metric_name("kid", n1), "metric": "kid", "value": values["kid"],
+                        "std": values["kid_std"], **common,
+                        "kid_subset_size": values["kid_subset_size"],
+                        "kid_subsets": score_cfg.kid_subsets})
+    return records
+
+
+def _is_record(ex: Extractor, feats: dict[str, torch.Tensor], n: int, score_cfg: ScoreConfig,
+               base: dict[str, Any], seconds: float, **fields: Any) -> dict[str, Any]:
+    """IS of the first ``n`` images, or a record saying why it is unavailable."""
+    if "is" not in ex.layers:
+        reason = (f"the Inception weights in use ({ex.weights['origin']}) have no classifier "
+                  "layer (pool3 features only), so there are no logits for an Inception Score")
+        return {**base, **fields, "name": metric_name("is", n), "metric": "is", "value": None,
+                "std": None, "n_real": fields.get("n_real", n), "unavailable": reason,
+                "fix": "to get IS, " + inception.HOW_TO_SUPPLY}
+    logits = feats[ex.layers["is"]][:n]
+    t0 = time.perf_counter()
+    mean, std = inception_score(logits, score_cfg.is_splits)
+    count = {"n_real": len(logits)} if fields.get("kind") == "real" else {}
+    return {**base, **fields, **count, "name": metric_name("is", len(logits)), "metric": "is",
+            "value": mean, "std": std, "is_splits": score_cfg.is_splits,
+            "seconds": round(seconds + time.perf_counter() - t0, 3)}
+
+
+# --- presenting scores ----------------------------------------------------------------------------
+
+
+def format_scores(scores: dict[str, Any]) -> str:
+    """A printable table of scores.json, headed by how the numbers were computed."""
+    rows = [{"name": r["name"], "compared": r["compared"],
+             "value": "unavailable" if r["value"] is None else f"{r['value']:.4g}",
+             "std": "" if r.get("std") is None else f"{r['std']:.2g}",
+             "n_fake": r.get("n_fake") or "", "n_real": r.get("n_real") or "",
+             "seconds": r.get("seconds", "")} for r in scores["scores"]]
+    notes = dict.fromkeys(f"  {r['metric'].upper()}: {r['unavailable']}; {r.get('fix', '')}"
+                          for r in scores["scores"] if r.get("unavailable"))
+    real = scores["real_stats"]
+    return "\n".join([f"Scores of run {scores['run']} ({scores['run_dir']}/scores.json)",
+                      provenance(scores), f"Real statistics: cache {real['cache']} "
+                      f"({real['seconds']:.1f} s), {real['path']}", "",
+                      pd.DataFrame(rows).to_string(index=False),
+                      *(["", "unavailable:", *notes] if notes else []),
+                      f"total {scores['seconds']:.1f} s"])
+
+
+def provenance(scores: dict[str, Any]) -> str:
+    """One paragraph on how the scores were computed: extractor, weights, data, device."""
+    w, d, s, r = scores["weights"], scores["data"], scores["settings"], scores["real_stats"]
+    sha = f"sha256 {w['sha256'][:12]}" if w.get("sha256") else "no weights file"
+    return (f"Extractor: {scores['extractor']}; weights: {w['origin']} "
+            f"({Path(w['path']).name if w.get('path') else '-'}, {sha}). "
+            f"Real images: {d['source']}, {d['split']} split (fingerprint "
+            f"{str(d['fingerprint'])[:12]}, {d['n_images']} images at {d['image_size']} px), "
+            f"n_real = {r['n']}. Generated images: n_fake = {s['n_fake']} per snapshot, latents "
+            f"seed {s['seed']}. Device {scores['device']}, {scores['precision']}.")
+
+
+def fid_table(scores: dict[str, Any]) -> pd.DataFrame:
+    """Table 1: FID and KID per snapshot iteration, then the real-vs-real floor rows."""
+    rows: dict[tuple, dict[str, Any]] = {}
+    for r in scores["scores"]:
+        if r["metric"] not in ("fid", "kid") or r["kind"] == "real":
+            continue
+        label = r["iteration"] if r["kind"] == "generated" else "floor (real vs real)"
+        row = rows.setdefault((r["kind"] != "generated", r["compared"]), {
+            "iteration": label, "compared": r["compared"], "FID": None, "KID mean": None,
+            "KID std": None, "n_fake": r.get("n_fake"), "n_real": r.get("n_real")})
+        if r["value"] is None:
+            row["FID" if r["metric"] == "fid" else "KID mean"] = "unavailable"
+        elif r["metric"] == "fid":
+            row["FID"] = r["value"]
+        else:
+            row["KID mean"], row["KID std"] = r["value"], r["std"]
+    order = sorted(rows, key=lambda k: (k[0], rows[k]["iteration"] if not k[0] else 0))
+    return pd.DataFrame([rows[k] for k in order],
+                        columns=["iteration", "compared", "FID", "KID mean", "KID std", "n_fake",
+                                 "n_real"])
+
+
+def is_table(scores: dict[str, Any]) -> pd.DataFrame:
+    """Inception Score of the generated images beside that of as many real images."""
+    rows = [{"images": r["compared"], "IS mean": r["value"] if r["value"] is not None
+             else "unavailable", "IS std": r.get("std"),
+             "n": r.get("n_fake") or r.get("n_real"), "splits": r.get("is_splits"),
+             "note": r.get("unavailable", "")}
+            for r in scores["scores"] if r["metric"] == "is"]
+    return pd.DataFrame(rows, columns=["images", "IS mean", "IS std", "n", "splits", "note"])
+
+
+def table_caption(scores: dict[str, Any], table: str) -> str:
+    """Caption of tables/fid.md ('fid') or tables/is.md ('is'): what, how, from which data."""
+    s = scores["settings"]
+    if table == "fid":
+        kid = next((r for r in scores["scores"] if r["metric"] == "kid"), {})
+        what = ("Table 1. FID (torch-fidelity, 2048-d Inception pool3 features) and KID (mean and "
+                f"std over {kid.get('kid_subsets', s['kid_subsets'])} subsets of "
+                f"{kid.get('kid_subset_size', s['kid_subset_size'])}) of each generator snapshot "
+                "against the real training images. The floor rows compare real with real images "
+                "(two disjoint halves of the training images; test vs training images), computed "
+                "the same way: the best a generator could score here; their n_fake and n_real are "
+                "the sizes of the two real sets. FID is biased upwards at small n: compare rows "
+                "with their n.")
+    else:
+        fixes = {r["fix"] for r in scores["scores"] if r["metric"] == "is" and r.get("fix")}
+        what = (f"Inception Score (mean and std over {s['is_splits']} splits) of the final "
+                "snapshot's images beside as many real training images; IS measures confidence "
+                "over ImageNet classes and stays near 1 on X-rays. "
+                + "".join(f"IS unavailable: {fix}. " for fix in sorted(fixes)))
+    return f"{what} {provenance(scores)}"
+
+
+def fid_curve(scores: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """(rows {iteration, fid} of the snapshots, floors {label: FID}) for plots.plot_fid_curve."""
+    fids = [r for r in scores["scores"] if r["metric"] == "fid" and r["value"] is not None]
+    rows = [{"iteration": r["iteration"], "fid": r["value"]} for r in fids
+            if r["kind"] == "generated"]
+    if not rows:
+        raise ValueError("no FID scores in these scores: score the run with 'fid' in metrics")
+    floors = {r["compared"]: r["value"] for r in fids if r["kind"] == "floor"}
+    return sorted(rows, key=lambda row: row["iteration"]), floors

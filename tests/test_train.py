@@ -1,0 +1,273 @@
+"""Training: the run folder and its contents, determinism, exact resume after SIGKILL, NaN guard,
+and errors raised before any work. Tiny networks on a random stand-in data set: a few seconds."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import types
+
+import pytest
+import torch
+from PIL import Image
+
+from gan_lib import config, data, io, models, train
+
+REPO = config.REPO_ROOT
+LOSS_KEYS = ("iter", "epoch", "loss_D", "loss_G", "D_x", "D_G_z")
+
+
+def fake_dataset(source="fake", split="train", image_size=32, n=48):
+    """A ChestXrayData stand-in: smooth random uint8 images (fixed seed), half per class."""
+    g = torch.Generator().manual_seed(123)
+    low = torch.rand(n, 1, 8, 8, generator=g)
+    images = torch.nn.functional.interpolate(low, size=image_size, mode="bilinear")
+    return types.SimpleNamespace(
+        images=(images * 255).round().to(torch.uint8), labels=torch.arange(n) % 2,
+        class_names=["NORMAL", "PNEUMONIA"], source="random test images", spec=source,
+        kind="phantom", split=split, fingerprint="f" * 16, skipped=[], is_synthetic=True)
+
+
+def tiny(**overrides) -> config.TrainConfig:
+    """5 batches per epoch (40 images, batch 8); 6 iterations; snapshots at 3 and 6."""
+    values = dict(name="tiny", source="fake", image_size=32, g_channels=8, d_channels=8,
+                  batch_size=8, subset=40, iterations=6, snapshot_at=(3, 6), checkpoint_every=2,
+                  grid_size=16, precision="fp32", device="cpu")
+    return config.make_train_config("smoke", **{**values, **overrides})
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One intra-op thread: tiny ops on a shared 2-core machine are far slower with two, and
+    the killed subprocess below runs with one thread too (same arithmetic, same losses)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def fake_data(monkeypatch):
+    calls = []
+
+    def load(source="auto", split="train", image_size=64):
+        calls.append((source, split, image_size))
+        return fake_dataset(source, split, image_size)
+
+    monkeypatch.setattr(data, "load_dataset", load)
+    return calls
+
+
+def losses(run_dir):
+    """losses.jsonl without the wall-clock column."""
+    return [{k: r[k] for k in LOSS_KEYS} for r in io.read_jsonl(run_dir / "losses.jsonl")]
+
+
+def test_run_folder_files_and_contents(home, fake_data):
+    run_dir = train.train(tiny())
+    assert run_dir == home / "runs" / "tiny"
+    assert fake_data == [("fake", "train", 32)]
+    meta = json.loads((run_dir / "config.json").read_text())
+    assert meta["config"] == tiny().to_dict()
+    assert meta["data"] == {"source": "random test images", "spec": "fake", "kind": "phantom",
+                            "fingerprint": "f" * 16, "n_images": 40, "is_synthetic": True}
+    assert set(meta["versions"]) >= {"torch", "torchvision", "numpy", "gan_lib"}
+    assert meta["device"] == "cpu" and meta["precision"] == "fp32" and meta["created"]
+    assert "git_commit" in meta
+    rows = io.read_jsonl(run_dir / "losses.jsonl")
+    assert [r["iter"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [r["epoch"] for r in rows] == [1, 1, 1, 1, 1, 2]  # 40 images / batch 8 = 5 per epoch
+    assert all(0 < r["D_x"] < 1 and 0 < r["D_G_z"] < 1 and r["loss_D"] > 0 for r in rows)
+    assert all(b["seconds"] >= a["seconds"] for a, b in zip(rows, rows[1:], strict=False))
+    # a grid after each epoch and at the end: 16 tiles of 32 px, 4 per row, 2 px padding
+    grids = train.list_grids(run_dir)
+    assert [(e, it, p.name) for e, it, p in grids] == [(1, 5, "epoch_0001.png"),
+                                                       (2, 6, "epoch_0002.png")]
+    assert Image.open(grids[0][2]).size == (4 * 34 + 2, 4 * 34 + 2)
+    assert train.grid_at(run_dir, 0.5)[:2] == (1, 5) and train.grid_at(run_dir, 1.0)[:2] == (2, 6)
+    snaps = train.list_snapshots(run_dir)
+    assert [(it, p.name) for it, p in snaps] == [(3, "G_iter_000003.pt"), (6, "G_iter_000006.pt")]
+    G = models.load_generator(snaps[-1][1])
+    assert models.generate(G, 5, seed=0).shape == (5, 1, 32, 32)
+    assert io.load_torch(snaps[-1][1])["ema"] is False
+    ckpt = io.load_torch(run_dir / "checkpoint.pt")
+    assert {"G", "D", "opt_G", "opt_D", "ema", "step", "epoch", "batch_in_epoch", "rng",
+            "config"} <= set(ckpt)
+    assert (ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]) == (6, 1, 1)
+    assert ckpt["config"] == tiny().to_dict()
+    # the final snapshot is the final G of the checkpoint
+    assert all(torch.equal(v, ckpt["G"][k]) for k, v in io.load_torch(snaps[-1][1])
+               ["state_dict"].items())
+    assert train.load_run_config("tiny")["data"]["n_images"] == 40
+
+
+def test_same_seed_same_losses_other_seed_differs(home, fake_data):
+    a = losses(train.train(tiny(name="a")))
+    b = losses(train.train(tiny(name="b")))
+    c = losses(train.train(tiny(name="c", seed=1)))
+    assert a == b
+    assert [r["loss_D"] for r in a] != [r["loss_D"] for r in c]
+
+
+def test_existing_run_folder_needs_resume_or_overwrite(home, fake_data):
+    run_dir = train.train(tiny())
+    before = (run_dir / "losses.jsonl").read_text()
+    with pytest.raises(FileExistsError, match="resume=True.*overwrite=True"):
+        train.train(tiny())
+    assert len(fake_data) == 1  # refused before loading any data
+    assert (run_dir / "losses.jsonl").read_text() == before
+    (run_dir / "stray.txt").write_text("x")
+    train.train(tiny(), overwrite=True)
+    assert not (run_dir / "stray.txt").exists()
+    first = [json.loads(line) for line in before.splitlines()]
+    assert losses(run_dir) == [{k: r[k] for k in LOSS_KEYS} for r in first]
+
+
+@pytest.mark.parametrize(("overrides", "key"), [
+    ({"image_size": 48}, "image_size"),
+    ({"iterations": 0}, "iterations"),
+    ({"snapshot_at": (3, 7)}, "snapshot_at"),
+    ({"learning_rate": 1e-3}, "learning_rate"),
+])
+def test_invalid_settings_name_the_key(overrides, key):
+    with pytest.raises(ValueError, match=key):
+        tiny(**overrides)
+
+
+def test_ill_typed_setting_names_the_key():
+    with pytest.raises(TypeError, match="iterations"):
+        tiny(iterations="6")
+
+
+@pytest.mark.parametrize(("overrides", "key"), [
+    ({"subset": 400}, "subset"),
+    ({"subset": None, "batch_size": 64}, "batch_size"),
+    ({"device": "cuda:0"} if not torch.cuda.is_available() else {"device": "nope"}, "device"),
+])
+def test_train_rejects_before_writing(home, fake_data, overrides, key):
+    with pytest.raises(ValueError, match=key):
+        train.train(tiny(**overrides))
+    assert not (home / "runs" / "tiny").exists()
+
+
+def test_nan_stops_training_and_keeps_last_checkpoint(home, fake_data, monkeypatch):
+    real_step, calls = train.train_step, []
+
+    def poisoned(nets, real, z, autocast):
+        calls.append(1)
+        if len(calls) == 5:  # iteration 5: a corrupt batch makes D's loss (and weights) NaN
+            real = real * float("nan")
+        return real_step(nets, real, z, autocast)
+
+    monkeypatch.setattr(train, "train_step", poisoned)
+    with pytest.raises(FloatingPointError, match=r"iteration 5: loss_D=nan.*iteration 4\) is intact"):
+        train.train(tiny())
+    run_dir = home / "runs" / "tiny"
+    ckpt = io.load_torch(run_dir / "checkpoint.pt")
+    assert ckpt["step"] == 4
+    assert all(torch.isfinite(v).all() for v in ckpt["D"].values() if v.is_floating_point())
+    assert [r["iter"] for r in io.read_jsonl(run_dir / "losses.jsonl")] == [1, 2, 3, 4]
+
+
+def test_weights_gone_bad_at_a_checkpoint_are_not_saved(home, fake_data, monkeypatch):
+    real_step, calls = train.train_step, []
+
+    def overflowing(nets, real, z, autocast):
+        stats = real_step(nets, real, z, autocast)
+        calls.append(1)
+        if len(calls) == 4:  # the update of iteration 4 overflows; its loss was still finite
+            next(nets.D.parameters()).data.fill_(float("inf"))
+        return stats
+
+    monkeypatch.setattr(train, "train_step", overflowing)
+    with pytest.raises(FloatingPointError, match=r"iteration 4: non-finite weights.*iteration 2\)"):
+        train.train(tiny())
+    assert io.load_torch(home / "runs" / "tiny" / "checkpoint.pt")["step"] == 2
+
+
+def test_resume_without_checkpoint(home, fake_data):
+    run_dir = train.train(tiny(name="fresh"), resume=True)  # nothing to resume: a new run
+    assert len(losses(run_dir)) == 6
+    (run_dir / "checkpoint.pt").unlink()
+    with pytest.raises(FileNotFoundError, match="overwrite=True"):
+        train.train(tiny(name="fresh"), resume=True)
+
+
+def test_resume_refuses_changed_settings(home, fake_data):
+    train.train(tiny())
+    with pytest.raises(ValueError, match="lr"):
+        train.train(tiny(lr=1e-3), resume=True)
+    # a longer run may continue a finished one
+    run_dir = train.train(tiny(iterations=8, snapshot_at=(3, 6, 8)), resume=True)
+    assert [r["iter"] for r in losses(run_dir)] == list(range(1, 9))
+    assert json.loads((run_dir / "config.json").read_text())["resumed"]
+
+
+KILLED_RUN = """
+import sys, time
+sys.path.insert(0, {repo!r})
+from gan_lib import data, train
+from tests.test_train import fake_dataset, tiny
+data.load_dataset = lambda source, split, image_size: fake_dataset(source, split, image_size)
+step = train.train_step
+def slow_step(*args):
+    time.sleep(0.15)  # slow enough to be killed mid-run
+    return step(*args)
+train.train_step = slow_step
+train.train(tiny(name="killed", **{cfg!r}))
+"""
+
+
+def test_resume_after_sigkill_repeats_the_uninterrupted_run(home, fake_data):
+    cfg = dict(iterations=12, snapshot_at=(12,), checkpoint_every=4, ema_decay=0.9)
+    env = {**os.environ, "GAN_LIB_HOME": str(home), "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
+    script = KILLED_RUN.format(repo=str(REPO), cfg=cfg)
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=REPO,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    run_dir = home / "runs" / "killed"
+    deadline = time.time() + 60
+    # kill once the checkpoint of iteration 4 exists and iteration 5 is logged: SIGKILL leaves
+    # log rows past the checkpoint, which resume must drop and recompute
+    while proc.poll() is None and time.time() < deadline and not (
+            (run_dir / "checkpoint.pt").exists() and len(losses(run_dir)) >= 5):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    _, err = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
+    step = io.load_torch(run_dir / "checkpoint.pt")["step"]
+    assert step == 4 < len(losses(run_dir)) < 12  # really killed mid-way, after a checkpoint
+
+    train.train(tiny(name="killed", **cfg), resume=True)
+    whole = train.train(tiny(name="whole", **cfg))
+    assert losses(run_dir) == losses(whole)
+    a, b = io.load_torch(run_dir / "checkpoint.pt"), io.load_torch(whole / "checkpoint.pt")
+    for part in ("G", "D", "ema"):
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part])
+    assert a["opt_G"]["state"][0]["step"] == b["opt_G"]["state"][0]["step"] == 12
+
+
+def test_bf16_autocast_and_channels_last_run_and_are_recorded(home, fake_data):
+    run_dir = train.train(tiny(precision="bf16", channels_last=True, iterations=2,
+                               snapshot_at=(2,)))
+    assert train.load_run_config(run_dir)["precision"] == "bf16"
+    assert all(torch.isfinite(torch.tensor(r["loss_G"])) for r in io.read_jsonl(
+        run_dir / "losses.jsonl"))
+
+
+def test_precision_auto_resolves_to_a_concrete_mode():
+    assert train.resolve_precision("auto", "cpu") in ("fp32", "bf16")
+    assert train.resolve_precision("fp32", "cpu") == "fp32"
+
+
+def test_run_readers_explain_what_is_missing(home):
+    with pytest.raises(FileNotFoundError, match="train"):
+        train.load_run_config("nothing-here")
+    (home / "runs" / "empty").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="snapshot"):
+        train.list_snapshots(home / "runs" / "empty")
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        train.load_run_config(home / "runs" / "empty")
