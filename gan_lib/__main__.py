@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError) as err:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, FloatingPointError) as err:
         # Errors of input are the user's to fix: show the message, not a traceback.
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

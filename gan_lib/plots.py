@@ -87,6 +87,17 @@ def plot_real_samples(images: torch.Tensor, labels: torch.Tensor, class_names: S
     return fig
 
 
+def plot_samples(images: torch.Tensor, title: str, caption: str) -> plt.Figure:
+    """One square grid of images (e.g. fresh samples from a snapshot) with a title and caption."""
+    fig, ax = plt.subplots(figsize=(6, 6.3))
+    ax.imshow(grid_array(images, nrow=int(np.ceil(np.sqrt(len(images))))), cmap="gray",
+              vmin=0, vmax=255)
+    ax.set_title(title)
+    ax.axis("off")
+    _caption(fig, caption)
+    return fig
+
+
 def plot_intensity_histograms(images: torch.Tensor, labels: torch.Tensor,
                               class_names: Sequence[str], caption: str) -> plt.Figure:
     """Pixel-intensity densities (0..255) per class, each class normalised to area 1."""
