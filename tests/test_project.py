@@ -66,3 +66,15 @@ def test_notebook_is_committed_clean(path: Path):
             assert cell["outputs"], f"{path.name} cell {i}: {CHECK} without an expected output"
         # Notebooks set parameters and call gan_lib; logic belongs in the library.
         assert not re.search(r"^\s*(def|class)\s", src, re.M), f"{path.name} cell {i} defines code"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_papermill_sees_every_parameter_with_its_help(path: Path):
+    import papermill
+
+    nb = json.loads(path.read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    names = re.findall(r"^(\w+)\s*(?::[^=]*)?=", "".join(cell["source"]), re.M)
+    seen = papermill.inspect_notebook(str(path))
+    assert list(seen) == names, "papermill skips a line with more than one '=' (even in a comment)"
+    assert all(p["help"] for p in seen.values()), "every parameter needs a comment for --help-notebook"
