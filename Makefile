@@ -12,7 +12,7 @@ PROFILE ?=
 RUN ?=
 SOURCE ?=
 
-.PHONY: report test lab bench lint clean-venv
+.PHONY: report test lab bench bench-quality clean-venv
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/score_throughput.py
+
+bench-quality: $(STAMP)
+	$(PY) benchmarks/precision_quality.py
 
 clean-venv:
 	rm -rf $(VENV)

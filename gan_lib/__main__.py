@@ -45,7 +45,7 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _score(args: argparse.Namespace) -> None:
-    from . import metrics
+    from . import metrics, score_tables
 
     overrides = config.parse_set(args.set or [], config.ScoreConfig)
     if args.n_fake is not None:
@@ -57,12 +57,16 @@ def _score(args: argparse.Namespace) -> None:
     score_cfg = config.make_score_config(args.profile, **overrides)
     run_dir = Path(args.run) if Path(args.run).is_dir() else config.RUNS_DIR / args.run
     scores = metrics.score_run(run_dir, score_cfg)
-    print(metrics.format_scores(scores))
+    print(score_tables.format_scores(scores))
 
 
 def _report(args: argparse.Namespace) -> None:
+    import logging
+
     from . import report
 
+    # papermill streams each notebook's output through its logger: show it, unadorned.
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = report.build_report(profile=args.profile, run=args.run, source=args.source)
     print(f"report: {out}")
 

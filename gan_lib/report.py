@@ -73,7 +73,8 @@ def build_report(profile: str | None = None, run: str | None = None, source: str
     return reports_dir / "report.md"
 
 
-def run_notebooks(params: dict[str, Any], out_dir: Path) -> list[dict[str, Any]]:
+def run_notebooks(params: dict[str, Any], out_dir: Path,
+                  progress: bool = True) -> list[dict[str, Any]]:
     """Execute notebooks/0*.ipynb in order; each gets the parameters it declares."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
@@ -86,9 +87,11 @@ def run_notebooks(params: dict[str, Any], out_dir: Path) -> list[dict[str, Any]]
         print(f"[report] {nb.name} {given}", flush=True)
         start = time.perf_counter()
         try:
+            # progress_bar: cells done per notebook; log_output: the notebook's own prints and
+            # tqdm bars (training, feature extraction) stream to this terminal as they happen.
             pm.execute_notebook(str(nb), str(out_dir / nb.name), parameters=given,
                                 kernel_name="python3", cwd=str(config.NOTEBOOKS_DIR),
-                                progress_bar=False)
+                                progress_bar=progress, log_output=progress)
         except PapermillExecutionError as err:
             raise NotebookFailed(
                 f"notebook {nb.name} failed in cell {err.cell_index} "

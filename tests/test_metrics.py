@@ -18,7 +18,7 @@ import torch_fidelity
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-from gan_lib import config, inception, io, metrics, models
+from gan_lib import config, inception, io, metrics, models, score_tables
 
 TINY = "gan-lib-test-tiny"
 
@@ -246,11 +246,11 @@ def test_score_run_records_every_score_and_matches_torch_fidelity(run, count_rea
     assert rel(by_name["fid24", 10]["value"], theirs["frechet_inception_distance"]) < 1e-4
     assert rel(by_name["kid24", 10]["value"], theirs["kernel_inception_distance_mean"]) < 1e-4
 
-    table = metrics.fid_table(scores)
+    table = score_tables.fid_table(scores)
     assert list(table["iteration"]) == [5, 10, "floor (real vs real)", "floor (real vs real)"]
-    assert len(metrics.is_table(scores)) == 2
-    assert "fid24" in metrics.format_scores(scores)
-    rows, floors = metrics.fid_curve(scores)
+    assert len(score_tables.is_table(scores)) == 2
+    assert "fid24" in score_tables.format_scores(scores)
+    rows, floors = score_tables.fid_curve(scores)
     assert [r["iteration"] for r in rows] == [5, 10] and len(floors) == 2
 
 
@@ -295,8 +295,8 @@ def test_is_without_classifier_weights_is_unavailable_with_the_reason(run, monke
     assert len(is_records) == 2 and all(r["value"] is None for r in is_records)
     assert "no classifier layer" in is_records[0]["unavailable"]
     assert "GAN_LIB_INCEPTION_WEIGHTS" in is_records[0]["fix"]
-    assert "unavailable" in set(metrics.is_table(scores)["IS mean"])
-    assert "IS unavailable" in metrics.table_caption(scores, "is")
+    assert "unavailable" in set(score_tables.is_table(scores)["IS mean"])
+    assert "IS unavailable" in score_tables.table_caption(scores, "is")
 
 
 def test_a_source_without_test_split_reports_that_floor_unavailable(run, monkeypatch):
@@ -310,7 +310,7 @@ def test_a_source_without_test_split_reports_that_floor_unavailable(run, monkeyp
     missing = [r for r in scores["scores"] if r["compared"] == "real test vs real train"]
     assert [r["value"] for r in missing] == [None, None]
     assert "no test split" in missing[0]["unavailable"]
-    row = metrics.fid_table(scores).iloc[-1]
+    row = score_tables.fid_table(scores).iloc[-1]
     assert row["FID"] == "unavailable" and row["KID mean"] == "unavailable"
 
 

@@ -62,6 +62,15 @@ def test_report_html_embeds_every_figure(smoke_report):
     assert all(s.startswith("data:image/png;base64,") for s in srcs)
 
 
+def test_rerun_gives_identical_tables(smoke_report, tmp_path):
+    """Same profile, seed and data on a CPU: the pipeline's tables are reproduced exactly."""
+    again = report.build_report(profile="smoke", run="smoke", source="phantom",
+                                reports_dir=tmp_path / "again")
+    for name in EXPECTED_TABLES:
+        first = (smoke_report.parent / "tables" / f"{name}.csv").read_text()
+        assert (again.parent / "tables" / f"{name}.csv").read_text() == first, name
+
+
 def test_failing_notebook_keeps_previous_report(home):
     reports = home / "reports"
     (reports / "figures").mkdir(parents=True)

@@ -1,0 +1,112 @@
+"""Scores as people read them: the printed table, Table 1 (FID/KID), the IS table, captions.
+
+Pure functions of a ``scores.json`` dict written by :func:`gan_lib.metrics.score_run`; every
+table and caption says how its numbers were made (extractor, weights, data, n).
+
+Example:
+    >>> scores = metrics.score_run(config.RUNS_DIR / "smoke")  # doctest: +SKIP
+    >>> fid_table(scores).columns.tolist()  # doctest: +SKIP
+    ['iteration', 'compared', 'FID', 'KID mean', 'KID std', 'n_fake', 'n_real']
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def format_scores(scores: dict[str, Any]) -> str:
+    """A printable table of scores.json, headed by how the numbers were computed."""
+    rows = [{"name": r["name"], "compared": r["compared"],
+             "value": "unavailable" if r["value"] is None else f"{r['value']:.4g}",
+             "std": "" if r.get("std") is None else f"{r['std']:.2g}",
+             "n_fake": r.get("n_fake") or "", "n_real": r.get("n_real") or "",
+             "seconds": r.get("seconds", "")} for r in scores["scores"]]
+    notes = dict.fromkeys(f"  {r['metric'].upper()}: {r['unavailable']}; {r.get('fix', '')}"
+                          for r in scores["scores"] if r.get("unavailable"))
+    real = scores["real_stats"]
+    return "\n".join([f"Scores of run {scores['run']} ({scores['run_dir']}/scores.json)",
+                      provenance(scores), f"Real statistics: cache {real['cache']} "
+                      f"({real['seconds']:.1f} s), {real['path']}", "",
+                      pd.DataFrame(rows).to_string(index=False),
+                      *(["", "unavailable:", *notes] if notes else []),
+                      f"total {scores['seconds']:.1f} s"])
+
+
+def provenance(scores: dict[str, Any]) -> str:
+    """One paragraph on how the scores were computed: extractor, weights, data, device."""
+    w, d, s, r = scores["weights"], scores["data"], scores["settings"], scores["real_stats"]
+    sha = f"sha256 {w['sha256'][:12]}" if w.get("sha256") else "no weights file"
+    return (f"Extractor: {scores['extractor']}; weights: {w['origin']} "
+            f"({Path(w['path']).name if w.get('path') else '-'}, {sha}). "
+            f"Real images: {d['source']}, {d['split']} split (fingerprint "
+            f"{str(d['fingerprint'])[:12]}, {d['n_images']} images at {d['image_size']} px), "
+            f"n_real = {r['n']}. Generated images: n_fake = {s['n_fake']} per snapshot, latents "
+            f"seed {s['seed']}. Device {scores['device']}, {scores['precision']}.")
+
+
+def fid_table(scores: dict[str, Any]) -> pd.DataFrame:
+    """Table 1: FID and KID per snapshot iteration, then the real-vs-real floor rows."""
+    rows: dict[tuple, dict[str, Any]] = {}
+    for r in scores["scores"]:
+        if r["metric"] not in ("fid", "kid") or r["kind"] == "real":
+            continue
+        label = r["iteration"] if r["kind"] == "generated" else "floor (real vs real)"
+        row = rows.setdefault((r["kind"] != "generated", r["compared"]), {
+            "iteration": label, "compared": r["compared"], "FID": None, "KID mean": None,
+            "KID std": None, "n_fake": r.get("n_fake"), "n_real": r.get("n_real")})
+        if r["value"] is None:
+            row["FID" if r["metric"] == "fid" else "KID mean"] = "unavailable"
+        elif r["metric"] == "fid":
+            row["FID"] = r["value"]
+        else:
+            row["KID mean"], row["KID std"] = r["value"], r["std"]
+    order = sorted(rows, key=lambda k: (k[0], rows[k]["iteration"] if not k[0] else 0))
+    return pd.DataFrame([rows[k] for k in order],
+                        columns=["iteration", "compared", "FID", "KID mean", "KID std", "n_fake",
+                                 "n_real"])
+
+
+def is_table(scores: dict[str, Any]) -> pd.DataFrame:
+    """Inception Score of the generated images beside that of as many real images."""
+    rows = [{"images": r["compared"], "IS mean": r["value"] if r["value"] is not None
+             else "unavailable", "IS std": r.get("std"),
+             "n": r.get("n_fake") or r.get("n_real"), "splits": r.get("is_splits"),
+             "note": r.get("unavailable", "")}
+            for r in scores["scores"] if r["metric"] == "is"]
+    return pd.DataFrame(rows, columns=["images", "IS mean", "IS std", "n", "splits", "note"])
+
+
+def table_caption(scores: dict[str, Any], table: str) -> str:
+    """Caption of tables/fid.md ('fid') or tables/is.md ('is'): what, how, from which data."""
+    s = scores["settings"]
+    if table == "fid":
+        kid = next((r for r in scores["scores"] if r["metric"] == "kid"), {})
+        what = ("Table 1. FID (torch-fidelity, 2048-d Inception pool3 features) and KID (mean and "
+                f"std over {kid.get('kid_subsets', s['kid_subsets'])} subsets of "
+                f"{kid.get('kid_subset_size', s['kid_subset_size'])}) of each generator snapshot "
+                "against the real training images. The floor rows compare real with real images "
+                "(two disjoint halves of the training images; test vs training images), computed "
+                "the same way: the best a generator could score here; their n_fake and n_real are "
+                "the sizes of the two real sets. FID is biased upwards at small n: compare rows "
+                "with their n.")
+    else:
+        fixes = {r["fix"] for r in scores["scores"] if r["metric"] == "is" and r.get("fix")}
+        what = (f"Inception Score (mean and std over {s['is_splits']} splits) of the final "
+                "snapshot's images beside as many real training images; IS measures confidence "
+                "over ImageNet classes and stays near 1 on X-rays. "
+                + "".join(f"IS unavailable: {fix}. " for fix in sorted(fixes)))
+    return f"{what} {provenance(scores)}"
+
+
+def fid_curve(scores: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """(rows {iteration, fid} of the snapshots, floors {label: FID}) for plots.plot_fid_curve."""
+    fids = [r for r in scores["scores"] if r["metric"] == "fid" and r["value"] is not None]
+    rows = [{"iteration": r["iteration"], "fid": r["value"]} for r in fids
+            if r["kind"] == "generated"]
+    if not rows:
+        raise ValueError("no FID scores in these scores: score the run with 'fid' in metrics")
+    floors = {r["compared"]: r["value"] for r in fids if r["kind"] == "floor"}
+    return sorted(rows, key=lambda row: row["iteration"]), floors
