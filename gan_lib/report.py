@@ -140,10 +140,28 @@ def report_context(out: Path, run_dir: Path, profile: str,
         "scores": scores,
         "tables": tables,
         "figures": figures,
+        "headline": headline(scores),
         "stages": stages,
         "total_seconds": round(sum(s["seconds"] for s in stages), 1),
         "json": lambda obj: json.dumps(obj, indent=2, sort_keys=True),
     }
+
+
+def headline(scores: dict[str, Any]) -> str:
+    """One sentence of results for the abstract: FID first -> last snapshot, against the floor."""
+    fids = [r for r in scores.get("scores", []) if r["metric"] == "fid" and r["value"] is not None]
+    gen = sorted((r for r in fids if r["kind"] == "generated"), key=lambda r: r["iteration"])
+    if not gen:
+        return "The run was not scored."
+    first, last = gen[0], gen[-1]
+    text = (f"FID ({last['name']}: {last['n_fake']:,} generated vs {last['n_real']:,} real "
+            f"images) went from {first['value']:.1f} at iteration {first['iteration']:,} to "
+            f"{last['value']:.1f} at iteration {last['iteration']:,}")
+    floors = [r for r in fids if r["kind"] == "floor"]
+    if floors:
+        text += "; real images score " + " and ".join(
+            f"{r['value']:.1f} ({r['compared']})" for r in floors)
+    return text + "."
 
 
 def _embed_images(html: str, base: Path) -> str:

@@ -88,3 +88,17 @@ def test_unknown_profile_fails_before_any_work(home):
     with pytest.raises(ValueError, match="Unknown profile 'fast'"):
         report.build_report(profile="fast")
     assert not (home / "reports").exists()
+
+
+def test_headline_states_first_and_last_fid_with_n_and_the_floor():
+    rec = {"metric": "fid", "name": "fid1024", "n_fake": 1024, "n_real": 2048}
+    scores = {"scores": [
+        {**rec, "kind": "generated", "iteration": 400, "value": 171.7},
+        {**rec, "kind": "generated", "iteration": 200, "value": 299.4},
+        {**rec, "kind": "floor", "iteration": None, "value": 4.96, "compared": "halves"},
+        {**rec, "metric": "kid", "kind": "generated", "iteration": 200, "value": 0.4},
+    ]}
+    text = report.headline(scores)
+    assert "299.4 at iteration 200 to 171.7 at iteration 400" in text
+    assert "1,024 generated vs 2,048 real" in text and "5.0 (halves)" in text
+    assert report.headline({}) == "The run was not scored."
