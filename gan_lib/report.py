@@ -29,7 +29,7 @@ TEMPLATE = "template.md.j2"
 
 # Figure files the notebooks write, in report order, with what each shows.
 FIGURES = {
-    "fig1_real_samples.png": "Figure 1. Real training images per class.",
+    "fig1_real_samples.png": "Figure 1. Training images per class (the data source is named under the figure).",
     "data_intensity_histograms.png": "Pixel-intensity distribution of the training images per class.",
     "fig2_losses.png": "Figure 2. Generator and discriminator losses per iteration.",
     "fig3_halfway_final.png": "Figure 3. Fixed-noise samples halfway through and at the end of training.",
