@@ -180,7 +180,9 @@ def _html_page(body: str, title: str) -> str:
     style = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;"
              "line-height:1.5;color:#222}img{max-width:100%}table{border-collapse:collapse;margin:1rem 0}"
              "th,td{border:1px solid #ccc;padding:.25rem .6rem;text-align:right}"
-             "pre{background:#f6f6f6;padding:.75rem;overflow:auto}.warn{background:#fff3cd;padding:.5rem}")
+             "pre{background:#f6f6f6;padding:.75rem;overflow:auto}"
+             "blockquote{background:#fff3cd;border-left:4px solid #e0a800;margin:1rem 0;"
+             "padding:.25rem 1rem}td:first-child,th:first-child{text-align:left}")
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>"
             f"<style>{style}</style></head><body>\n{body}\n</body></html>\n")
 
