@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import socket
 import warnings
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,15 +33,13 @@ import torchvision.transforms.functional as TF
 from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
-from . import config, io, phantom
+from . import config, io, phantom, pneumoniamnist
 
 PREPROCESS_VERSION = "prep-v1"  # bump when decoding/resizing changes: caches are then rebuilt
 CLASS_NAMES = ["NORMAL", "PNEUMONIA"]
 SPLITS = ("train", "val", "test")
 IMAGE_EXTS = (".jpeg", ".jpg", ".png")
 LAYOUT = "<root>/{train,test,val}/{NORMAL,PNEUMONIA}/*.jpeg (also .jpg/.png, any case)"
-MEDMNIST_SIZES = (28, 64, 128, 224)
-MEDMNIST_URL = "https://zenodo.org/records/10519652"
 
 
 @dataclass
@@ -100,12 +96,12 @@ def load_dataset(source: str = "auto", split: str = "train", image_size: int = 6
         root = phantom.make_phantom(config.PHANTOM_DIR, size=max(128, image_size))
         return _load_folder(root, split, image_size, spec="phantom")
     if source == "pneumoniamnist":
-        return _load_npz(find_pneumoniamnist(image_size, download=True), split, image_size)
+        return _load_npz(pneumoniamnist.find_pneumoniamnist(image_size, download=True), split, image_size)
     path = Path(source).expanduser().resolve()
     if path.suffix.lower() == ".npz":
         if not path.is_file():
             raise FileNotFoundError(f"PneumoniaMNIST file {path} does not exist: expected a .npz "
-                                    f"with keys {split}_images/{split}_labels ({MEDMNIST_URL})")
+                                    f"with keys {split}_images/{split}_labels ({pneumoniamnist.URL})")
         return _load_npz(path, split, image_size)
     if path.is_dir():
         return _load_folder(path, split, image_size, spec=str(path))
@@ -121,14 +117,14 @@ def resolve_auto(image_size: int = 64) -> tuple[str, str]:
     folder = config.RAW_DIR / "chest_xray"
     if folder.is_dir():
         return str(folder), f"found the Kermany folder {folder}"
-    local = find_pneumoniamnist(image_size, download=False, required=False)
+    local = pneumoniamnist.find_pneumoniamnist(image_size, download=False, required=False)
     if local is not None:
         return str(local), f"no {folder}; found the PneumoniaMNIST file {local}"
     try:
-        path = find_pneumoniamnist(image_size, download=True)
+        path = pneumoniamnist.find_pneumoniamnist(image_size, download=True)
         return str(path), f"no {folder} and no local PneumoniaMNIST; downloaded {path}"
     except FileNotFoundError:
-        roots = ", ".join(str(r) for r in _medmnist_roots())
+        roots = ", ".join(str(r) for r in pneumoniamnist.search_roots())
         return "phantom", (f"no {folder}, no pneumoniamnist*.npz in {roots}, and no download "
                            "possible: using SYNTHETIC phantom data, not real X-rays")
 
@@ -261,52 +257,6 @@ def resize_crop(gray: np.ndarray, size: int) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 # PneumoniaMNIST (.npz with keys <split>_images [N,H,W] uint8 and <split>_labels [N,1])
 # ---------------------------------------------------------------------------------------------
-def _medmnist_roots() -> list[Path]:
-    return [config.RAW_DIR, config.CACHE_DIR / "medmnist", Path.home() / ".medmnist"]
-
-
-def _medmnist_name(size: int) -> str:
-    return "pneumoniamnist.npz" if size == 28 else f"pneumoniamnist_{size}.npz"
-
-
-def find_pneumoniamnist(image_size: int = 64, download: bool = True,
-                        required: bool = True) -> Path | None:
-    """The local PneumoniaMNIST file to use: the stored size nearest above ``image_size``; else
-    that size downloaded through medmnist (when online); else any other local size."""
-    wanted = min([s for s in MEDMNIST_SIZES if s >= image_size] or [max(MEDMNIST_SIZES)])
-    order = sorted(MEDMNIST_SIZES, key=lambda s: (s != wanted, s < image_size, abs(s - image_size)))
-    local = [root / _medmnist_name(s) for s in order for root in _medmnist_roots()]
-    if any(p.is_file() and _medmnist_name(wanted) == p.name for p in local):
-        return next(p for p in local if p.is_file())
-    if download and _online():
-        dest = config.CACHE_DIR / "medmnist"  # ours, not the user's data folder
-        dest.mkdir(parents=True, exist_ok=True)
-        try:
-            import medmnist
-
-            medmnist.PneumoniaMNIST(split="train", download=True, size=wanted, root=str(dest))
-            return dest / _medmnist_name(wanted)
-        except Exception as err:  # any download failure falls through to the local files / error
-            warnings.warn(f"PneumoniaMNIST download failed: {err}", stacklevel=2)
-    other = next((p for p in local if p.is_file()), None)
-    if other is not None or not required:
-        return other
-    raise FileNotFoundError(
-        f"PneumoniaMNIST not found and not downloadable (offline?): put {_medmnist_name(wanted)} "
-        f"(from {MEDMNIST_URL}) into {config.RAW_DIR} (or {Path.home() / '.medmnist'}), "
-        "or use source='phantom'.")
-
-
-def _online(host: str = "zenodo.org", timeout: float = 3.0) -> bool:
-    if config.offline():
-        return False
-    try:
-        socket.create_connection((host, 443), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
 def _load_npz(path: Path, split: str, image_size: int) -> ChestXrayData:
     path = Path(path).resolve()
     st = path.stat()
@@ -314,7 +264,7 @@ def _load_npz(path: Path, split: str, image_size: int) -> ChestXrayData:
     cache_file = _cache_path("pneumoniamnist", split, image_size, key)
     cached = _cache_get(cache_file)
     if cached is None:
-        images, labels = read_npz(path, split)
+        images, labels = pneumoniamnist.read_npz(path, split)
         n, h, w = images.shape
         t = torch.from_numpy(images)[:, None].float()  # [N, 1, H, W]
         if (h, w) != (image_size, image_size):
@@ -324,32 +274,6 @@ def _load_npz(path: Path, split: str, image_size: int) -> ChestXrayData:
         _cache_put(cache_file, cached)
     source = f"PneumoniaMNIST ({path.name}, MedMNIST v2)"
     return _finish(cached, source, str(path), "pneumoniamnist", split, str(path))
-
-
-def read_npz(path: str | os.PathLike, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(images uint8 [N, H, W], labels int64 [N]) of ``split`` from a PneumoniaMNIST .npz."""
-    expected = (f"a PneumoniaMNIST .npz with keys {split}_images (uint8 [N, H, W]) and "
-                f"{split}_labels ([N] or [N, 1], 0 normal / 1 pneumonia)")
-    try:
-        z = np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise ValueError(f"{path} cannot be read as .npz ({err}): expected {expected}") from None
-    with z:
-        missing = [k for k in (f"{split}_images", f"{split}_labels") if k not in z.files]
-        if missing:
-            raise ValueError(f"{path} has no {missing}: expected {expected}; found keys "
-                             f"{sorted(z.files)}")
-        images, labels = z[f"{split}_images"], z[f"{split}_labels"]
-    if images.ndim == 4 and images.shape[-1] == 1:
-        images = images[..., 0]
-    if images.ndim != 3 or images.dtype != np.uint8 or min(images.shape) == 0:
-        raise ValueError(f"{path}: {split}_images is {images.dtype} {list(images.shape)}: "
-                         f"expected {expected}")
-    labels = labels.reshape(-1) if labels.ndim == 2 and labels.shape[1] == 1 else labels
-    if labels.shape != (len(images),) or not np.isin(labels, (0, 1)).all():
-        raise ValueError(f"{path}: {split}_labels is {labels.dtype} {list(labels.shape)} for "
-                         f"{len(images)} images: expected {expected}")
-    return images, labels.astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -465,5 +389,5 @@ def raw_size_stats(ds: ChestXrayData) -> pd.DataFrame:
 
 
 __all__ = ["ChestXrayData", "load_dataset", "resolve_auto", "summarize", "split_counts",
-           "raw_size_stats", "list_folder", "decode_image", "read_npz", "find_pneumoniamnist",
+           "raw_size_stats", "list_folder", "decode_image",
            "UnreadableImage", "CLASS_NAMES", "LAYOUT", "PREPROCESS_VERSION"]

@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_lib import config, data, phantom
+from gan_lib import config, data, phantom, pneumoniamnist
 
 
 @pytest.fixture(autouse=True)
@@ -20,7 +20,7 @@ def data_dirs(tmp_path, monkeypatch):
     monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
     monkeypatch.setattr(config, "PHANTOM_DIR", tmp_path / "phantom")
     monkeypatch.setattr(config, "RAW_DIR", tmp_path / "raw")
-    monkeypatch.setattr(data, "_online", lambda *a, **k: False)
+    monkeypatch.setattr(pneumoniamnist, "_online", lambda *a, **k: False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # ~/.medmnist lookups stay inside tmp
     small = functools.partial(phantom.make_phantom, n_train=20, n_test=8, n_val=4)
     monkeypatch.setattr(phantom, "make_phantom",
@@ -274,4 +274,4 @@ def test_offline_setting_never_probes_the_network(monkeypatch):
     monkeypatch.undo()  # drop the autouse stand-in for _online: test the real one
     monkeypatch.setattr(socket, "create_connection", pytest.fail)
     monkeypatch.setenv("GAN_LIB_OFFLINE", "1")
-    assert data._online() is False
+    assert pneumoniamnist._online() is False
