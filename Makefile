@@ -36,7 +36,8 @@ test: $(STAMP)
 	GAN_LIB_HOME=$(CURDIR)/.test-home GAN_LIB_OFFLINE=1 MPLBACKEND=Agg $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env
 
 lab: $(STAMP)
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
+	@# --allow-root only where we are root (containers, these machines); Jupyter refuses otherwise.
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: $(STAMP)
 	$(PY) benchmarks/train_throughput.py
