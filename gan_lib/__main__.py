@@ -48,13 +48,10 @@ def _score(args: argparse.Namespace) -> None:
     from . import metrics, score_tables
 
     overrides = config.parse_set(args.set or [], config.ScoreConfig)
-    if args.n_fake is not None:
-        overrides["n_fake"] = args.n_fake
-    if args.metrics:
-        overrides["metrics"] = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     if args.weights:
         overrides["weights"] = args.weights
-    score_cfg = config.make_score_config(args.profile, **overrides)
+    score_cfg = metrics.score_config(args.profile, n_fake=args.n_fake, metrics=args.metrics,
+                                     **overrides)
     run_dir = Path(args.run) if Path(args.run).is_dir() else config.RUNS_DIR / args.run
     scores = metrics.score_run(run_dir, score_cfg)
     print(score_tables.format_scores(scores))

@@ -202,7 +202,7 @@ def score_config(profile: str = "smoke", n_fake: int | None = None,
     if n_fake is not None:
         overrides["n_fake"] = n_fake
     if metrics is not None:
-        overrides["metrics"] = tuple(m.strip() for m in metrics.split(",")) if isinstance(
+        overrides["metrics"] = tuple(m.strip() for m in metrics.split(",") if m.strip()) if isinstance(
             metrics, str) else tuple(metrics)
     return config.make_score_config(profile, **overrides)
 

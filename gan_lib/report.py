@@ -194,12 +194,20 @@ def _swap_in(staging: Path, reports_dir: Path) -> None:
         if not new.exists():
             continue
         trash = reports_dir / f".old-{name}"
-        shutil.rmtree(trash, ignore_errors=True) if trash.is_dir() else trash.unlink(missing_ok=True)
+        _remove(trash)
         if old.exists():
             old.rename(trash)
         new.rename(old)
-        shutil.rmtree(trash, ignore_errors=True) if trash.is_dir() else trash.unlink(missing_ok=True)
+        _remove(trash)
     shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    """Delete a file or a folder tree, if it is there."""
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def _keep_failed(staging: Path, reports_dir: Path) -> None:
