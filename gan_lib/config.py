@@ -71,7 +71,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto = cuda when present, else cpu
     precision: str = "auto"  # auto = bf16 autocast where the hardware has it, else fp32
-    channels_last: bool = True  # measured: +15% bf16 and +9% fp32 img/s on a 2-core CPU
+    channels_last: bool = True  # faster on CPU: see benchmarks/README.md (train_throughput.py)
     compile: bool = False  # torch.compile the two networks
     checkpoint_every: int = 100  # iterations between resume checkpoints (and always at the end)
     grid_size: int = 64  # images in each fixed-noise grid (8 x 8)

@@ -25,3 +25,14 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setattr(config, "RUNS_DIR", tmp_path / "runs")
     monkeypatch.setattr(config, "REPORTS_DIR", tmp_path / "reports")
     return tmp_path
+
+
+@pytest.fixture
+def one_thread():
+    """One intra-op thread: tiny ops on a shared 2-core machine are far slower with two."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -9,12 +9,8 @@ from gan_lib import models
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    """One intra-op thread: tiny ops on a shared 2-core machine are slower with two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread):
+    pass
 
 
 # Expected counts follow from the layer sizes, e.g. at 32 px (G: 256-128-64 feature maps):
