@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch_fidelity import metric_fid, metric_isc, metric_kid
 
-from . import config, inception, io, models, train
+from . import config, inception, io, models, runinfo, train
 from .config import ScoreConfig
 from .inception import EXTRACTOR, Extractor, extract_features, load_extractor
 
@@ -217,7 +217,7 @@ def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
     """
     t0 = time.perf_counter()
     run_cfg = train.load_run_config(run_dir)
-    run_dir = Path(run_dir) if Path(run_dir).is_dir() else config.RUNS_DIR / str(run_dir)
+    run_dir = runinfo.run_path(run_dir)
     profile = run_cfg["config"].get("profile")
     score_cfg = score_cfg or (config.make_score_config(profile) if profile in config.PROFILES
                               else ScoreConfig())
@@ -257,17 +257,25 @@ def _score_snapshot(ex: Extractor, iteration: int, path: Path, real: dict[str, A
                     final: bool) -> list[dict[str, Any]]:
     """FID/KID of one snapshot's n_fake images; for the final one also IS of n_fake_is images."""
     want_is = final and "is" in score_cfg.metrics
-    n_gen = max(score_cfg.n_fake, score_cfg.n_fake_is if want_is and "is" in ex.layers else 0)
+    n_gen = max(score_cfg.n_fake if _wants_pairs(score_cfg) else 0,
+                score_cfg.n_fake_is if want_is and "is" in ex.layers else 0)
+    if n_gen == 0 and not want_is:
+        return []  # e.g. metrics=("is",) and not the final snapshot: nothing to compute
     t0 = time.perf_counter()
     # Latent i depends only on (seed, i): the first n_fake images are the FID set, the first
-    # n_fake_is the IS set, whichever is larger decides how many are generated.
-    fake = models.generate(path, n_gen, seed=score_cfg.seed, device=ex.device)
-    feats = extract_features(ex, fake, f"iteration {iteration} ({n_gen})")
+    # n_fake_is the IS set, whichever is larger decides how many are generated. None are when
+    # only an IS was asked for and the weights cannot give one (it is reported unavailable).
+    feats: dict[str, torch.Tensor] = {}
+    if n_gen:
+        fake = models.generate(path, n_gen, seed=score_cfg.seed, device=ex.device)
+        feats = extract_features(ex, fake, f"iteration {iteration} ({n_gen})")
     seconds = time.perf_counter() - t0
     fields = dict(kind="generated", iteration=iteration, snapshot=str(path),
                   compared=f"generated (iteration {iteration}) vs real train")
-    fid_set = {k: v[:score_cfg.n_fake] for k, v in feats.items()}
-    records = _pair_records(ex, fid_set, real, score_cfg, base, seconds, **fields)
+    records = []
+    if _wants_pairs(score_cfg):
+        fid_set = {k: v[:score_cfg.n_fake] for k, v in feats.items()}
+        records = _pair_records(ex, fid_set, real, score_cfg, base, seconds, **fields)
     if want_is:
         records.append(_is_record(ex, feats, score_cfg.n_fake_is, score_cfg, base, seconds,
                                   **{**fields, "compared": f"generated (iteration {iteration})",
@@ -281,6 +289,8 @@ def _score_snapshot(ex: Extractor, iteration: int, path: Path, real: dict[str, A
 def _floors(ex: Extractor, ds: Any, real: dict[str, Any], run_cfg: dict[str, Any],
             score_cfg: ScoreConfig, base: dict[str, Any]) -> list[dict[str, Any]]:
     """Real-vs-real FID/KID: two disjoint halves of the real subset, and train vs test."""
+    if not _wants_pairs(score_cfg):
+        return []  # IS only: no FID/KID, so no floors (and no pass over the test split)
     half = real["n"] // 2
     first = {k: v[:half] for k, v in real["features"].items()}
     second = {"features": {k: v[half:2 * half] for k, v in real["features"].items()},
@@ -301,6 +311,11 @@ def _floors(ex: Extractor, ds: Any, real: dict[str, Any], run_cfg: dict[str, Any
     return records + _pair_records(ex, test_real["features"], real, score_cfg, base,
                                    test_real["seconds"], kind="floor", iteration=None,
                                    snapshot=None, compared="real test vs real train")
+
+
+def _wants_pairs(score_cfg: ScoreConfig) -> bool:
+    """Whether any metric compares two image sets (FID, KID), as opposed to IS alone."""
+    return bool({"fid", "kid"} & set(score_cfg.metrics))
 
 
 def _pair_records(ex: Extractor, f1: dict[str, torch.Tensor], real: dict[str, Any],

@@ -123,7 +123,8 @@ def _device_name(device: torch.device) -> str:
 # --- reading a run folder ---------------------------------------------------------------------
 
 
-def _run_dir(run: str | Path) -> Path:
+def run_path(run: str | Path) -> Path:
+    """A run folder from its name under config.RUNS_DIR or a path; a clear error if missing."""
     path = Path(run)
     if not path.is_dir() and (config.RUNS_DIR / str(run)).is_dir():
         path = config.RUNS_DIR / str(run)
@@ -139,7 +140,7 @@ def load_run_config(run_dir: str | Path) -> dict[str, Any]:
     >>> load_run_config(config.RUNS_DIR / "smoke")["data"]["source"]    # doctest: +SKIP
     'synthetic phantom data (gan_lib.phantom, seed 0)'
     """
-    path = _run_dir(run_dir) / "config.json"
+    path = run_path(run_dir) / "config.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: the run folder was not written by train() "
                                 "or is incomplete; train it again with overwrite=True")
@@ -152,7 +153,7 @@ def list_snapshots(run_dir: str | Path) -> list[tuple[int, Path]]:
     >>> list_snapshots(config.RUNS_DIR / "smoke")[-1][0]              # doctest: +SKIP
     20
     """
-    found = _numbered(_run_dir(run_dir) / "snapshots", r"G_iter_(\d+)\.pt")
+    found = _numbered(run_path(run_dir) / "snapshots", r"G_iter_(\d+)\.pt")
     if not found:
         raise FileNotFoundError(f"No generator snapshots in {Path(run_dir) / 'snapshots'}: "
                                 "train (or resume) the run until its first snapshot_at milestone")
@@ -168,7 +169,7 @@ def list_grids(run_dir: str | Path) -> list[tuple[int, int, Path]]:
     >>> list_grids(config.RUNS_DIR / "smoke")[-1][:2]                  # doctest: +SKIP
     (3, 20)
     """
-    run_dir = _run_dir(run_dir)
+    run_dir = run_path(run_dir)
     found = _numbered(run_dir / "grids", r"epoch_(\d+)\.png")
     if not found:
         raise FileNotFoundError(f"No grids in {run_dir / 'grids'}: train the run first")

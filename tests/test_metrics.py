@@ -254,6 +254,18 @@ def test_score_run_records_every_score_and_matches_torch_fidelity(run, count_rea
     assert [r["iteration"] for r in rows] == [5, 10] and len(floors) == 2
 
 
+def test_is_alone_extracts_only_the_final_snapshot_and_no_test_split(run, monkeypatch):
+    calls = []
+    real_extract = metrics.extract_features
+    monkeypatch.setattr(metrics, "extract_features",
+                        lambda ex, images, desc="features": calls.append(desc)
+                        or real_extract(ex, images, desc))
+    scores = metrics.score_run(run, tiny_cfg(metrics=("is",)), extractor=TINY)
+    assert {r["metric"] for r in scores["scores"]} == {"is"}
+    assert not [r for r in scores["scores"] if r["kind"] == "floor"]
+    assert not [d for d in calls if d.startswith(("iteration 5 ", "real test"))]
+
+
 def test_cached_real_statistics_give_the_same_scores_without_a_real_pass(run, count_real_passes):
     first = metrics.score_run(run, tiny_cfg(), extractor=TINY)
     passes = count_real_passes()
