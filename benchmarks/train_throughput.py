@@ -188,7 +188,8 @@ def main(argv: list[str] | None = None) -> None:
     flops = step_flops(args)
     n_steps = args.rounds * args.iters
     ref_rate = n_steps * args.batch_size / seconds["reference fp32"]
-    print(f"\none step = {flops / 1e9:.1f} GFLOP (torch.utils.flop_counter, forward + backward)")
+    print(f"\none step = {flops / 1e9:.1f} GFLOP (gan_lib's step, torch.utils.flop_counter, forward "
+          "+ backward); GFLOP/s of every contestant counts this same necessary work")
     print(f"{'contestant':15s} {'img/s':>8s} {'s/step':>8s} {'GFLOP/s':>8s} {'vs reference':>13s}")
     results = {}
     for name, sec in seconds.items():
