@@ -1,5 +1,6 @@
 # cxr-gan: two commands on a fresh machine.
-#   make report   run notebooks 01-05 with papermill and rebuild reports/ (PROFILE=quick|smoke|paper)
+#   make report   run notebooks 01-05 with papermill and rebuild reports/ (PROFILE=quick|smoke|paper,
+#                 RUN=name reuses or resumes runs/name, RETRAIN=1 trains it afresh)
 #   make test     ruff + pytest (unit, pipeline) + nbval over notebooks/
 #   make lab      JupyterLab on notebooks/
 # Each sets up .venv first when it is missing or older than pyproject.toml.
@@ -10,6 +11,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?=
 RUN ?=
+RETRAIN ?=
 SOURCE ?=
 
 .PHONY: report test lab bench bench-quality clean-venv
@@ -27,13 +29,14 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 report: $(STAMP)
-	$(PY) -m gan_lib report $(if $(PROFILE),--profile $(PROFILE)) $(if $(RUN),--run $(RUN)) $(if $(SOURCE),--source $(SOURCE))
+	$(PY) -m gan_lib report $(if $(PROFILE),--profile $(PROFILE)) $(if $(RUN),--run $(RUN)) $(if $(SOURCE),--source $(SOURCE)) $(if $(RETRAIN),--retrain)
 
 test: $(STAMP)
 	@# Tests and nbval write runs/ and reports/ under .test-home, never over the real report,
 	@# and try no download (GAN_LIB_OFFLINE=1): the auto source falls back to the phantom at once.
 	$(PY) -m ruff check gan_lib tests benchmarks notebooks
-	GAN_LIB_HOME=$(CURDIR)/.test-home GAN_LIB_OFFLINE=1 MPLBACKEND=Agg $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env
+	rm -rf .test-home  # every run starts from no runs/ (notebook 02 never replaces a run silently)
+	GAN_LIB_HOME=$(CURDIR)/.test-home GAN_LIB_OFFLINE=1 MPLBACKEND=Agg $(PY) -m pytest tests notebooks gan_lib --doctest-modules --nbval-lax --nbval-current-env
 
 lab: $(STAMP)
 	@# --allow-root only where we are root (containers, these machines); Jupyter refuses otherwise.

@@ -45,14 +45,14 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _score(args: argparse.Namespace) -> None:
-    from . import metrics, score_tables
+    from . import metrics, runinfo, score_tables
 
     overrides = config.parse_set(args.set or [], config.ScoreConfig)
     if args.weights:
         overrides["weights"] = args.weights
+    run_dir = runinfo.run_path(args.run)
     score_cfg = metrics.score_config(args.profile, n_fake=args.n_fake, metrics=args.metrics,
-                                     **overrides)
-    run_dir = Path(args.run) if Path(args.run).is_dir() else config.RUNS_DIR / args.run
+                                     run=run_dir, **overrides)
     scores = metrics.score_run(run_dir, score_cfg)
     print(score_tables.format_scores(scores))
 
@@ -64,7 +64,8 @@ def _report(args: argparse.Namespace) -> None:
 
     # papermill streams each notebook's output through its logger: show it, unadorned.
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    out = report.build_report(profile=args.profile, run=args.run, source=args.source)
+    out = report.build_report(profile=args.profile, run=args.run, source=args.source,
+                              retrain=args.retrain)
     print(f"report: {out}")
 
 
@@ -96,8 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("score", help="IS / FID / KID of every snapshot of a run")
     s.add_argument("run", help="run name under runs/, or a run folder")
-    s.add_argument("--profile", default="quick", choices=list(config.PROFILES),
-                   help="sample sizes preset (n_fake, n_real, KID subsets)")
+    s.add_argument("--profile", choices=list(config.PROFILES),
+                   help="sample sizes preset (n_fake, n_real, KID subsets); default: the "
+                        "profile the run was trained with")
     s.add_argument("--n-fake", type=int, help="generated images per snapshot for FID/KID")
     s.add_argument("--metrics", help="comma-separated subset of is,fid,kid")
     s.add_argument("--weights", help="Inception weights file (else resolved automatically)")
@@ -107,9 +109,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("report", help="run notebooks 01-05 with papermill and rebuild reports/")
     r.add_argument("--profile", choices=list(config.PROFILES),
-                   help="default: paper where CUDA is present, else quick")
+                   help="default: an existing run's own profile, else paper where CUDA is "
+                        "present, else quick")
     r.add_argument("--run", help="run name (default: the profile's name)")
     r.add_argument("--source", help="data source (default: auto)")
+    r.add_argument("--retrain", action="store_true",
+                   help="replace an existing run folder with a fresh run (default: reuse a "
+                        "finished run, resume an unfinished one)")
     r.set_defaults(func=_report)
     return p
 

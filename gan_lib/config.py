@@ -75,6 +75,10 @@ class TrainConfig:
     compile: bool = False  # torch.compile the two networks
     checkpoint_every: int = 100  # iterations between resume checkpoints (and always at the end)
     grid_size: int = 64  # images in each fixed-noise grid (8 x 8)
+    # Sampling rule: before each grid and snapshot, BatchNorm statistics are re-estimated on
+    # the generator's own weights over this many batches of batch_size latents (precise BN;
+    # measured in benchmarks/README.md). Every grid, score and sample uses them.
+    bn_batches: int = 16
 
     def __post_init__(self) -> None:
         _check_types(self)
@@ -98,6 +102,8 @@ class TrainConfig:
             problems.append(f"precision={self.precision!r}: expected one of {PRECISIONS}")
         if not 0.0 <= self.ema_decay < 1.0:
             problems.append(f"ema_decay={self.ema_decay}: expected 0 (off) or a value in (0, 1)")
+        if self.bn_batches < 1:
+            problems.append(f"bn_batches={self.bn_batches}: expected an integer >= 1")
         if self.checkpoint_every < 1:
             problems.append(f"checkpoint_every={self.checkpoint_every}: expected an integer >= 1")
         if not self.name or "/" in self.name or self.name.startswith("."):
@@ -156,7 +162,7 @@ class ScoreConfig:
         return cls(**d)
 
 
-# Named presets (DESIGN.md "Settings and profiles"). Iterations and milestones are the report's in
+# Named presets (README.md "Profiles"). Iterations and milestones are the report's in
 # `paper`; `quick` is sized for a CPU in minutes; `smoke` for tests, nbval and CI in seconds.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {

@@ -12,9 +12,12 @@ does not change when the same images are copied or regenerated, so caches keyed 
 the real-set FID statistics) stay valid.
 
 Example:
-    >>> ds = load_dataset("phantom", split="val", image_size=64)  # doctest: +SKIP
-    >>> ds.images.shape, ds.class_names
-    (torch.Size([16, 1, 64, 64]), ['NORMAL', 'PNEUMONIA'])
+    >>> import tempfile
+    >>> from gan_lib.phantom import make_phantom
+    >>> root = make_phantom(Path(tempfile.mkdtemp()) / "ph", n_train=8, n_test=4, n_val=4)
+    >>> ds = load_dataset(str(root), split="val", image_size=32)
+    >>> ds.images.shape, ds.class_names, ds.source == str(root.resolve())
+    (torch.Size([4, 1, 32, 32]), ['NORMAL', 'PNEUMONIA'], True)
 """
 
 from __future__ import annotations
@@ -49,8 +52,9 @@ class ChestXrayData:
     images: torch.Tensor  # uint8 [N, 1, S, S]
     labels: torch.Tensor  # int64 [N], 0 NORMAL, 1 PNEUMONIA
     class_names: list[str]
-    source: str  # human description, stamped on captions ("synthetic phantom data ..." if so)
-    spec: str  # the argument that reloads exactly this data: "phantom", a folder or .npz path
+    description: str  # for people, stamped on captions ("synthetic phantom data ..." if so)
+    source: str  # the load_dataset() argument that reloads exactly this data: "phantom", a
+    # folder or an .npz path (never "auto": the source auto chose)
     kind: str  # "kermany" | "pneumoniamnist" | "phantom"
     split: str
     fingerprint: str  # hex hash of pixels + labels + preprocessing
@@ -65,6 +69,10 @@ class ChestXrayData:
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+    @property
+    def spec(self) -> str:  # TODO(remove): old name of ``source``, kept while benchmarks move
+        return self.source
 
     def __repr__(self) -> str:
         return (f"ChestXrayData({self.kind}, split={self.split!r}, n={len(self)}, "
@@ -94,7 +102,7 @@ def load_dataset(source: str = "auto", split: str = "train", image_size: int = 6
         print(f"data source (auto): {source} -- {reason}")
     if source == "phantom":
         root = phantom.make_phantom(config.PHANTOM_DIR, size=max(128, image_size))
-        return _load_folder(root, split, image_size, spec="phantom")
+        return _load_folder(root, split, image_size, source="phantom")
     if source == "pneumoniamnist":
         return _load_npz(pneumoniamnist.find_pneumoniamnist(image_size, download=True), split, image_size)
     path = Path(source).expanduser().resolve()
@@ -104,7 +112,7 @@ def load_dataset(source: str = "auto", split: str = "train", image_size: int = 6
                                     f"with keys {split}_images/{split}_labels ({pneumoniamnist.URL})")
         return _load_npz(path, split, image_size)
     if path.is_dir():
-        return _load_folder(path, split, image_size, spec=str(path))
+        return _load_folder(path, split, image_size, source=str(path))
     problem = "is a file, not a folder or .npz" if path.exists() else "does not exist"
     raise FileNotFoundError(
         f"data source {source!r}: {path} {problem}. Expected 'auto', 'phantom', 'pneumoniamnist', "
@@ -162,7 +170,7 @@ def _child_dir(parent: Path, name: str) -> Path | None:
     return matches[0] if matches else None
 
 
-def _load_folder(root: Path, split: str, image_size: int, spec: str) -> ChestXrayData:
+def _load_folder(root: Path, split: str, image_size: int, source: str) -> ChestXrayData:
     files = list_folder(root, split)
     listing = "\n".join(f"{p.relative_to(root)}\t{(st := p.stat()).st_size}\t{st.st_mtime_ns}"
                         for p, _ in files)
@@ -174,12 +182,12 @@ def _load_folder(root: Path, split: str, image_size: int, spec: str) -> ChestXra
         cached = _decode_folder(root, files, image_size)
         _cache_put(_cache_path(kind, split, image_size, key), cached)
     if seed is None:
-        source = f"Kermany chest X-ray folder {_short(root)}"
+        description = f"Kermany chest X-ray folder {_short(root)}"
     else:
-        source = f"synthetic phantom data (gan_lib.phantom, seed {seed})"
-        if spec != "phantom":
-            source += f" at {_short(root)}"
-    return _finish(cached, source, spec, kind, split, f"{root}/{split}")
+        description = f"synthetic phantom data (gan_lib.phantom, seed {seed})"
+        if source != "phantom":
+            description += f" at {_short(root)}"
+    return _finish(cached, description, source, kind, split, f"{root}/{split}")
 
 
 def _phantom_seed(root: Path) -> int | None:
@@ -272,8 +280,8 @@ def _load_npz(path: Path, split: str, image_size: int) -> ChestXrayData:
         cached = _pack(t[:, 0].round().clamp(0, 255).to(torch.uint8).numpy(), labels, image_size,
                        [], [(w, h)] * n, ["L"] * n)
         _cache_put(cache_file, cached)
-    source = f"PneumoniaMNIST ({path.name}, MedMNIST v2)"
-    return _finish(cached, source, str(path), "pneumoniamnist", split, str(path))
+    description = f"PneumoniaMNIST ({path.name}, MedMNIST v2)"
+    return _finish(cached, description, str(path), "pneumoniamnist", split, str(path))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -292,13 +300,14 @@ def _pack(images: np.ndarray, labels: np.ndarray, image_size: int, skipped: list
             "raw_modes": list(raw_modes)}
 
 
-def _finish(c: dict, source: str, spec: str, kind: str, split: str, where: str) -> ChestXrayData:
+def _finish(c: dict, description: str, source: str, kind: str, split: str,
+            where: str) -> ChestXrayData:
     skipped = [(str(p), str(r)) for p, r in c["skipped"]]
     if skipped:
         warnings.warn(f"skipped {len(skipped)} unreadable file(s) in {where} "
                       f"(see .skipped for paths and reasons)", stacklevel=4)
     return ChestXrayData(images=c["images"], labels=c["labels"], class_names=list(CLASS_NAMES),
-                         source=source, spec=spec, kind=kind, split=split,
+                         description=description, source=source, kind=kind, split=split,
                          fingerprint=c["fingerprint"], skipped=skipped,
                          is_synthetic=kind == "phantom", raw_sizes=c["raw_sizes"],
                          raw_modes=list(c["raw_modes"]))
@@ -349,7 +358,7 @@ def summarize(ds: ChestXrayData) -> str:
     counts = torch.bincount(ds.labels, minlength=len(ds.class_names)).tolist()
     per_class = ", ".join(f"{name} {c:,} ({100 * c / n:.1f}%)"
                           for name, c in zip(ds.class_names, counts, strict=True))
-    lines = [f"source:      {ds.source}", f"kind:        {ds.kind} (spec: {ds.spec})",
+    lines = [f"data:        {ds.description}", f"kind:        {ds.kind} (source: {ds.source})",
              f"split:       {ds.split}",
              f"images:      {len(ds):,} x 1 x {ds.image_size} x {ds.image_size} uint8",
              f"per class:   {per_class}", f"skipped:     {len(ds.skipped)} file(s)"]
@@ -360,7 +369,7 @@ def summarize(ds: ChestXrayData) -> str:
 
 
 def split_counts(source: str, image_size: int = 64) -> pd.DataFrame:
-    """Images per class for each split of ``source`` (a concrete spec, e.g. ``ds.spec``)."""
+    """Images per class for each split of ``source`` (a concrete source, e.g. ``ds.source``)."""
     rows = []
     for split in SPLITS:
         try:

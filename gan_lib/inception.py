@@ -45,7 +45,7 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 from torch_fidelity.utils import create_feature_extractor
 from tqdm import tqdm
 
-from . import config, io, train
+from . import config, device, io
 
 if TYPE_CHECKING:
     from .config import ScoreConfig
@@ -277,8 +277,8 @@ def load_extractor(score_cfg: ScoreConfig, extractor: str = EXTRACTOR) -> Extrac
     layers = {m: cls.get_default_feature_layer_for_metric(m) for m in ("fid", "kid")}
     if weights["has_logits"]:
         layers["is"] = cls.get_default_feature_layer_for_metric("isc")
-    device = train.resolve_device(score_cfg.device)
-    precision = train.resolve_precision(score_cfg.precision, device)
+    where = device.resolve_device(score_cfg.device)
+    precision = device.resolve_precision(score_cfg.precision, where)
     try:
         module = create_feature_extractor(extractor, sorted(set(layers.values())), cuda=False,
                                           feature_extractor_weights_path=weights["path"],
@@ -286,8 +286,8 @@ def load_extractor(score_cfg: ScoreConfig, extractor: str = EXTRACTOR) -> Extrac
     except RuntimeError as err:  # load_state_dict: passed our checks but still does not fit
         raise ValueError(f"torch-fidelity could not load {weights['path']}: {err}") from None
     # channels_last: ~1.5x faster fp32 convolutions on a CPU (oneDNN); features change by ~1e-6.
-    module = module.to(device=device, memory_format=torch.channels_last)
-    return Extractor(extractor, module, layers, weights, device, precision,
+    module = module.to(device=where, memory_format=torch.channels_last)
+    return Extractor(extractor, module, layers, weights, where, precision,
                      score_cfg.batch_size, library=f"torch-fidelity {torch_fidelity.__version__}")
 
 
@@ -307,7 +307,7 @@ def extract_features(ex: Extractor, images: torch.Tensor,
         for i in range(0, len(images), ex.batch_size):
             x = images[i:i + ex.batch_size].to(ex.device, non_blocking=True)
             x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x  # gray -> RGB, as X-rays are
-            with train.autocast_context(ex.precision, ex.device):
+            with device.autocast_context(ex.precision, ex.device):
                 feats = ex.module(x)
             for k, f in zip(names, feats, strict=True):
                 out[k].append(f.float().cpu())

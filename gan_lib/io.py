@@ -35,9 +35,20 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o644)  # mkstemp makes files private; these are ordinary outputs
+        _fsync(tmp)  # the bytes reach the disk before the name points at them
         os.replace(tmp, path)
+        _fsync(path.parent)  # and the rename itself survives a power cut
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file's (or a folder's entries') data to the disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def save_torch(obj: Any, path: str | os.PathLike) -> None:
@@ -72,11 +83,22 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Records of an append-only JSON-lines file; a torn last line (killed writer) is ignored."""
+    """Records of an append-only JSON-lines file.
+
+    Only a torn last line (a writer killed mid-line: no newline after it) is dropped; any other
+    malformed line is an error naming it, since skipping it would silently lose records.
+    """
+    text = Path(path).read_text(encoding="utf-8")
+    lines = text.split("\n")
     rows = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
         try:
             rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
+        except json.JSONDecodeError as err:
+            if number == len(lines):  # the last line, with no newline after it: torn
+                break
+            raise ValueError(f"{path}, line {number}: not a JSON record ({err.msg}): "
+                             f"{line[:80]!r}. Repair or remove that line.") from None
     return rows

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch_fidelity import metric_fid, metric_isc, metric_kid
 
-from . import config, inception, io, models, runinfo, train
+from . import config, inception, io, models, runinfo
 from .config import ScoreConfig
 from .inception import EXTRACTOR, Extractor, extract_features, load_extractor
 
@@ -128,25 +128,33 @@ def score_images(fake: torch.Tensor, real: torch.Tensor, score_cfg: ScoreConfig,
 # --- real-set statistics, cached --------------------------------------------------------------
 
 
-def real_features(ex: Extractor, ds: Any, n: int | None, image_size: int) -> dict[str, Any]:
-    """Features of ``n`` real images of ``ds`` (seeded choice; all if None), from cache or fresh.
+def real_features(ex: Extractor, ds: Any, n: int | None, image_size: int,
+                  offset: int = 0) -> dict[str, Any]:
+    """Features of ``n`` real images of ``ds``, from cache or fresh.
 
+    The images are positions ``offset`` .. ``offset + n`` of one seeded permutation of the split
+    (all remaining ones if ``n`` is None), so sets with different offsets never overlap: the
+    reference set is offset 0, a held-out floor set starts where it ends.
     Returns {'features': {name: [n, D]}, 'stats': FID statistics, 'path', 'cache': hit|built,
     'n', 'seconds'}. A cache file that does not match its key or is unreadable is rebuilt.
     """
-    total = len(ds.images)
+    total = len(ds.images) - offset
     n = total if n is None else min(n, total)
     key = {"format": CACHE_FORMAT, "fingerprint": ds.fingerprint, "split": ds.split, "n": n,
            "subset_seed": SUBSET_SEED, "image_size": image_size, **ex.key()}
+    if offset:
+        key["offset"] = offset  # absent at 0, so caches written before offsets stay valid
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    where = f"-from{offset}" if offset else ""
     path = (config.CACHE_DIR / "fid_stats" /
-            f"{ex.name}-{str(ds.fingerprint)[:12]}-{ds.split}-n{n}-{digest}.npz")
+            f"{ex.name}-{str(ds.fingerprint)[:12]}-{ds.split}{where}-n{n}-{digest}.npz")
     t0 = time.perf_counter()
     cached = _read_cache(path, key, ex)
     if cached is not None:
         return {**cached, "path": str(path), "cache": "hit", "n": n,
                 "seconds": round(time.perf_counter() - t0, 3)}
-    order = torch.randperm(total, generator=torch.Generator().manual_seed(SUBSET_SEED))[:n]
+    order = torch.randperm(len(ds.images), generator=torch.Generator().manual_seed(SUBSET_SEED))
+    order = order[offset:offset + n]
     feats = extract_features(ex, ds.images[order], f"real {ds.split} ({n})")
     stats = statistics(feats[ex.layers["fid"]])
     with io.atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -181,24 +189,34 @@ def _read_cache(path: Path, key: dict[str, Any], ex: Extractor) -> dict[str, Any
 
 
 def load_real(run_config: dict[str, Any], split: str) -> Any:
-    """The real images a run was trained on (``split`` of its data spec, at its image size)."""
+    """The real images a run was trained on (``split`` of its data source, at its image size)."""
     from . import data
 
-    return data.load_dataset(run_config["data"]["spec"], split=split,
+    return data.load_dataset(run_config["data"]["source"], split=split,
                              image_size=run_config["config"]["image_size"])
 
 
 # --- scoring a run ------------------------------------------------------------------------------
 
 
-def score_config(profile: str = "smoke", n_fake: int | None = None,
+def score_config(profile: str | None = None, n_fake: int | None = None,
                  metrics: str | list[str] | tuple[str, ...] | None = None,
-                 **overrides: Any) -> ScoreConfig:
-    """A profile's ScoreConfig with a notebook's optional overrides (None = the profile's value).
+                 run: str | os.PathLike | None = None, **overrides: Any) -> ScoreConfig:
+    """A profile's ScoreConfig with optional overrides (None = the profile's value).
+
+    ``profile=None`` takes the profile the run ``run`` was trained with, so a paper run is
+    scored with the paper's sample sizes and a smoke run with the smoke's.
 
     >>> score_config("smoke", metrics="fid,kid").metrics
     ('fid', 'kid')
     """
+    if profile is None:
+        if run is None:
+            raise ValueError("score_config: name a profile (smoke, quick, paper) or a run")
+        profile = runinfo.load_run_config(run)["config"]["profile"]
+        if profile not in config.PROFILES:
+            raise ValueError(f"run {str(run)!r} was trained with profile {profile!r}, which has "
+                             "no scoring preset: name one (--profile quick)")
     if n_fake is not None:
         overrides["n_fake"] = n_fake
     if metrics is not None:
@@ -216,22 +234,22 @@ def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
     ``score_cfg`` defaults to the run's profile.
     """
     t0 = time.perf_counter()
-    run_cfg = train.load_run_config(run_dir)
+    run_cfg = runinfo.load_run_config(run_dir)
     run_dir = runinfo.run_path(run_dir)
     profile = run_cfg["config"].get("profile")
     score_cfg = score_cfg or (config.make_score_config(profile) if profile in config.PROFILES
                               else ScoreConfig())
-    snapshots = train.list_snapshots(run_dir)
+    snapshots = runinfo.list_snapshots(run_dir)
     ex = load_extractor(score_cfg, extractor)
     image_size = run_cfg["config"]["image_size"]
     ds = load_real(run_cfg, "train")
     if ds.fingerprint != run_cfg["data"].get("fingerprint"):
-        warnings.warn(f"the data at {run_cfg['data']['spec']!r} changed since the run was trained "
+        warnings.warn(f"the data at {run_cfg['data']['source']!r} changed since the run was trained "
                       "(fingerprint differs); scoring against the data as it is now", stacklevel=2)
     real = real_features(ex, ds, score_cfg.n_real, image_size)
     base = {"extractor": ex.describe(), "weights": ex.weights["path"],
             "weights_sha256": ex.weights["sha256"], "weights_origin": ex.weights["origin"],
-            "data_source": ds.source, "data_fingerprint": ds.fingerprint,
+            "data_source": ds.description, "data_fingerprint": ds.fingerprint,
             "device": str(ex.device), "precision": ex.precision}
     records = _floors(ex, ds, real, run_cfg, score_cfg, base)
     for iteration, path in snapshots:
@@ -242,7 +260,9 @@ def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "settings": score_cfg.to_dict(), "extractor": ex.describe(), "layers": ex.layers,
         "weights": ex.weights, "device": str(ex.device), "precision": ex.precision,
-        "data": {"source": ds.source, "spec": ds.spec, "kind": ds.kind, "split": "train",
+        "sampling": models.read_snapshot(snapshots[-1][1])["sampling"]["description"],
+        "data": {"source": ds.source, "description": ds.description, "kind": ds.kind,
+                 "split": "train",
                  "fingerprint": ds.fingerprint, "n_images": len(ds.images),
                  "image_size": image_size, "is_synthetic": bool(ds.is_synthetic)},
         "real_stats": {k: real[k] for k in ("path", "cache", "n", "seconds")},
@@ -271,7 +291,8 @@ def _score_snapshot(ex: Extractor, iteration: int, path: Path, real: dict[str, A
         feats = extract_features(ex, fake, f"iteration {iteration} ({n_gen})")
     seconds = time.perf_counter() - t0
     fields = dict(kind="generated", iteration=iteration, snapshot=str(path),
-                  compared=f"generated (iteration {iteration}) vs real train")
+                  sampling=models.read_snapshot(path)["sampling"]["description"],
+                  compared=f"generated (iteration {iteration}) vs real train reference")
     records = []
     if _wants_pairs(score_cfg):
         fid_set = {k: v[:score_cfg.n_fake] for k, v in feats.items()}
@@ -288,29 +309,50 @@ def _score_snapshot(ex: Extractor, iteration: int, path: Path, real: dict[str, A
 
 def _floors(ex: Extractor, ds: Any, real: dict[str, Any], run_cfg: dict[str, Any],
             score_cfg: ScoreConfig, base: dict[str, Any]) -> list[dict[str, Any]]:
-    """Real-vs-real FID/KID: two disjoint halves of the real subset, and train vs test."""
+    """Real-vs-real FID/KID at the snapshots' n pair where the data allow it.
+
+    FID's bias depends on both set sizes, so a floor is read against a snapshot only at the
+    same (n_fake, n_real): held-out training images (never in the reference set) and the test
+    split each stand where the generated images stand. Where a split is too small for that, the
+    pair used is recorded and the record says why it differs (``same_n`` False, ``note``).
+    """
     if not _wants_pairs(score_cfg):
         return []  # IS only: no FID/KID, so no floors (and no pass over the test split)
-    half = real["n"] // 2
-    first = {k: v[:half] for k, v in real["features"].items()}
-    second = {"features": {k: v[half:2 * half] for k, v in real["features"].items()},
-              "stats": None, "n": half}
-    records = _pair_records(ex, first, second, score_cfg, base, 0.0, kind="floor",
-                            iteration=None, snapshot=None,
-                            compared="real train: half A vs half B (disjoint)")
+    image_size, n_ref, n_fake = run_cfg["config"]["image_size"], real["n"], score_cfg.n_fake
+    room = len(ds.images) - n_ref
+    floor = dict(kind="floor", iteration=None, snapshot=None)
+    if room >= n_fake:  # n_fake training images outside the reference set
+        held = real_features(ex, ds, n_fake, image_size, offset=n_ref)
+        records = _pair_records(ex, held["features"], real, score_cfg, base, held["seconds"],
+                                compared="real train, held out vs real train reference",
+                                same_n=True, **floor)
+    else:  # e.g. the paper profile: 5,000 + all 5,216 cannot be disjoint in one split
+        half = n_ref // 2
+        first = {k: v[:half] for k, v in real["features"].items()}
+        second = {"features": {k: v[half:2 * half] for k, v in real["features"].items()},
+                  "stats": None, "n": half}
+        note = (f"n pair differs from the snapshots' ({n_fake} vs {n_ref}): the training split "
+                f"has {len(ds.images)} images, fewer than {n_fake} + {n_ref} disjoint ones, so "
+                f"two disjoint halves of the reference set are compared ({half} vs {half})")
+        records = _pair_records(ex, first, second, score_cfg, base, 0.0, same_n=False,
+                                note=note, compared="real train: half A vs half B (disjoint)",
+                                **floor)
+    compared = "real test vs real train reference"
     try:
         test = load_real(run_cfg, "test")
     except (FileNotFoundError, ValueError, KeyError) as err:
-        reason = f"no test split in {run_cfg['data']['spec']!r} ({err})"
-        return records + [{**base, "name": metric, "metric": metric, "kind": "floor",
-                           "value": None, "std": None, "iteration": None, "n_fake": None,
-                           "n_real": None, "seconds": 0.0, "compared": "real test vs real train",
-                           "unavailable": reason}
+        reason = f"no test split in {run_cfg['data']['source']!r} ({err})"
+        return records + [{**base, **floor, "name": metric, "metric": metric, "value": None,
+                           "std": None, "n_fake": None, "n_real": None, "seconds": 0.0,
+                           "compared": compared, "unavailable": reason}
                           for metric in ("fid", "kid") if metric in score_cfg.metrics]
-    test_real = real_features(ex, test, score_cfg.n_real, run_cfg["config"]["image_size"])
+    test_real = real_features(ex, test, n_fake, image_size)
+    same = test_real["n"] == n_fake
+    note = {} if same else {"note": f"n pair differs from the snapshots' ({n_fake} vs {n_ref}): "
+                                    f"the test split has only {test_real['n']} images"}
     return records + _pair_records(ex, test_real["features"], real, score_cfg, base,
-                                   test_real["seconds"], kind="floor", iteration=None,
-                                   snapshot=None, compared="real test vs real train")
+                                   test_real["seconds"], compared=compared, same_n=same,
+                                   **note, **floor)
 
 
 def _wants_pairs(score_cfg: ScoreConfig) -> bool:

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from pathlib import Path
@@ -108,25 +109,63 @@ def count_parameters(net: nn.Module) -> int:
 # --- generator-only snapshots: what generation and scoring read --------------------------------
 
 
-def save_snapshot(G: Generator, path: str | os.PathLike, iteration: int, **meta: Any) -> None:
-    """Write G's weights with the constructor arguments needed to rebuild it (atomic)."""
-    state = {k: v.detach().cpu() for k, v in _unwrap(G).state_dict().items()}
-    io.save_torch({"kwargs": _unwrap(G).kwargs, "state_dict": state, "iteration": iteration,
-                   **meta}, path)
+SNAPSHOT_FORMAT = 2  # 2: BatchNorm statistics re-estimated on the snapshot's own weights
+SAMPLING_RULE = "batchnorm-recalibrated"
 
 
-def load_generator(snapshot: str | os.PathLike, device: str | torch.device = "cpu") -> Generator:
-    """Rebuild a Generator from a snapshot file, in eval mode on ``device``."""
+def sampling_record(batches: int, batch_size: int, seed: int) -> dict[str, Any]:
+    """How a snapshot's BatchNorm statistics were made: stored in it, reported with its scores."""
+    return {"rule": SAMPLING_RULE, "batches": batches, "batch_size": batch_size, "seed": seed,
+            "description": f"eval-mode BatchNorm with statistics re-estimated on the snapshot's "
+                           f"own weights over {batches} batches of {batch_size} latents"}
+
+
+def save_snapshot(G: Generator, path: str | os.PathLike, iteration: int,
+                  sampling: dict[str, Any], **meta: Any) -> None:
+    """Write G's weights, how it samples, and the constructor arguments to rebuild it (atomic)."""
+    state = {k: v.detach().cpu() for k, v in unwrap(G).state_dict().items()}
+    io.save_torch({"format": SNAPSHOT_FORMAT, "kwargs": unwrap(G).kwargs, "state_dict": state,
+                   "iteration": iteration, "sampling": sampling, **meta}, path)
+
+
+def read_snapshot(snapshot: str | os.PathLike) -> dict[str, Any]:
+    """A snapshot file's contents; a clear error for a missing, unreadable or older file."""
     path = Path(snapshot)
     if not path.is_file():
         raise FileNotFoundError(f"Generator snapshot {path} not found: expected a file written "
                                 "by train(), e.g. runs/NAME/snapshots/G_iter_000500.pt")
     try:
         blob = io.load_torch(path)
-        G = Generator(**blob["kwargs"])
-        G.load_state_dict(blob["state_dict"])
-    except Exception as err:  # truncated file, foreign pickle, wrong keys or shapes
+        found = blob.get("format")
+    except Exception as err:  # truncated file, foreign pickle
         raise ValueError(f"{path} is not a readable generator snapshot ({err}); "
+                         "re-create it by training or resuming the run") from err
+    if found != SNAPSHOT_FORMAT:
+        raise ValueError(f"{path} is a generator snapshot of format {found}; this gan_lib reads "
+                         f"format {SNAPSHOT_FORMAT}, which records how BatchNorm samples. "
+                         "Train the run again (overwrite=True) to re-create its snapshots.")
+    return blob
+
+
+def load_generator(snapshot: str | os.PathLike, device: str | torch.device = "cpu",
+                   bn_stats: str = "sampling") -> Generator:
+    """Rebuild a Generator from a snapshot file, in eval mode on ``device``.
+
+    ``bn_stats="sampling"`` (the rule every grid, score and sample uses) keeps the statistics
+    re-estimated for the snapshot; ``"training"`` puts back the running averages training had
+    kept, to measure what the rule changes (benchmarks/bn_sampling.py).
+    """
+    blob = read_snapshot(snapshot)
+    state = dict(blob["state_dict"])
+    if bn_stats == "training":
+        state.update(blob["training_bn_stats"])
+    elif bn_stats != "sampling":
+        raise ValueError(f"bn_stats={bn_stats!r}: expected 'sampling' or 'training'")
+    try:
+        G = Generator(**blob["kwargs"])
+        G.load_state_dict(state)
+    except Exception as err:  # wrong keys or shapes
+        raise ValueError(f"{snapshot} is not a readable generator snapshot ({err}); "
                          "re-create it by training or resuming the run") from err
     return G.to(device).eval()
 
@@ -146,11 +185,43 @@ def generate(snapshot: str | os.PathLike | Generator, n: int, seed: int = 0,
     G = snapshot if isinstance(snapshot, nn.Module) else load_generator(snapshot, device)
     was_training = G.training
     G.eval()
-    z = torch.randn(n, _unwrap(G).z_dim, generator=torch.Generator().manual_seed(seed))
+    z = torch.randn(n, unwrap(G).z_dim, generator=torch.Generator().manual_seed(seed))
     dev = next(G.parameters()).device
     out = [to_uint8(G(z[i:i + batch_size].to(dev))).cpu() for i in range(0, n, batch_size)]
     G.train(was_training)
     return torch.cat(out) if out else torch.empty(0, 1, 0, 0, dtype=torch.uint8)
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(G: nn.Module, batches: int, batch_size: int, seed: int) -> nn.Module:
+    """A copy of ``G`` in eval mode whose BatchNorm statistics belong to its own weights.
+
+    "Precise BN" (Wu & Johnson 2021): every training step normalised with the statistics of its
+    own batch, while the running averages that eval mode uses lag a fast-moving G (momentum
+    0.1) and, for an EMA generator, belong to other weights altogether. Here they are reset and
+    re-estimated as the equal-weight mean over ``batches`` batches of ``batch_size`` fresh
+    latents (``momentum=None``), the training batch size, with latents drawn from ``seed``.
+    Eval-mode samples from the copy then do not depend on the batch they are drawn in.
+
+    >>> G = Generator(z_dim=8, g_channels=4, image_size=32)
+    >>> bn = recalibrate_batchnorm(G, batches=2, batch_size=4, seed=0).main[1]
+    >>> bool(bn.num_batches_tracked == 2), G.main[1].num_batches_tracked.item()
+    (True, 0)
+    """
+    G = copy.deepcopy(unwrap(G))
+    norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [bn.momentum for bn in norms]
+    for bn in norms:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average: every batch weighs the same
+    G.train()
+    latents = torch.Generator().manual_seed(seed)
+    device = next(G.parameters()).device
+    for _ in range(batches):
+        G(torch.randn(batch_size, G.z_dim, generator=latents).to(device))
+    for bn, momentum in zip(norms, momenta, strict=True):
+        bn.momentum = momentum
+    return G.eval()
 
 
 def to_uint8(x: torch.Tensor) -> torch.Tensor:
@@ -158,6 +229,6 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return ((x.float() + 1) * 127.5).round_().clamp_(0, 255).to(torch.uint8)
 
 
-def _unwrap(net: nn.Module) -> nn.Module:
+def unwrap(net: nn.Module) -> nn.Module:
     """The plain module behind torch.compile's wrapper."""
     return getattr(net, "_orig_mod", net)

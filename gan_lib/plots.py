@@ -28,9 +28,9 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
-from torchvision.utils import make_grid  # noqa: E402
 
 from . import io  # noqa: E402
+from .grids import grid_array  # noqa: E402
 
 sns.set_theme(context="notebook", style="whitegrid")
 
@@ -41,22 +41,6 @@ def save_figure(fig: plt.Figure, path: str | os.PathLike, dpi: int = 150) -> Pat
     with io.atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
     plt.close(fig)
-    return path
-
-
-def grid_array(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> np.ndarray:
-    """uint8 [N, 1, H, W] -> one uint8 gray image [H', W'] tiled ``nrow`` per row."""
-    if images.dtype != torch.uint8 or images.ndim != 4:
-        raise ValueError(f"expected uint8 images [N, C, H, W], got {images.dtype} {tuple(images.shape)}")
-    grid = make_grid(images, nrow=nrow, padding=padding, pad_value=255)  # [3, H', W'] uint8
-    return grid[0].numpy()
-
-
-def save_grid_png(images: torch.Tensor, path: str | os.PathLike, nrow: int = 8) -> Path:
-    """Tile uint8 images into one lossless gray PNG (atomic). Used for per-epoch grids."""
-    path = Path(path)
-    with io.atomic_path(path) as tmp:
-        Image.fromarray(grid_array(images, nrow)).save(tmp, format="PNG")
     return path
 
 

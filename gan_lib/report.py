@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import importlib.resources
 import json
 import re
 import shutil
@@ -22,21 +23,11 @@ from typing import Any
 
 import torch
 
-from . import config, io
+from . import artefacts, checkpoint, config, io, runinfo
+from .device import resolve_precision
 
 GENERATED = ("figures", "tables", "notebooks", "report.md", "report.html")
-TEMPLATE = "template.md.j2"
-
-# Figure files the notebooks write, in report order, with what each shows.
-FIGURES = {
-    "fig1_real_samples.png": "Figure 1. Training images per class (the data source is named under the figure).",
-    "data_intensity_histograms.png": "Pixel-intensity distribution of the training images per class.",
-    "fig2_losses.png": "Figure 2. Generator and discriminator losses per iteration.",
-    "fig3_halfway_final.png": "Figure 3. Fixed-noise samples halfway through and at the end of training.",
-    "evolution_strip.png": "Fixed-noise samples across training (one row per epoch grid).",
-    "samples_final.png": "Fresh samples from the final generator snapshot.",
-    "fid_vs_iteration.png": "FID against training iteration, with the real-vs-real floors.",
-}
+TEMPLATE = "report.md.j2"  # in gan_lib/templates/: ships with the package (importlib.resources)
 
 
 class NotebookFailed(RuntimeError):
@@ -48,21 +39,29 @@ def default_profile() -> str:
 
 
 def build_report(profile: str | None = None, run: str | None = None, source: str | None = None,
-                 reports_dir: str | Path | None = None) -> Path:
+                 reports_dir: str | Path | None = None, retrain: bool = False) -> Path:
     """Run notebooks 01-05 with papermill and (re)build ``reports/``; return report.md's path.
 
-    ``profile`` defaults to paper where CUDA is present, else quick; ``run`` to the profile name.
+    ``profile`` defaults to the existing run's own profile, else paper where CUDA is present,
+    else quick; ``run`` to the profile name.
+    An existing run folder is reused when finished and resumed when not (its settings must be
+    the profile's); ``retrain=True`` replaces it with a fresh run.
     """
-    if profile is None:
+    existing = config.RUNS_DIR / run / "config.json" if run else None
+    if profile is None and existing is not None and existing.is_file() and not retrain:
+        profile = io.read_json(existing)["config"]["profile"]
+        print(f"profile: {profile} (the profile run {run!r} was trained with)")
+    elif profile is None:
         profile = default_profile()
         print(f"profile: {profile} ({'CUDA present' if profile == 'paper' else 'no CUDA: CPU'})")
-    config.make_train_config(profile)  # unknown profile: fail before any work
     run = run or profile
+    wanted = config.make_train_config(profile, name=run, source=source or "auto")
+    training = training_plan(wanted, retrain)  # unknown profile, mismatched run: fail here
     reports_dir = Path(reports_dir or config.REPORTS_DIR)
     staging = reports_dir / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
     params = {"profile": profile, "run": run, "source": source or "auto",
-              "reports_dir": str(staging)}
+              "reports_dir": str(staging), **training}
     try:
         stages = run_notebooks(params, staging / "notebooks")
         render_report(staging, run_dir=config.RUNS_DIR / run, profile=profile, stages=stages)
@@ -71,6 +70,42 @@ def build_report(profile: str | None = None, run: str | None = None, source: str
         raise
     _swap_in(staging, reports_dir)
     return reports_dir / "report.md"
+
+
+def training_plan(cfg: config.TrainConfig, retrain: bool = False) -> dict[str, bool]:
+    """Notebook 02's resume/overwrite for ``cfg``'s run folder, said aloud; mismatches raise.
+
+    No folder: train. ``retrain``: replace it. A folder with a checkpoint: its settings must
+    equal ``cfg``'s (apart from what may change on resume, e.g. more iterations); then it is
+    reused when finished and resumed when not.
+    """
+    folder = config.RUNS_DIR / cfg.name
+    if retrain:
+        print(f"[report] retrain: {folder} is replaced by a fresh run" if folder.exists()
+              else f"[report] retrain: no {folder} yet; training it")
+        return {"resume": False, "overwrite": True}
+    ckpt_path = folder / "checkpoint.pt"
+    if not ckpt_path.is_file():
+        if folder.is_dir() and any(folder.iterdir()):
+            raise FileExistsError(f"{folder} exists but has no checkpoint.pt to reuse or resume; "
+                                  "rebuild with RETRAIN=1 (--retrain) or another RUN name")
+        print(f"[report] training a new run in {folder}")
+        return {"resume": False, "overwrite": False}
+    ckpt = checkpoint.read(ckpt_path)
+    old, new = ckpt["config"], cfg.to_dict()
+    same = {"snapshot_at", "checkpoint_every", "compile", "device"}  # not the arithmetic
+    if ckpt["precision"] == resolve_precision(cfg.precision, cfg.device):
+        same.add("precision")  # 'auto' that resolves to what the run used
+    differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in same)
+    if differ:
+        diff = ", ".join(f"{k}: run {old.get(k)!r}, profile {new.get(k)!r}" for k in differ)
+        raise ValueError(f"Run {cfg.name!r} ({folder}) does not match profile "
+                         f"{cfg.profile!r}: {diff}. Build the report with the run's own "
+                         "profile (PROFILE=...), another RUN name, or RETRAIN=1 (--retrain).")
+    done = int(ckpt["step"]) == cfg.iterations
+    print(f"[report] {'reusing the finished' if done else 'resuming the unfinished'} run "
+          f"{folder} (iteration {ckpt['step']} of {cfg.iterations})")
+    return {"resume": True, "overwrite": False}
 
 
 def run_notebooks(params: dict[str, Any], out_dir: Path,
@@ -103,15 +138,19 @@ def run_notebooks(params: dict[str, Any], out_dir: Path,
     return stages
 
 
+def load_template() -> str:
+    """The report template that ships inside the package (gan_lib/templates/report.md.j2)."""
+    return importlib.resources.files("gan_lib").joinpath("templates", TEMPLATE).read_text("utf-8")
+
+
 def render_report(out: Path, run_dir: Path, profile: str, stages: list[dict[str, Any]]) -> None:
-    """report.md from the committed template, and report.html with the figures embedded."""
+    """report.md from the packaged template, and report.html with the figures embedded."""
     import jinja2
     import markdown
 
     ctx = report_context(out, run_dir, profile, stages)
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(config.REPO_ROOT / "reports"),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    md = env.get_template(TEMPLATE).render(**ctx)
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    md = env.from_string(load_template()).render(**ctx)
     io.write_text(out / "report.md", md)
     body = markdown.markdown(md, extensions=["tables", "fenced_code"])
     io.write_text(out / "report.html", _html_page(_embed_images(body, out), ctx["title"]))
@@ -119,15 +158,20 @@ def render_report(out: Path, run_dir: Path, profile: str, stages: list[dict[str,
 
 def report_context(out: Path, run_dir: Path, profile: str,
                    stages: list[dict[str, Any]]) -> dict[str, Any]:
-    """Everything the template shows, read from the run folder and the tables just written."""
-    run_cfg = io.read_json(run_dir / "config.json")
+    """Everything the template shows, read from the run folder and the artefacts just written.
+
+    ``figures[section]`` lists (file, title) of the figures that section shows, in the order
+    of :data:`gan_lib.artefacts.ARTEFACTS`; ``tables[name]`` is a table's Markdown.
+    """
+    run_cfg = runinfo.load_run_config(run_dir)
     scores_path = run_dir / "scores.json"
     scores = io.read_json(scores_path) if scores_path.exists() else {}
     cfg, data = run_cfg["config"], run_cfg["data"]
-    tables = {p.stem: p.read_text(encoding="utf-8").strip()
-              for p in sorted((out / "tables").glob("*.md"))}
-    figures = [(f"figures/{name}", caption) for name, caption in FIGURES.items()
-               if (out / "figures" / name).exists()]
+    tables = {a.name: (out / a.file).read_text(encoding="utf-8").strip()
+              for a in artefacts.ARTEFACTS.values() if a.kind == "table" and (out / a.file).exists()}
+    figures = {section: [(a.file, a.title) for a in artefacts.in_section(section)
+                         if a.kind == "figure" and (out / a.file).exists()]
+               for section in artefacts.SECTIONS}
     return {
         "title": "Generating pediatric chest X-rays with a DCGAN",
         "created": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

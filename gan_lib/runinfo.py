@@ -1,16 +1,15 @@
-"""What a run folder records about itself (config.json), checks made before training, readers.
+"""The run folder: what it records about itself (config.json), and its readers.
 
-Helpers of :mod:`gan_lib.train`, kept apart so the training loop stays readable: the resolved
-settings, the data source and its fingerprint, library versions and the git commit that
-produced a run; the subset of the training images a config selects; and whether a checkpoint
-may be resumed with a given config; and the readers of a finished run folder (its config,
-snapshots and grids), re-exported by :mod:`gan_lib.train`.
+config.json holds the resolved settings, the data source and its fingerprint, library versions,
+the git commit, and one segment per training process (a resumed run has several: where each
+started, on which device, at which precision). The readers find a run's config, snapshots and
+grids for every module after training (scoring, plots, notebooks).
 
 Example:
-    >>> from gan_lib import config
-    >>> imgs = torch.zeros(100, 1, 8, 8, dtype=torch.uint8)
-    >>> select_subset(imgs, config.make_train_config("smoke", subset=40, batch_size=8)).shape[0]
-    40
+    >>> run_path("no-such-run")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: Run folder no-such-run not found: expected a folder written by train(); train it first, e.g. python -m gan_lib train --run NAME
 """
 
 from __future__ import annotations
@@ -20,7 +19,6 @@ import importlib.metadata
 import platform
 import re
 import subprocess
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,69 +28,41 @@ import torchvision
 
 from . import config, io
 from .config import TrainConfig
-
-
-def select_subset(images: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
-    """The training images of ``cfg``: all, or ``cfg.subset`` of them in a seeded random order.
-
-    Checks the shape the models need, and that there is at least one full batch.
-    """
-    n, size = len(images), cfg.image_size
-    if images.dtype != torch.uint8 or tuple(images.shape[1:]) != (1, size, size):
-        raise ValueError(f"load_dataset returned {images.dtype} {tuple(images.shape)}: expected "
-                         f"uint8 [N, 1, {size}, {size}] for image_size={size}")
-    if cfg.subset is not None:
-        if cfg.subset > n:
-            raise ValueError(f"subset={cfg.subset}: the data source {cfg.source!r} has only {n} "
-                             "training images; lower subset or set it to None (all)")
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed))
-        images = images[order[:cfg.subset]]
-    if len(images) < cfg.batch_size:
-        raise ValueError(f"batch_size={cfg.batch_size}: the data source {cfg.source!r} has only "
-                         f"{len(images)} training images; lower batch_size")
-    return images.contiguous()
-
-
-def check_resumable(cfg: TrainConfig, ckpt: dict[str, Any], allowed: Iterable[str]) -> None:
-    """Raise unless ``ckpt`` was trained with the same settings as ``cfg`` (except ``allowed``)."""
-    old = ckpt.get("config", {})
-    new = cfg.to_dict()
-    changed = sorted(k for k in set(old) | set(new) if k not in allowed and old.get(k) != new.get(k))
-    if changed:
-        diff = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
-        raise ValueError(f"Cannot resume run {cfg.name!r}: settings differ from its checkpoint "
-                         f"({diff}). Resume with the original settings, or start a new run "
-                         f"(another name, or overwrite=True). Only {sorted(allowed)} may change.")
-    if int(ckpt["step"]) > cfg.iterations:
-        raise ValueError(f"iterations={cfg.iterations}: the checkpoint is already at iteration "
-                         f"{ckpt['step']}; resume with iterations >= {ckpt['step']}")
+from .device import bf16_probe
 
 
 def describe_data(ds: Any, n_images: int) -> dict[str, Any]:
     """The "data" entry of config.json, from a ChestXrayData."""
-    return {"source": ds.source, "spec": ds.spec, "kind": ds.kind, "fingerprint": ds.fingerprint,
+    return {"source": ds.source, "description": ds.description, "kind": ds.kind, "fingerprint": ds.fingerprint,
             "n_images": int(n_images), "is_synthetic": bool(ds.is_synthetic)}
 
 
 def run_metadata(cfg: TrainConfig, data_info: dict[str, Any], device: torch.device,
-                 precision: str, previous: Path | None = None) -> dict[str, Any]:
-    """config.json of a run (DESIGN.md). On resume, ``previous`` keeps "created" and a history."""
+                 precision: str, start_step: int = 0,
+                 previous: Path | None = None) -> dict[str, Any]:
+    """config.json of a run. On resume, ``previous`` keeps "created" and the earlier segments.
+
+    "device", "precision" are those of the latest segment; "segments" lists every training
+    process: the iteration it started from, its device and precision, and which check said
+    the hardware computes bf16 natively (None: it does not).
+    """
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-    meta = {
+    segment = {"from_iteration": start_step, "started": now, "device": str(device),
+               "device_name": _device_name(device), "precision": precision,
+               "bf16_probe": bf16_probe(device), "git_commit": git_commit()}
+    old = io.read_json(previous) if previous is not None and previous.is_file() else {}
+    earlier = [s for s in old.get("segments", []) if s["from_iteration"] < start_step]
+    return {
         "config": cfg.to_dict(),
         "data": data_info,
         "versions": versions(),
-        "git_commit": git_commit(),
-        "device": str(device),
-        "device_name": _device_name(device),
+        "git_commit": segment["git_commit"],
+        "device": segment["device"],
+        "device_name": segment["device_name"],
         "precision": precision,  # resolved: fp32 or bf16 (autocast)
-        "created": now,
+        "created": old.get("created", now),
+        "segments": [*earlier, segment],
     }
-    if previous is not None and previous.is_file():
-        old = io.read_json(previous)
-        meta["created"] = old.get("created", now)
-        meta["resumed"] = [*old.get("resumed", []), now]
-    return meta
 
 
 def versions() -> dict[str, str]:

@@ -41,10 +41,11 @@ def provenance(scores: dict[str, Any]) -> str:
     sha = f"sha256 {w['sha256'][:12]}" if w.get("sha256") else "no weights file"
     return (f"Extractor: {scores['extractor']}; weights: {w['origin']} "
             f"({Path(w['path']).name if w.get('path') else '-'}, {sha}). "
-            f"Real images: {d['source']}, {d['split']} split (fingerprint "
+            f"Real images: {d['description']}, {d['split']} split (fingerprint "
             f"{str(d['fingerprint'])[:12]}, {d['n_images']} images at {d['image_size']} px), "
             f"n_real = {r['n']}. Generated images: n_fake = {s['n_fake']} per snapshot, latents "
-            f"seed {s['seed']}. Device {scores['device']}, {scores['precision']}.")
+            f"seed {s['seed']}, {scores.get('sampling', 'sampling rule not recorded')}. "
+            f"Device {scores['device']}, {scores['precision']}.")
 
 
 def fid_table(scores: dict[str, Any]) -> pd.DataFrame:
@@ -54,9 +55,12 @@ def fid_table(scores: dict[str, Any]) -> pd.DataFrame:
         if r["metric"] not in ("fid", "kid") or r["kind"] == "real":
             continue
         label = r["iteration"] if r["kind"] == "generated" else "floor (real vs real)"
+        same_n = "" if r["kind"] == "generated" else {True: "yes", False: "no"}.get(
+            r.get("same_n"), "")
         row = rows.setdefault((r["kind"] != "generated", r["compared"]), {
             "iteration": label, "compared": r["compared"], "FID": None, "KID mean": None,
-            "KID std": None, "n_fake": r.get("n_fake"), "n_real": r.get("n_real")})
+            "KID std": None, "n_fake": r.get("n_fake"), "n_real": r.get("n_real"),
+            "same n as snapshots": same_n})
         if r["value"] is None:
             row["FID" if r["metric"] == "fid" else "KID mean"] = "unavailable"
         elif r["metric"] == "fid":
@@ -66,7 +70,7 @@ def fid_table(scores: dict[str, Any]) -> pd.DataFrame:
     order = sorted(rows, key=lambda k: (k[0], rows[k]["iteration"] if not k[0] else 0))
     return pd.DataFrame([rows[k] for k in order],
                         columns=["iteration", "compared", "FID", "KID mean", "KID std", "n_fake",
-                                 "n_real"])
+                                 "n_real", "same n as snapshots"])
 
 
 def is_table(scores: dict[str, Any]) -> pd.DataFrame:
@@ -83,22 +87,25 @@ def table_caption(scores: dict[str, Any], table: str) -> str:
     """Caption of tables/fid.md ('fid') or tables/is.md ('is'): what, how, from which data."""
     s = scores["settings"]
     if table == "fid":
+        notes = {f"{r['compared']}: {r['note']}." for r in scores["scores"] if r.get("note")}
         # The subset size is lowered to a smaller set's size (e.g. the test floor): name each.
         sizes = sorted({r["kid_subset_size"] for r in scores["scores"]
                         if r["metric"] == "kid" and r.get("kid_subset_size")})
         what = (f"Table 1. FID and KID ({scores['extractor']}; KID: mean and std over "
                 f"{s['kid_subsets']} subsets of {' or '.join(map(str, sizes)) or '-'} images, "
                 "the smaller set's size where it has fewer) of each generator snapshot "
-                "against the real training images. The floor rows compare real with real images "
-                "(two disjoint halves of the training images; test vs training images), computed "
-                "the same way: the best a generator could score here; their n_fake and n_real are "
-                "the sizes of the two real sets. FID is biased upwards at small n: compare rows "
-                "with their n.")
+                "against the reference set of real training images. The floor rows score real "
+                "images in the generated images' place, computed the same way: training images "
+                "held out of the reference, and test images; their n_fake and n_real are the "
+                "sizes of the two real sets. FID is biased upwards at small n, by an amount that "
+                "depends on both sizes, so a floor bounds a snapshot only at the same n pair "
+                "('same n as snapshots'). " + " ".join(sorted(notes)))
     else:
         fixes = {r["fix"] for r in scores["scores"] if r["metric"] == "is" and r.get("fix")}
         what = (f"Inception Score (mean and std over {s['is_splits']} splits) of the final "
-                "snapshot's images beside as many real training images; IS measures confidence "
-                "over ImageNet classes and stays near 1 on X-rays. "
+                "snapshot's images beside as many real training images; IS measures the "
+                "confidence and variety of ImageNet-class predictions, so read the generated IS "
+                "against the real one. "
                 + "".join(f"IS unavailable: {fix}. " for fix in sorted(fixes)))
     return f"{what} {provenance(scores)}"
 

@@ -69,7 +69,7 @@ def test_folder_reader_decodes_all_formats_and_skips_bad_files(tmp_path):
         ds = data.load_dataset(str(root), "train", 64)
     assert ds.images.dtype == torch.uint8 and ds.images.shape == (6, 1, 64, 64)
     assert ds.labels.dtype == torch.int64 and ds.labels.tolist() == [0, 0, 0, 1, 1, 1]
-    assert (ds.kind, ds.spec, ds.is_synthetic) == ("kermany", str(root.resolve()), False)
+    assert (ds.kind, ds.source, ds.is_synthetic) == ("kermany", str(root.resolve()), False)
     reasons = {p.split("/")[-1]: r for p, r in ds.skipped}
     assert set(reasons) == {"truncated.jpeg", "empty.jpeg", "notes.jpeg"}
     assert "0 bytes" in reasons["empty.jpeg"]
@@ -184,7 +184,7 @@ def test_npz_reader_with_medmnist_keys(tmp_path):
     path = _npz(tmp_path / "pm.npz")
     ds = data.load_dataset(str(path), "val", 64)
     assert ds.images.shape == (10, 1, 64, 64) and ds.labels.tolist() == [0, 1] * 5
-    assert (ds.kind, ds.spec, ds.is_synthetic) == ("pneumoniamnist", str(path.resolve()), False)
+    assert (ds.kind, ds.source, ds.is_synthetic) == ("pneumoniamnist", str(path.resolve()), False)
     assert ds.raw_sizes.tolist()[0] == [28, 28]
 
 
@@ -213,7 +213,7 @@ def test_pneumoniamnist_picks_nearest_stored_size_above(tmp_path):
     _npz(config.RAW_DIR / "pneumoniamnist.npz", size=28)
     _npz(config.RAW_DIR / "pneumoniamnist_128.npz", size=128)
     ds = data.load_dataset("pneumoniamnist", "test", 64)
-    assert ds.spec.endswith("pneumoniamnist_128.npz") and ds.images.shape[-1] == 64
+    assert ds.source.endswith("pneumoniamnist_128.npz") and ds.images.shape[-1] == 64
 
 
 def test_pneumoniamnist_offline_without_file_says_where_to_put_it():
@@ -234,8 +234,8 @@ def test_auto_prefers_kermany_then_npz_then_phantom(tmp_path, capsys):
 
 def test_phantom_source_is_labelled_synthetic_and_cached(tmp_path):
     ds = data.load_dataset("phantom", "train", 64)
-    assert (ds.kind, ds.spec, ds.is_synthetic) == ("phantom", "phantom", True)
-    assert ds.source.startswith("synthetic phantom data") and len(ds) == 20
+    assert (ds.kind, ds.source, ds.is_synthetic) == ("phantom", "phantom", True)
+    assert ds.description.startswith("synthetic phantom data") and len(ds) == 20
     assert (config.PHANTOM_DIR / phantom.MARKER).is_file()
     text = data.summarize(ds)
     for part in ("synthetic phantom data", "NORMAL 5", "PNEUMONIA 15", "64 x 64",

@@ -81,7 +81,7 @@ def blobs(n: int, seed: int, size: int = 32, shift: float = 0.0) -> torch.Tensor
 
 
 def tiny_cfg(**kw) -> config.ScoreConfig:
-    base = dict(n_fake=24, n_fake_is=20, n_real=60, batch_size=16, kid_subset_size=10,
+    base = dict(n_fake=24, n_fake_is=20, n_real=48, batch_size=16, kid_subset_size=10,
                 kid_subsets=5, is_splits=2, device="cpu")
     return config.ScoreConfig(**{**base, **kw})
 
@@ -187,7 +187,7 @@ def test_metric_names_carry_the_sample_count():
 def fake_real(run_config: dict, split: str) -> SimpleNamespace:
     """Stands in for data.load_dataset: 80 train and 40 test images of smooth blobs."""
     n, seed = {"train": (80, 10), "test": (40, 11)}[split]
-    return SimpleNamespace(images=blobs(n, seed), source="test blobs (not X-rays)", spec="blobs",
+    return SimpleNamespace(images=blobs(n, seed), description="test blobs (not X-rays)", source="blobs",
                            kind="phantom", split=split, fingerprint=f"blobs-{split}",
                            is_synthetic=True)
 
@@ -202,10 +202,11 @@ def run(home, tmp_path, monkeypatch):
     for it in (5, 10):
         torch.manual_seed(it)
         G.apply(models.weights_init)
-        models.save_snapshot(G, run_dir / "snapshots" / f"G_iter_{it:06d}.pt", it)
+        models.save_snapshot(G, run_dir / "snapshots" / f"G_iter_{it:06d}.pt", it,
+                             sampling=models.sampling_record(1, 4, 0))
     cfg = config.make_train_config("smoke", name="t", image_size=32)
     io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
-        "source": "test blobs (not X-rays)", "spec": "blobs", "kind": "phantom",
+        "source": "blobs", "description": "test blobs (not X-rays)", "kind": "phantom",
         "fingerprint": "blobs-train", "n_images": 80, "is_synthetic": True}})
     return run_dir
 
@@ -228,19 +229,26 @@ def test_score_run_records_every_score_and_matches_torch_fidelity(run, count_rea
     scores = metrics.score_run(run, cfg, extractor=TINY)
     assert json.loads((run / "scores.json").read_text()) == json.loads(json.dumps(scores))
     names = {(r["name"], r["compared"]) for r in scores["scores"]}
-    assert ("fid24", "generated (iteration 10) vs real train") in names
-    assert ("fid30", "real train: half A vs half B (disjoint)") in names  # 60 real -> 2 x 30
-    assert ("kid40", "real test vs real train") in names
+    assert ("fid24", "generated (iteration 10) vs real train reference") in names
+    assert ("fid24", "real train, held out vs real train reference") in names  # 80 = 48 + 24 + 8
+    assert ("kid24", "real test vs real train reference") in names  # 40 test images >= 24
     assert ("is20", "real train images") in names
     for r in scores["scores"]:
         assert {"n_real", "n_fake", "extractor", "weights", "weights_sha256", "data_source",
                 "data_fingerprint", "device", "precision", "seconds"} <= set(r), r["name"]
-    assert count_real_passes() == 2  # train subset and test split, once each
+    # floors at the snapshots' n pair: the held-out images stand where the fakes stand
+    pairs = {(r["kind"], r["n_fake"], r["n_real"], r.get("same_n")) for r in scores["scores"]
+             if r["metric"] == "fid"}
+    assert pairs == {("generated", 24, 48, None), ("floor", 24, 48, True)}
+    assert count_real_passes() == 3  # reference, held-out train images, test split: once each
+    generated = [r for r in scores["scores"] if r["kind"] == "generated"]
+    assert all("1 batches of 4 latents" in r["sampling"] for r in generated)
+    assert "1 batches of 4 latents" in score_tables.provenance(scores)
 
     # The snapshot's FID/KID equal torch-fidelity's on the same generated and real images.
     fake = models.generate(run / "snapshots" / "G_iter_000010.pt", 24, seed=cfg.seed)
     order = torch.randperm(80, generator=torch.Generator().manual_seed(metrics.SUBSET_SEED))
-    theirs = fidelity(fake, fake_real({}, "train").images[order[:60]], feature_extractor=TINY,
+    theirs = fidelity(fake, fake_real({}, "train").images[order[:48]], feature_extractor=TINY,
                       fid=True, kid=True, kid_subsets=5, kid_subset_size=10, batch_size=16)
     by_name = {(r["name"], r.get("iteration")): r for r in scores["scores"]}
     assert rel(by_name["fid24", 10]["value"], theirs["frechet_inception_distance"]) < 1e-4
@@ -248,10 +256,37 @@ def test_score_run_records_every_score_and_matches_torch_fidelity(run, count_rea
 
     table = score_tables.fid_table(scores)
     assert list(table["iteration"]) == [5, 10, "floor (real vs real)", "floor (real vs real)"]
+    assert list(table["same n as snapshots"]) == ["", "", "yes", "yes"]
+    assert list(table["n_fake"]) == [24] * 4 and list(table["n_real"]) == [48] * 4
+    # the held-out floor equals torch-fidelity's on the next 24 images of the permutation
+    held = fidelity(fake_real({}, "train").images[order[48:72]],
+                    fake_real({}, "train").images[order[:48]], feature_extractor=TINY, fid=True,
+                    batch_size=16)
+    held_out = next(r for r in scores["scores"] if r["metric"] == "fid"
+                    and r["compared"] == "real train, held out vs real train reference")
+    assert rel(held_out["value"], held["frechet_inception_distance"]) < 1e-4
     assert len(score_tables.is_table(scores)) == 2
     assert "fid24" in score_tables.format_scores(scores)
     rows, floors = score_tables.fid_curve(scores)
     assert [r["iteration"] for r in rows] == [5, 10] and len(floors) == 2
+
+
+def test_floors_too_big_for_the_split_say_which_n_pair_they_use(run):
+    scores = metrics.score_run(run, tiny_cfg(n_real=64, n_fake=32, metrics=("fid",)),
+                               extractor=TINY)  # 64 + 32 > 80 training images
+    floors = {r["compared"]: r for r in scores["scores"] if r["kind"] == "floor"}
+    halves = floors["real train: half A vs half B (disjoint)"]
+    assert (halves["n_fake"], halves["n_real"], halves["same_n"]) == (32, 32, False)
+    assert "fewer than 32 + 64" in halves["note"]
+    test = floors["real test vs real train reference"]
+    assert (test["n_fake"], test["n_real"], test["same_n"]) == (32, 64, True)
+    scores = metrics.score_run(run, tiny_cfg(n_real=32, n_fake=48, metrics=("fid",)),
+                               extractor=TINY)
+    test = next(r for r in scores["scores"] if r["compared"].startswith("real test"))
+    assert (test["n_fake"], test["same_n"]) == (40, False) and "only 40" in test["note"]
+    assert "only 40 images" in score_tables.table_caption(scores, "fid")
+    assert list(score_tables.fid_table(scores)["same n as snapshots"])[-1] == "no"
+
 
 
 def test_is_alone_extracts_only_the_final_snapshot_and_no_test_split(run, monkeypatch):
@@ -276,7 +311,7 @@ def test_cached_real_statistics_give_the_same_scores_without_a_real_pass(run, co
     # The cache is a pytorch-fid-compatible .npz: mu and sigma, plus KID's features.
     with np.load(first["real_stats"]["path"]) as z:
         assert z["mu"].shape == (16,) and z["sigma"].shape == (16, 16)
-        assert z["features_feat"].shape == (60, 16)
+        assert z["features_feat"].shape == (48, 16)
 
 
 def test_a_corrupt_or_stale_cache_is_rebuilt(run):
@@ -319,7 +354,7 @@ def test_a_source_without_test_split_reports_that_floor_unavailable(run, monkeyp
 
     monkeypatch.setattr(metrics, "load_real", train_only)
     scores = metrics.score_run(run, tiny_cfg(metrics=("fid", "kid")), extractor=TINY)
-    missing = [r for r in scores["scores"] if r["compared"] == "real test vs real train"]
+    missing = [r for r in scores["scores"] if r["compared"] == "real test vs real train reference"]
     assert [r["value"] for r in missing] == [None, None]
     assert "no test split" in missing[0]["unavailable"]
     row = score_tables.fid_table(scores).iloc[-1]

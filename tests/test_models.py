@@ -62,8 +62,30 @@ def test_generate_does_not_depend_on_batch_size(tmp_path):
     assert torch.equal(models.generate(G, 4, seed=3), a[:4])  # latent i depends on (seed, i)
     assert not torch.equal(models.generate(G, 10, seed=4), a)
     assert G.training  # generate() restores the mode it found
-    models.save_snapshot(G, tmp_path / "G.pt", iteration=7, ema=False)
+    sampler = models.recalibrate_batchnorm(G, batches=4, batch_size=5, seed=1)
+    a = models.generate(sampler, 10, seed=3, batch_size=3)
+    assert torch.equal(a, models.generate(sampler, 10, seed=3, batch_size=10))
+    models.save_snapshot(sampler, tmp_path / "G.pt", iteration=7,
+                         sampling=models.sampling_record(4, 5, 1))
     assert torch.equal(models.generate(tmp_path / "G.pt", 10, seed=3), a)
+
+
+def test_recalibrated_statistics_are_the_mean_over_batches():
+    torch.manual_seed(0)
+    G = models.Generator(z_dim=16, g_channels=8, image_size=32).apply(models.weights_init)
+    out = models.recalibrate_batchnorm(G, batches=3, batch_size=6, seed=5)
+    assert not out.training and G.main[1].num_batches_tracked == 0  # G itself untouched
+    # by hand: the first BatchNorm's input for each batch, its per-batch mean and variance
+    latents = torch.Generator().manual_seed(5)
+    means, variances = [], []
+    for _ in range(3):
+        h = G.main[0](torch.randn(6, 16, generator=latents).reshape(6, 16, 1, 1))
+        means.append(h.mean((0, 2, 3)))
+        variances.append(h.var((0, 2, 3), unbiased=True))
+    bn = out.main[1]
+    assert torch.allclose(bn.running_mean, torch.stack(means).mean(0), atol=1e-6)
+    assert torch.allclose(bn.running_var, torch.stack(variances).mean(0), rtol=1e-5)
+    assert bn.momentum == G.main[1].momentum  # restored for whoever trains the copy
 
 
 def test_snapshot_errors_are_clear(tmp_path):
@@ -72,6 +94,11 @@ def test_snapshot_errors_are_clear(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a readable generator snapshot"):
         models.load_generator(tmp_path / "bad.pt")
+    G = models.Generator(z_dim=8, g_channels=4, image_size=32)
+    torch.save({"kwargs": G.kwargs, "state_dict": G.state_dict(), "iteration": 1},
+               tmp_path / "old.pt")  # format 1: no sampling rule recorded
+    with pytest.raises(ValueError, match="format None.*records how BatchNorm samples"):
+        models.load_generator(tmp_path / "old.pt")
 
 
 def test_to_uint8_maps_the_range():

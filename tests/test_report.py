@@ -7,12 +7,10 @@ import re
 import pandas as pd
 import pytest
 
-from gan_lib import report
+from gan_lib import artefacts, config, report
 
-EXPECTED_FIGURES = ["fig1_real_samples.png", "data_intensity_histograms.png", "fig2_losses.png",
-                    "fig3_halfway_final.png", "evolution_strip.png", "samples_final.png",
-                    "fid_vs_iteration.png"]
-EXPECTED_TABLES = ["data_summary", "fid", "is"]
+EXPECTED_FIGURES = [a.file for a in artefacts.ARTEFACTS.values() if a.kind == "figure"]
+EXPECTED_TABLES = [a.name for a in artefacts.ARTEFACTS.values() if a.kind == "table"]
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +30,9 @@ def smoke_report(tmp_path_factory):
 
 def test_pipeline_writes_every_expected_file(smoke_report):
     reports = smoke_report.parent
+    assert len(EXPECTED_FIGURES) == 7 and len(EXPECTED_TABLES) == 3
     for name in EXPECTED_FIGURES:
-        png = reports / "figures" / name
+        png = reports / name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     for name in EXPECTED_TABLES:
         assert (reports / "tables" / f"{name}.csv").stat().st_size > 0
@@ -59,13 +58,30 @@ def test_report_html_embeds_every_figure(smoke_report):
     html = (smoke_report.parent / "report.html").read_text()
     srcs = re.findall(r'<img[^>]*src="([^"]+)"', html)
     assert len(srcs) == len(EXPECTED_FIGURES)
+    md = smoke_report.read_text()
+    for art in artefacts.ARTEFACTS.values():  # every figure placed once, under its section
+        if art.kind == "figure":
+            assert md.count(f"({art.file})") == 1, art.name
     assert all(s.startswith("data:image/png;base64,") for s in srcs)
 
 
-def test_rerun_gives_identical_tables(smoke_report, tmp_path):
-    """Same profile, seed and data on a CPU: the pipeline's tables are reproduced exactly."""
+def test_report_on_an_existing_run_reuses_it(smoke_report, tmp_path, capsys):
+    run_dir = config.RUNS_DIR / "smoke"
+    before = {p: p.read_bytes() for p in (run_dir / "config.json", run_dir / "losses.jsonl")}
+    again = report.build_report(run="smoke", source="phantom", reports_dir=tmp_path / "reuse")
+    out = capsys.readouterr().out
+    assert "profile: smoke (the profile run 'smoke' was trained with)" in out
+    assert "reusing the finished run" in out
+    assert {p: p.read_bytes() for p in before} == before  # not retrained, not even re-stamped
+    first = (smoke_report.parent / "tables" / "fid.csv").read_text()
+    assert (again.parent / "tables" / "fid.csv").read_text() == first
+
+
+def test_rerun_gives_identical_tables(smoke_report, tmp_path, capsys):
+    """Retrained with the same profile, seed and data on a CPU: the tables are reproduced exactly."""
     again = report.build_report(profile="smoke", run="smoke", source="phantom",
-                                reports_dir=tmp_path / "again")
+                                reports_dir=tmp_path / "again", retrain=True)
+    assert "retrain: " in capsys.readouterr().out
     for name in EXPECTED_TABLES:
         first = (smoke_report.parent / "tables" / f"{name}.csv").read_text()
         assert (again.parent / "tables" / f"{name}.csv").read_text() == first, name
@@ -102,3 +118,78 @@ def test_headline_states_first_and_last_fid_with_n_and_the_floor():
     assert "299.4 at iteration 200 to 171.7 at iteration 400" in text
     assert "1,024 generated vs 2,048 real" in text and "5.0 (halves)" in text
     assert report.headline({}) == "The run was not scored."
+
+
+def test_training_plan_trains_resumes_reuses_or_refuses(home, monkeypatch, capsys):
+    from gan_lib import data, train
+    from tests.test_train import fake_dataset, tiny
+
+    monkeypatch.setattr(data, "load_dataset", lambda source="auto", split="train",
+                        image_size=64: fake_dataset(source, split, image_size))
+    cfg = tiny(name="planned", iterations=6, snapshot_at=(6,), checkpoint_every=4)
+    assert report.training_plan(cfg) == {"resume": False, "overwrite": False}
+    real_step, calls = train.train_step, []
+
+    def interrupted(*args):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # stopped after the checkpoint of iteration 4
+        return real_step(*args)
+
+    monkeypatch.setattr(train, "train_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        train.train(cfg)
+    monkeypatch.setattr(train, "train_step", real_step)
+    assert report.training_plan(cfg) == {"resume": True, "overwrite": False}
+    assert "resuming the unfinished run" in capsys.readouterr().out
+    train.train(cfg, resume=True)
+    assert report.training_plan(cfg) == {"resume": True, "overwrite": False}
+    assert "reusing the finished run" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"does not match profile 'smoke': lr: run 0.0002, "
+                                         r"profile 0.001.*RETRAIN=1"):
+        report.training_plan(tiny(name="planned", iterations=6, lr=1e-3))
+    assert report.training_plan(cfg, retrain=True) == {"resume": False, "overwrite": True}
+
+
+def test_cli_report_refuses_a_run_of_other_settings_before_any_work(home):
+    import subprocess
+    import sys
+
+    from gan_lib import io
+
+    run_dir = home / "runs" / "mine"
+    cfg = config.make_train_config("smoke", name="mine", iterations=12, snapshot_at=(12,))
+    run_dir.mkdir(parents=True)
+    io.save_torch({"format": 2, "config": cfg.to_dict(), "step": 12, "precision": "fp32"},
+                  run_dir / "checkpoint.pt")
+    io.write_json(run_dir / "config.json", {"config": cfg.to_dict()})
+    out = subprocess.run([sys.executable, "-m", "gan_lib", "report", "--run", "mine"],
+                         capture_output=True, text=True, cwd=config.REPO_ROOT, timeout=120,
+                         env={**__import__("os").environ, "GAN_LIB_HOME": str(home)})
+    assert out.returncode == 2
+    assert "does not match profile 'smoke': iterations: run 12, profile 20" in out.stderr
+    assert not (home / "reports").exists()
+
+
+def test_cli_score_defaults_to_the_runs_own_profile(home):
+    """A smoke run is scored at smoke sizes (IS of 32 fakes), not the quick profile's 1,024."""
+    import os
+    import subprocess
+    import sys
+
+    from gan_lib import io, models
+
+    run_dir = home / "runs" / "tinyrun"
+    cfg = config.make_train_config("smoke", name="tinyrun", image_size=32, g_channels=4)
+    G = models.Generator(cfg.z_dim, cfg.g_channels, cfg.image_size)
+    models.save_snapshot(G, run_dir / "snapshots" / "G_iter_000020.pt", 20,
+                         sampling=models.sampling_record(1, 4, 0))
+    io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
+        "source": "phantom", "description": "synthetic phantom data", "kind": "phantom",
+        "fingerprint": "x", "n_images": 256, "is_synthetic": True}})
+    out = subprocess.run([sys.executable, "-m", "gan_lib", "score", "tinyrun", "--metrics", "is"],
+                         capture_output=True, text=True, cwd=config.REPO_ROOT, timeout=300,
+                         env={**os.environ, "GAN_LIB_HOME": str(home)})
+    assert out.returncode == 0, out.stderr[-2000:]
+    settings = io.read_json(run_dir / "scores.json")["settings"]
+    assert (settings["n_fake_is"], settings["n_fake"], settings["n_real"]) == (32, 32, 64)

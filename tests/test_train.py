@@ -15,10 +15,11 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_lib import config, data, io, models, train
+from gan_lib import config, data, device, io, models, runinfo, train
 
 REPO = config.REPO_ROOT
 LOSS_KEYS = ("iter", "epoch", "loss_D", "loss_G", "D_x", "D_G_z")
+BN_BUFFERS = ("running_mean", "running_var", "num_batches_tracked")
 
 
 def fake_dataset(source="fake", split="train", image_size=32, n=48):
@@ -28,7 +29,7 @@ def fake_dataset(source="fake", split="train", image_size=32, n=48):
     images = torch.nn.functional.interpolate(low, size=image_size, mode="bilinear")
     return types.SimpleNamespace(
         images=(images * 255).round().to(torch.uint8), labels=torch.arange(n) % 2,
-        class_names=["NORMAL", "PNEUMONIA"], source="random test images", spec=source,
+        class_names=["NORMAL", "PNEUMONIA"], description="random test images", source=source,
         kind="phantom", split=split, fingerprint="f" * 16, skipped=[], is_synthetic=True)
 
 
@@ -68,7 +69,7 @@ def test_run_folder_files_and_contents(home, fake_data):
     assert fake_data == [("fake", "train", 32)]
     meta = json.loads((run_dir / "config.json").read_text())
     assert meta["config"] == tiny().to_dict()
-    assert meta["data"] == {"source": "random test images", "spec": "fake", "kind": "phantom",
+    assert meta["data"] == {"source": "fake", "description": "random test images", "kind": "phantom",
                             "fingerprint": "f" * 16, "n_images": 40, "is_synthetic": True}
     assert set(meta["versions"]) >= {"torch", "torchvision", "numpy", "gan_lib"}
     assert meta["device"] == "cpu" and meta["precision"] == "fp32" and meta["created"]
@@ -79,12 +80,12 @@ def test_run_folder_files_and_contents(home, fake_data):
     assert all(0 < r["D_x"] < 1 and 0 < r["D_G_z"] < 1 and r["loss_D"] > 0 for r in rows)
     assert all(b["seconds"] >= a["seconds"] for a, b in zip(rows, rows[1:], strict=False))
     # a grid after each epoch and at the end: 16 tiles of 32 px, 4 per row, 2 px padding
-    grids = train.list_grids(run_dir)
+    grids = runinfo.list_grids(run_dir)
     assert [(e, it, p.name) for e, it, p in grids] == [(1, 5, "epoch_0001.png"),
                                                        (2, 6, "epoch_0002.png")]
     assert Image.open(grids[0][2]).size == (4 * 34 + 2, 4 * 34 + 2)
-    assert train.grid_at(run_dir, 0.5)[:2] == (1, 5) and train.grid_at(run_dir, 1.0)[:2] == (2, 6)
-    snaps = train.list_snapshots(run_dir)
+    assert runinfo.grid_at(run_dir, 0.5)[:2] == (1, 5) and runinfo.grid_at(run_dir, 1.0)[:2] == (2, 6)
+    snaps = runinfo.list_snapshots(run_dir)
     assert [(it, p.name) for it, p in snaps] == [(3, "G_iter_000003.pt"), (6, "G_iter_000006.pt")]
     G = models.load_generator(snaps[-1][1])
     assert models.generate(G, 5, seed=0).shape == (5, 1, 32, 32)
@@ -94,10 +95,25 @@ def test_run_folder_files_and_contents(home, fake_data):
             "config"} <= set(ckpt)
     assert (ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]) == (6, 1, 1)
     assert ckpt["config"] == tiny().to_dict()
-    # the final snapshot is the final G of the checkpoint
-    assert all(torch.equal(v, ckpt["G"][k]) for k, v in io.load_torch(snaps[-1][1])
-               ["state_dict"].items())
-    assert train.load_run_config("tiny")["data"]["n_images"] == 40
+    # the final snapshot holds the checkpoint's final G weights; its BatchNorm statistics are
+    # re-estimated on those weights (the sampling rule), training's kept ones stored beside them
+    snap = io.load_torch(snaps[-1][1])
+    assert snap["sampling"]["rule"] == "batchnorm-recalibrated" and snap["weights"] == "G"
+    assert snap["sampling"]["batches"] == 16 and snap["sampling"]["batch_size"] == 8
+    for k, v in snap["state_dict"].items():
+        if not k.endswith(BN_BUFFERS):
+            assert torch.equal(v, ckpt["G"][k]), k
+    assert snap["training_bn_stats"].keys() == {k for k in ckpt["G"] if k.endswith(BN_BUFFERS)}
+    assert all(torch.equal(v, ckpt["G"][k]) for k, v in snap["training_bn_stats"].items())
+    G_final = models.Generator(**snap["kwargs"])
+    G_final.load_state_dict(ckpt["G"])
+    expected = models.recalibrate_batchnorm(G_final, 16, 8, snap["sampling"]["seed"]).state_dict()
+    assert snap["sampling"]["seed"] == train.derived_seed(0, 3, 6)
+    for k in snap["training_bn_stats"]:
+        assert torch.allclose(snap["state_dict"][k].float(), expected[k].float(), atol=1e-6), k
+    assert not torch.allclose(snap["state_dict"]["main.1.running_var"],
+                              ckpt["G"]["main.1.running_var"])  # the rule changed something
+    assert runinfo.load_run_config("tiny")["data"]["n_images"] == 40
 
 
 def test_same_seed_same_losses_other_seed_differs(home, fake_data):
@@ -199,7 +215,70 @@ def test_resume_refuses_changed_settings(home, fake_data):
     # a longer run may continue a finished one
     run_dir = train.train(tiny(iterations=8, snapshot_at=(3, 6, 8)), resume=True)
     assert [r["iter"] for r in losses(run_dir)] == list(range(1, 9))
-    assert json.loads((run_dir / "config.json").read_text())["resumed"]
+    segments = json.loads((run_dir / "config.json").read_text())["segments"]
+    assert [seg["from_iteration"] for seg in segments] == [0, 6]
+    assert all(seg["precision"] == "fp32" for seg in segments)
+
+
+def test_resume_refuses_another_precision_unless_asked(home, fake_data):
+    run_dir = train.train(tiny(precision="bf16", iterations=4, snapshot_at=(3,)))
+    ckpt = run_dir / "checkpoint.pt"
+    before = ckpt.read_bytes()
+    # 'auto' resolving to fp32 on other hardware: refused, nothing touched
+    auto = tiny(precision="auto", iterations=6)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(device, "bf16_supported", lambda d: False)
+        mp.setattr(train, "resolve_precision", lambda p, d: "fp32")
+        with pytest.raises(ValueError, match=r"trained in bf16.*precision='fp32'"):
+            train.train(auto, resume=True)
+    assert ckpt.read_bytes() == before
+    # named explicitly: continues, and config.json keeps both segments
+    train.train(tiny(precision="fp32", iterations=6), resume=True)
+    segments = runinfo.load_run_config(run_dir)["segments"]
+    assert [(seg["from_iteration"], seg["precision"]) for seg in segments] == [(0, "bf16"),
+                                                                                (4, "fp32")]
+    assert io.load_torch(ckpt)["precision"] == "fp32"
+
+
+def test_checkpoint_of_another_format_is_a_clear_error(home, fake_data):
+    run_dir = train.train(tiny(iterations=4, snapshot_at=(3,)))
+    ckpt = io.load_torch(run_dir / "checkpoint.pt")
+    for found, word in ((1, "older"), (99, "newer")):
+        io.save_torch({**ckpt, "format": found}, run_dir / "checkpoint.pt")
+        with pytest.raises(ValueError, match=f"checkpoint format {found}.*{word}"):
+            train.train(tiny(iterations=6), resume=True)
+    assert [r["iter"] for r in losses(run_dir)] == [1, 2, 3, 4]  # log untouched
+
+
+def test_resume_never_rewrites_a_log_it_cannot_read_whole(home, fake_data):
+    run_dir = train.train(tiny(iterations=4, snapshot_at=(3,)))
+    log = run_dir / "losses.jsonl"
+    lines = log.read_text().splitlines(keepends=True)
+    broken = "".join([*lines[:2], "{not json\n", *lines[2:]])
+    log.write_text(broken)
+    with pytest.raises(ValueError, match=r"losses.jsonl, line 3"):
+        train.train(tiny(iterations=6), resume=True)
+    assert log.read_text() == broken
+    # a torn last line (a killed writer) is dropped, and resume then continues
+    log.write_text("".join(lines) + '{"iter": 5, "ep')
+    train.train(tiny(iterations=6), resume=True)
+    assert [r["iter"] for r in losses(run_dir)] == [1, 2, 3, 4, 5, 6]
+
+
+def test_ema_snapshot_has_its_own_batchnorm_statistics(home, fake_data):
+    run_dir = train.train(tiny(name="ema", ema_decay=0.5, iterations=4, snapshot_at=(4,)))
+    snap = io.load_torch(runinfo.list_snapshots(run_dir)[-1][1])
+    ckpt = io.load_torch(run_dir / "checkpoint.pt")
+    assert snap["ema"] is True and snap["weights"].startswith("EMA")
+    ema = models.Generator(**snap["kwargs"])
+    ema.load_state_dict(ckpt["ema"])  # the EMA weights, with whatever buffers it carried
+    expected = models.recalibrate_batchnorm(ema, 16, 8, snap["sampling"]["seed"]).state_dict()
+    for k, v in snap["state_dict"].items():
+        if k.endswith(BN_BUFFERS):
+            assert torch.allclose(v.float(), expected[k].float(), atol=1e-6), k
+            assert not torch.equal(v, ckpt["G"][k]) or k.endswith("num_batches_tracked")
+        else:
+            assert torch.equal(v, ckpt["ema"][k]), k
 
 
 KILLED_RUN = """
@@ -245,30 +324,45 @@ def test_resume_after_sigkill_repeats_the_uninterrupted_run(home, fake_data):
     assert a["opt_G"]["state"][0]["step"] == b["opt_G"]["state"][0]["step"] == 12
 
 
-def test_bf16_autocast_and_channels_last_run_and_are_recorded(home, fake_data):
+def test_bf16_autocast_computes_in_bf16(home, fake_data, monkeypatch):
+    """Fails if autocast were a no-op: D's convolutions must output bfloat16 inside the step."""
+    seen = []
+    real_build = train.build_nets
+
+    def build(cfg, dev):
+        nets = real_build(cfg, dev)
+        nets.D.main[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+        return nets
+
+    monkeypatch.setattr(train, "build_nets", build)
     bf16 = train.train(tiny(name="bf16", precision="bf16", iterations=2, snapshot_at=(2,)))
-    fp32 = train.train(tiny(name="fp32", precision="fp32", channels_last=False, iterations=2,
-                            snapshot_at=(2,)))
-    meta_bf16, meta_fp32 = train.load_run_config(bf16), train.load_run_config(fp32)
-    assert (meta_bf16["precision"], meta_bf16["config"]["channels_last"]) == ("bf16", True)
-    assert (meta_fp32["precision"], meta_fp32["config"]["channels_last"]) == ("fp32", False)
-    # Same seed and data: bf16 changes rounding, not the computation.
+    assert set(seen) == {torch.bfloat16}
+    seen.clear()
+    fp32 = train.train(tiny(name="fp32", precision="fp32", iterations=2, snapshot_at=(2,)))
+    assert set(seen) == {torch.float32}
+    assert runinfo.load_run_config(bf16)["precision"] == "bf16"
+    # Same seed and data: bf16 changes rounding (more than fp32 noise), not the computation.
     first = [io.read_jsonl(run / "losses.jsonl")[0] for run in (bf16, fp32)]
     assert first[0]["loss_D"] == pytest.approx(first[1]["loss_D"], rel=0.05)
-    assert first[0]["loss_G"] == pytest.approx(first[1]["loss_G"], rel=0.05)
+    assert first[0]["loss_D"] != first[1]["loss_D"]
 
 
-def test_precision_auto_follows_the_hardware():
-    cpu = torch.device("cpu")
-    assert train.resolve_precision("auto", cpu) == ("bf16" if train.bf16_supported(cpu) else "fp32")
-    assert train.resolve_precision("fp32", cpu) == "fp32"
+def test_channels_last_lays_out_the_weights(home):
+    cfg = tiny(channels_last=True)
+    nets = train.build_nets(cfg, torch.device("cpu"))
+    conv = nets.D.main[2].weight  # [16, 8, 4, 4]
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    plain = train.build_nets(tiny(channels_last=False), torch.device("cpu")).D.main[2].weight
+    assert plain.is_contiguous() and plain.stride() != conv.stride()
+    batch = train.real_batch(torch.zeros(8, 1, 32, 32, dtype=torch.uint8), torch.arange(4), True)
+    assert batch.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_run_readers_explain_what_is_missing(home):
     with pytest.raises(FileNotFoundError, match="train"):
-        train.load_run_config("nothing-here")
+        runinfo.load_run_config("nothing-here")
     (home / "runs" / "empty").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="snapshot"):
-        train.list_snapshots(home / "runs" / "empty")
+        runinfo.list_snapshots(home / "runs" / "empty")
     with pytest.raises(FileNotFoundError, match="config.json"):
-        train.load_run_config(home / "runs" / "empty")
+        runinfo.load_run_config(home / "runs" / "empty")

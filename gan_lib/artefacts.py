@@ -1,0 +1,152 @@
+"""The one registry of report artefacts: every figure and table, its file, section and caption.
+
+Notebooks write artefacts by name (:func:`save`), the report places them by section
+(:func:`in_section`), and the tests read the same table, so adding a figure touches this file
+and the notebook that draws it. Captions are built here for every notebook: each says how the
+artefact was made (run, data source, sizes), so a PNG lifted out of the report still does.
+
+Example:
+    >>> ARTEFACTS["fig2_losses"].file, ARTEFACTS["fig2_losses"].notebook
+    ('figures/fig2_losses.png', '03_plot_losses')
+    >>> [a.name for a in in_section("fid") if a.kind == "table"]
+    ['fid']
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import score_tables
+
+SECTIONS = ("data", "training", "is", "fid")  # report order
+
+
+@dataclass(frozen=True)
+class Artefact:
+    name: str  # also the file stem
+    kind: str  # figure (PNG) | table (CSV + Markdown)
+    notebook: str  # the notebook that writes it
+    section: str  # where the report places it: one of SECTIONS
+    title: str  # the line under it in the report
+    caption: Callable[..., str]  # the full caption, drawn into the figure / under the table
+
+    @property
+    def file(self) -> str:
+        """Path under reports/: figures/NAME.png, or tables/NAME.md (with NAME.csv beside it)."""
+        return f"figures/{self.name}.png" if self.kind == "figure" else f"tables/{self.name}.md"
+
+
+# --- caption builders: one per artefact, from what the notebook has at hand -------------------
+
+
+def _data_note(meta: dict[str, Any]) -> str:
+    return f"Data: {meta['data']['description']}, {meta['data']['n_images']:,} training images."
+
+
+def _data_summary(ds: Any) -> str:
+    return (f"Images per class and split ({ds.image_size}x{ds.image_size} px after "
+            f"preprocessing). Data: {ds.description}.")
+
+
+def _real_samples(ds: Any) -> str:
+    kind = "SYNTHETIC phantom" if ds.is_synthetic else "Real"
+    return (f"Figure 1. {kind} training images, first 16 per class ({ds.split} split, "
+            f"{len(ds):,} images, {ds.image_size}x{ds.image_size} px). Data: {ds.description}.")
+
+
+def _histograms(ds: Any) -> str:
+    return (f"Pixel intensities (uint8, after preprocessing to {ds.image_size}x{ds.image_size} "
+            f"px) per class, {ds.split} split. Data: {ds.description}.")
+
+
+def _losses(meta: dict[str, Any], n_rows: int) -> str:
+    c = meta["config"]
+    return (f"Run '{c['name']}': {n_rows:,} iterations, batch {c['batch_size']}, "
+            f"{c['image_size']} px, Adam lr {c['lr']:g} (beta1 {c['beta1']}), "
+            f"{meta['precision']} on {meta['device']}. Losses are BCE on logits (D: real + fake; "
+            f"G: non-saturating). {_data_note(meta)}")
+
+
+def _halfway_final(meta: dict[str, Any], half: tuple, final: tuple) -> str:
+    c = meta["config"]
+    return (f"Run '{c['name']}': the same {c['grid_size']} latents (fixed noise) after "
+            f"{half[1]:,} and {final[1]:,} of {c['iterations']:,} iterations, generator with "
+            f"BatchNorm statistics re-estimated on its weights at each grid. {_data_note(meta)}")
+
+
+def _evolution(meta: dict[str, Any]) -> str:
+    return (f"Run '{meta['config']['name']}': the top row of each fixed-noise grid, epoch by "
+            f"epoch (one column = one latent). {_data_note(meta)}")
+
+
+def _samples(meta: dict[str, Any], snapshot: dict[str, Any], n: int, seed: int) -> str:
+    return (f"Run '{meta['config']['name']}': {n} fresh samples (seed {seed}) from the final "
+            f"snapshot ({snapshot['weights']}, iteration {snapshot['iteration']:,}; "
+            f"{snapshot['sampling']['description']}) via gan_lib.models.generate. "
+            f"{_data_note(meta)}")
+
+
+def _fid_curve(scores: dict[str, Any]) -> str:
+    return f"Run '{scores['run']}'. {score_tables.provenance(scores)}"
+
+
+ARTEFACTS: dict[str, Artefact] = {a.name: a for a in (
+    Artefact("data_summary", "table", "01_explore_data", "data",
+             "Images per class and split.", _data_summary),
+    Artefact("fig1_real_samples", "figure", "01_explore_data", "data",
+             "Figure 1. Training images per class (the data source is named under the figure).",
+             _real_samples),
+    Artefact("data_intensity_histograms", "figure", "01_explore_data", "data",
+             "Pixel-intensity distribution of the training images per class.", _histograms),
+    Artefact("fig2_losses", "figure", "03_plot_losses", "training",
+             "Figure 2. Generator and discriminator losses per iteration.", _losses),
+    Artefact("fig3_halfway_final", "figure", "04_generate_grids", "training",
+             "Figure 3. Fixed-noise samples halfway through and at the end of training.",
+             _halfway_final),
+    Artefact("evolution_strip", "figure", "04_generate_grids", "training",
+             "Fixed-noise samples across training (one row per epoch grid).", _evolution),
+    Artefact("samples_final", "figure", "04_generate_grids", "training",
+             "Fresh samples from the final generator snapshot.", _samples),
+    Artefact("is", "table", "05_score_is_fid", "is", "Inception Score.",
+             lambda scores: score_tables.table_caption(scores, "is")),
+    Artefact("fid", "table", "05_score_is_fid", "fid", "Table 1. FID and KID per snapshot.",
+             lambda scores: score_tables.table_caption(scores, "fid")),
+    Artefact("fid_vs_iteration", "figure", "05_score_is_fid", "fid",
+             "FID against training iteration, with the real-vs-real floors.", _fid_curve),
+)}
+
+
+def caption(name: str, **context: Any) -> str:
+    """The caption of artefact ``name`` from the notebook's objects (see each builder)."""
+    return ARTEFACTS[name].caption(**context)
+
+
+def path(name: str, reports_dir: str | os.PathLike) -> Path:
+    """Where artefact ``name`` lives under ``reports_dir`` (the .md of a table)."""
+    return Path(reports_dir) / ARTEFACTS[name].file
+
+
+def save(name: str, obj: Any, reports_dir: str | os.PathLike, caption_text: str) -> Path:
+    """Write a figure (matplotlib) or a table (DataFrame, CSV + Markdown) under its name."""
+    from . import plots  # matplotlib loads only when something is drawn
+
+    art = ARTEFACTS[name]
+    if art.kind == "figure":
+        return plots.save_figure(obj, path(name, reports_dir))
+    return plots.write_table(obj, Path(reports_dir) / "tables", name, caption=caption_text)[1]
+
+
+def in_section(section: str) -> list[Artefact]:
+    """The artefacts the report places in ``section``, in report order."""
+    if section not in SECTIONS:
+        raise ValueError(f"section={section!r}: expected one of {SECTIONS}")
+    return [a for a in ARTEFACTS.values() if a.section == section]
+
+
+def of_notebook(notebook: str) -> list[Artefact]:
+    """The artefacts notebook ``notebook`` (e.g. '04_generate_grids') writes."""
+    return [a for a in ARTEFACTS.values() if a.notebook == notebook]

@@ -1,0 +1,118 @@
+"""Resume checkpoints: everything needed to continue a run exactly, and the checks before it.
+
+``checkpoint.pt`` holds both networks, both optimisers, the EMA generator, the step, the RNG
+states, the resolved config, the precision it was trained in and the data fingerprint.
+:func:`save` and :func:`restore` mirror each other; :func:`read` refuses a file of another
+format, and :func:`check_resumable` a config that would change the arithmetic of the steps taken.
+
+Example:
+    >>> from gan_lib import config
+    >>> cfg = config.make_train_config("smoke", precision="fp32")
+    >>> check_resumable(cfg, {"config": cfg.to_dict(), "step": 5, "precision": "fp32"}, "fp32")
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from . import io, models
+from .config import TrainConfig
+
+if TYPE_CHECKING:
+    from .train import Nets
+
+FORMAT = 2  # 2: records the precision; snapshots re-estimate BatchNorm (see models.py)
+
+# Settings that may differ between a checkpoint and the config that resumes it: they change how
+# long training goes or what is written, not the arithmetic of the steps already taken.
+# precision may change only when asked for explicitly (see check_resumable).
+RESUMABLE_CHANGES = frozenset({"iterations", "snapshot_at", "checkpoint_every", "compile",
+                               "device", "profile", "precision", "bn_batches"})
+
+
+def save(path: Path, cfg: TrainConfig, nets: Nets, step: int, per_epoch: int, elapsed: float,
+         precision: str, fingerprint: str) -> None:
+    """Everything needed to continue exactly (atomic write): mirrors :func:`restore`."""
+    io.save_torch({
+        "format": FORMAT, "config": cfg.to_dict(), "step": step,
+        # the permutation of epoch e is derived from (seed, e): position = (epoch, batch)
+        "epoch": step // per_epoch, "batch_in_epoch": step % per_epoch,
+        "G": models.unwrap(nets.G).state_dict(), "D": models.unwrap(nets.D).state_dict(),
+        "opt_G": nets.opt_G.state_dict(), "opt_D": nets.opt_D.state_dict(),
+        "ema": nets.ema.state_dict() if nets.ema is not None else None,
+        "rng": {"cpu": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []},
+        "elapsed": elapsed, "precision": precision, "data_fingerprint": fingerprint,
+    }, path)
+
+
+def read(path: Path) -> dict[str, Any]:
+    """A checkpoint dict; a clear error for an unreadable file or another format."""
+    try:
+        ckpt = io.load_torch(path)
+    except Exception as err:  # truncated file, foreign pickle
+        raise ValueError(f"{path} is not a readable checkpoint ({type(err).__name__}: "
+                         f"{str(err)[:200]}); start the run again with overwrite=True") from None
+    found = ckpt.get("format") if isinstance(ckpt, dict) else None
+    if found != FORMAT:
+        raise ValueError(f"{path} has checkpoint format {found}, this gan_lib reads format "
+                         f"{FORMAT} ({'newer' if (found or 0) > FORMAT else 'older'} than this "
+                         "version). Resume it with the gan_lib version that wrote it, or start "
+                         "the run again with overwrite=True.")
+    return ckpt
+
+
+def restore(ckpt: dict[str, Any], nets: Nets) -> tuple[int, float]:
+    """Load ``nets`` and the RNG states from a checkpoint dict; return (step, elapsed)."""
+    models.unwrap(nets.G).load_state_dict(ckpt["G"])
+    models.unwrap(nets.D).load_state_dict(ckpt["D"])
+    nets.opt_G.load_state_dict(ckpt["opt_G"])
+    nets.opt_D.load_state_dict(ckpt["opt_D"])
+    if nets.ema is not None:
+        nets.ema.load_state_dict(ckpt["ema"])
+    torch.set_rng_state(ckpt["rng"]["cpu"])
+    if ckpt["rng"]["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(ckpt["rng"]["cuda"])
+    return int(ckpt["step"]), float(ckpt["elapsed"])
+
+
+def truncate_log(log: Path, step: int) -> None:
+    """Drop the rows of ``log`` past ``step`` (written after the checkpoint, then killed).
+
+    The whole log must be readable first (io.read_jsonl raises on a malformed middle line), so
+    a log that cannot be read whole is never rewritten.
+    """
+    if log.is_file():
+        rows = [r for r in io.read_jsonl(log) if r["iter"] <= step]
+        io.write_text(log, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def check_resumable(cfg: TrainConfig, ckpt: dict[str, Any], precision: str) -> None:
+    """Raise unless ``ckpt`` may continue with ``cfg`` at the resolved ``precision``.
+
+    Settings other than RESUMABLE_CHANGES must be equal. A run trained in bf16 continues in
+    fp32 (or back) only when ``cfg.precision`` names it: 'auto' resolving differently on other
+    hardware would silently change the arithmetic half-way.
+    """
+    old, new = ckpt.get("config", {}), cfg.to_dict()
+    changed = sorted(k for k in set(old) | set(new)
+                     if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k))
+    if changed:
+        diff = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
+        raise ValueError(f"Cannot resume run {cfg.name!r}: settings differ from its checkpoint "
+                         f"({diff}). Resume with the original settings, or start a new run "
+                         f"(another name, or overwrite=True). Only {sorted(RESUMABLE_CHANGES)} "
+                         "may change.")
+    if int(ckpt["step"]) > cfg.iterations:
+        raise ValueError(f"iterations={cfg.iterations}: the checkpoint is already at iteration "
+                         f"{ckpt['step']}; resume with iterations >= {ckpt['step']}")
+    if ckpt["precision"] != precision and cfg.precision == "auto":
+        raise ValueError(f"Cannot resume run {cfg.name!r}: it was trained in "
+                         f"{ckpt['precision']}, and precision='auto' resolves to {precision} "
+                         f"here. Pass precision={precision!r} (--set precision={precision}) to "
+                         f"continue in {precision} anyway (config.json records the change), or "
+                         "resume on hardware like the original.")

@@ -1,0 +1,66 @@
+"""Where and at what precision tensors are computed: device, bf16 support, autocast.
+
+Training and scoring both read these, so they sit below both: config/io -> device -> models,
+data -> train, inception/metrics (see ARCHITECTURE.md).
+
+Example:
+    >>> resolve_device("cpu"), resolve_precision("fp32", "cpu")
+    (device(type='cpu'), 'fp32')
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+# The CPU probes torch offers for native bf16 arithmetic. They are private functions of
+# torch.cpu, so tests/test_device.py checks they exist in the pinned torch: a rename would
+# otherwise turn bf16 off silently.
+CPU_BF16_PROBES = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda when present, else cpu; an unavailable device is an error naming the key."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device={name!r}: expected auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r}: CUDA is not available here; use device='auto' or 'cpu'")
+    return device
+
+
+def bf16_probe(device: torch.device) -> str | None:
+    """The name of the check that says ``device`` computes bf16 natively, or None.
+
+    CUDA: ``torch.cuda.is_bf16_supported`` (Ampere and newer). CPU: AVX512-BF16 or AMX (oneDNN).
+    """
+    if device.type == "cuda":
+        return "torch.cuda.is_bf16_supported" if torch.cuda.is_bf16_supported() else None
+    for name in CPU_BF16_PROBES:
+        if getattr(torch.cpu, name)():
+            return f"torch.cpu.{name}"
+    return None
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Native bf16 arithmetic on ``device`` (see :func:`bf16_probe`)."""
+    return bf16_probe(device) is not None
+
+
+def resolve_precision(precision: str, device: str | torch.device = "auto") -> str:
+    """'auto' -> 'bf16' where the hardware computes it natively, else 'fp32'."""
+    device = resolve_device(device) if isinstance(device, str) else device
+    if precision == "auto":
+        return "bf16" if bf16_supported(device) else "fp32"
+    return precision
+
+
+def autocast_context(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast (weights and optimiser stay fp32; no loss scaling is needed for bf16)."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
