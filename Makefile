@@ -43,11 +43,11 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 bench: $(STAMP)
-	$(PY) benchmarks/train_throughput.py
-	$(PY) benchmarks/score_throughput.py
+	$(PY) benchmarks/train_throughput.py --json benchmarks/results/train_throughput.json
+	$(PY) benchmarks/score_throughput.py --json benchmarks/results/score_throughput.json
 
 bench-quality: $(STAMP)
-	$(PY) benchmarks/precision_quality.py
+	$(PY) benchmarks/precision_quality.py --json benchmarks/results/precision_quality.json
 
 clean-venv:
 	rm -rf $(VENV)

@@ -12,7 +12,10 @@ in one process, alternating rounds of the same number of timed iterations after 
                   AVX512-BF16/AMX and on recent GPUs).
 
 It prints images/s, seconds per step and GFLOP/s of each (FLOPs of one step counted by
-torch.utils.flop_counter), and each one's ratio to the reference.
+torch.utils.flop_counter), and each one's ratio to the reference, overall and per round.
+``--json FILE`` writes every printed number with its provenance (date, versions, threads,
+device, the exact settings, data); ``--json`` alone writes benchmarks/results/train_throughput.json,
+the file benchmarks/README.md quotes.
 
     .venv/bin/python benchmarks/train_throughput.py                  # make bench: a few minutes
     .venv/bin/python benchmarks/train_throughput.py --threads 1 --channels-last --json out.json
@@ -26,8 +29,11 @@ channels_last and compile follow TrainConfig's defaults unless given.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import itertools
 import json
+import os
+import platform
 import time
 from pathlib import Path
 
@@ -38,7 +44,10 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.datasets import ImageFolder
 
-from gan_lib import config, data, models, train
+from gan_lib import config, data, models, runinfo, train
+from gan_lib.device import autocast_context, bf16_probe, resolve_device
+
+DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "train_throughput.json"
 
 
 def reference_setup(folder: Path, args: argparse.Namespace, device: torch.device):
@@ -104,7 +113,7 @@ def gan_lib_setup(images: torch.Tensor, args: argparse.Namespace, precision: str
                              snapshot_at=(), image_size=args.image_size, precision=precision,
                              channels_last=args.channels_last, compile=args.compile)
     nets = train.build_nets(cfg, device)
-    autocast = train.autocast_context(precision, device)
+    autocast = autocast_context(precision, device)
     noise = torch.Generator(device=device)
     return {"cfg": cfg, "nets": nets, "autocast": autocast, "noise": noise, "step": 0,
             "images": images.to(device)}
@@ -134,13 +143,34 @@ def time_gan_lib(s: dict, n: int) -> float:
 
 
 def step_flops(args: argparse.Namespace) -> int:
-    """FLOPs of one G+D training step (forward and backward), fp32 eager, counted once."""
+    """FLOPs of one gan_lib G+D training step (forward and backward), fp32 eager, counted once."""
     eager = argparse.Namespace(**{**vars(args), "compile": False})
     zeros = torch.zeros(args.batch_size, 1, args.image_size, args.image_size, dtype=torch.uint8)
     s = gan_lib_setup(zeros, eager, "fp32", torch.device("cpu"))
     with FlopCounterMode(display=False) as counter:
         gan_lib_iteration(s)
     return counter.get_total_flops()
+
+
+def reference_step_flops(folder: Path, args: argparse.Namespace) -> int:
+    """FLOPs of one tutorial-loop step (its G update also computes D's weight gradients)."""
+    _, G, D, opt_G, opt_D = reference_setup(folder, args, torch.device("cpu"))
+    real = torch.zeros(args.batch_size, 1, args.image_size, args.image_size)
+    with FlopCounterMode(display=False) as counter:
+        reference_step(real, G, D, opt_G, opt_D)
+    return counter.get_total_flops()
+
+
+def provenance(device: torch.device) -> dict:
+    """When, where and with what the numbers were measured."""
+    return {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), **runinfo.versions(),
+            "torch_fidelity": importlib.metadata.version("torch-fidelity"),
+            "git_commit": runinfo.git_commit(), "machine": platform.machine(),
+            "load_average_at_start": list(os.getloadavg()),
+            "processor": platform.processor(), "threads": torch.get_num_threads(),
+            "device": str(device),
+            "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "bf16_probe": bf16_probe(device)}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -157,12 +187,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=defaults.compile,
                    help="gan_lib: torch.compile G and D")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
-    p.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    p.add_argument("--json", type=Path, nargs="?", const=DEFAULT_JSON,
+                   help=f"also write the results to this JSON file (no value: {DEFAULT_JSON})")
     args = p.parse_args(argv)
 
     if args.threads:
         torch.set_num_threads(args.threads)  # both contestants; DataLoader workers use their own
-    device = train.resolve_device(args.device)
+    device = resolve_device(args.device)
+    prov = provenance(device)  # before the timings: the load average at the start
     ds = data.load_dataset("phantom", split="train", image_size=args.image_size)
     folder = config.PHANTOM_DIR / "train"  # the Kermany-layout folder load_dataset read
     if not folder.is_dir():
@@ -170,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.manual_seed(0)
     ref = reference_setup(folder, args, device)
     ours = {"fp32": gan_lib_setup(ds.images, args, "fp32", device)}
-    if train.bf16_supported(device):
+    if bf16_probe(device) is not None:
         ours["bf16"] = gan_lib_setup(ds.images, args, "bf16", device)
     contestants = {"reference fp32": lambda n: time_reference(ref, n, device)}
     for precision, state in ours.items():
@@ -180,28 +212,51 @@ def main(argv: list[str] | None = None) -> None:
           f"{args.rounds} rounds x {args.iters} timed iterations each; gan_lib channels_last="
           f"{args.channels_last}, compile={args.compile}")
     seconds = dict.fromkeys(contestants, 0.0)
+    rounds = []
     for r in range(args.rounds):
+        per_step = {}
         for name, run in contestants.items():
             dt = run(args.iters)
             seconds[name] += dt
+            per_step[name] = dt / args.iters
             print(f"  round {r + 1}: {name:15s} {dt / args.iters:7.3f} s/step", flush=True)
-    flops = step_flops(args)
+        ratios = {name: per_step["reference fp32"] / t for name, t in per_step.items()}
+        rounds.append({"round": r + 1, "s_per_step": per_step, "ratio_vs_reference": ratios})
+        print(f"  round {r + 1} vs reference: "
+              + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()), flush=True)
+    flops, ref_flops = step_flops(args), reference_step_flops(folder, args)
     n_steps = args.rounds * args.iters
     ref_rate = n_steps * args.batch_size / seconds["reference fp32"]
     print(f"\none step = {flops / 1e9:.1f} GFLOP (gan_lib's step, torch.utils.flop_counter, forward "
-          "+ backward); GFLOP/s of every contestant counts this same necessary work")
+          f"+ backward; the tutorial's step: {ref_flops / 1e9:.1f} GFLOP, its G update also "
+          "computes D's weight gradients); GFLOP/s of every contestant counts gan_lib's work")
     print(f"{'contestant':15s} {'img/s':>8s} {'s/step':>8s} {'GFLOP/s':>8s} {'vs reference':>13s}")
     results = {}
     for name, sec in seconds.items():
         rate = n_steps * args.batch_size / sec
         results[name] = {"images_per_s": rate, "s_per_step": sec / n_steps,
-                         "gflop_per_s": flops * n_steps / sec / 1e9, "ratio": rate / ref_rate}
+                         "gflop_per_s": flops * n_steps / sec / 1e9, "ratio": rate / ref_rate,
+                         "seconds_total": sec}
         print(f"{name:15s} {rate:8.1f} {sec / n_steps:8.3f} {results[name]['gflop_per_s']:8.1f} "
               f"{rate / ref_rate:12.2f}x")
+    if "gan_lib bf16" in results:
+        bf16_fp32 = results["gan_lib bf16"]["images_per_s"] / results["gan_lib fp32"]["images_per_s"]
+        print(f"gan_lib bf16 / gan_lib fp32: {bf16_fp32:.2f}x")
     if args.json:
-        args.json.write_text(json.dumps({"args": {**vars(args), "json": str(args.json)},
-                                         "gflop_per_step": flops / 1e9, "results": results},
-                                        indent=2) + "\n")
+        settings = {**vars(args), "json": str(args.json), "timed_steps_per_contestant": n_steps,
+                    "reference_optimizer": "Adam lr 2e-4 betas (0.5, 0.999)", "latent_size": 100}
+        out = {"benchmark": "train_throughput", "provenance": prov,
+               "settings": settings,
+               "data": {"source": ds.source, "folder": str(folder), "n_images": len(ds.images),
+                        "fingerprint": ds.fingerprint, "is_synthetic": bool(ds.is_synthetic)},
+               "gflop_per_step": flops / 1e9, "gflop_per_step_reference": ref_flops / 1e9,
+               "results": results, "rounds": rounds}
+        if "gan_lib bf16" in results:
+            out["ratio_gan_lib_bf16_over_fp32"] = bf16_fp32
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=2) + "\n")
+        print(f"wrote {args.json}")
+
 
 if __name__ == "__main__":
     main()
