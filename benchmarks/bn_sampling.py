@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "weights": {k: ex.weights.get(k) for k in ("path", "sha256", "origin")},
         "scoring": {**score_cfg.to_dict(), "device": str(ex.device),
                     "extractor_precision": ex.precision},
-        "data": {"source": ds.source, "spec": ds.spec, "fingerprint": ds.fingerprint,
+        "data": {"source": ds.source, "description": ds.description, "fingerprint": ds.fingerprint,
                  "n_images": len(ds.images), "is_synthetic": bool(ds.is_synthetic)},
         "run": {"name": run_dir.name, "dir": str(run_dir), "action": trained["action"],
                 "train_seconds": trained["train_seconds"], "config": run_cfg["config"],
@@ -217,7 +217,7 @@ def tables(res: dict[str, Any]) -> str:
             f"n_fake {res['n_fake']} generated vs n_real {res['n_real']} real train images "
             f"(KID subsets {res['scoring']['kid_subsets']} x {res['floor']['kid_subset_size']}); "
             f"floor: {fl['compared']}, same value in every column.",
-            f"Data: {synthetic}{res['data']['source']}, fingerprint {res['data']['fingerprint']}.",
+            f"Data: {synthetic}{res['data'].get('description', res['data']['source'])}, fingerprint {res['data']['fingerprint']}.",
             f"Run {run['name']} ({run['action']}; profile {run['config']['profile']}, "
             f"batch {run['config']['batch_size']}, {run['config']['iterations']} iterations, "
             f"{run['training_precision']}); sampling batch {res['sampling_batch_size']}, "

@@ -175,7 +175,7 @@ def part2(ds, args, weights: str) -> dict:
                  for s in (1, 2, 3)]
         tcfg = config.make_train_config("smoke", name="bench", image_size=args.image_size)
         io.write_json(run_dir / "config.json", {"config": tcfg.to_dict(), "data": {
-            "source": ds.source, "spec": ds.spec, "kind": ds.kind, "fingerprint": ds.fingerprint,
+            "source": ds.source, "description": ds.description, "kind": ds.kind, "fingerprint": ds.fingerprint,
             "n_images": len(ds.images), "is_synthetic": ds.is_synthetic}})
         for split in ("train", "test"):  # decode the data into the fresh cache before timing
             with contextlib.suppress(FileNotFoundError, ValueError):  # a source without test/
@@ -242,7 +242,7 @@ def provenance(args, weights: dict, ds) -> dict:
             "device_name": (torch.cuda.get_device_name(args.device)
                             if args.device.type == "cuda" else "cpu"),
             "weights": {k: weights.get(k) for k in ("origin", "sha256", "path", "has_logits")},
-            "data": {"source": ds.source, "spec": ds.spec, "n_images": len(ds.images),
+            "data": {"source": ds.source, "description": ds.description, "n_images": len(ds.images),
                      "fingerprint": ds.fingerprint, "is_synthetic": bool(ds.is_synthetic)}}
 
 
@@ -268,7 +268,7 @@ def main() -> None:
     weights = inception.resolve_weights()
     ds = data.load_dataset(args.source, split="train", image_size=args.image_size)
     print(f"device {args.device}, {torch.get_num_threads()} threads; weights: {weights['origin']}"
-          f" (sha256 {weights['sha256'][:12]}); real images: {ds.source}")
+          f" (sha256 {weights['sha256'][:12]}); real images: {ds.description}")
     settings = {k: str(v) if isinstance(v, Path | torch.device) else v
                 for k, v in vars(args).items()}
     result = {"benchmark": "score_throughput", "provenance": provenance(args, weights, ds),

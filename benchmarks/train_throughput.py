@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
     for precision, state in ours.items():
         contestants[f"gan_lib {precision}"] = lambda n, s=state: time_gan_lib(s, n)
     print(f"DCGAN {args.image_size}x{args.image_size}, batch {args.batch_size}, {len(ds.images):,} "
-          f"images ({ds.source}), {device}, {torch.get_num_threads()} threads; "
+          f"images ({ds.description}), {device}, {torch.get_num_threads()} threads; "
           f"{args.rounds} rounds x {args.iters} timed iterations each; gan_lib channels_last="
           f"{args.channels_last}, compile={args.compile}")
     seconds = dict.fromkeys(contestants, 0.0)

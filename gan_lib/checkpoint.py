@@ -23,7 +23,7 @@ from . import io, models
 from .config import TrainConfig
 
 if TYPE_CHECKING:
-    from .train import Nets
+    from .train import Networks
 
 FORMAT = 2  # 2: records the precision; snapshots re-estimate BatchNorm (see models.py)
 
@@ -34,7 +34,7 @@ RESUMABLE_CHANGES = frozenset({"iterations", "snapshot_at", "checkpoint_every", 
                                "device", "profile", "precision", "bn_batches"})
 
 
-def save(path: Path, cfg: TrainConfig, nets: Nets, step: int, per_epoch: int, elapsed: float,
+def save(path: Path, cfg: TrainConfig, nets: Networks, step: int, per_epoch: int, elapsed: float,
          precision: str, fingerprint: str) -> None:
     """Everything needed to continue exactly (atomic write): mirrors :func:`restore`."""
     io.save_torch({
@@ -66,7 +66,7 @@ def read(path: Path) -> dict[str, Any]:
     return ckpt
 
 
-def restore(ckpt: dict[str, Any], nets: Nets) -> tuple[int, float]:
+def restore(ckpt: dict[str, Any], nets: Networks) -> tuple[int, float]:
     """Load ``nets`` and the RNG states from a checkpoint dict; return (step, elapsed)."""
     models.unwrap(nets.G).load_state_dict(ckpt["G"])
     models.unwrap(nets.D).load_state_dict(ckpt["D"])

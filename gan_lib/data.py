@@ -70,10 +70,6 @@ class ChestXrayData:
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
-    @property
-    def spec(self) -> str:  # TODO(remove): old name of ``source``, kept while benchmarks move
-        return self.source
-
     def __repr__(self) -> str:
         return (f"ChestXrayData({self.kind}, split={self.split!r}, n={len(self)}, "
                 f"size={self.image_size}, fingerprint={self.fingerprint!r})")

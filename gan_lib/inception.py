@@ -292,7 +292,7 @@ def load_extractor(score_cfg: ScoreConfig, extractor: str = EXTRACTOR) -> Extrac
 
 
 @torch.no_grad()
-def extract_features(ex: Extractor, images: torch.Tensor,
+def extract_features(net: Extractor, images: torch.Tensor,
                      desc: str = "features") -> dict[str, torch.Tensor]:
     """uint8 [N, 1 or 3, H, W] -> {feature name: float32 [N, D]} on the CPU, batch by batch.
 
@@ -301,14 +301,14 @@ def extract_features(ex: Extractor, images: torch.Tensor,
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"expected uint8 images [N, 1 or 3, H, W] (0..255), got {images.dtype} "
                          f"{tuple(images.shape)}; convert [-1, 1] floats with models.to_uint8")
-    names = list(ex.module.get_requested_features_list())
+    names = list(net.module.get_requested_features_list())
     out: dict[str, list[torch.Tensor]] = {k: [] for k in names}
     with tqdm(total=len(images), desc=desc, unit="img", leave=False) as bar:
-        for i in range(0, len(images), ex.batch_size):
-            x = images[i:i + ex.batch_size].to(ex.device, non_blocking=True)
+        for i in range(0, len(images), net.batch_size):
+            x = images[i:i + net.batch_size].to(net.device, non_blocking=True)
             x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x  # gray -> RGB, as X-rays are
-            with device.autocast_context(ex.precision, ex.device):
-                feats = ex.module(x)
+            with device.autocast_context(net.precision, net.device):
+                feats = net.module(x)
             for k, f in zip(names, feats, strict=True):
                 out[k].append(f.float().cpu())
             bar.update(len(x))

@@ -92,7 +92,7 @@ def inception_score(logits: torch.Tensor, splits: int) -> tuple[float, float]:
     return float(out[metric_isc.KEY_METRIC_ISC_MEAN]), float(out[metric_isc.KEY_METRIC_ISC_STD])
 
 
-def compare(ex: Extractor, f1: dict[str, torch.Tensor], f2: dict[str, torch.Tensor] | None,
+def compare(net: Extractor, f1: dict[str, torch.Tensor], f2: dict[str, torch.Tensor] | None,
             score_cfg: ScoreConfig, stats_2: dict[str, np.ndarray] | None = None,
             metrics: tuple[str, ...] = ("fid", "kid", "is")) -> dict[str, Any]:
     """Those of ``metrics`` that score_cfg asks for: FID/KID of set 1 vs set 2, IS of set 1.
@@ -102,15 +102,15 @@ def compare(ex: Extractor, f1: dict[str, torch.Tensor], f2: dict[str, torch.Tens
     wanted = set(metrics) & set(score_cfg.metrics)
     out: dict[str, Any] = {}
     if "fid" in wanted and f2 is not None:
-        fid_layer = ex.layers["fid"]
+        fid_layer = net.layers["fid"]
         stats_2 = stats_2 if stats_2 is not None else statistics(f2[fid_layer])
         out["fid"] = fid_from_statistics(statistics(f1[fid_layer]), stats_2)
     if "kid" in wanted and f2 is not None:
-        mean, std, size = kid_from_features(f1[ex.layers["kid"]], f2[ex.layers["kid"]],
+        mean, std, size = kid_from_features(f1[net.layers["kid"]], f2[net.layers["kid"]],
                                             score_cfg.kid_subsets, score_cfg.kid_subset_size)
         out.update(kid=mean, kid_std=std, kid_subset_size=size)
-    if "is" in wanted and "is" in ex.layers:
-        out["is"], out["is_std"] = inception_score(f1[ex.layers["is"]], score_cfg.is_splits)
+    if "is" in wanted and "is" in net.layers:
+        out["is"], out["is_std"] = inception_score(f1[net.layers["is"]], score_cfg.is_splits)
     return out
 
 
@@ -120,15 +120,15 @@ def score_images(fake: torch.Tensor, real: torch.Tensor, score_cfg: ScoreConfig,
 
     >>> score_images(fake, real, config.make_score_config("smoke"))["fid"]  # doctest: +SKIP
     """
-    ex = extractor if isinstance(extractor, Extractor) else load_extractor(score_cfg, extractor)
-    f_fake, f_real = extract_features(ex, fake, "fake"), extract_features(ex, real, "real")
-    return compare(ex, f_fake, f_real, score_cfg)
+    net = extractor if isinstance(extractor, Extractor) else load_extractor(score_cfg, extractor)
+    f_fake, f_real = extract_features(net, fake, "fake"), extract_features(net, real, "real")
+    return compare(net, f_fake, f_real, score_cfg)
 
 
 # --- real-set statistics, cached --------------------------------------------------------------
 
 
-def real_features(ex: Extractor, ds: Any, n: int | None, image_size: int,
+def real_features(net: Extractor, ds: Any, n: int | None, image_size: int,
                   offset: int = 0) -> dict[str, Any]:
     """Features of ``n`` real images of ``ds``, from cache or fresh.
 
@@ -141,22 +141,22 @@ def real_features(ex: Extractor, ds: Any, n: int | None, image_size: int,
     total = len(ds.images) - offset
     n = total if n is None else min(n, total)
     key = {"format": CACHE_FORMAT, "fingerprint": ds.fingerprint, "split": ds.split, "n": n,
-           "subset_seed": SUBSET_SEED, "image_size": image_size, **ex.key()}
+           "subset_seed": SUBSET_SEED, "image_size": image_size, **net.key()}
     if offset:
         key["offset"] = offset  # absent at 0, so caches written before offsets stay valid
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     where = f"-from{offset}" if offset else ""
     path = (config.CACHE_DIR / "fid_stats" /
-            f"{ex.name}-{str(ds.fingerprint)[:12]}-{ds.split}{where}-n{n}-{digest}.npz")
+            f"{net.name}-{str(ds.fingerprint)[:12]}-{ds.split}{where}-n{n}-{digest}.npz")
     t0 = time.perf_counter()
-    cached = _read_cache(path, key, ex)
+    cached = _read_cache(path, key, net)
     if cached is not None:
         return {**cached, "path": str(path), "cache": "hit", "n": n,
                 "seconds": round(time.perf_counter() - t0, 3)}
     order = torch.randperm(len(ds.images), generator=torch.Generator().manual_seed(SUBSET_SEED))
     order = order[offset:offset + n]
-    feats = extract_features(ex, ds.images[order], f"real {ds.split} ({n})")
-    stats = statistics(feats[ex.layers["fid"]])
+    feats = extract_features(net, ds.images[order], f"real {ds.split} ({n})")
+    stats = statistics(feats[net.layers["fid"]])
     with io.atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, mu=stats["mu"], sigma=stats["sigma"], index=order.numpy(),
                  meta=np.array(json.dumps(key, sort_keys=True)),
@@ -165,7 +165,7 @@ def real_features(ex: Extractor, ds: Any, n: int | None, image_size: int,
             "seconds": round(time.perf_counter() - t0, 3)}
 
 
-def _read_cache(path: Path, key: dict[str, Any], ex: Extractor) -> dict[str, Any] | None:
+def _read_cache(path: Path, key: dict[str, Any], net: Extractor) -> dict[str, Any] | None:
     """The cached features and statistics, or None (missing, stale or corrupt: then rebuilt)."""
     if not path.is_file():
         return None
@@ -174,9 +174,9 @@ def _read_cache(path: Path, key: dict[str, Any], ex: Extractor) -> dict[str, Any
             if json.loads(str(z["meta"])) != json.loads(json.dumps(key, sort_keys=True)):
                 raise ValueError("its key does not match")
             feats = {k: torch.from_numpy(z[f"features_{k}"].copy())
-                     for k in ex.module.get_requested_features_list()}
+                     for k in net.module.get_requested_features_list()}
             stats = {"mu": z["mu"].copy(), "sigma": z["sigma"].copy()}
-        fid = feats[ex.layers["fid"]]
+        fid = feats[net.layers["fid"]]
         if len(fid) != key["n"] or not all(torch.isfinite(v).all() for v in feats.values()):
             raise ValueError("its features have the wrong count or are not finite")
         if not np.allclose(stats["mu"], fid.numpy().mean(0), rtol=1e-4, atol=1e-5):
@@ -240,26 +240,26 @@ def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
     score_cfg = score_cfg or (config.make_score_config(profile) if profile in config.PROFILES
                               else ScoreConfig())
     snapshots = runinfo.list_snapshots(run_dir)
-    ex = load_extractor(score_cfg, extractor)
+    net = load_extractor(score_cfg, extractor)
     image_size = run_cfg["config"]["image_size"]
     ds = load_real(run_cfg, "train")
     if ds.fingerprint != run_cfg["data"].get("fingerprint"):
         warnings.warn(f"the data at {run_cfg['data']['source']!r} changed since the run was trained "
                       "(fingerprint differs); scoring against the data as it is now", stacklevel=2)
-    real = real_features(ex, ds, score_cfg.n_real, image_size)
-    base = {"extractor": ex.describe(), "weights": ex.weights["path"],
-            "weights_sha256": ex.weights["sha256"], "weights_origin": ex.weights["origin"],
+    real = real_features(net, ds, score_cfg.n_real, image_size)
+    base = {"extractor": net.describe(), "weights": net.weights["path"],
+            "weights_sha256": net.weights["sha256"], "weights_origin": net.weights["origin"],
             "data_source": ds.description, "data_fingerprint": ds.fingerprint,
-            "device": str(ex.device), "precision": ex.precision}
-    records = _floors(ex, ds, real, run_cfg, score_cfg, base)
+            "device": str(net.device), "precision": net.precision}
+    records = _floors(net, ds, real, run_cfg, score_cfg, base)
     for iteration, path in snapshots:
-        records += _score_snapshot(ex, iteration, path, real, score_cfg, base,
+        records += _score_snapshot(net, iteration, path, real, score_cfg, base,
                                    final=iteration == snapshots[-1][0])
     scores = {
         "run": run_dir.name, "run_dir": str(run_dir),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "settings": score_cfg.to_dict(), "extractor": ex.describe(), "layers": ex.layers,
-        "weights": ex.weights, "device": str(ex.device), "precision": ex.precision,
+        "settings": score_cfg.to_dict(), "extractor": net.describe(), "layers": net.layers,
+        "weights": net.weights, "device": str(net.device), "precision": net.precision,
         "sampling": models.read_snapshot(snapshots[-1][1])["sampling"]["description"],
         "data": {"source": ds.source, "description": ds.description, "kind": ds.kind,
                  "split": "train",
@@ -272,13 +272,13 @@ def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
     return scores
 
 
-def _score_snapshot(ex: Extractor, iteration: int, path: Path, real: dict[str, Any],
+def _score_snapshot(net: Extractor, iteration: int, path: Path, real: dict[str, Any],
                     score_cfg: ScoreConfig, base: dict[str, Any],
                     final: bool) -> list[dict[str, Any]]:
     """FID/KID of one snapshot's n_fake images; for the final one also IS of n_fake_is images."""
     want_is = final and "is" in score_cfg.metrics
     n_gen = max(score_cfg.n_fake if _wants_pairs(score_cfg) else 0,
-                score_cfg.n_fake_is if want_is and "is" in ex.layers else 0)
+                score_cfg.n_fake_is if want_is and "is" in net.layers else 0)
     if n_gen == 0 and not want_is:
         return []  # e.g. metrics=("is",) and not the final snapshot: nothing to compute
     t0 = time.perf_counter()
@@ -287,8 +287,8 @@ def _score_snapshot(ex: Extractor, iteration: int, path: Path, real: dict[str, A
     # only an IS was asked for and the weights cannot give one (it is reported unavailable).
     feats: dict[str, torch.Tensor] = {}
     if n_gen:
-        fake = models.generate(path, n_gen, seed=score_cfg.seed, device=ex.device)
-        feats = extract_features(ex, fake, f"iteration {iteration} ({n_gen})")
+        fake = models.generate(path, n_gen, seed=score_cfg.seed, device=net.device)
+        feats = extract_features(net, fake, f"iteration {iteration} ({n_gen})")
     seconds = time.perf_counter() - t0
     fields = dict(kind="generated", iteration=iteration, snapshot=str(path),
                   sampling=models.read_snapshot(path)["sampling"]["description"],
@@ -296,18 +296,18 @@ def _score_snapshot(ex: Extractor, iteration: int, path: Path, real: dict[str, A
     records = []
     if _wants_pairs(score_cfg):
         fid_set = {k: v[:score_cfg.n_fake] for k, v in feats.items()}
-        records = _pair_records(ex, fid_set, real, score_cfg, base, seconds, **fields)
+        records = _pair_records(net, fid_set, real, score_cfg, base, seconds, **fields)
     if want_is:
-        records.append(_is_record(ex, feats, score_cfg.n_fake_is, score_cfg, base, seconds,
+        records.append(_is_record(net, feats, score_cfg.n_fake_is, score_cfg, base, seconds,
                                   **{**fields, "compared": f"generated (iteration {iteration})",
                                      "n_fake": score_cfg.n_fake_is, "n_real": None}))
-        records.append(_is_record(ex, real["features"], score_cfg.n_fake_is, score_cfg, base,
+        records.append(_is_record(net, real["features"], score_cfg.n_fake_is, score_cfg, base,
                                   real["seconds"], kind="real", iteration=None, snapshot=None,
                                   compared="real train images", n_fake=None))
     return records
 
 
-def _floors(ex: Extractor, ds: Any, real: dict[str, Any], run_cfg: dict[str, Any],
+def _floors(net: Extractor, ds: Any, real: dict[str, Any], run_cfg: dict[str, Any],
             score_cfg: ScoreConfig, base: dict[str, Any]) -> list[dict[str, Any]]:
     """Real-vs-real FID/KID at the snapshots' n pair where the data allow it.
 
@@ -322,8 +322,8 @@ def _floors(ex: Extractor, ds: Any, real: dict[str, Any], run_cfg: dict[str, Any
     room = len(ds.images) - n_ref
     floor = dict(kind="floor", iteration=None, snapshot=None)
     if room >= n_fake:  # n_fake training images outside the reference set
-        held = real_features(ex, ds, n_fake, image_size, offset=n_ref)
-        records = _pair_records(ex, held["features"], real, score_cfg, base, held["seconds"],
+        held = real_features(net, ds, n_fake, image_size, offset=n_ref)
+        records = _pair_records(net, held["features"], real, score_cfg, base, held["seconds"],
                                 compared="real train, held out vs real train reference",
                                 same_n=True, **floor)
     else:  # e.g. the paper profile: 5,000 + all 5,216 cannot be disjoint in one split
@@ -334,7 +334,7 @@ def _floors(ex: Extractor, ds: Any, real: dict[str, Any], run_cfg: dict[str, Any
         note = (f"n pair differs from the snapshots' ({n_fake} vs {n_ref}): the training split "
                 f"has {len(ds.images)} images, fewer than {n_fake} + {n_ref} disjoint ones, so "
                 f"two disjoint halves of the reference set are compared ({half} vs {half})")
-        records = _pair_records(ex, first, second, score_cfg, base, 0.0, same_n=False,
+        records = _pair_records(net, first, second, score_cfg, base, 0.0, same_n=False,
                                 note=note, compared="real train: half A vs half B (disjoint)",
                                 **floor)
     compared = "real test vs real train reference"
@@ -346,11 +346,11 @@ def _floors(ex: Extractor, ds: Any, real: dict[str, Any], run_cfg: dict[str, Any
                            "std": None, "n_fake": None, "n_real": None, "seconds": 0.0,
                            "compared": compared, "unavailable": reason}
                           for metric in ("fid", "kid") if metric in score_cfg.metrics]
-    test_real = real_features(ex, test, n_fake, image_size)
+    test_real = real_features(net, test, n_fake, image_size)
     same = test_real["n"] == n_fake
     note = {} if same else {"note": f"n pair differs from the snapshots' ({n_fake} vs {n_ref}): "
                                     f"the test split has only {test_real['n']} images"}
-    return records + _pair_records(ex, test_real["features"], real, score_cfg, base,
+    return records + _pair_records(net, test_real["features"], real, score_cfg, base,
                                    test_real["seconds"], compared=compared, same_n=same,
                                    **note, **floor)
 
@@ -360,13 +360,13 @@ def _wants_pairs(score_cfg: ScoreConfig) -> bool:
     return bool({"fid", "kid"} & set(score_cfg.metrics))
 
 
-def _pair_records(ex: Extractor, f1: dict[str, torch.Tensor], real: dict[str, Any],
+def _pair_records(net: Extractor, f1: dict[str, torch.Tensor], real: dict[str, Any],
                   score_cfg: ScoreConfig, base: dict[str, Any], seconds: float,
                   **fields: Any) -> list[dict[str, Any]]:
     """FID and KID records of feature set 1 against ``real`` (features, optional statistics)."""
     t0 = time.perf_counter()
-    values = compare(ex, f1, real["features"], score_cfg, real["stats"], metrics=("fid", "kid"))
-    n1 = len(f1[ex.layers["fid"]])
+    values = compare(net, f1, real["features"], score_cfg, real["stats"], metrics=("fid", "kid"))
+    n1 = len(f1[net.layers["fid"]])
     common = {**base, **fields, "n_fake": n1, "n_real": real["n"],
               "seconds": round(seconds + time.perf_counter() - t0, 3)}
     records = []
@@ -381,16 +381,16 @@ def _pair_records(ex: Extractor, f1: dict[str, torch.Tensor], real: dict[str, An
     return records
 
 
-def _is_record(ex: Extractor, feats: dict[str, torch.Tensor], n: int, score_cfg: ScoreConfig,
+def _is_record(net: Extractor, feats: dict[str, torch.Tensor], n: int, score_cfg: ScoreConfig,
                base: dict[str, Any], seconds: float, **fields: Any) -> dict[str, Any]:
     """IS of the first ``n`` images, or a record saying why it is unavailable."""
-    if "is" not in ex.layers:
-        reason = (f"the Inception weights in use ({ex.weights['origin']}) have no classifier "
+    if "is" not in net.layers:
+        reason = (f"the Inception weights in use ({net.weights['origin']}) have no classifier "
                   "layer (pool3 features only), so there are no logits for an Inception Score")
         return {**base, **fields, "name": metric_name("is", n), "metric": "is", "value": None,
                 "std": None, "n_real": fields.get("n_real", n), "unavailable": reason,
                 "fix": "to get IS, " + inception.HOW_TO_SUPPLY}
-    logits = feats[ex.layers["is"]][:n]
+    logits = feats[net.layers["is"]][:n]
     t0 = time.perf_counter()
     mean, std = inception_score(logits, score_cfg.is_splits)
     count = {"n_real": len(logits)} if fields.get("kind") == "real" else {}

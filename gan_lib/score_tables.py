@@ -37,14 +37,15 @@ def format_scores(scores: dict[str, Any]) -> str:
 
 def provenance(scores: dict[str, Any]) -> str:
     """One paragraph on how the scores were computed: extractor, weights, data, device."""
-    w, d, s, r = scores["weights"], scores["data"], scores["settings"], scores["real_stats"]
-    sha = f"sha256 {w['sha256'][:12]}" if w.get("sha256") else "no weights file"
-    return (f"Extractor: {scores['extractor']}; weights: {w['origin']} "
-            f"({Path(w['path']).name if w.get('path') else '-'}, {sha}). "
-            f"Real images: {d['description']}, {d['split']} split (fingerprint "
-            f"{str(d['fingerprint'])[:12]}, {d['n_images']} images at {d['image_size']} px), "
-            f"n_real = {r['n']}. Generated images: n_fake = {s['n_fake']} per snapshot, latents "
-            f"seed {s['seed']}, {scores.get('sampling', 'sampling rule not recorded')}. "
+    weights, data, settings = scores["weights"], scores["data"], scores["settings"]
+    sha = f"sha256 {weights['sha256'][:12]}" if weights.get("sha256") else "no weights file"
+    file = Path(weights["path"]).name if weights.get("path") else "-"
+    return (f"Extractor: {scores['extractor']}; weights: {weights['origin']} ({file}, {sha}). "
+            f"Real images: {data['description']}, {data['split']} split (fingerprint "
+            f"{str(data['fingerprint'])[:12]}, {data['n_images']} images at "
+            f"{data['image_size']} px), n_real = {scores['real_stats']['n']}. Generated images: "
+            f"n_fake = {settings['n_fake']} per snapshot, latents seed {settings['seed']}, "
+            f"{scores.get('sampling', 'sampling rule not recorded')}. "
             f"Device {scores['device']}, {scores['precision']}.")
 
 

@@ -38,7 +38,7 @@ from .device import autocast_context, resolve_device, resolve_precision
 
 
 @dataclass
-class Nets:
+class Networks:
     """G and D with their Adam optimisers. ``G``/``D`` may be torch.compile wrappers."""
 
     G: nn.Module
@@ -54,7 +54,7 @@ class Run:
     """One training run as the loop sees it: settings, networks, data, where it writes, progress."""
 
     cfg: TrainConfig
-    nets: Nets
+    nets: Networks
     images: torch.Tensor  # uint8 [N, 1, S, S] on the training device
     folder: Path  # runs/<name>
     precision: str  # resolved: fp32 | bf16
@@ -157,7 +157,7 @@ def _prepare(cfg: TrainConfig, resume: bool, overwrite: bool) -> Run:
     return run
 
 
-def build_nets(cfg: TrainConfig, device: torch.device) -> Nets:
+def build_nets(cfg: TrainConfig, device: torch.device) -> Networks:
     """Initialised G, D (DCGAN init, seeded, identical on every device) and their Adam optimisers."""
     with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
         torch.manual_seed(cfg.seed)
@@ -169,7 +169,7 @@ def build_nets(cfg: TrainConfig, device: torch.device) -> Nets:
     G, D = G.to(device, memory_format=fmt), D.to(device, memory_format=fmt)
     ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
     betas = (cfg.beta1, cfg.beta2)
-    nets = Nets(G, D, torch.optim.Adam(G.parameters(), cfg.lr, betas=betas),
+    nets = Networks(G, D, torch.optim.Adam(G.parameters(), cfg.lr, betas=betas),
                 torch.optim.Adam(D.parameters(), cfg.lr, betas=betas), ema, cfg.ema_decay)
     if cfg.compile:
         nets.G, nets.D = torch.compile(G), torch.compile(D)
@@ -204,7 +204,7 @@ def _loop(run: Run) -> None:
     bar.close()
 
 
-def train_step(nets: Nets, real: torch.Tensor, z: torch.Tensor,
+def train_step(nets: Networks, real: torch.Tensor, z: torch.Tensor,
                autocast: contextlib.AbstractContextManager) -> torch.Tensor:
     """One D update and one G update; returns [loss_D, loss_G, D(x), D(G(z))] (fp32, on device).
 
@@ -278,9 +278,9 @@ def sampling_generator(run: Run) -> tuple[nn.Module, dict[str, object]]:
 
 
 def _weights_info(run: Run) -> dict[str, object]:
-    """What the snapshot's weights are, and the BatchNorm statistics training had kept for them."""
-    live = models.unwrap(run.nets.G) if run.nets.ema is None else run.nets.ema
-    kept = {k: v.detach().cpu() for k, v in live.state_dict().items()
+    """What the snapshot's weights are, and the running BatchNorm statistics training kept (G's:
+    before the sampling rule, eval mode used these for G and for its EMA alike)."""
+    kept = {k: v.detach().cpu() for k, v in models.unwrap(run.nets.G).state_dict().items()
             if k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
     weights = f"EMA of G (decay {run.cfg.ema_decay})" if run.nets.ema is not None else "G"
     return {"ema": run.nets.ema is not None, "weights": weights, "training_bn_stats": kept}
@@ -372,6 +372,6 @@ def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(derived_seed(seed, 1, epoch)))
 
 
-__all__ = ["train", "train_step", "build_nets", "Nets", "Run", "Milestones", "real_batch",
+__all__ = ["train", "train_step", "build_nets", "Networks", "Run", "Milestones", "real_batch",
            "step_latents", "select_subset", "sampling_generator", "epoch_permutation",
            "derived_seed"]
