@@ -19,7 +19,7 @@ LAYERS = [
     {"phantom", "pneumoniamnist", "data", "models", "grids"},
     {"checkpoint", "runinfo", "train", "inception"},
     {"metrics"},
-    {"score_tables", "plots"},
+    {"score_tables", "plots", "audit"},
     {"artefacts"},
     {"report"},
     {"__main__", "__init__"},
