@@ -14,9 +14,9 @@ weights in each sampling mode:
 
 Each set is converted with ``models.to_uint8`` and scored (fp32 Inception, the profile's KID
 settings) with FID and KID against the cached features of ``n_real`` real training images
-(the seeded subset ``metrics.real_features`` picks). The floor is real vs real at the same
+(the seeded subset ``features.real_features`` picks). The floor is real vs real at the same
 n pair: ``n_fake`` other real training images, held out of the reference set exactly as Table 1's
-floor holds them out (``metrics.real_features(..., offset=n_real)``), against the same reference. The run is trained first when missing (resumed when
+floor holds them out (``features.real_features(..., offset=n_real)``), against the same reference. The run is trained first when missing (resumed when
 unfinished, reused when complete), e.g. runs/bn-quick.
 
     .venv/bin/python benchmarks/bn_sampling.py --profile quick --json benchmarks/results/bn_sampling_quick.json
@@ -44,7 +44,7 @@ from typing import Any
 
 import torch
 
-from gan_lib import config, inception, metrics, models, runinfo, train
+from gan_lib import config, features, inception, metrics, models, runinfo, train
 
 LATENT_SEED = 1234  # latent i = row i of torch.randn(n, z_dim, generator=seed 1234)
 RECAL_SEED = 4321  # latents of the recalibration batches: independent of the scored latents
@@ -138,12 +138,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if ds.fingerprint != run_cfg["data"].get("fingerprint"):
         warnings.warn("the data changed since the run was trained (fingerprint differs)",
                       stacklevel=1)
-    real = metrics.real_features(ex, ds, score_cfg.n_real, image_size)
+    real = features.real_features(ex, ds, score_cfg.n_real, image_size)
     n_real = real["n"]
 
     t0 = time.perf_counter()
     # the held-out floor of gan_lib's Table 1: the next n_fake images of the same permutation
-    held = metrics.real_features(ex, ds, args.n_fake, image_size, offset=n_real)
+    held = features.real_features(ex, ds, args.n_fake, image_size, offset=n_real)
     floor = score(ex, held["features"], real, score_cfg)
     floor.update(seconds=round(time.perf_counter() - t0, 2),
                  compared=f"{held['n']} real train images held out of the reference "
@@ -188,7 +188,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "generator=torch.Generator().manual_seed(seed))"},
         "sampling_batch_size": batch_size,
         "recal": {"batches": recal, "batch_size": batch_size, "seed": RECAL_SEED},
-        "floor": {**floor, "seed": FLOOR_SEED, "reference_subset_seed": metrics.SUBSET_SEED},
+        "floor": {**floor, "seed": FLOOR_SEED, "reference_subset_seed": features.SUBSET_SEED},
         "results": rows,
         "seconds": round(time.perf_counter() - t_start, 1),
     }

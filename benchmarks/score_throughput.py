@@ -51,6 +51,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -59,7 +60,7 @@ import torch
 import torch_fidelity
 from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 
-from gan_lib import config, data, inception, io, metrics, models, runinfo
+from gan_lib import config, data, features, inception, io, metrics, models, runinfo
 from gan_lib.device import resolve_device
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "score_throughput.json"
@@ -181,7 +182,7 @@ def part2(ds, args, weights: str) -> dict:
             with contextlib.suppress(FileNotFoundError, ValueError):  # a source without test/
                 metrics.load_real(io.read_json(run_dir / "config.json"), split)
         order = torch.randperm(len(ds.images),
-                               generator=torch.Generator().manual_seed(metrics.SUBSET_SEED))
+                               generator=torch.Generator().manual_seed(features.SUBSET_SEED))
         real = ds.images[order[:args.n_real]]
         kid = {"kid_subset_size": cfg.kid_subset_size, "kid_subsets": cfg.kid_subsets}
         metric = {m: True for m in chosen} | (kid if "kid" in chosen else {})
@@ -207,6 +208,9 @@ def part2(ds, args, weights: str) -> dict:
         assert any(Path(tf_root).glob("bench-real-*.pt")), "torch-fidelity wrote no cache"
         t_cold, cold = score_run()
         calls["torch-fidelity, own cache, warm"] = fidelity_calls(tf_root)
+        # warm = the real-image cache only: generated images are extracted again, as
+        # torch-fidelity extracts them again (gan_lib would otherwise reuse its cached fakes)
+        shutil.rmtree(config.CACHE_DIR / "fake_features", ignore_errors=True)
         t_warm, warm = score_run()
     assert cold["real_stats"]["cache"] == "built" and warm["real_stats"]["cache"] == "hit"
     seconds = {name: sum(c) for name, c in calls.items()}

@@ -20,8 +20,6 @@ Tables and captions of these scores are in :mod:`gan_lib.score_tables`.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 import os
 import time
 import warnings
@@ -34,11 +32,10 @@ from torch_fidelity import metric_fid, metric_isc, metric_kid
 
 from . import config, inception, io, models, runinfo
 from .config import ScoreConfig
+from .features import fake_features, real_features
 from .inception import EXTRACTOR, Extractor, extract_features, load_extractor
 
 RNG_SEED = 2020  # torch-fidelity's default seed: KID subsets and IS split shuffling match it
-SUBSET_SEED = 0  # which real images form the n_real subset (a seeded permutation)
-CACHE_FORMAT = 1
 
 
 def metric_name(metric: str, n: int) -> str:
@@ -125,67 +122,7 @@ def score_images(fake: torch.Tensor, real: torch.Tensor, score_cfg: ScoreConfig,
     return compare(net, f_fake, f_real, score_cfg)
 
 
-# --- real-set statistics, cached --------------------------------------------------------------
-
-
-def real_features(net: Extractor, ds: Any, n: int | None, image_size: int,
-                  offset: int = 0) -> dict[str, Any]:
-    """Features of ``n`` real images of ``ds``, from cache or fresh.
-
-    The images are positions ``offset`` .. ``offset + n`` of one seeded permutation of the split
-    (all remaining ones if ``n`` is None), so sets with different offsets never overlap: the
-    reference set is offset 0, a held-out floor set starts where it ends.
-    Returns {'features': {name: [n, D]}, 'stats': FID statistics, 'path', 'cache': hit|built,
-    'n', 'seconds'}. A cache file that does not match its key or is unreadable is rebuilt.
-    """
-    total = len(ds.images) - offset
-    n = total if n is None else min(n, total)
-    key = {"format": CACHE_FORMAT, "fingerprint": ds.fingerprint, "split": ds.split, "n": n,
-           "subset_seed": SUBSET_SEED, "image_size": image_size, **net.key()}
-    if offset:
-        key["offset"] = offset  # absent at 0, so caches written before offsets stay valid
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    where = f"-from{offset}" if offset else ""
-    path = (config.CACHE_DIR / "fid_stats" /
-            f"{net.name}-{str(ds.fingerprint)[:12]}-{ds.split}{where}-n{n}-{digest}.npz")
-    t0 = time.perf_counter()
-    cached = _read_cache(path, key, net)
-    if cached is not None:
-        return {**cached, "path": str(path), "cache": "hit", "n": n,
-                "seconds": round(time.perf_counter() - t0, 3)}
-    order = torch.randperm(len(ds.images), generator=torch.Generator().manual_seed(SUBSET_SEED))
-    order = order[offset:offset + n]
-    feats = extract_features(net, ds.images[order], f"real {ds.split} ({n})")
-    stats = statistics(feats[net.layers["fid"]])
-    with io.atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, mu=stats["mu"], sigma=stats["sigma"], index=order.numpy(),
-                 meta=np.array(json.dumps(key, sort_keys=True)),
-                 **{f"features_{k}": v.numpy() for k, v in feats.items()})
-    return {"features": feats, "stats": stats, "path": str(path), "cache": "built", "n": n,
-            "seconds": round(time.perf_counter() - t0, 3)}
-
-
-def _read_cache(path: Path, key: dict[str, Any], net: Extractor) -> dict[str, Any] | None:
-    """The cached features and statistics, or None (missing, stale or corrupt: then rebuilt)."""
-    if not path.is_file():
-        return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if json.loads(str(z["meta"])) != json.loads(json.dumps(key, sort_keys=True)):
-                raise ValueError("its key does not match")
-            feats = {k: torch.from_numpy(z[f"features_{k}"].copy())
-                     for k in net.module.get_requested_features_list()}
-            stats = {"mu": z["mu"].copy(), "sigma": z["sigma"].copy()}
-        fid = feats[net.layers["fid"]]
-        if len(fid) != key["n"] or not all(torch.isfinite(v).all() for v in feats.values()):
-            raise ValueError("its features have the wrong count or are not finite")
-        if not np.allclose(stats["mu"], fid.numpy().mean(0), rtol=1e-4, atol=1e-5):
-            raise ValueError("mu does not match the stored features")
-    except Exception as err:  # truncated zip, missing arrays, edited file
-        warnings.warn(f"real-statistics cache {path} is stale or corrupt ({err}); rebuilding",
-                      stacklevel=3)
-        return None
-    return {"features": feats, "stats": stats}
+# --- the real images ------------------------------------------------------------------------
 
 
 def load_real(run_config: dict[str, Any], split: str) -> Any:
@@ -287,8 +224,7 @@ def _score_snapshot(net: Extractor, iteration: int, path: Path, real: dict[str, 
     # only an IS was asked for and the weights cannot give one (it is reported unavailable).
     feats: dict[str, torch.Tensor] = {}
     if n_gen:
-        fake = models.generate(path, n_gen, seed=score_cfg.seed, device=net.device)
-        feats = extract_features(net, fake, f"iteration {iteration} ({n_gen})")
+        feats = fake_features(net, path, n_gen, score_cfg.seed)["features"]
     seconds = time.perf_counter() - t0
     fields = dict(kind="generated", iteration=iteration, snapshot=str(path),
                   sampling=models.read_snapshot(path)["sampling"]["description"],

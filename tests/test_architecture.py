@@ -18,6 +18,7 @@ LAYERS = [
     {"device"},
     {"phantom", "pneumoniamnist", "data", "models", "grids"},
     {"checkpoint", "runinfo", "train", "inception"},
+    {"features"},
     {"metrics"},
     {"score_tables", "plots", "audit"},
     {"artefacts"},

@@ -18,7 +18,7 @@ import torch_fidelity
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-from gan_lib import config, inception, io, metrics, models, score_tables
+from gan_lib import config, features, inception, io, metrics, models, score_tables
 
 TINY = "gan-lib-test-tiny"
 
@@ -214,13 +214,13 @@ def run(home, tmp_path, monkeypatch):
 @pytest.fixture
 def count_real_passes(monkeypatch):
     calls = []
-    real_extract = metrics.extract_features
+    real_extract = features.extract_features
 
     def counting(ex, images, desc="features"):
         calls.append(desc)
         return real_extract(ex, images, desc)
 
-    monkeypatch.setattr(metrics, "extract_features", counting)
+    monkeypatch.setattr(features, "extract_features", counting)
     return lambda: sum(d.startswith("real") for d in calls)
 
 
@@ -247,7 +247,7 @@ def test_score_run_records_every_score_and_matches_torch_fidelity(run, count_rea
 
     # The snapshot's FID/KID equal torch-fidelity's on the same generated and real images.
     fake = models.generate(run / "snapshots" / "G_iter_000010.pt", 24, seed=cfg.seed)
-    order = torch.randperm(80, generator=torch.Generator().manual_seed(metrics.SUBSET_SEED))
+    order = torch.randperm(80, generator=torch.Generator().manual_seed(features.SUBSET_SEED))
     theirs = fidelity(fake, fake_real({}, "train").images[order[:48]], feature_extractor=TINY,
                       fid=True, kid=True, kid_subsets=5, kid_subset_size=10, batch_size=16)
     by_name = {(r["name"], r.get("iteration")): r for r in scores["scores"]}
@@ -291,8 +291,8 @@ def test_floors_too_big_for_the_split_say_which_n_pair_they_use(run):
 
 def test_is_alone_extracts_only_the_final_snapshot_and_no_test_split(run, monkeypatch):
     calls = []
-    real_extract = metrics.extract_features
-    monkeypatch.setattr(metrics, "extract_features",
+    real_extract = features.extract_features
+    monkeypatch.setattr(features, "extract_features",
                         lambda ex, images, desc="features": calls.append(desc)
                         or real_extract(ex, images, desc))
     scores = metrics.score_run(run, tiny_cfg(metrics=("is",)), extractor=TINY)

@@ -1,0 +1,121 @@
+"""Inception features of real and generated image sets, cached on disk by what produced them.
+
+Scoring, the audit and the floors read the same sets, so each is extracted once:
+
+- real: ``n`` images at positions ``offset .. offset + n`` of one seeded permutation of a split
+  (the reference set is offset 0; a held-out set starts where it ends, never overlapping it);
+- generated: the first ``n`` latents of ``seed`` through one snapshot file, keyed by the file's
+  SHA-256 (which holds its sampling rule), so a retrained snapshot is never mistaken for an old.
+
+Each cache file is a pytorch-fid-compatible ``.npz`` (``mu``, ``sigma`` of the FID layer) plus
+the features every metric needs, and the key it was made under; a file that does not match its
+key or is unreadable is rebuilt with a warning.
+
+Example:
+    >>> cache_path("real", {"n": 4}, "x").parent.name
+    'fid_stats'
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch_fidelity import metric_fid
+
+from . import config, io, models
+from .inception import Extractor, extract_features
+
+SUBSET_SEED = 0  # which real images form a set (one seeded permutation per split)
+CACHE_FORMAT = 1
+
+
+def cache_path(kind: str, key: dict[str, Any], stem: str) -> Path:
+    """Where a feature set of ``kind`` (real | fake) with ``key`` is cached."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    folder = "fid_stats" if kind == "real" else "fake_features"
+    return config.CACHE_DIR / folder / f"{stem}-{digest}.npz"
+
+
+def real_features(net: Extractor, ds: Any, n: int | None, image_size: int,
+                  offset: int = 0) -> dict[str, Any]:
+    """Features of ``n`` real images of ``ds`` (all remaining ones if None), cached.
+
+    Returns {'features': {name: [n, D]}, 'stats': FID statistics, 'path', 'cache': hit|built,
+    'n', 'seconds'}.
+    """
+    total = len(ds.images) - offset
+    n = total if n is None else min(n, total)
+    key = {"format": CACHE_FORMAT, "fingerprint": ds.fingerprint, "split": ds.split, "n": n,
+           "subset_seed": SUBSET_SEED, "image_size": image_size, **net.key()}
+    if offset:
+        key["offset"] = offset  # absent at 0, so caches written before offsets stay valid
+    where = f"-from{offset}" if offset else ""
+    path = cache_path("real", key, f"{net.name}-{str(ds.fingerprint)[:12]}-{ds.split}{where}-n{n}")
+
+    def images() -> torch.Tensor:
+        order = torch.randperm(len(ds.images),
+                               generator=torch.Generator().manual_seed(SUBSET_SEED))
+        return ds.images[order[offset:offset + n]]
+
+    return _cached(path, key, net, images, f"real {ds.split} ({n})")
+
+
+def fake_features(net: Extractor, snapshot: str | os.PathLike, n: int,
+                  seed: int) -> dict[str, Any]:
+    """Features of the first ``n`` generated images of ``snapshot`` (latents of ``seed``), cached:
+    scoring writes the set the audit then reads."""
+    key = {"format": CACHE_FORMAT, "snapshot_sha256": io.sha256_file(snapshot), "seed": seed,
+           "n": n, **net.key()}
+    stem = f"{net.name}-{Path(snapshot).stem}-seed{seed}-n{n}"
+    return _cached(cache_path("fake", key, stem), key, net,
+                   lambda: models.generate(snapshot, n, seed=seed, device=net.device),
+                   f"{Path(snapshot).stem} ({n})")
+
+
+def _cached(path: Path, key: dict[str, Any], net: Extractor, images: Any,
+            desc: str) -> dict[str, Any]:
+    """Read the feature set at ``path``, or extract it from ``images()`` and write it."""
+    t0 = time.perf_counter()
+    found = _read(path, key, net)
+    if found is not None:
+        return {**found, "path": str(path), "cache": "hit", "n": key["n"],
+                "seconds": round(time.perf_counter() - t0, 3)}
+    feats = extract_features(net, images(), desc)
+    stats = metric_fid.fid_features_to_statistics(feats[net.layers["fid"]])
+    with io.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, mu=stats["mu"], sigma=stats["sigma"],
+                 meta=np.array(json.dumps(key, sort_keys=True)),
+                 **{f"features_{k}": v.numpy() for k, v in feats.items()})
+    return {"features": feats, "stats": stats, "path": str(path), "cache": "built",
+            "n": key["n"], "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def _read(path: Path, key: dict[str, Any], net: Extractor) -> dict[str, Any] | None:
+    """The cached features and statistics, or None (missing, stale or corrupt: then rebuilt)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if json.loads(str(z["meta"])) != json.loads(json.dumps(key, sort_keys=True)):
+                raise ValueError("its key does not match")
+            feats = {k: torch.from_numpy(z[f"features_{k}"].copy())
+                     for k in net.module.get_requested_features_list()}
+            stats = {"mu": z["mu"].copy(), "sigma": z["sigma"].copy()}
+        fid = feats[net.layers["fid"]]
+        if len(fid) != key["n"] or not all(torch.isfinite(v).all() for v in feats.values()):
+            raise ValueError("its features have the wrong count or are not finite")
+        if not np.allclose(stats["mu"], fid.numpy().mean(0), rtol=1e-4, atol=1e-5):
+            raise ValueError("mu does not match the stored features")
+    except Exception as err:  # truncated zip, missing arrays, edited file
+        warnings.warn(f"feature cache {path} is stale or corrupt ({err}); rebuilding",
+                      stacklevel=4)
+        return None
+    return {"features": feats, "stats": stats}
