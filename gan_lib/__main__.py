@@ -1,10 +1,11 @@
-"""Command line, thin over the library: ``python -m gan_lib {data,train,score,report}``.
+"""Command line, thin over the library: ``python -m gan_lib {data,train,score,audit,report}``.
 
 Examples:
     python -m gan_lib data --source phantom --size 64
     python -m gan_lib data phantom /tmp/phantom
     python -m gan_lib train --profile quick --run quick --set iterations=300
     python -m gan_lib score quick --n-fake 1024 --metrics fid,kid
+    python -m gan_lib audit quick
     python -m gan_lib report --profile quick
 """
 
@@ -57,6 +58,16 @@ def _score(args: argparse.Namespace) -> None:
     print(score_tables.format_scores(scores))
 
 
+def _audit(args: argparse.Namespace) -> None:
+    from . import audit, metrics, runinfo, score_tables
+
+    run_dir = runinfo.run_path(args.run)
+    result = audit.audit_run(run_dir, metrics.score_config(args.profile, run=run_dir))
+    print(score_tables.audit_table(result).to_string(index=False))
+    print(score_tables.memorization_table(result).to_string(index=False))
+    print(f"{run_dir / 'audit.json'} ({result['seconds']:.1f} s)")
+
+
 def _report(args: argparse.Namespace) -> None:
     import logging
 
@@ -106,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override any ScoreConfig field, e.g. --set batch_size=32")
     s.set_defaults(func=_score)
+
+    a = sub.add_parser("audit", help="fidelity/diversity, copying and FID vs n of a run "
+                                      "(after score: reuses its cached features)")
+    a.add_argument("run", help="run name under runs/, or a run folder")
+    a.add_argument("--profile", choices=list(config.PROFILES),
+                   help="sample sizes preset; default: the profile the run was trained with")
+    a.set_defaults(func=_audit)
 
     r = sub.add_parser("report", help="run notebooks 01-05 with papermill and rebuild reports/")
     r.add_argument("--profile", choices=list(config.PROFILES),

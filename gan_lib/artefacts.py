@@ -22,7 +22,7 @@ from typing import Any
 
 from . import score_tables
 
-SECTIONS = ("data", "training", "is", "fid")  # report order
+SECTIONS = ("data", "training", "is", "fid", "audit")  # report order
 
 
 @dataclass(frozen=True)
@@ -94,6 +94,21 @@ def _fid_curve(scores: dict[str, Any]) -> str:
     return f"Run '{scores['run']}'. {score_tables.provenance(scores)}"
 
 
+def _closest(audit: dict[str, Any]) -> str:
+    m = audit["memorization"]
+    return (f"Run '{audit['run']}', iteration {m['iteration']}: the 16 generated images (of "
+            f"{m['pixel (RMS)']['n_fake']}) closest in pixels to a training image, each above "
+            "its nearest training image; titles: pixel RMS distance, cosine feature distance, "
+            "and the share of test images closer to the training set (a percentile). "
+            f"Data: {audit['data']['description']}.")
+
+
+def _fid_inverse_n(audit: dict[str, Any]) -> str:
+    return ("FID against 1/n for each snapshot and the real-vs-real sets, with the fit "
+            "FID_n = FID_inf + k/n; a snapshot is above its floor where its line stays above "
+            "the floor's at every n. " + score_tables.audit_caption(audit, "audit"))
+
+
 ARTEFACTS: dict[str, Artefact] = {a.name: a for a in (
     Artefact("data_summary", "table", "01_explore_data", "data",
              "Images per class and split.", _data_summary),
@@ -117,6 +132,16 @@ ARTEFACTS: dict[str, Artefact] = {a.name: a for a in (
              lambda scores: score_tables.table_caption(scores, "fid")),
     Artefact("fid_vs_iteration", "figure", "05_score_is_fid", "fid",
              "FID against training iteration, with the real-vs-real floors.", _fid_curve),
+    Artefact("audit", "table", "06_audit", "audit",
+             "Fidelity, diversity and FID_inf per snapshot.",
+             lambda audit: score_tables.audit_caption(audit, "audit")),
+    Artefact("fid_vs_inverse_n", "figure", "06_audit", "audit",
+             "FID against 1/n, extrapolated to infinitely many images.", _fid_inverse_n),
+    Artefact("memorization", "table", "06_audit", "audit",
+             "Copying of training images by the final snapshot.",
+             lambda audit: score_tables.audit_caption(audit, "memorization")),
+    Artefact("closest_to_training", "figure", "06_audit", "audit",
+             "The generated images closest to a training image, beside it.", _closest),
 )}
 
 

@@ -194,3 +194,39 @@ def write_table(df: pd.DataFrame, tables_dir: str | os.PathLike, name: str,
     md = df.to_markdown(index=False, floatfmt=floatfmt)
     io.write_text(md_path, md + (f"\n\n{caption}\n" if caption else "\n"))
     return csv_path, md_path
+
+
+def plot_closest_pairs(fakes: torch.Tensor, neighbours: torch.Tensor, labels: Sequence[str],
+                       caption: str) -> plt.Figure:
+    """Generated images (top of each pair) above their nearest training image, with distances."""
+    n = len(fakes)
+    cols = min(8, n)
+    rows = 2 * int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.75 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for k in range(n):
+        r, c = 2 * (k // cols), k % cols
+        axes[r, c].imshow(fakes[k, 0].numpy(), cmap="gray", vmin=0, vmax=255)
+        axes[r, c].set_title(labels[k], fontsize=6)
+        axes[r + 1, c].imshow(neighbours[k, 0].numpy(), cmap="gray", vmin=0, vmax=255)
+        axes[r + 1, c].set_title("nearest training", fontsize=6)
+    _caption(fig, caption)
+    return fig
+
+
+def plot_fid_vs_inverse_n(curves: dict[str, dict], caption: str) -> plt.Figure:
+    """FID against 1/n with the fit FID_n = FID_inf + k/n, one line per snapshot or floor."""
+    fig, ax = plt.subplots(figsize=(7, 4.4))
+    for (label, curve), color in zip(curves.items(), sns.color_palette("tab10"), strict=False):
+        x = np.array([1 / p["n"] for p in curve["points"]])
+        ax.plot(x, [p["fid"] for p in curve["points"]], "o", color=color)
+        grid = np.linspace(0, x.max(), 20)
+        ax.plot(grid, curve["fid_inf"] + curve["slope_k"] * grid, "-", color=color,
+                label=f"{label}: FID_inf {curve['fid_inf']:.1f}")
+    ax.set(xlabel="1 / n (generated or held-out images)", ylabel="FID",
+           title="FID against 1/n, extrapolated to n = infinity")
+    ax.set_xlim(left=0)
+    ax.legend(fontsize=7)
+    _caption(fig, caption)
+    return fig

@@ -1,4 +1,4 @@
-"""The report pipeline: notebooks 01-05 executed by papermill, then reports/report.{md,html}.
+"""The report pipeline: notebooks 01-06 executed by papermill, then reports/report.{md,html}.
 
 Everything is written to a staging folder beside reports/ first; only when every notebook has
 passed are the new figures, tables, executed notebooks and report swapped in, so a failure
@@ -40,7 +40,7 @@ def default_profile() -> str:
 
 def build_report(profile: str | None = None, run: str | None = None, source: str | None = None,
                  reports_dir: str | Path | None = None, retrain: bool = False) -> Path:
-    """Run notebooks 01-05 with papermill and (re)build ``reports/``; return report.md's path.
+    """Run notebooks 01-06 with papermill and (re)build ``reports/``; return report.md's path.
 
     ``profile`` defaults to the existing run's own profile, else paper where CUDA is present,
     else quick; ``run`` to the profile name.

@@ -121,3 +121,56 @@ def fid_curve(scores: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, f
     floors = {f"{r['compared']}, n {r['n_fake']} vs {r['n_real']}": r["value"]
               for r in fids if r["kind"] == "floor"}
     return sorted(rows, key=lambda row: row["iteration"]), floors
+
+
+def audit_table(audit: dict[str, Any]) -> pd.DataFrame:
+    """Fidelity/diversity and FID_inf per snapshot, with the real-vs-real sets as references."""
+    rows = []
+    for r in audit["sets"]:
+        fit = r["fid_vs_n"]
+        rows.append({"set": r["set"], "n": r["n"], "n_real": r["n_real"],
+                     "precision": r["precision"], "recall": r["recall"],
+                     "density": r["density"], "coverage": r["coverage"],
+                     "FID at n": fit["points"][-1]["fid"], "FID 95% low": fit["bootstrap_95"][0],
+                     "FID 95% high": fit["bootstrap_95"][1], "FID_inf": fit["fid_inf"],
+                     "fit residual": fit["residual"]})
+    return pd.DataFrame(rows)
+
+
+def memorization_table(audit: dict[str, Any]) -> pd.DataFrame:
+    """Copy rate per space and C_T of the final snapshot, beside the test images' distances."""
+    memo = audit["memorization"]
+    rows = [{"measure": f"copy rate, {space}", "value": m["copy_rate"],
+             "threshold (1st pct. of test)": m["threshold"], "n_fake": m["n_fake"],
+             "n_test": m["n_reference"], "n_train": m["n_train"],
+             "median NN distance, fakes": m["median_fake"],
+             "median NN distance, test": m["median_test"]}
+            for space, m in memo.items() if isinstance(m, dict) and "copy_rate" in m]
+    ct = memo["C_T"]
+    rows.append({"measure": f"C_T (Meehan et al. 2020; {ct['cells_used']} of {ct['cells']} "
+                            "cells)", "value": ct["C_T"], "n_fake": ct["n_fake"],
+                 "n_test": ct["n_heldout"], "n_train": ct["n_train"]})
+    return pd.DataFrame(rows)
+
+
+def audit_caption(audit: dict[str, Any], table: str) -> str:
+    """Caption of the audit's tables: what each number is, its n, and how it was made."""
+    s = audit["settings"]
+    how = (f"Features: {audit['extractor']}, weights sha256 "
+           f"{str(audit['weights'].get('sha256'))[:12]}; data: {audit['data']['description']}; "
+           f"generated images: latents seed {s['seed']}, {audit['sampling']}.")
+    if table == "audit":
+        return (f"Audit of run '{audit['run']}'. Precision and recall (k={s['pr_k']}), density "
+                f"and coverage (k={s['dc_k']}) of each set against the {s['n_real']} reference "
+                "training images; the held-out training and test rows are real images in the "
+                "generated images' place (the values a perfect generator would reach at this "
+                "n). FID at n with a bootstrap 95% interval (resampled generated images), and "
+                "FID_inf from the least-squares fit FID_n = FID_inf + k/n over n/8, n/4, n/2, n "
+                f"(Chong and Forsyth 2020). {how}")
+    m = audit["memorization"]
+    return (f"Memorization of run '{audit['run']}', final snapshot (iteration {m['iteration']}). "
+            "Copy rate: share of generated images closer to their nearest training image than "
+            "99% of test images (never trained on) are to theirs; about 1% for a generator "
+            "that does not copy. Feature space: cosine distance to the reference and held-out "
+            "training images; pixel space: root-mean-square difference to every training "
+            "image of the run. C_T: well below 0 signals copying, near 0 none. " + how)
