@@ -243,6 +243,22 @@ def _score_snapshot(net: Extractor, iteration: int, path: Path, real: dict[str, 
     return records
 
 
+def floor_plan(n_train: int, n_test: int, n_fake: int, n_ref: int) -> dict[str, dict[str, Any]]:
+    """The (n_fake, n_real) pair each floor uses, and whether it is the snapshots' pair.
+
+    >>> floor_plan(5216, 624, 1024, 2048)["train"]  # the quick profile
+    {'n_fake': 1024, 'n_real': 2048, 'same_n': True}
+    >>> floor_plan(5216, 624, 5000, 5216)["train"]  # the paper profile: no room for 5,000 more
+    {'n_fake': 2608, 'n_real': 2608, 'same_n': False}
+    """
+    if n_train - n_ref >= n_fake:  # n_fake training images outside the reference set
+        train = {"n_fake": n_fake, "n_real": n_ref, "same_n": True}
+    else:  # two disjoint halves of the reference set
+        train = {"n_fake": n_ref // 2, "n_real": n_ref // 2, "same_n": False}
+    return {"train": train,
+            "test": {"n_fake": min(n_fake, n_test), "n_real": n_ref, "same_n": n_test >= n_fake}}
+
+
 def _floors(net: Extractor, ds: Any, real: dict[str, Any], run_cfg: dict[str, Any],
             score_cfg: ScoreConfig, base: dict[str, Any]) -> list[dict[str, Any]]:
     """Real-vs-real FID/KID at the snapshots' n pair where the data allow it.
@@ -255,15 +271,15 @@ def _floors(net: Extractor, ds: Any, real: dict[str, Any], run_cfg: dict[str, An
     if not _wants_pairs(score_cfg):
         return []  # IS only: no FID/KID, so no floors (and no pass over the test split)
     image_size, n_ref, n_fake = run_cfg["config"]["image_size"], real["n"], score_cfg.n_fake
-    room = len(ds.images) - n_ref
+    plan = floor_plan(len(ds.images), 0, n_fake, n_ref)["train"]
     floor = dict(kind="floor", iteration=None, snapshot=None)
-    if room >= n_fake:  # n_fake training images outside the reference set
+    if plan["same_n"]:  # n_fake training images outside the reference set
         held = real_features(net, ds, n_fake, image_size, offset=n_ref)
         records = _pair_records(net, held["features"], real, score_cfg, base, held["seconds"],
                                 compared="real train, held out vs real train reference",
                                 same_n=True, **floor)
     else:  # e.g. the paper profile: 5,000 + all 5,216 cannot be disjoint in one split
-        half = n_ref // 2
+        half = plan["n_fake"]
         first = {k: v[:half] for k, v in real["features"].items()}
         second = {"features": {k: v[half:2 * half] for k, v in real["features"].items()},
                   "stats": None, "n": half}

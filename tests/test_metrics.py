@@ -391,3 +391,20 @@ def test_an_empty_snapshot_folder_is_a_clear_error(run):
         p.unlink()
     with pytest.raises(FileNotFoundError, match="No generator snapshots"):
         metrics.score_run(run, tiny_cfg(), extractor=TINY)
+
+
+@pytest.mark.parametrize(("profile", "n_train", "n_test", "train_floor", "test_floor"), [
+    # quick: the held-out floor stands exactly where the snapshots stand
+    ("quick", 5216, 624, (1024, 2048, True), (624, 2048, False)),
+    # paper: 5,000 fakes beside all 5,216 training images leave no room for a disjoint set of
+    # 5,000: the documented fallback (two halves), flagged; the test split has 624 images
+    ("paper", 5216, 624, (2608, 2608, False), (624, 5216, False)),
+    # a larger data set: the reference is still the whole training split, but the test split
+    # now holds 5,000 images, so the test floor is at the snapshots' pair
+    ("paper", 12000, 6000, (6000, 6000, False), (5000, 12000, True)),
+])
+def test_floor_pairs_at_the_profiles_sizes(profile, n_train, n_test, train_floor, test_floor):
+    cfg = config.make_score_config(profile)
+    n_ref = n_train if cfg.n_real is None else cfg.n_real
+    plan = metrics.floor_plan(n_train, n_test, cfg.n_fake, n_ref)
+    assert [tuple(plan[k].values()) for k in ("train", "test")] == [train_floor, test_floor]

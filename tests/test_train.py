@@ -366,3 +366,15 @@ def test_run_readers_explain_what_is_missing(home):
         runinfo.list_snapshots(home / "runs" / "empty")
     with pytest.raises(FileNotFoundError, match="config.json"):
         runinfo.load_run_config(home / "runs" / "empty")
+
+
+def test_atomic_writes_reach_the_disk(tmp_path, monkeypatch):
+    """The file's bytes and then its folder entry are fsync'd, so a power cut keeps them."""
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+                        or real_fsync(fd))
+    io.write_json(tmp_path / "a.json", {"x": 1})
+    assert len(synced) == 2
+    assert synced[0].startswith(str(tmp_path / ".a.json.")) and synced[1] == str(tmp_path)
+    assert io.read_json(tmp_path / "a.json") == {"x": 1}
