@@ -44,7 +44,7 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.datasets import ImageFolder
 
-from gan_lib import config, data, models, runinfo, train
+from gan_lib import batches, config, data, models, runinfo, train
 from gan_lib.device import autocast_context, bf16_probe, resolve_device
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "train_throughput.json"
@@ -125,10 +125,10 @@ def gan_lib_iteration(s: dict) -> list[float]:
     per_epoch = len(images) // cfg.batch_size
     epoch, pos = divmod(step, per_epoch)
     if pos == 0 or "perm" not in s:
-        s["perm"] = train.epoch_permutation(len(images), cfg.seed, epoch).to(images.device)
+        s["perm"] = batches.epoch_permutation(len(images), cfg.seed, epoch).to(images.device)
     idx = s["perm"][pos * cfg.batch_size:(pos + 1) * cfg.batch_size]
-    real = train.real_batch(images, idx, cfg.channels_last)
-    stats = train.train_step(s["nets"], real, train.step_latents(cfg, step, s["noise"]),
+    real = batches.real_batch(images, idx, cfg.channels_last)
+    stats = train.train_step(s["nets"], real, batches.step_latents(cfg, step, s["noise"]),
                              s["autocast"])
     s["step"] += 1
     return stats.tolist()

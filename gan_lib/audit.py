@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import features, inception, io, metrics, models, runinfo, train
+from . import batches, features, inception, io, metrics, models, runinfo
 from .config import TrainConfig
 
 PR_K, DC_K = 3, 5  # neighbourhood sizes of the two papers
@@ -230,7 +230,7 @@ def audit_run(run_dir: str | os.PathLike, score_cfg: Any = None,
     fakes = features.fake_features(net, final_path, score_cfg.n_fake, score_cfg.seed)
     memo = memorization(train_features=torch.cat([ref["features"][layer], real["held-out train"]]),
                         test_features=real["test"], fake_features=fakes["features"][layer],
-                        train_images=train.select_subset(ds.images, TrainConfig.from_dict(
+                        train_images=batches.select_subset(ds.images, TrainConfig.from_dict(
                             run_cfg["config"])), test_images=test.images,
                         fake_images=models.generate(final_path, score_cfg.n_fake,
                                                     seed=score_cfg.seed))
@@ -288,7 +288,7 @@ def closest_pairs(run_dir: str | os.PathLike,
     run_cfg = runinfo.load_run_config(run_dir)
     pairs, s = audit["memorization"]["closest"], audit["settings"]
     fakes = models.generate(runinfo.list_snapshots(run_dir)[-1][1], s["n_fake"], seed=s["seed"])
-    trained = train.select_subset(metrics.load_real(run_cfg, "train").images,
+    trained = batches.select_subset(metrics.load_real(run_cfg, "train").images,
                                   TrainConfig.from_dict(run_cfg["config"]))
     labels = [f"px {p['pixel']:.3f} · ft {p['feature']:.3f}\n{p['test_percentile']:.0f}th pct"
               for p in pairs]

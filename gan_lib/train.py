@@ -33,6 +33,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import checkpoint, config, data, grids, io, models, runinfo
+from .batches import derived_seed, epoch_permutation, real_batch, select_subset, step_latents
 from .config import TrainConfig
 from .device import autocast_context, resolve_device, resolve_precision
 
@@ -322,56 +323,5 @@ def _update_ema(ema: nn.Module, G: nn.Module, decay: float) -> None:
         e.lerp_(p, 1.0 - decay)
 
 
-# --- data and derived randomness -----------------------------------------------------------
-
-
-def select_subset(images: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
-    """The training images of ``cfg``: all, or ``cfg.subset`` of them in a seeded random order.
-
-    Checks the shape the models need, and that there is at least one full batch.
-
-    >>> cfg = config.make_train_config("smoke", subset=40, batch_size=8)
-    >>> select_subset(torch.zeros(100, 1, 64, 64, dtype=torch.uint8), cfg).shape[0]
-    40
-    """
-    n, size = len(images), cfg.image_size
-    if images.dtype != torch.uint8 or tuple(images.shape[1:]) != (1, size, size):
-        raise ValueError(f"load_dataset returned {images.dtype} {tuple(images.shape)}: expected "
-                         f"uint8 [N, 1, {size}, {size}] for image_size={size}")
-    if cfg.subset is not None:
-        if cfg.subset > n:
-            raise ValueError(f"subset={cfg.subset}: the data source {cfg.source!r} has only {n} "
-                             "training images; lower subset or set it to None (all)")
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed))
-        images = images[order[:cfg.subset]]
-    if len(images) < cfg.batch_size:
-        raise ValueError(f"batch_size={cfg.batch_size}: the data source {cfg.source!r} has only "
-                         f"{len(images)} training images; lower batch_size")
-    return images.contiguous()
-
-
-def real_batch(images: torch.Tensor, idx: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
-    """uint8 images [N, 1, S, S] (on the device) at ``idx`` -> float [B, 1, S, S] in [-1, 1]."""
-    real = images[idx].float().div_(127.5).sub_(1.0)
-    return real.contiguous(memory_format=torch.channels_last) if channels_last else real
-
-
-def step_latents(cfg: TrainConfig, step: int, noise: torch.Generator) -> torch.Tensor:
-    """The latents [B, z_dim] of iteration ``step`` + 1: a function of (seed, step) only."""
-    noise.manual_seed(derived_seed(cfg.seed, 2, step))
-    return torch.randn(cfg.batch_size, cfg.z_dim, device=noise.device, generator=noise)
-
-
-def derived_seed(seed: int, stream: int, k: int) -> int:
-    """A 63-bit seed for item ``k`` of random ``stream`` (1 epoch order, 2 latents, 3 BN)."""
-    return (seed * 0x9E3779B97F4A7C15 + stream * 0xBF58476D1CE4E5B9 + k * 0x94D049BB133111EB) % 2**63
-
-
-def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
-    """The order of the ``n`` training images in ``epoch`` (0-based), on the CPU."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(derived_seed(seed, 1, epoch)))
-
-
-__all__ = ["train", "train_step", "build_nets", "Networks", "Run", "Milestones", "real_batch",
-           "step_latents", "select_subset", "sampling_generator", "epoch_permutation",
-           "derived_seed"]
+__all__ = ["train", "train_step", "build_nets", "Networks", "Run", "Milestones",
+           "sampling_generator"]

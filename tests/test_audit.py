@@ -120,3 +120,14 @@ def test_fid_inf_recovers_a_known_frechet_distance():
     assert out["fid_inf"] == pytest.approx(4.0, abs=0.15)
     lo, hi = out["bootstrap_95"]
     assert lo < full["fid"] < hi and hi - lo < 0.5 and out["residual"] < 0.1
+
+
+def test_frechet_distance_equals_torch_fidelitys():
+    from gan_lib import metrics
+
+    for n1, n2, d in ((40, 60, 128), (300, 200, 64)):  # singular and full-rank covariances
+        a, b = gaussians(n1, d=d, seed=12), gaussians(n2, d=d, shift=0.3, seed=13) * 1.5
+        ours = audit.frechet_distance(a, b)
+        theirs = metrics.fid_from_statistics(metrics.statistics(a), metrics.statistics(b))
+        assert ours == pytest.approx(theirs, rel=1e-6)
+    assert audit.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)

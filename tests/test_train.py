@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_lib import config, data, device, io, models, runinfo, train
+from gan_lib import batches, config, data, device, io, models, runinfo, train
 
 REPO = config.REPO_ROOT
 LOSS_KEYS = ("iter", "epoch", "loss_D", "loss_G", "D_x", "D_G_z")
@@ -108,7 +108,7 @@ def test_run_folder_files_and_contents(home, fake_data):
     G_final = models.Generator(**snap["kwargs"])
     G_final.load_state_dict(ckpt["G"])
     expected = models.recalibrate_batchnorm(G_final, 16, 8, snap["sampling"]["seed"]).state_dict()
-    assert snap["sampling"]["seed"] == train.derived_seed(0, 3, 6)
+    assert snap["sampling"]["seed"] == batches.derived_seed(0, 3, 6)
     for k in snap["training_bn_stats"]:
         assert torch.allclose(snap["state_dict"][k].float(), expected[k].float(), atol=1e-6), k
     assert not torch.allclose(snap["state_dict"]["main.1.running_var"],
@@ -354,7 +354,7 @@ def test_channels_last_lays_out_the_weights(home):
     assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
     plain = train.build_nets(tiny(channels_last=False), torch.device("cpu")).D.main[2].weight
     assert plain.is_contiguous() and plain.stride() != conv.stride()
-    batch = train.real_batch(torch.zeros(8, 1, 32, 32, dtype=torch.uint8), torch.arange(4), True)
+    batch = batches.real_batch(torch.zeros(8, 1, 32, 32, dtype=torch.uint8), torch.arange(4), True)
     assert batch.is_contiguous(memory_format=torch.channels_last)
 
 
