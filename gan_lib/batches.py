@@ -21,6 +21,7 @@ def select_subset(images: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
 
     Checks the shape the models need, and that there is at least one full batch.
 
+    >>> from gan_lib import config
     >>> cfg = config.make_train_config("smoke", subset=40, batch_size=8)
     >>> select_subset(torch.zeros(100, 1, 64, 64, dtype=torch.uint8), cfg).shape[0]
     40
