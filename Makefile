@@ -1,5 +1,5 @@
 # cxr-gan: two commands on a fresh machine.
-#   make report   run notebooks 01-05 with papermill and rebuild reports/ (PROFILE=quick|smoke|paper,
+#   make report   run notebooks 01-06 with papermill and rebuild reports/ (PROFILE=quick|smoke|paper,
 #                 RUN=name reuses or resumes runs/name, RETRAIN=1 trains it afresh)
 #   make test     ruff + pytest (unit, pipeline) + nbval over notebooks/
 #   make lab      JupyterLab on notebooks/

@@ -125,7 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sample sizes preset; default: the profile the run was trained with")
     a.set_defaults(func=_audit)
 
-    r = sub.add_parser("report", help="run notebooks 01-05 with papermill and rebuild reports/")
+    r = sub.add_parser("report", help="run notebooks 01-06 with papermill and rebuild reports/")
     r.add_argument("--profile", choices=list(config.PROFILES),
                    help="default: an existing run's own profile, else paper where CUDA is "
                         "present, else quick")
