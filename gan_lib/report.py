@@ -91,7 +91,10 @@ def training_plan(cfg: config.TrainConfig, retrain: bool = False) -> dict[str, b
                                   "rebuild with RETRAIN=1 (--retrain) or another RUN name")
         print(f"[report] training a new run in {folder}")
         return {"resume": False, "overwrite": False}
-    ckpt = checkpoint.read(ckpt_path)
+    try:
+        ckpt = checkpoint.read(ckpt_path)
+    except ValueError as err:
+        raise ValueError(f"{err} For the report: RETRAIN=1 (--retrain) replaces the run.") from None
     old, new = ckpt["config"], cfg.to_dict()
     same = {"snapshot_at", "checkpoint_every", "compile", "device"}  # not the arithmetic
     if ckpt["precision"] == resolve_precision(cfg.precision, cfg.device):

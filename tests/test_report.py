@@ -150,6 +150,12 @@ def test_training_plan_trains_resumes_reuses_or_refuses(home, monkeypatch, capsy
                                          r"profile 0.001.*RETRAIN=1"):
         report.training_plan(tiny(name="planned", iterations=6, lr=1e-3))
     assert report.training_plan(cfg, retrain=True) == {"resume": False, "overwrite": True}
+    from gan_lib import io
+
+    ckpt = io.load_torch(home / "runs" / "planned" / "checkpoint.pt")
+    io.save_torch({**ckpt, "format": 1}, home / "runs" / "planned" / "checkpoint.pt")
+    with pytest.raises(ValueError, match=r"format 1.*older.*RETRAIN=1"):
+        report.training_plan(cfg)
 
 
 def test_cli_report_refuses_a_run_of_other_settings_before_any_work(home):
