@@ -164,7 +164,9 @@ def audit_caption(audit: dict[str, Any], table: str) -> str:
                 f"and coverage (k={s['dc_k']}) of each set against the {s['n_real']} reference "
                 "training images; the held-out training and test rows are real images in the "
                 "generated images' place (the values a perfect generator would reach at this "
-                "n). FID at n with a bootstrap 95% interval (resampled generated images), and "
+                "n). FID at n with a bootstrap 95% interval (generated images resampled with "
+                "replacement: repeated images raise FID, so the interval sits above the FID at n; "
+                "read its width as the spread, not its position), and "
                 "FID_inf from the least-squares fit FID_n = FID_inf + k/n over n/8, n/4, n/2, n "
                 f"(Chong and Forsyth 2020). {how}")
     m = audit["memorization"]
