@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -91,6 +92,16 @@ def truncate_log(log: Path, step: int) -> None:
         io.write_text(log, "".join(json.dumps(r) + "\n" for r in rows))
 
 
+def differing(old: dict[str, Any], new: dict[str, Any], ignore: Iterable[str] = ()) -> list[str]:
+    """The settings whose values differ between two config dicts, apart from ``ignore``.
+
+    >>> differing({"lr": 1e-3, "seed": 0}, {"lr": 2e-4, "seed": 0})
+    ['lr']
+    """
+    skip = set(ignore)
+    return sorted(k for k in set(old) | set(new) if k not in skip and old.get(k) != new.get(k))
+
+
 def check_resumable(cfg: TrainConfig, ckpt: dict[str, Any], precision: str) -> None:
     """Raise unless ``ckpt`` may continue with ``cfg`` at the resolved ``precision``.
 
@@ -99,8 +110,7 @@ def check_resumable(cfg: TrainConfig, ckpt: dict[str, Any], precision: str) -> N
     hardware would silently change the arithmetic half-way.
     """
     old, new = ckpt.get("config", {}), cfg.to_dict()
-    changed = sorted(k for k in set(old) | set(new)
-                     if k not in RESUMABLE_CHANGES and old.get(k) != new.get(k))
+    changed = differing(old, new, ignore=RESUMABLE_CHANGES)
     if changed:
         diff = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)
         raise ValueError(f"Cannot resume run {cfg.name!r}: settings differ from its checkpoint "

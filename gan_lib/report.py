@@ -99,7 +99,7 @@ def training_plan(cfg: config.TrainConfig, retrain: bool = False) -> dict[str, b
     same = {"snapshot_at", "checkpoint_every", "compile", "device"}  # not the arithmetic
     if ckpt["precision"] == resolve_precision(cfg.precision, cfg.device):
         same.add("precision")  # 'auto' that resolves to what the run used
-    differ = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in same)
+    differ = checkpoint.differing(old, new, ignore=same)
     if differ:
         diff = ", ".join(f"{k}: run {old.get(k)!r}, profile {new.get(k)!r}" for k in differ)
         raise ValueError(f"Run {cfg.name!r} ({folder}) does not match profile "
