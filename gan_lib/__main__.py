@@ -64,7 +64,9 @@ def _audit(args: argparse.Namespace) -> None:
     run_dir = runinfo.run_path(args.run)
     result = audit.audit_run(run_dir, metrics.score_config(args.profile, run=run_dir))
     print(score_tables.audit_table(result).to_string(index=False))
+    print(score_tables.audit_caption(result, "audit"), "\n")
     print(score_tables.memorization_table(result).to_string(index=False))
+    print(score_tables.audit_caption(result, "memorization"))
     print(f"{run_dir / 'audit.json'} ({result['seconds']:.1f} s)")
 
 
