@@ -34,12 +34,23 @@ def select_subset(images: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
         if cfg.subset > n:
             raise ValueError(f"subset={cfg.subset}: the data source {cfg.source!r} has only {n} "
                              "training images; lower subset or set it to None (all)")
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed))
-        images = images[order[:cfg.subset]]
+        images = images[trained_indices(n, cfg)]
     if len(images) < cfg.batch_size:
         raise ValueError(f"batch_size={cfg.batch_size}: the data source {cfg.source!r} has only "
                          f"{len(images)} training images; lower batch_size")
     return images.contiguous()
+
+
+def trained_indices(n: int, cfg: TrainConfig) -> torch.Tensor:
+    """Which of the ``n`` images of the training split a run of ``cfg`` trains on, in order.
+
+    >>> from gan_lib import config
+    >>> trained_indices(5, config.make_train_config("smoke", subset=None)).tolist()
+    [0, 1, 2, 3, 4]
+    """
+    if cfg.subset is None:
+        return torch.arange(n)
+    return torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed))[:cfg.subset]
 
 
 def real_batch(images: torch.Tensor, idx: torch.Tensor, channels_last: bool = False) -> torch.Tensor:

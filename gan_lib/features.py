@@ -60,12 +60,47 @@ def real_features(net: Extractor, ds: Any, n: int | None, image_size: int,
     where = f"-from{offset}" if offset else ""
     path = cache_path("real", key, f"{net.name}-{str(ds.fingerprint)[:12]}-{ds.split}{where}-n{n}")
 
-    def images() -> torch.Tensor:
-        order = torch.randperm(len(ds.images),
-                               generator=torch.Generator().manual_seed(SUBSET_SEED))
-        return ds.images[order[offset:offset + n]]
+    return _cached(path, key, net, lambda: ds.images[_order(len(ds.images))[offset:offset + n]],
+                   f"real {ds.split} ({n})")
 
-    return _cached(path, key, net, images, f"real {ds.split} ({n})")
+
+def at_indices(net: Extractor, ds: Any, indices: torch.Tensor, image_size: int,
+               cached: tuple[int, ...] = ()) -> dict[str, torch.Tensor]:
+    """Features of the images of ``ds`` at ``indices`` (e.g. those a run trained on), in order.
+
+    Reuses the sets of sizes ``cached`` at the start of the seeded permutation (the reference
+    and held-out sets scoring extracted); the images they do not hold are extracted once and
+    cached under the list of their indices.
+    """
+    order, found = _order(len(ds.images)), {}
+    offset = 0
+    for n in cached:
+        part = real_features(net, ds, n, image_size, offset=offset)
+        for name, feats in part["features"].items():
+            found.setdefault(name, torch.full((len(ds.images), feats.shape[1]), float("nan")))
+            found[name][order[offset:offset + part["n"]]] = feats
+        offset += part["n"]
+    indices = torch.as_tensor(indices, dtype=torch.long)
+    have = ~found[net.layers["fid"]][indices].isnan().any(1) if found else torch.zeros(
+        len(indices), dtype=torch.bool)
+    missing = indices[~have].unique()
+    if len(missing):
+        key = {"format": CACHE_FORMAT, "fingerprint": ds.fingerprint, "split": ds.split,
+               "n": len(missing), "image_size": image_size, **net.key(),
+               "indices_sha256": hashlib.sha256(missing.numpy().tobytes()).hexdigest()}
+        path = cache_path("real", key, f"{net.name}-{str(ds.fingerprint)[:12]}-{ds.split}"
+                                       f"-rest-n{len(missing)}")
+        rest = _cached(path, key, net, lambda: ds.images[missing],
+                       f"real {ds.split}, the rest ({len(missing)})")
+        for name, feats in rest["features"].items():
+            found.setdefault(name, torch.full((len(ds.images), feats.shape[1]), float("nan")))
+            found[name][missing] = feats
+    return {name: feats[indices] for name, feats in found.items()}
+
+
+def _order(n: int) -> torch.Tensor:
+    """The seeded permutation of a split's ``n`` images that real sets are taken from."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(SUBSET_SEED))
 
 
 def fake_features(net: Extractor, snapshot: str | os.PathLike, n: int,

@@ -131,8 +131,8 @@ def audit_table(audit: dict[str, Any]) -> pd.DataFrame:
         rows.append({"set": r["set"], "n": r["n"], "n_real": r["n_real"],
                      "precision": r["precision"], "recall": r["recall"],
                      "density": r["density"], "coverage": r["coverage"],
-                     "FID at n": fit["points"][-1]["fid"], "FID 95% low": fit["bootstrap_95"][0],
-                     "FID 95% high": fit["bootstrap_95"][1], "FID_inf": fit["fid_inf"],
+                     "FID at n": fit["points"][-1]["fid"], "FID 95% low": fit["interval_95"][0],
+                     "FID 95% high": fit["interval_95"][1], "FID_inf": fit["fid_inf"],
                      "fit residual": fit["residual"]})
     return pd.DataFrame(rows)
 
@@ -164,15 +164,16 @@ def audit_caption(audit: dict[str, Any], table: str) -> str:
                 f"and coverage (k={s['dc_k']}) of each set against the {s['n_real']} reference "
                 "training images; the held-out training and test rows are real images in the "
                 "generated images' place (the values a perfect generator would reach at this "
-                "n). FID at n with a bootstrap 95% interval (generated images resampled with "
-                "replacement: repeated images raise FID, so the interval sits above the FID at n; "
-                "read its width as the spread, not its position), and "
+                "n). FID at n with a 95% interval for the spread due to the generated sample (FID "
+                "± 1.96 sd, the sd from 20 halves drawn without replacement: the delete-half "
+                "jackknife), and "
                 "FID_inf from the least-squares fit FID_n = FID_inf + k/n over n/8, n/4, n/2, n "
                 f"(Chong and Forsyth 2020). {how}")
     m = audit["memorization"]
     return (f"Memorization of run '{audit['run']}', final snapshot (iteration {m['iteration']}). "
             "Copy rate: share of generated images closer to their nearest training image than "
             "99% of test images (never trained on) are to theirs; about 1% for a generator "
-            "that does not copy. Feature space: cosine distance to the reference and held-out "
-            "training images; pixel space: root-mean-square difference to every training "
-            "image of the run. C_T: well below 0 signals copying, near 0 none. " + how)
+            "that does not copy. Nearest among every training image of the run "
+            f"({m['feature (cosine)']['n_train']}): cosine distance of Inception features, or "
+            "root-mean-square difference of pixels. C_T: well below 0 signals copying, near 0 "
+            "none. " + how)

@@ -118,8 +118,32 @@ def test_fid_inf_recovers_a_known_frechet_distance():
     assert small["fid"] > full["fid"] > 4.0  # biased upwards, more at small n
     assert abs(out["fid_inf"] - 4.0) < abs(full["fid"] - 4.0)  # the fit removes bias
     assert out["fid_inf"] == pytest.approx(4.0, abs=0.15)
-    lo, hi = out["bootstrap_95"]
-    assert lo < full["fid"] < hi and hi - lo < 0.5 and out["residual"] < 0.1
+    lo, hi = out["interval_95"]
+    assert lo < full["fid"] == out["fid"] < hi and hi - lo < 0.5 and out["residual"] < 0.1
+
+
+@pytest.mark.parametrize("d, n, mean_shift", [(32, 400, 0.5), (64, 500, 0.0)])
+def test_fid_interval_is_as_wide_as_fids_spread_over_fresh_samples(d, n, mean_shift):
+    """The interval at n must bracket the measured FID and be as wide as the FID's spread over
+    fresh samples of n from the same distribution (reference fixed), also for a floor (same
+    distribution, mean_shift 0) where a with-replacement bootstrap lies above the FID."""
+    real = gaussians(4000, d=d, seed=20)
+    shift = torch.zeros(d)
+    shift[:3] = mean_shift
+    reference = audit.Reference(real)
+    fresh = [reference.distance(gaussians(n, d=d, shift=shift, seed=100 + i)) for i in range(60)]
+    widths = []
+    for seed in range(3):
+        out = audit.fid_vs_n(gaussians(n, d=d, shift=shift, seed=21 + seed), real, seed=seed)
+        lo, hi = out["interval_95"]
+        assert lo < out["fid"] < hi
+        widths.append(hi - lo)
+    true_width = 2 * 1.96 * np.std(fresh)
+    assert 0.6 < np.mean(widths) / true_width < 1.7, (widths, true_width)
+    fake = gaussians(n, d=d, shift=shift, seed=21)
+    g = torch.Generator().manual_seed(0)
+    boot = [reference.distance(fake[torch.randint(n, (n,), generator=g)]) for _ in range(20)]
+    assert min(boot) > reference.distance(fake)  # why the bootstrap is not used: all above
 
 
 def test_frechet_distance_equals_torch_fidelitys():
