@@ -65,6 +65,11 @@ def build_report(profile: str | None = None, run: str | None = None, source: str
     try:
         stages = run_notebooks(params, staging / "notebooks")
         render_report(staging, run_dir=config.RUNS_DIR / run, profile=profile, stages=stages)
+        io.write_json(staging / "build.json", {
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "command": {k: v for k, v in params.items() if k != "reports_dir"},
+            "git_commit": runinfo.git_commit(), "stages": stages,
+            "total_seconds": round(sum(s["seconds"] for s in stages), 1)})
     except BaseException:
         _keep_failed(staging, reports_dir)
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pandas as pd
@@ -40,6 +41,10 @@ def test_pipeline_writes_every_expected_file(smoke_report):
     executed = sorted(p.name[:2] for p in (reports / "notebooks").glob("*.ipynb"))
     assert executed == ["01", "02", "03", "04", "05", "06"]
     assert not (reports / ".staging").exists()
+    build = json.loads((reports / "build.json").read_text())  # how long each notebook took
+    assert [s["notebook"][:2] for s in build["stages"]] == executed
+    assert build["command"]["profile"] == "smoke" and build["total_seconds"] == pytest.approx(
+        sum(s["seconds"] for s in build["stages"]), abs=0.2)
 
 
 def test_report_md_states_every_table_value_and_the_synthetic_source(smoke_report):
