@@ -70,21 +70,34 @@ def build_quiz(run: str | os.PathLike, out_dir: str | os.PathLike | None = None,
     iteration, snapshot = runinfo.list_snapshots(run_dir)[-1]
     rng = np.random.default_rng(seed)
     real_ds = metrics.load_real(meta, "test")
-    if len(real_ds) < n // 2:
+    if len(real_ds.images) < n // 2:
         raise ValueError(f"n={n} needs {n // 2} real test images; the test split of "
-                         f"{real_ds.description} has {len(real_ds)}: lower --n")
-    real_idx = np.sort(rng.choice(len(real_ds), n // 2, replace=False))
+                         f"{real_ds.description} has {len(real_ds.images)}: lower --n")
+    real_idx = np.sort(rng.choice(len(real_ds.images), n // 2, replace=False))
     fakes = models.generate(snapshot, n // 2, seed=seed)  # uint8 [n/2, 1, S, S]
     pool = [("real", int(i), real_ds.images[int(i)]) for i in real_idx]
     pool += [("fake", i, fakes[i]) for i in range(n // 2)]  # index = latent number
     order = rng.permutation(n)
     key = make_key(meta, run_dir, snapshot, iteration, seed, real_ds, [pool[j] for j in order])
+    out = Path(out_dir) if out_dir is not None else quiz_dir()
+    _refuse_orphaning(out, key["quiz_id"])
     scale = max(1, DISPLAY_SIZE // int(fakes.shape[-1]))
     images = [{"id": k + 1, "src": png_data_uri(pool[j][2], scale)} for k, j in enumerate(order)]
-    out = Path(out_dir) if out_dir is not None else quiz_dir()
     io.write_json(out / "key.json", key)
     io.write_text(out / "index.html", render_page(key, images))
     return out / "index.html"
+
+
+def _refuse_orphaning(out: Path, new_id: str) -> None:
+    """A quiz whose answers are collected in ``out/answers/`` is replaced only by itself."""
+    old = out / "key.json"
+    if old.is_file() and list((out / "answers").glob("*.csv")):
+        old_id = io.read_json(old).get("quiz_id")
+        if old_id != new_id:
+            raise FileExistsError(
+                f"{out} holds quiz {old_id} with answers in {out / 'answers'}; this quiz "
+                f"({new_id}) would orphan them. Score them first, then move answers/ away, or "
+                "write the new quiz elsewhere (--out DIR).")
 
 
 def make_key(meta: dict[str, Any], run_dir: Path, snapshot: Path, iteration: int, seed: int,
@@ -158,9 +171,11 @@ def read_key(path: str | os.PathLike) -> dict[str, Any]:
                                 "(python -m gan_lib quiz RUN) or pass --key")
     try:
         key = io.read_json(path)
-        ok = key.get("format") == KEY_FORMAT and key["quiz_id"] == quiz_id(key)
+        if key.get("format") != KEY_FORMAT:
+            raise ValueError(f"format {key.get('format')!r}, expected {KEY_FORMAT}")
+        ok = key["quiz_id"] == quiz_id(key)
     except (ValueError, KeyError, TypeError, AttributeError) as err:
-        raise ValueError(f"{path} is not a quiz key ({err!r}): expected the key.json that "
+        raise ValueError(f"{path} is not a quiz key ({err}): expected the key.json that "
                          "python -m gan_lib quiz wrote beside its index.html") from None
     if not ok:
         raise ValueError(f"{path} is not an intact quiz key: its content does not give its quiz "
@@ -178,6 +193,9 @@ def read_answers(paths: list[str | os.PathLike], key: dict[str, Any]) -> pd.Data
     if not paths:
         raise FileNotFoundError("No answer CSVs given: put the readers' files in "
                                 "reports/quiz/answers/ and pass them (answers/*.csv)")
+    given = [Path(p).resolve() for p in paths]
+    if twice := sorted({str(p) for p in given if given.count(p) > 1}):
+        raise ValueError(f"Answers file(s) given twice: {twice}; each reader's CSV counts once")
     rows = [row for p in paths for row in _read_csv(Path(p), key)]
     seen: dict[tuple[str, int], str] = {}
     for row in rows:

@@ -151,7 +151,8 @@ def caption(table: pd.DataFrame, key: dict[str, Any]) -> str:
     pooled = table[table["reader"] == POOLED].iloc[0]
     readers = len(table) - 1
     data = key["data"]
-    kappa = ("Fleiss' kappa over the images every reader answered (statsmodels)"
+    kappa = ("Fleiss' kappa between readers over the images every reader answered "
+             "(statsmodels; pooled row only, nan where all answers are the same)"
              if readers >= 2 else "Fleiss' kappa needs 2 or more readers (none here)")
     return (f"Reader study, quiz {key['quiz_id']}: {readers} reader(s), {int(pooled['n'])} answers "
             f"in all, {key['n']} images per reader ({key['n'] // 2} real from the "
