@@ -128,7 +128,7 @@ def quiz_id(key: dict[str, Any]) -> str:
 
     >>> quiz_id({"run": "r", "snapshot": {"iteration": 1}, "seed": 0, "data": {},
     ...          "images": [{"id": 1, "truth": "real", "sha256": "ab"}]})
-    'd3b1fd1a5ed64bd2'
+    '901b656a9ccdd8f1'
     """
     what = {"run": key["run"], "iteration": key["snapshot"]["iteration"], "seed": key["seed"],
             "data": key["data"], "images": [(i["id"], i["truth"], i["sha256"])
