@@ -1,7 +1,8 @@
 # cxr-gan: two commands on a fresh machine.
 #   make report   run notebooks 01-06 with papermill and rebuild reports/ (PROFILE=quick|smoke|paper,
 #                 RUN=name reuses or resumes runs/name, RETRAIN=1 trains it afresh)
-#   make test     ruff + pytest (unit, pipeline) + nbval over notebooks/
+#   make test     ruff + pytest (unit, pipeline, the quiz page in the system's headless Chromium:
+#                 apt-get install chromium chromium-driver; .ci/run does) + nbval over notebooks/
 #   make lab      JupyterLab on notebooks/
 # Each sets up .venv first when it is missing or older than pyproject.toml.
 

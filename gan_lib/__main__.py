@@ -1,4 +1,4 @@
-"""Command line, thin over the library: ``python -m gan_lib {data,train,score,audit,report}``.
+"""Command line, thin over the library: ``python -m gan_lib {data,train,score,audit,quiz,...}``.
 
 Examples:
     python -m gan_lib data --source phantom --size 64
@@ -6,6 +6,8 @@ Examples:
     python -m gan_lib train --profile quick --run quick --set iterations=300
     python -m gan_lib score quick --n-fake 1024 --metrics fid,kid
     python -m gan_lib audit quick
+    python -m gan_lib quiz quick --n 40 --seed 0
+    python -m gan_lib quiz-score reports/quiz/answers/*.csv
     python -m gan_lib report --profile quick
 """
 
@@ -70,6 +72,26 @@ def _audit(args: argparse.Namespace) -> None:
     print(f"{run_dir / 'audit.json'} ({result['seconds']:.1f} s)")
 
 
+def _quiz(args: argparse.Namespace) -> None:
+    from . import quiz
+
+    page = quiz.build_quiz(args.run, args.out, n=args.n, seed=args.seed)
+    key = quiz.read_key(page.parent / "key.json")
+    print(f"quiz {key['quiz_id']}: {page} ({page.stat().st_size / 1e6:.1f} MB, {key['n']} "
+          f"images, no answer key in it); key: {page.parent / 'key.json'}")
+    print(f"collect the readers' CSVs in {page.parent / 'answers'}/, then: "
+          f"python -m gan_lib quiz-score {page.parent / 'answers'}/*.csv")
+
+
+def _quiz_score(args: argparse.Namespace) -> None:
+    from . import quiz
+
+    result = quiz.score_answers(args.answers, args.key, args.reports_dir)
+    print(result["table"].to_string(index=False))
+    print(result["caption"])
+    print("wrote " + ", ".join(str(p) for p in result["files"]))
+
+
 def _report(args: argparse.Namespace) -> None:
     import logging
 
@@ -126,6 +148,21 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--profile", choices=list(config.PROFILES),
                    help="sample sizes preset; default: the profile the run was trained with")
     a.set_defaults(func=_audit)
+
+    q = sub.add_parser("quiz", help="a self-contained real-or-fake quiz page on a run's final "
+                                     "snapshot: reports/quiz/index.html and key.json")
+    q.add_argument("run", help="run name under runs/, or a run folder")
+    q.add_argument("--n", type=int, default=40, help="images, half real (test split), half fake")
+    q.add_argument("--seed", type=int, default=0, help="draws the real images, latents, order")
+    q.add_argument("--out", help="folder for index.html and key.json (default reports/quiz)")
+    q.set_defaults(func=_quiz)
+
+    qs = sub.add_parser("quiz-score", help="score the readers' answer CSVs against the quiz key")
+    qs.add_argument("answers", nargs="+", help="answer CSVs, e.g. reports/quiz/answers/*.csv")
+    qs.add_argument("--key", help="the quiz's key.json (default: beside answers/, else "
+                                  "reports/quiz/key.json)")
+    qs.add_argument("--reports-dir", help="where tables/ and figures/ go (default reports/)")
+    qs.set_defaults(func=_quiz_score)
 
     r = sub.add_parser("report", help="run notebooks 01-06 with papermill and rebuild reports/")
     r.add_argument("--profile", choices=list(config.PROFILES),

@@ -10,6 +10,8 @@ Example:
     ('figures/fig2_losses.png', '03_plot_losses')
     >>> [a.name for a in in_section("fid") if a.kind == "table"]
     ['fid']
+    >>> [a.name for a in in_section("reader") if a.optional]
+    ['reader_study', 'reader_study_figure']
 """
 
 from __future__ import annotations
@@ -20,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import score_tables
+from . import quiz_stats, score_tables
 
-SECTIONS = ("data", "training", "is", "fid", "audit")  # report order
+SECTIONS = ("data", "training", "is", "fid", "audit", "reader")  # report order
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class Artefact:
     section: str  # where the report places it: one of SECTIONS
     title: str  # the line under it in the report
     caption: Callable[..., str]  # the full caption, drawn into the figure / under the table
+    # Written only when its input exists (reader answers): a report without it is complete.
+    optional: bool = False
 
     @property
     def file(self) -> str:
@@ -142,6 +146,14 @@ ARTEFACTS: dict[str, Artefact] = {a.name: a for a in (
              lambda audit: score_tables.audit_caption(audit, "memorization")),
     Artefact("closest_to_training", "figure", "06_audit", "audit",
              "The generated images closest to a training image, beside it.", _closest),
+    # Not a notebook's: `python -m gan_lib quiz-score` writes these, and the report pipeline
+    # does whenever reports/quiz/answers/ holds answers (gan_lib.quiz.score_answers).
+    Artefact("reader_study", "table", "quiz-score", "reader",
+             "Reader study: can people tell generated images from real ones?",
+             quiz_stats.caption, optional=True),
+    Artefact("reader_study_figure", "figure", "quiz-score", "reader",
+             "Reader study: accuracy per reader against chance, and the pooled ROC.",
+             quiz_stats.caption, optional=True),
 )}
 
 

@@ -230,3 +230,36 @@ def plot_fid_vs_inverse_n(curves: dict[str, dict], caption: str) -> plt.Figure:
     ax.legend(fontsize=7)
     _caption(fig, caption)
     return fig
+
+
+def plot_reader_study(table: pd.DataFrame, roc: dict[str, np.ndarray], caption: str) -> plt.Figure:
+    """Reader study: accuracy per reader and pooled with 95% intervals against chance; pooled ROC.
+
+    ``table`` is :func:`gan_lib.quiz_stats.study_table`'s (pooled row last), ``roc`` the pooled
+    curve of the signed confidence ({'fpr', 'tpr'}).
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2),
+                                      gridspec_kw={"width_ratios": [1.4, 1]})
+    y = np.arange(len(table))[::-1]  # first reader on top, pooled at the bottom
+    acc = table["accuracy"].to_numpy()
+    err = [acc - table["95% CI low"].to_numpy(), table["95% CI high"].to_numpy() - acc]
+    colors = ["C0"] * (len(table) - 1) + ["C3"]
+    for k in range(len(table)):
+        left.errorbar(acc[k], y[k], xerr=[[err[0][k]], [err[1][k]]], fmt="o", color=colors[k],
+                      capsize=4)
+    left.axvline(0.5, ls="--", color="0.4", label="chance (0.5)")
+    left.set_yticks(y, [f"{r} (n={n})" for r, n in zip(table["reader"], table["n"], strict=True)])
+    left.set(xlim=(0, 1.02), xlabel="accuracy (exact 95% interval)",
+             title="Real or fake: accuracy per reader")
+    left.legend(loc="lower left", fontsize=8)
+    pooled = table.iloc[-1]
+    right.plot(roc["fpr"], roc["tpr"], marker="o", color="C3",
+               label=f"pooled, AUC {pooled['AUC']:.2f} (n={int(pooled['n'])})")
+    right.plot([0, 1], [0, 1], ls="--", color="0.4", label="chance")
+    right.set(xlabel="1 - specificity (reals called fake)",
+              ylabel="sensitivity (fakes called fake)", title="ROC of the confidence ratings",
+              xlim=(0, 1), ylim=(0, 1.02))
+    right.set_aspect("equal")
+    right.legend(loc="lower right", fontsize=8)
+    _caption(fig, caption)
+    return fig

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from . import artefacts, checkpoint, config, io, runinfo
+from . import artefacts, checkpoint, config, io, quiz, runinfo
 from .device import resolve_precision
 
 GENERATED = ("figures", "tables", "notebooks", "report.md", "report.html")
@@ -41,6 +41,9 @@ def default_profile() -> str:
 def build_report(profile: str | None = None, run: str | None = None, source: str | None = None,
                  reports_dir: str | Path | None = None, retrain: bool = False) -> Path:
     """Run notebooks 01-06 with papermill and (re)build ``reports/``; return report.md's path.
+
+    Answers in ``reports/quiz/answers/`` are checked before the notebooks run and scored into
+    the report's "Reader study" section; without answers the report has no such section.
 
     ``profile`` defaults to the existing run's own profile, else paper where CUDA is present,
     else quick; ``run`` to the profile name.
@@ -62,8 +65,11 @@ def build_report(profile: str | None = None, run: str | None = None, source: str
     shutil.rmtree(staging, ignore_errors=True)
     params = {"profile": profile, "run": run, "source": source or "auto",
               "reports_dir": str(staging), **training}
+    answers = reader_answers(reports_dir)  # bad answer files: fail before the notebooks run
     try:
         stages = run_notebooks(params, staging / "notebooks")
+        if answers:
+            quiz.score_answers(answers, quiz.quiz_dir(reports_dir) / "key.json", staging)
         render_report(staging, run_dir=config.RUNS_DIR / run, profile=profile, stages=stages)
         io.write_json(staging / "build.json", {
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -75,6 +81,16 @@ def build_report(profile: str | None = None, run: str | None = None, source: str
         raise
     _swap_in(staging, reports_dir)
     return reports_dir / "report.md"
+
+
+def reader_answers(reports_dir: Path) -> list[Path]:
+    """The reader-study answers in reports/quiz/answers/, checked against their key (or [])."""
+    answers = quiz.answer_files(reports_dir)
+    if answers:
+        print(f"[report] reader study: {len(answers)} answer file(s) in "
+              f"{quiz.quiz_dir(reports_dir) / 'answers'}")
+        quiz.read_answers(answers, quiz.read_key(quiz.quiz_dir(reports_dir) / "key.json"))
+    return answers
 
 
 def training_plan(cfg: config.TrainConfig, retrain: bool = False) -> dict[str, bool]:
@@ -240,7 +256,11 @@ def _html_page(body: str, title: str) -> str:
 
 
 def _swap_in(staging: Path, reports_dir: Path) -> None:
-    """Replace the generated parts of reports/ with the staged ones (the template stays)."""
+    """Replace the generated parts of reports/ with the staged ones (the template stays).
+
+    The quiz (notebook 04) goes in beside its collected answers, never over them.
+    """
+    print(f"[report] {quiz.install_quiz(quiz.quiz_dir(staging), quiz.quiz_dir(reports_dir))}")
     for name in GENERATED:
         new, old = staging / name, reports_dir / name
         if not new.exists():

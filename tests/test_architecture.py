@@ -20,8 +20,8 @@ LAYERS = [
     {"checkpoint", "runinfo", "train", "inception"},
     {"features"},
     {"metrics"},
-    {"score_tables", "plots", "audit"},
-    {"artefacts"},
+    {"score_tables", "plots", "audit", "quiz_stats"},
+    {"artefacts", "quiz"},
     {"report"},
     {"__main__", "__init__"},
 ]

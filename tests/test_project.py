@@ -42,8 +42,8 @@ def test_pyproject_declares_the_issue_dependencies():
     dev = {re.split(r"[<>=\[ ]", d)[0].lower() for d in deps["optional-dependencies"]["dev"]}
     assert names >= {"torch", "torchvision", "numpy", "pillow", "matplotlib", "seaborn",
                      "pytorch-fid", "torch-fidelity", "medmnist", "papermill", "nbclient",
-                     "ipykernel", "jupyterlab", "tqdm"}
-    assert dev >= {"pytest", "nbval", "ruff"}
+                     "ipykernel", "jupyterlab", "tqdm", "scipy", "scikit-learn", "statsmodels"}
+    assert dev >= {"pytest", "nbval", "ruff", "selenium"}
 
 
 def test_there_are_six_ordered_notebooks():

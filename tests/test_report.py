@@ -10,8 +10,10 @@ import pytest
 
 from gan_lib import artefacts, config, report
 
-EXPECTED_FIGURES = [a.file for a in artefacts.ARTEFACTS.values() if a.kind == "figure"]
-EXPECTED_TABLES = [a.name for a in artefacts.ARTEFACTS.values() if a.kind == "table"]
+# Optional artefacts (the reader study) are written only when answers exist: none here.
+ALWAYS = [a for a in artefacts.ARTEFACTS.values() if not a.optional]
+EXPECTED_FIGURES = [a.file for a in ALWAYS if a.kind == "figure"]
+EXPECTED_TABLES = [a.name for a in ALWAYS if a.kind == "table"]
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +40,9 @@ def test_pipeline_writes_every_expected_file(smoke_report):
     for name in EXPECTED_TABLES:
         assert (reports / "tables" / f"{name}.csv").stat().st_size > 0
         assert (reports / "tables" / f"{name}.md").stat().st_size > 0
+    assert "Reader study" not in smoke_report.read_text()  # no answers, no section
+    quiz_key = json.loads((reports / "quiz" / "key.json").read_text())  # notebook 04's quiz
+    assert quiz_key["run"] == "smoke" and (reports / "quiz" / "index.html").is_file()
     executed = sorted(p.name[:2] for p in (reports / "notebooks").glob("*.ipynb"))
     assert executed == ["01", "02", "03", "04", "05", "06"]
     assert not (reports / ".staging").exists()
@@ -65,7 +70,7 @@ def test_report_html_embeds_every_figure(smoke_report):
     srcs = re.findall(r'<img[^>]*src="([^"]+)"', html)
     assert len(srcs) == len(EXPECTED_FIGURES)
     md = smoke_report.read_text()
-    for art in artefacts.ARTEFACTS.values():  # every figure placed once, under its section
+    for art in ALWAYS:  # every figure placed once, under its section
         if art.kind == "figure":
             assert md.count(f"({art.file})") == 1, art.name
     assert all(s.startswith("data:image/png;base64,") for s in srcs)
