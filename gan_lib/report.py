@@ -26,7 +26,7 @@ import torch
 from . import artefacts, checkpoint, config, io, quiz, runinfo
 from .device import resolve_precision
 
-GENERATED = ("figures", "tables", "notebooks", "report.md", "report.html")
+GENERATED = ("figures", "tables", "notebooks", "report.md", "report.html", "build.json")
 TEMPLATE = "report.md.j2"  # in gan_lib/templates/: ships with the package (importlib.resources)
 
 
