@@ -33,10 +33,10 @@ import numpy as np
 import pandas as pd
 import torch
 import torchvision.transforms.functional as TF
-from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from . import config, io, phantom, pneumoniamnist
+from .imagefile import UnreadableImage, decode_image
 
 PREPROCESS_VERSION = "prep-v1"  # bump when decoding/resizing changes: caches are then rebuilt
 CLASS_NAMES = ["NORMAL", "PNEUMONIA"]
@@ -73,10 +73,6 @@ class ChestXrayData:
     def __repr__(self) -> str:
         return (f"ChestXrayData({self.kind}, split={self.split!r}, n={len(self)}, "
                 f"size={self.image_size}, fingerprint={self.fingerprint!r})")
-
-
-class UnreadableImage(Exception):
-    """A file that cannot be decoded; its message is the reason stored in ``skipped``."""
 
 
 def load_dataset(source: str = "auto", split: str = "train", image_size: int = 64) -> ChestXrayData:
@@ -215,47 +211,6 @@ def _decode_folder(root: Path, files: list[tuple[Path, int]], image_size: int) -
                          f"(first: {skipped[0][0]}: {skipped[0][1]})")
     return _pack(np.stack([results[i][0] for i in keep]), np.array([files[i][1] for i in keep]),
                  image_size, skipped, [results[i][1] for i in keep], [results[i][2] for i in keep])
-
-
-def decode_image(path: str | os.PathLike, size: int) -> tuple[np.ndarray, tuple[int, int], str]:
-    """One image file -> (uint8 [size, size], (raw width, raw height), raw PIL mode).
-
-    Raises UnreadableImage (with the reason) for empty, non-image, corrupt or truncated files.
-    """
-    path = Path(path)
-    if path.stat().st_size == 0:
-        raise UnreadableImage("empty file (0 bytes)")
-    try:
-        with Image.open(path) as im:
-            raw_size, mode = im.size, im.mode
-            if im.format == "JPEG":  # decode at reduced scale in the DCT domain: much faster
-                im.draft("L", (2 * size, 2 * size))
-            im.load()
-            gray = to_gray_float(im)
-    except UnidentifiedImageError:
-        raise UnreadableImage("not an image (PIL cannot identify the file format)") from None
-    except (OSError, SyntaxError, ValueError) as err:
-        raise UnreadableImage(f"corrupt or truncated image ({err})") from None
-    return resize_crop(gray, size), raw_size, mode
-
-
-def to_gray_float(im: Image.Image) -> np.ndarray:
-    """PIL image -> float32 [H, W] in 0..255. 16-bit / 32-bit gray is scaled by its own
-    min..max (radiographs rarely use the full 0..65535 range); colour is converted to gray."""
-    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        a = np.asarray(im).astype(np.float32)
-        lo, hi = float(a.min()), float(a.max())
-        return (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
-    if im.mode != "L":
-        im = im.convert("L")
-    return np.asarray(im, dtype=np.float32)
-
-
-def resize_crop(gray: np.ndarray, size: int) -> np.ndarray:
-    """float [H, W] -> uint8 [size, size]: shorter side to ``size`` (antialiased), center crop."""
-    t = torch.from_numpy(np.ascontiguousarray(gray))[None]  # [1, H, W]
-    t = TF.center_crop(TF.resize(t, size, antialias=True), [size, size])
-    return t[0].round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 # ---------------------------------------------------------------------------------------------
