@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -102,6 +103,18 @@ def differing(old: dict[str, Any], new: dict[str, Any], ignore: Iterable[str] = 
     return sorted(k for k in set(old) | set(new) if k not in skip and old.get(k) != new.get(k))
 
 
+def saved_config(ckpt: dict[str, Any]) -> dict[str, Any]:
+    """The checkpoint's config, with settings added since it was written at their defaults
+    (which is what the run trained with: e.g. ``augment`` was '' before it existed).
+
+    >>> saved_config({"config": {"lr": 1e-3}})["augment"]
+    ''
+    """
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)
+                if f.default is not dataclasses.MISSING}
+    return {**TrainConfig.from_dict(defaults).to_dict(), **ckpt.get("config", {})}
+
+
 def check_resumable(cfg: TrainConfig, ckpt: dict[str, Any], precision: str) -> None:
     """Raise unless ``ckpt`` may continue with ``cfg`` at the resolved ``precision``.
 
@@ -109,7 +122,7 @@ def check_resumable(cfg: TrainConfig, ckpt: dict[str, Any], precision: str) -> N
     fp32 (or back) only when ``cfg.precision`` names it: 'auto' resolving differently on other
     hardware would silently change the arithmetic half-way.
     """
-    old, new = ckpt.get("config", {}), cfg.to_dict()
+    old, new = saved_config(ckpt), cfg.to_dict()
     changed = differing(old, new, ignore=RESUMABLE_CHANGES)
     if changed:
         diff = ", ".join(f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in changed)

@@ -47,6 +47,7 @@ def offline() -> bool:
 IMAGE_SIZES = (32, 64, 128)
 PRECISIONS = ("auto", "fp32", "bf16")
 METRICS = ("is", "fid", "kid")
+AUGMENT_OPS = ("translation", "cutout", "brightness", "contrast")  # gan_lib/augment.py
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,14 @@ class TrainConfig:
     # the generator's own weights over this many batches of batch_size latents (precise BN;
     # measured in benchmarks/README.md). Every grid, score and sample uses them.
     bn_batches: int = 16
+    # DiffAugment policy (gan_lib/augment.py): a comma-separated subset of AUGMENT_OPS applied
+    # to every batch D sees, real and generated; "" = off, as in the report.
+    augment: str = ""
 
     def __post_init__(self) -> None:
         _check_types(self)
+        ops = [op.strip() for op in self.augment.split(",") if op.strip()]
+        object.__setattr__(self, "augment", ",".join(ops))  # one spelling: "a,b"
         # Lists from JSON / papermill become tuples so the config stays hashable and comparable.
         object.__setattr__(self, "snapshot_at", tuple(int(s) for s in self.snapshot_at))
         problems = []
@@ -102,6 +108,9 @@ class TrainConfig:
             problems.append(f"precision={self.precision!r}: expected one of {PRECISIONS}")
         if not 0.0 <= self.ema_decay < 1.0:
             problems.append(f"ema_decay={self.ema_decay}: expected 0 (off) or a value in (0, 1)")
+        if any(op not in AUGMENT_OPS for op in ops):
+            problems.append(f"augment={self.augment!r}: expected a comma-separated subset of "
+                            f"{list(AUGMENT_OPS)}, or '' for none")
         if self.bn_batches < 1:
             problems.append(f"bn_batches={self.bn_batches}: expected an integer >= 1")
         if self.checkpoint_every < 1:

@@ -116,7 +116,7 @@ def training_plan(cfg: config.TrainConfig, retrain: bool = False) -> dict[str, b
         ckpt = checkpoint.read(ckpt_path)
     except ValueError as err:
         raise ValueError(f"{err} For the report: RETRAIN=1 (--retrain) replaces the run.") from None
-    old, new = ckpt["config"], cfg.to_dict()
+    old, new = checkpoint.saved_config(ckpt), cfg.to_dict()
     same = {"snapshot_at", "checkpoint_every", "compile", "device"}  # not the arithmetic
     if ckpt["precision"] == resolve_precision(cfg.precision, cfg.device):
         same.add("precision")  # 'auto' that resolves to what the run used

@@ -33,6 +33,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import checkpoint, config, data, grids, io, models, runinfo
+from .augment import Augment
 from .batches import derived_seed, epoch_permutation, real_batch, select_subset, step_latents
 from .config import TrainConfig
 from .device import autocast_context, resolve_device, resolve_precision
@@ -183,13 +184,15 @@ def _loop(run: Run) -> None:
     log_every = 1 if device.type == "cpu" else 25  # fewer host syncs on a GPU
     autocast = autocast_context(run.precision, device)
     noise = torch.Generator(device=device)
+    augment = Augment(cfg.augment, cfg.seed, cfg.channels_last)
     pending: list[tuple] = []  # (iteration, epoch, stats on device, seconds), not yet logged
     bar = tqdm(total=cfg.iterations, initial=run.step, desc=f"train {cfg.name}", unit="it")
     t0 = time.perf_counter() - run.elapsed
     with open(run.folder / "losses.jsonl", "a", encoding="utf-8") as log:
         while run.step < cfg.iterations:
             epoch, real = run.next_batch()
-            stats = train_step(run.nets, real, step_latents(cfg, run.step, noise), autocast)
+            stats = train_step(run.nets, real, step_latents(cfg, run.step, noise), autocast,
+                               augment, run.step)
             run.step += 1
             pending.append((run.step, epoch, stats, time.perf_counter() - t0))
             due = Milestones.after(run.step, cfg, run.per_epoch)
@@ -206,19 +209,22 @@ def _loop(run: Run) -> None:
 
 
 def train_step(nets: Networks, real: torch.Tensor, z: torch.Tensor,
-               autocast: contextlib.AbstractContextManager) -> torch.Tensor:
+               autocast: contextlib.AbstractContextManager, augment: Augment | None = None,
+               step: int = 0) -> torch.Tensor:
     """One D update and one G update; returns [loss_D, loss_G, D(x), D(G(z))] (fp32, on device).
 
     real: [B, 1, S, S] in [-1, 1]; z: [B, z_dim]. Two forward passes through D, so BatchNorm
     sees pure batches, as in the DCGAN paper. D(G(z)) is measured before D's update.
+    ``augment`` (DiffAugment) transforms every batch D sees, with randomness of ``step``.
     """
     G, D = nets.G, nets.D
+    aug = augment or (lambda x, step, call: x)
     ones = torch.ones(real.shape[0], device=real.device)
     # (1) Update D: maximise log D(x) + log(1 - D(G(z))), i.e. minimise BCE with label 1 on
     #     the real batch and 0 on the fake batch.
     with autocast:
         fake = G(z)
-        logit_real, logit_fake = D(real), D(fake.detach())
+        logit_real, logit_fake = D(aug(real, step, 0)), D(aug(fake.detach(), step, 1))
         loss_D = (F.binary_cross_entropy_with_logits(logit_real.float(), ones)
                   + F.binary_cross_entropy_with_logits(logit_fake.float(), torch.zeros_like(ones)))
     nets.opt_D.zero_grad(set_to_none=True)
@@ -227,7 +233,7 @@ def train_step(nets: Networks, real: torch.Tensor, z: torch.Tensor,
     # (2) Update G: maximise log D(G(z)) (the non-saturating loss), i.e. minimise BCE with
     #     label 1 on the fakes, scored by the updated D.
     with autocast:
-        loss_G = F.binary_cross_entropy_with_logits(D(fake).float(), ones)
+        loss_G = F.binary_cross_entropy_with_logits(D(aug(fake, step, 2)).float(), ones)
     nets.opt_G.zero_grad(set_to_none=True)
     # Only G's gradients: D's weight gradients of this pass would be discarded anyway
     # (~25% of this backward's FLOPs). D's zero_grad above already dropped its own.

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gan_lib"
 LAYERS = [
     {"config", "io"},
     {"device"},
-    {"imagefile", "phantom", "pneumoniamnist", "data", "models", "grids", "batches"},
+    {"imagefile", "phantom", "pneumoniamnist", "data", "models", "grids", "batches", "augment"},
     {"checkpoint", "runinfo", "train", "inception"},
     {"features"},
     {"metrics"},

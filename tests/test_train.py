@@ -168,11 +168,11 @@ def test_train_rejects_before_writing(home, fake_data, overrides, key):
 def test_nan_stops_training_and_keeps_last_checkpoint(home, fake_data, monkeypatch):
     real_step, calls = train.train_step, []
 
-    def poisoned(nets, real, z, autocast):
+    def poisoned(nets, real, z, *args):
         calls.append(1)
         if len(calls) == 5:  # iteration 5: a corrupt batch makes D's loss (and weights) NaN
             real = real * float("nan")
-        return real_step(nets, real, z, autocast)
+        return real_step(nets, real, z, *args)
 
     monkeypatch.setattr(train, "train_step", poisoned)
     with pytest.raises(FloatingPointError, match=r"iteration 5: loss_D=nan.*iteration 4\) is intact"):
@@ -187,8 +187,9 @@ def test_nan_stops_training_and_keeps_last_checkpoint(home, fake_data, monkeypat
 def test_weights_gone_bad_at_a_checkpoint_are_not_saved(home, fake_data, monkeypatch):
     real_step, calls = train.train_step, []
 
-    def overflowing(nets, real, z, autocast):
-        stats = real_step(nets, real, z, autocast)
+    def overflowing(*args):
+        nets = args[0]
+        stats = real_step(*args)
         calls.append(1)
         if len(calls) == 4:  # the update of iteration 4 overflows; its loss was still finite
             next(nets.D.parameters()).data.fill_(float("inf"))
@@ -296,8 +297,10 @@ train.train(tiny(name="killed", **{cfg!r}))
 """
 
 
-def test_resume_after_sigkill_repeats_the_uninterrupted_run(home, fake_data):
-    cfg = dict(iterations=12, snapshot_at=(12,), checkpoint_every=4, ema_decay=0.9)
+@pytest.mark.parametrize("augment", ["", "translation,cutout,brightness,contrast"])
+def test_resume_after_sigkill_repeats_the_uninterrupted_run(home, fake_data, augment):
+    cfg = dict(iterations=12, snapshot_at=(12,), checkpoint_every=4, ema_decay=0.9,
+               augment=augment)
     env = {**os.environ, "GAN_LIB_HOME": str(home), "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
     script = KILLED_RUN.format(repo=str(REPO), cfg=cfg)
     proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=REPO,
