@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import io as iolib
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -11,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 from scipy.stats import beta
 
 from gan_lib import config, io, models, quiz, quiz_stats
@@ -104,6 +107,21 @@ def test_quiz_holds_half_real_half_fake_shuffled_and_no_answer_key(built):
     assert (key["run"], key["snapshot"]["iteration"], key["seed"]) == ("tiny", 4, 3)
     assert key["data"]["fingerprint"] == "blobs-train" and key["data"]["real_split"] == "test"
     assert key["display"] == {"size": 256, "filter": "nearest"}  # 32 px x 8, both kinds
+
+
+def test_the_page_shows_the_keys_images_and_their_sizes_do_not_tell_the_kind(built):
+    """Every embedded PNG has one length (compressed size would betray generated images), and
+    decodes to its key entry's image upscaled by nearest neighbour."""
+    page, key = built
+    data = json.loads(page.read_text().split("const QUIZ = ")[1].split(";\n")[0])
+    pngs = [base64.b64decode(i["src"].split(",", 1)[1]) for i in data["images"]]
+    assert len({len(p) for p in pngs}) == 1
+    for png, entry in zip(pngs, key["images"], strict=True):
+        shown = np.asarray(Image.open(iolib.BytesIO(png)))  # 256 x 256, padding chunk skipped
+        small = torch.from_numpy(shown[::8, ::8].copy())[None]
+        assert shown.shape == (256, 256) and np.array_equal(shown, np.kron(small[0], np.ones(
+            (8, 8), dtype=np.uint8)))
+        assert quiz.hashlib.sha256(small.numpy().tobytes()).hexdigest()[:16] == entry["sha256"]
 
 
 def test_same_arguments_give_the_same_quiz_and_images_come_from_their_sources(built, tmp_path):
