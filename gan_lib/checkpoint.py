@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -110,9 +109,7 @@ def saved_config(ckpt: dict[str, Any]) -> dict[str, Any]:
     >>> saved_config({"config": {"lr": 1e-3}})["augment"]
     ''
     """
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)
-                if f.default is not dataclasses.MISSING}
-    return {**TrainConfig.from_dict(defaults).to_dict(), **ckpt.get("config", {})}
+    return {**TrainConfig().to_dict(), **ckpt.get("config", {})}
 
 
 def check_resumable(cfg: TrainConfig, ckpt: dict[str, Any], precision: str) -> None:

@@ -76,9 +76,7 @@ def at_indices(net: Extractor, ds: Any, indices: torch.Tensor, image_size: int,
     offset = 0
     for n in cached:
         part = real_features(net, ds, n, image_size, offset=offset)
-        for name, feats in part["features"].items():
-            found.setdefault(name, torch.full((len(ds.images), feats.shape[1]), float("nan")))
-            found[name][order[offset:offset + part["n"]]] = feats
+        _place(found, part["features"], order[offset:offset + part["n"]], len(ds.images))
         offset += part["n"]
     indices = torch.as_tensor(indices, dtype=torch.long)
     have = ~found[net.layers["fid"]][indices].isnan().any(1) if found else torch.zeros(
@@ -92,10 +90,15 @@ def at_indices(net: Extractor, ds: Any, indices: torch.Tensor, image_size: int,
                                        f"-rest-n{len(missing)}")
         rest = _cached(path, key, net, lambda: ds.images[missing],
                        f"real {ds.split}, the rest ({len(missing)})")
-        for name, feats in rest["features"].items():
-            found.setdefault(name, torch.full((len(ds.images), feats.shape[1]), float("nan")))
-            found[name][missing] = feats
+        _place(found, rest["features"], missing, len(ds.images))
     return {name: feats[indices] for name, feats in found.items()}
+
+
+def _place(found: dict[str, torch.Tensor], feats: dict[str, torch.Tensor], where: torch.Tensor,
+           n: int) -> None:
+    """Write ``feats`` rows into split-sized tables ``found`` (NaN where nothing is yet) at ``where``."""
+    for name, rows in feats.items():
+        found.setdefault(name, torch.full((n, rows.shape[1]), float("nan")))[where] = rows
 
 
 def _order(n: int) -> torch.Tensor:
