@@ -96,7 +96,7 @@ def at_indices(net: Extractor, ds: Any, indices: torch.Tensor, image_size: int,
 
 def _place(found: dict[str, torch.Tensor], feats: dict[str, torch.Tensor], where: torch.Tensor,
            n: int) -> None:
-    """Write ``feats`` rows into split-sized tables ``found`` (NaN where nothing is yet) at ``where``."""
+    """Write the rows of ``feats`` at ``where`` into split-sized tables (NaN until filled)."""
     for name, rows in feats.items():
         found.setdefault(name, torch.full((n, rows.shape[1]), float("nan")))[where] = rows
 
