@@ -9,6 +9,7 @@ Examples:
     python -m gan_lib quiz quick --n 40 --seed 0
     python -m gan_lib quiz-score reports/quiz/answers/*.csv
     python -m gan_lib report --profile quick
+    torchrun --nproc_per_node=2 -m gan_lib train --profile quick --run quick2   # DDP
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import config
+from . import config, distributed
 
 
 def _data(args: argparse.Namespace) -> None:
@@ -44,7 +45,8 @@ def _train(args: argparse.Namespace) -> None:
         overrides["source"] = args.source
     cfg = config.make_train_config(args.profile, **overrides)
     run_dir = train(cfg, resume=args.resume, overwrite=args.overwrite)
-    print(f"run folder: {run_dir}")
+    if distributed.is_main():
+        print(f"run folder: {run_dir}")
 
 
 def _score(args: argparse.Namespace) -> None:
@@ -57,7 +59,8 @@ def _score(args: argparse.Namespace) -> None:
     score_cfg = metrics.score_config(args.profile, n_fake=args.n_fake, metrics=args.metrics,
                                      run=run_dir, **overrides)
     scores = metrics.score_run(run_dir, score_cfg)
-    print(score_tables.format_scores(scores))
+    if distributed.is_main():
+        print(score_tables.format_scores(scores))
 
 
 def _audit(args: argparse.Namespace) -> None:
@@ -65,6 +68,8 @@ def _audit(args: argparse.Namespace) -> None:
 
     run_dir = runinfo.run_path(args.run)
     result = audit.audit_run(run_dir, metrics.score_config(args.profile, run=run_dir))
+    if not distributed.is_main():
+        return
     print(score_tables.audit_table(result).to_string(index=False))
     print(score_tables.audit_caption(result, "audit"), "\n")
     print(score_tables.memorization_table(result).to_string(index=False))
@@ -177,10 +182,19 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# Commands that may run as several processes under torchrun (see distributed.py).
+DISTRIBUTED = ("train", "score", "audit")
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if distributed.requested() and args.command not in DISTRIBUTED:
+        raise SystemExit(f"error: 'python -m gan_lib {args.command}' runs as one process; under "
+                         f"torchrun only {', '.join(DISTRIBUTED)} do (drop torchrun for this "
+                         "command)")
     try:
-        args.func(args)
+        with distributed.launched():
+            args.func(args)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, FloatingPointError) as err:
         # Errors of input are the user's to fix: show the message, not a traceback.
         print(f"error: {err}", file=sys.stderr)

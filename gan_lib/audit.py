@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import batches, features, inception, io, metrics, models, runinfo
+from . import batches, distributed, features, inception, io, metrics, models, runinfo
 from .config import TrainConfig
 
 PR_K, DC_K = 3, 5  # neighbourhood sizes of the two papers
@@ -269,8 +269,10 @@ def audit_run(run_dir: str | os.PathLike, score_cfg: Any = None,
                      "pr_k": PR_K, "dc_k": DC_K},
         "sets": rows, "memorization": {"iteration": snapshots[-1][0], **memo},
         "seconds": round(time.perf_counter() - t0, 2),
+        "processes": distributed.world_size(),  # torchrun ranks that shared the extraction
     }
-    io.write_json(run_dir / "audit.json", result)
+    if distributed.is_main():
+        io.write_json(run_dir / "audit.json", result)
     return result
 
 

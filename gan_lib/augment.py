@@ -52,44 +52,64 @@ def parse_policy(policy: str) -> tuple[str, ...]:
 class Augment:
     """The policy's ops, applied in the order given, with randomness derived from the step."""
 
-    def __init__(self, policy: str, seed: int, channels_last: bool = False):
+    def __init__(self, policy: str, seed: int, channels_last: bool = False,
+                 shard: tuple[int, int] = (0, 1)):
         self.ops, self.seed = parse_policy(policy), seed
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.rank, self.world = shard  # under DDP: x is slice ``rank`` of ``world`` equal ones
 
     def __bool__(self) -> bool:
         return bool(self.ops)
 
     def __call__(self, x: torch.Tensor, step: int, call: int) -> torch.Tensor:
-        """Augment the batch ``x`` [B, 1, S, S] for D evaluation ``call`` (0..2) of ``step``."""
+        """Augment the batch ``x`` [B, 1, S, S] for D evaluation ``call`` (0..2) of ``step``.
+
+        Under DDP the parameters are drawn for the whole global batch and this rank keeps the
+        rows of its slice, so every image is transformed as in one process.
+        """
         if not self.ops:
             return x
         g = torch.Generator(device=x.device)
         g.manual_seed(derived_seed(self.seed, STREAM, step * CALLS + call))
+        b = x.shape[0]
+        draw = _Draws(g, x.device, b * self.world, slice(self.rank * b, (self.rank + 1) * b))
         for op in self.ops:
-            x = _OPS[op](x, g)
+            x = _OPS[op](x, draw)
         return x.contiguous(memory_format=self.memory_format)  # the layout D trains in
 
 
-def _uniform(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    """One uniform [0, 1) draw per image, shaped [B, 1, 1, 1] to broadcast."""
-    return torch.rand(x.shape[0], 1, 1, 1, device=x.device, generator=g).to(x.dtype)
+class _Draws:
+    """Random parameters, one per image of the global batch of ``total``; ``rows`` are ours."""
+
+    def __init__(self, g: torch.Generator, device: torch.device, total: int, rows: slice):
+        self.g, self.device, self.total, self.rows = g, device, total, rows
+
+    def uniform(self, x: torch.Tensor) -> torch.Tensor:
+        """One uniform [0, 1) draw per image, shaped [B, 1, 1, 1] to broadcast."""
+        u = torch.rand(self.total, 1, 1, 1, device=self.device, generator=self.g)
+        return u[self.rows].to(x.dtype)
+
+    def integers(self, low: int, high: int) -> torch.Tensor:
+        """One integer in [low, high) per image, shaped [B, 1, 1]."""
+        k = torch.randint(low, high, (self.total, 1, 1), device=self.device, generator=self.g)
+        return k[self.rows]
 
 
-def brightness(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
-    return (x + (_uniform(x, g) - 0.5)).clamp(-1, 1)
+def brightness(x: torch.Tensor, draw: _Draws) -> torch.Tensor:
+    return (x + (draw.uniform(x) - 0.5)).clamp(-1, 1)
 
 
-def contrast(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+def contrast(x: torch.Tensor, draw: _Draws) -> torch.Tensor:
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
-    return ((x - mean) * (_uniform(x, g) + 0.5) + mean).clamp(-1, 1)
+    return ((x - mean) * (draw.uniform(x) + 0.5) + mean).clamp(-1, 1)
 
 
-def translation(x: torch.Tensor, g: torch.Generator, ratio: float = 1 / 8) -> torch.Tensor:
+def translation(x: torch.Tensor, draw: _Draws, ratio: float = 1 / 8) -> torch.Tensor:
     """Integer shifts in [-S/8, S/8]: a gather from the image padded with black, so gradients
     reach every pixel that stays in view."""
     b, _, h, w = x.shape
     r = max(1, round(h * ratio))
-    dy, dx = (torch.randint(-r, r + 1, (b, 1, 1), device=x.device, generator=g) for _ in "yx")
+    dy, dx = (draw.integers(-r, r + 1) for _ in "yx")
     ys = (torch.arange(h, device=x.device).view(1, h, 1) + dy + r).expand(b, h, w)
     xs = (torch.arange(w, device=x.device).view(1, 1, w) + dx + r).expand(b, h, w)
     padded = F.pad(x, [r, r, r, r], value=-1.0)  # [B, 1, S + 2r, S + 2r]
@@ -97,12 +117,12 @@ def translation(x: torch.Tensor, g: torch.Generator, ratio: float = 1 / 8) -> to
     return padded[rows, 0, ys, xs].unsqueeze(1)
 
 
-def cutout(x: torch.Tensor, g: torch.Generator, ratio: float = 0.5) -> torch.Tensor:
+def cutout(x: torch.Tensor, draw: _Draws, ratio: float = 0.5) -> torch.Tensor:
     """Zero one square of side S/2 per image (its centre anywhere, clipped at the border)."""
     b, _, h, w = x.shape
     ch, cw = max(1, round(h * ratio)), max(1, round(w * ratio))
-    top = torch.randint(0, h, (b, 1, 1), device=x.device, generator=g) - ch // 2
-    left = torch.randint(0, w, (b, 1, 1), device=x.device, generator=g) - cw // 2
+    top = draw.integers(0, h) - ch // 2
+    left = draw.integers(0, w) - cw // 2
     ys = torch.arange(h, device=x.device).view(1, h, 1)
     xs = torch.arange(w, device=x.device).view(1, 1, w)
     inside = (ys >= top) & (ys < top + ch) & (xs >= left) & (xs < left + cw)  # [B, S, S]

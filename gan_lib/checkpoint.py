@@ -36,8 +36,11 @@ RESUMABLE_CHANGES = frozenset({"iterations", "snapshot_at", "checkpoint_every", 
 
 
 def save(path: Path, cfg: TrainConfig, nets: Networks, step: int, per_epoch: int, elapsed: float,
-         precision: str, fingerprint: str) -> None:
-    """Everything needed to continue exactly (atomic write): mirrors :func:`restore`."""
+         precision: str, fingerprint: str, world_size: int = 1) -> None:
+    """Everything needed to continue exactly (atomic write): mirrors :func:`restore`.
+
+    ``world_size``: how many processes trained it (informative: another number may resume).
+    """
     io.save_torch({
         "format": FORMAT, "config": cfg.to_dict(), "step": step,
         # the permutation of epoch e is derived from (seed, e): position = (epoch, batch)
@@ -48,6 +51,7 @@ def save(path: Path, cfg: TrainConfig, nets: Networks, step: int, per_epoch: int
         "rng": {"cpu": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []},
         "elapsed": elapsed, "precision": precision, "data_fingerprint": fingerprint,
+        "world_size": world_size,
     }, path)
 
 

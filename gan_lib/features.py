@@ -11,6 +11,10 @@ Each cache file is a pytorch-fid-compatible ``.npz`` (``mu``, ``sigma`` of the F
 the features every metric needs, and the key it was made under; a file that does not match its
 key or is unreadable is rebuilt with a warning.
 
+Under torchrun (distributed.py) each rank generates and extracts its contiguous share of a set,
+the shares are gathered in order on every rank, and rank 0 writes the cache: every rank then
+holds the features one process would have extracted.
+
 Example:
     >>> cache_path("real", {"n": 4}, "x").parent.name
     'fid_stats'
@@ -23,6 +27,7 @@ import json
 import os
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +35,7 @@ import numpy as np
 import torch
 from torch_fidelity import metric_fid
 
-from . import config, io, models
+from . import config, distributed, io, models
 from .inception import Extractor, extract_features
 
 SUBSET_SEED = 0  # which real images form a set (one seeded permutation per split)
@@ -60,7 +65,8 @@ def real_features(net: Extractor, ds: Any, n: int | None, image_size: int,
     where = f"-from{offset}" if offset else ""
     path = cache_path("real", key, f"{net.name}-{str(ds.fingerprint)[:12]}-{ds.split}{where}-n{n}")
 
-    return _cached(path, key, net, lambda: ds.images[_order(len(ds.images))[offset:offset + n]],
+    return _cached(path, key, net,
+                   lambda rows: ds.images[_order(len(ds.images))[offset:offset + n][rows]],
                    f"real {ds.split} ({n})")
 
 
@@ -88,7 +94,7 @@ def at_indices(net: Extractor, ds: Any, indices: torch.Tensor, image_size: int,
                "indices_sha256": hashlib.sha256(missing.numpy().tobytes()).hexdigest()}
         path = cache_path("real", key, f"{net.name}-{str(ds.fingerprint)[:12]}-{ds.split}"
                                        f"-rest-n{len(missing)}")
-        rest = _cached(path, key, net, lambda: ds.images[missing],
+        rest = _cached(path, key, net, lambda rows: ds.images[missing[rows]],
                        f"real {ds.split}, the rest ({len(missing)})")
         _place(found, rest["features"], missing, len(ds.images))
     return {name: feats[indices] for name, feats in found.items()}
@@ -114,24 +120,32 @@ def fake_features(net: Extractor, snapshot: str | os.PathLike, n: int,
            "n": n, **net.key()}
     stem = f"{net.name}-{Path(snapshot).stem}-seed{seed}-n{n}"
     return _cached(cache_path("fake", key, stem), key, net,
-                   lambda: models.generate(snapshot, n, seed=seed, device=net.device),
+                   lambda rows: models.generate(snapshot, n, seed=seed, device=net.device,
+                                                rows=rows),
                    f"{Path(snapshot).stem} ({n})")
 
 
-def _cached(path: Path, key: dict[str, Any], net: Extractor, images: Any,
-            desc: str) -> dict[str, Any]:
-    """Read the feature set at ``path``, or extract it from ``images()`` and write it."""
+def _cached(path: Path, key: dict[str, Any], net: Extractor,
+            images: Callable[[slice], torch.Tensor], desc: str) -> dict[str, Any]:
+    """Read the feature set at ``path``, or extract it and write it.
+
+    ``images(rows)`` gives the set's images at ``rows`` (a slice of range(n)): all of them in
+    one process, this rank's share under torchrun.
+    """
     t0 = time.perf_counter()
     found = _read(path, key, net)
     if found is not None:
         return {**found, "path": str(path), "cache": "hit", "n": key["n"],
                 "seconds": round(time.perf_counter() - t0, 3)}
-    feats = extract_features(net, images(), desc)
+    mine = extract_features(net, images(distributed.shard(key["n"])), desc)
+    feats = {k: distributed.gather_rows(v, key["n"]) for k, v in mine.items()}
     stats = metric_fid.fid_features_to_statistics(feats[net.layers["fid"]])
-    with io.atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, mu=stats["mu"], sigma=stats["sigma"],
-                 meta=np.array(json.dumps(key, sort_keys=True)),
-                 **{f"features_{k}": v.numpy() for k, v in feats.items()})
+    if distributed.is_main():
+        with io.atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, mu=stats["mu"], sigma=stats["sigma"],
+                     meta=np.array(json.dumps(key, sort_keys=True)),
+                     **{f"features_{k}": v.numpy() for k, v in feats.items()})
+    distributed.barrier()  # the file is there before any rank looks for it again
     return {"features": feats, "stats": stats, "path": str(path), "cache": "built",
             "n": key["n"], "seconds": round(time.perf_counter() - t0, 3)}
 

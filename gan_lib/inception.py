@@ -45,7 +45,7 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 from torch_fidelity.utils import create_feature_extractor
 from tqdm import tqdm
 
-from . import config, device, io
+from . import config, device, distributed, io
 
 if TYPE_CHECKING:
     from .config import ScoreConfig
@@ -303,7 +303,8 @@ def extract_features(net: Extractor, images: torch.Tensor,
                          f"{tuple(images.shape)}; convert [-1, 1] floats with models.to_uint8")
     names = list(net.module.get_requested_features_list())
     out: dict[str, list[torch.Tensor]] = {k: [] for k in names}
-    with tqdm(total=len(images), desc=desc, unit="img", leave=False) as bar:
+    with tqdm(total=len(images), desc=desc, unit="img", leave=False,
+              **distributed.progress_bar()) as bar:
         for i in range(0, len(images), net.batch_size):
             x = images[i:i + net.batch_size].to(net.device, non_blocking=True)
             x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x  # gray -> RGB, as X-rays are

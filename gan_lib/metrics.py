@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch_fidelity import metric_fid, metric_isc, metric_kid
 
-from . import config, inception, io, models, runinfo
+from . import config, distributed, inception, io, models, runinfo
 from .config import ScoreConfig
 from .features import fake_features, real_features
 from .inception import EXTRACTOR, Extractor, extract_features, load_extractor
@@ -204,8 +204,10 @@ def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
                  "image_size": image_size, "is_synthetic": bool(ds.is_synthetic)},
         "real_stats": {k: real[k] for k in ("path", "cache", "n", "seconds")},
         "scores": records, "seconds": round(time.perf_counter() - t0, 2),
+        "processes": distributed.world_size(),  # torchrun ranks that shared the extraction
     }
-    io.write_json(run_dir / "scores.json", scores)
+    if distributed.is_main():
+        io.write_json(run_dir / "scores.json", scores)
     return scores
 
 

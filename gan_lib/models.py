@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import io
+from . import distributed, io
 
 
 def _n_scales(image_size: int) -> int:
@@ -172,11 +172,13 @@ def load_generator(snapshot: str | os.PathLike, device: str | torch.device = "cp
 
 @torch.no_grad()
 def generate(snapshot: str | os.PathLike | Generator, n: int, seed: int = 0,
-             batch_size: int = 256, device: str | torch.device = "cpu") -> torch.Tensor:
+             batch_size: int = 256, device: str | torch.device = "cpu",
+             rows: slice | None = None) -> torch.Tensor:
     """``n`` images as uint8 [n, 1, S, S] on the CPU, from a snapshot file or a Generator.
 
     Latent i depends only on (seed, i), never on batch_size, so the same call gives the same
-    images however it is batched.
+    images however it is batched. ``rows`` (a slice of range(n)) generates only those images
+    of the ``n``, as one process's share of the set.
 
     >>> imgs = generate(Generator(g_channels=8, image_size=32), n=5, seed=0)
     >>> imgs.dtype, tuple(imgs.shape)
@@ -186,8 +188,9 @@ def generate(snapshot: str | os.PathLike | Generator, n: int, seed: int = 0,
     was_training = G.training
     G.eval()
     z = torch.randn(n, unwrap(G).z_dim, generator=torch.Generator().manual_seed(seed))
+    z = z[rows] if rows is not None else z
     dev = next(G.parameters()).device
-    out = [to_uint8(G(z[i:i + batch_size].to(dev))).cpu() for i in range(0, n, batch_size)]
+    out = [to_uint8(G(z[i:i + batch_size].to(dev))).cpu() for i in range(0, len(z), batch_size)]
     G.train(was_training)
     return torch.cat(out) if out else torch.empty(0, 1, 0, 0, dtype=torch.uint8)
 
@@ -208,7 +211,7 @@ def recalibrate_batchnorm(G: nn.Module, batches: int, batch_size: int, seed: int
     >>> bool(bn.num_batches_tracked == 2), G.main[1].num_batches_tracked.item()
     (True, 0)
     """
-    G = copy.deepcopy(unwrap(G))
+    G = distributed.local_batchnorm(copy.deepcopy(unwrap(G)))  # one process evaluates it
     norms = [m for m in G.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [bn.momentum for bn in norms]
     for bn in norms:
@@ -230,5 +233,6 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
 
 
 def unwrap(net: nn.Module) -> nn.Module:
-    """The plain module behind torch.compile's wrapper."""
-    return getattr(net, "_orig_mod", net)
+    """The plain module behind torch.compile's and DDP's wrappers."""
+    net = getattr(net, "_orig_mod", net)
+    return net.module if isinstance(net, nn.parallel.DistributedDataParallel) else net

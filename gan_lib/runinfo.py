@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torchvision
 
-from . import config, io
+from . import config, distributed, io
 from .config import TrainConfig
 from .device import bf16_probe
 
@@ -43,13 +43,15 @@ def run_metadata(cfg: TrainConfig, data_info: dict[str, Any], device: torch.devi
     """config.json of a run. On resume, ``previous`` keeps "created" and the earlier segments.
 
     "device", "precision" are those of the latest segment; "segments" lists every training
-    process: the iteration it started from, its device and precision, and which check said
-    the hardware computes bf16 natively (None: it does not).
+    launch: the iteration it started from, its device and precision, which check said the
+    hardware computes bf16 natively (None: it does not), and how many processes (torchrun's
+    world size; "device" is rank 0's).
     """
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     segment = {"from_iteration": start_step, "started": now, "device": str(device),
                "device_name": _device_name(device), "precision": precision,
-               "bf16_probe": bf16_probe(device), "git_commit": git_commit()}
+               "bf16_probe": bf16_probe(device), "git_commit": git_commit(),
+               "world_size": distributed.world_size()}
     old = io.read_json(previous) if previous is not None and previous.is_file() else {}
     earlier = [s for s in old.get("segments", []) if s["from_iteration"] < start_step]
     return {

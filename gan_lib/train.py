@@ -7,6 +7,11 @@ it to [-1, 1] there. All randomness of a step (the epoch's permutation, the late
 from (seed, epoch) or (seed, step), so a resumed run repeats the uninterrupted one exactly on a
 CPU. Read it top to bottom: train() -> _loop() -> train_step(), then the milestones.
 
+Under ``torchrun`` (see distributed.py) every process runs this same loop on its slice of each
+global batch: the same permutation and latents, sliced by rank; DDP averages the gradients and
+BatchNorm normalises over the global batch, so the steps are those of one process up to the
+order of floating-point reductions. Rank 0 alone writes the run folder.
+
 Example:
     >>> from gan_lib import config, runinfo
     >>> cfg = config.make_train_config("smoke", name="demo", source="phantom")
@@ -21,6 +26,7 @@ import contextlib
 import copy
 import json
 import math
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -32,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from . import checkpoint, config, data, grids, io, models, runinfo
+from . import checkpoint, config, data, distributed, grids, io, models, runinfo
 from .augment import Augment
 from .batches import derived_seed, epoch_permutation, real_batch, select_subset, step_latents
 from .config import TrainConfig
@@ -49,6 +55,9 @@ class Networks:
     opt_D: torch.optim.Optimizer
     ema: nn.Module | None = None  # exponential moving average of G's weights, or None
     ema_decay: float = 0.0
+    # D without DDP's wrapper, for the G step: its backward needs no D weight gradients, so
+    # nothing of D's is to be averaged over the ranks. None: D itself (one process).
+    D_in_G_step: nn.Module | None = None
 
 
 @dataclass
@@ -78,7 +87,7 @@ class Run:
             order = epoch_permutation(len(self.images), self.cfg.seed, epoch)
             self._perm = (epoch, order.to(self.images.device))
         B = self.cfg.batch_size
-        idx = self._perm[1][pos * B:(pos + 1) * B]
+        idx = self._perm[1][pos * B:(pos + 1) * B][distributed.shard(B)]  # this rank's slice
         return epoch + 1, real_batch(self.images, idx, self.cfg.channels_last)
 
 
@@ -108,13 +117,21 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Pa
     """
     run = _prepare(cfg, resume, overwrite)
     if run.step == cfg.iterations:
-        print(f"run {cfg.name!r} is already trained to iteration {run.step}: nothing to do")
+        _say(f"run {cfg.name!r} is already trained to iteration {run.step}: nothing to do")
         return run.folder
-    print(f"training {cfg.name!r}: {len(run.images):,} images of {run.description}, on "
-          f"{run.images.device} ({run.precision}), iterations {run.step}..{cfg.iterations}, "
-          f"batch {cfg.batch_size}")
+    ranks = distributed.world_size()
+    _say(f"training {cfg.name!r}: {len(run.images):,} images of {run.description}, on "
+         f"{run.images.device} ({run.precision}), iterations {run.step}..{cfg.iterations}, "
+         f"batch {cfg.batch_size}" + (f" ({ranks} processes of {cfg.batch_size // ranks})"
+                                     if ranks > 1 else ""))
     _loop(run)
+    distributed.barrier()  # the run folder is complete when any rank returns
     return run.folder
+
+
+def _say(message: str) -> None:
+    if distributed.is_main():
+        print(message)
 
 
 def _prepare(cfg: TrainConfig, resume: bool, overwrite: bool) -> Run:
@@ -131,11 +148,21 @@ def _prepare(cfg: TrainConfig, resume: bool, overwrite: bool) -> Run:
         raise FileNotFoundError(
             f"Cannot resume {folder}: no checkpoint.pt there (it was stopped before iteration "
             f"{cfg.checkpoint_every}). Start again with overwrite=True (--overwrite).")
+    ranks = distributed.world_size()
+    if cfg.batch_size % ranks:
+        raise ValueError(f"batch_size={cfg.batch_size} is the global batch, split evenly among "
+                         f"the {ranks} processes: use a multiple of {ranks}")
     device, precision = resolve_device(cfg.device), resolve_precision(cfg.precision, cfg.device)
     ckpt = checkpoint.read(ckpt_path) if resuming else None
     if ckpt is not None:
         checkpoint.check_resumable(cfg, ckpt, precision)
-    ds = data.load_dataset(cfg.source, split="train", image_size=cfg.image_size)
+        before = int(ckpt.get("world_size", 1))
+        if before != ranks:
+            _say(f"resuming {cfg.name!r} with {ranks} process(es); it was trained with {before} "
+                 "until now. The epoch order and the latents are global, so the steps are the "
+                 "same up to the order of floating-point reductions.")
+    with distributed.main_first():  # rank 0 builds a missing data cache, the others read it
+        ds = data.load_dataset(cfg.source, split="train", image_size=cfg.image_size)
     images = select_subset(ds.images, cfg)  # uint8 [N, 1, S, S], CPU
     if ckpt is not None and ckpt["data_fingerprint"] != ds.fingerprint:
         raise ValueError(f"Cannot resume {folder}: the data source {cfg.source!r} now has "
@@ -144,14 +171,17 @@ def _prepare(cfg: TrainConfig, resume: bool, overwrite: bool) -> Run:
     if ckpt is not None and int(ckpt["step"]) == cfg.iterations:  # finished: reuse, write nothing
         return Run(cfg, build_nets(cfg, device), images, folder, precision, ds.fingerprint,
                    ds.description, step=int(ckpt["step"]))
-    if ckpt is not None:  # before anything is written: a log that cannot be read stops here
-        checkpoint.truncate_log(folder / "losses.jsonl", int(ckpt["step"]))
-    elif existing:
-        shutil.rmtree(folder)  # overwrite=True, checked above
-    start = int(ckpt["step"]) if ckpt is not None else 0
-    meta = runinfo.run_metadata(cfg, runinfo.describe_data(ds, len(images)), device, precision,
-                                start, previous=folder / "config.json" if resuming else None)
-    io.write_json(folder / "config.json", meta)
+    distributed.barrier()  # every rank has checked the folder before rank 0 changes it
+    if distributed.is_main():
+        if ckpt is not None:  # before anything is written: a log that cannot be read stops here
+            checkpoint.truncate_log(folder / "losses.jsonl", int(ckpt["step"]))
+        elif existing:
+            shutil.rmtree(folder)  # overwrite=True, checked above
+        start = int(ckpt["step"]) if ckpt is not None else 0
+        meta = runinfo.run_metadata(cfg, runinfo.describe_data(ds, len(images)), device,
+                                    precision, start,
+                                    previous=folder / "config.json" if resuming else None)
+        io.write_json(folder / "config.json", meta)
     run = Run(cfg, build_nets(cfg, device), images.to(device), folder, precision, ds.fingerprint,
               ds.description)
     if ckpt is not None:
@@ -160,7 +190,11 @@ def _prepare(cfg: TrainConfig, resume: bool, overwrite: bool) -> Run:
 
 
 def build_nets(cfg: TrainConfig, device: torch.device) -> Networks:
-    """Initialised G, D (DCGAN init, seeded, identical on every device) and their Adam optimisers."""
+    """Initialised G, D (DCGAN init, seeded, identical on every device) and their Adam optimisers.
+
+    Under torchrun both get BatchNorm over the global batch and a DDP wrapper that averages
+    their gradients over the ranks; the optimisers hold the same parameters either way.
+    """
     with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
         torch.manual_seed(cfg.seed)
         G = models.Generator(cfg.z_dim, cfg.g_channels, cfg.image_size)
@@ -171,11 +205,17 @@ def build_nets(cfg: TrainConfig, device: torch.device) -> Networks:
     G, D = G.to(device, memory_format=fmt), D.to(device, memory_format=fmt)
     ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
     betas = (cfg.beta1, cfg.beta2)
-    nets = Networks(G, D, torch.optim.Adam(G.parameters(), cfg.lr, betas=betas),
-                torch.optim.Adam(D.parameters(), cfg.lr, betas=betas), ema, cfg.ema_decay)
+    opt_G = torch.optim.Adam(G.parameters(), cfg.lr, betas=betas)
+    opt_D = torch.optim.Adam(D.parameters(), cfg.lr, betas=betas)
+    D_alone = None
+    if distributed.active():
+        G, D = distributed.sync_batchnorm(G, device), distributed.sync_batchnorm(D, device)
+        D_alone = D
+        G, D = distributed.data_parallel(G, device), distributed.data_parallel(D, device)
     if cfg.compile:
-        nets.G, nets.D = torch.compile(G), torch.compile(D)
-    return nets
+        G, D = torch.compile(G), torch.compile(D)
+        D_alone = torch.compile(D_alone) if D_alone is not None else None
+    return Networks(G, D, opt_G, opt_D, ema, cfg.ema_decay, D_alone)
 
 
 def _loop(run: Run) -> None:
@@ -184,22 +224,26 @@ def _loop(run: Run) -> None:
     log_every = 1 if device.type == "cpu" else 25  # fewer host syncs on a GPU
     autocast = autocast_context(run.precision, device)
     noise = torch.Generator(device=device)
-    augment = Augment(cfg.augment, cfg.seed, cfg.channels_last)
+    augment = Augment(cfg.augment, cfg.seed, cfg.channels_last,
+                      shard=(distributed.rank(), distributed.world_size()))
+    mine = distributed.shard(cfg.batch_size)  # this rank's rows of every global batch
     pending: list[tuple] = []  # (iteration, epoch, stats on device, seconds), not yet logged
-    bar = tqdm(total=cfg.iterations, initial=run.step, desc=f"train {cfg.name}", unit="it")
+    main = distributed.is_main()
+    bar = tqdm(total=cfg.iterations, initial=run.step, desc=f"train {cfg.name}", unit="it",
+               **distributed.progress_bar())
     t0 = time.perf_counter() - run.elapsed
-    with open(run.folder / "losses.jsonl", "a", encoding="utf-8") as log:
+    with open(run.folder / "losses.jsonl" if main else os.devnull, "a", encoding="utf-8") as log:
         while run.step < cfg.iterations:
             epoch, real = run.next_batch()
-            stats = train_step(run.nets, real, step_latents(cfg, run.step, noise), autocast,
-                               augment, run.step)
+            z = step_latents(cfg, run.step, noise)[mine]
+            stats = distributed.mean(train_step(run.nets, real, z, autocast, augment, run.step))
             run.step += 1
             pending.append((run.step, epoch, stats, time.perf_counter() - t0))
             due = Milestones.after(run.step, cfg, run.per_epoch)
             try:
                 if any(due) or len(pending) >= log_every:
                     _flush(pending, log, bar, cfg.batch_size)
-                if any(due):
+                if any(due) and main:
                     run.elapsed = time.perf_counter() - t0
                     _write_milestones(run, due)
             except FloatingPointError as err:
@@ -218,6 +262,7 @@ def train_step(nets: Networks, real: torch.Tensor, z: torch.Tensor,
     ``augment`` (DiffAugment) transforms every batch D sees, with randomness of ``step``.
     """
     G, D = nets.G, nets.D
+    D_fixed = nets.D_in_G_step or D
     aug = augment or (lambda x, step, call: x)
     ones = torch.ones(real.shape[0], device=real.device)
     # (1) Update D: maximise log D(x) + log(1 - D(G(z))), i.e. minimise BCE with label 1 on
@@ -233,7 +278,7 @@ def train_step(nets: Networks, real: torch.Tensor, z: torch.Tensor,
     # (2) Update G: maximise log D(G(z)) (the non-saturating loss), i.e. minimise BCE with
     #     label 1 on the fakes, scored by the updated D.
     with autocast:
-        loss_G = F.binary_cross_entropy_with_logits(D(aug(fake, step, 2)).float(), ones)
+        loss_G = F.binary_cross_entropy_with_logits(D_fixed(aug(fake, step, 2)).float(), ones)
     nets.opt_G.zero_grad(set_to_none=True)
     # Only G's gradients: D's weight gradients of this pass would be discarded anyway
     # (~25% of this backward's FLOPs). D's zero_grad above already dropped its own.
@@ -267,7 +312,8 @@ def _write_milestones(run: Run, due: Milestones) -> None:
                              **_weights_info(run))
     if due.checkpoint:
         checkpoint.save(run.folder / "checkpoint.pt", cfg, nets, step, run.per_epoch,
-                        run.elapsed, run.precision, run.fingerprint)
+                        run.elapsed, run.precision, run.fingerprint,
+                        world_size=distributed.world_size())
 
 
 def sampling_generator(run: Run) -> tuple[nn.Module, dict[str, object]]:

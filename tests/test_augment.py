@@ -29,7 +29,7 @@ def test_each_op_keeps_shape_dtype_and_range_and_changes_the_images(op, dtype):
 def test_translation_shifts_whole_images_and_fills_with_black():
     x = torch.zeros(64, 1, 16, 16)
     x[:, :, 6:10, 6:10] = 1.0  # a white square in the middle of a grey image
-    y = augment.translation(x, torch.Generator().manual_seed(0))
+    y = Augment("translation", seed=0)(x, step=0, call=0)
     assert torch.equal((y == 1).flatten(1).sum(1), torch.full((64,), 16))  # square kept whole
     assert (y == -1).any()  # black came in from the border where an image moved
     assert ((y == -1).flatten(1).any(1)).float().mean() > 0.5
@@ -37,7 +37,7 @@ def test_translation_shifts_whole_images_and_fills_with_black():
 
 def test_cutout_zeroes_a_square_of_half_the_side():
     x = torch.ones(64, 1, 16, 16)
-    y = augment.cutout(x, torch.Generator().manual_seed(0))
+    y = Augment("cutout", seed=0)(x, step=0, call=0)
     zeroed = (y == 0).flatten(1).sum(1)
     assert zeroed.max() == 64 and zeroed.min() > 0  # 8 x 8 inside, clipped at the border
 
@@ -51,6 +51,15 @@ def test_randomness_depends_on_seed_step_and_call_only():
     assert not torch.equal(aug(x, 7, 0), aug(x, 7, 1))
     assert not torch.equal(aug(x, 7, 0), Augment("translation,cutout,brightness,contrast",
                                                  seed=6)(x, 7, 0))
+
+
+def test_a_rank_transforms_its_slice_of_the_global_batch_as_one_process_would():
+    x = images(n=12)
+    policy = "translation,cutout,brightness,contrast"
+    whole = Augment(policy, seed=3)(x, 5, 2)
+    parts = [Augment(policy, seed=3, shard=(r, 3))(x[4 * r:4 * (r + 1)], 5, 2) for r in range(3)]
+    assert torch.equal(torch.cat(parts), whole)
+    assert not torch.equal(parts[1], Augment(policy, seed=3)(x[4:8], 5, 2))  # not rank 0's draws
 
 
 def test_gradients_flow_through_every_op_to_the_generator():

@@ -1,0 +1,166 @@
+"""torchrun on the CPU (gloo): two processes train as one does, resume after one is killed,
+and share the extraction of a scoring run without changing a score.
+
+Each case launches ``torchrun --standalone --nproc_per_node=2`` as a subprocess on a driver
+script that swaps in the tiny stand-in data and feature extractor of test_train/test_metrics,
+then runs the package's own command line. About half a minute in all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from gan_lib import config, distributed, io, metrics, train
+from tests.test_metrics import TINY, fake_real, run, tiny_cfg  # noqa: F401  (fixture)
+from tests.test_train import fake_data, losses, tiny  # noqa: F401, F811  (fixture)
+
+pytestmark = pytest.mark.distributed
+REPO = config.REPO_ROOT
+TORCHRUN = Path(sys.executable).with_name("torchrun")
+
+# The run of every training case: 5 batches of 8 per epoch, snapshots, checkpoints every 4.
+SETTINGS = dict(iterations=12, snapshot_at=(12,), checkpoint_every=4, ema_decay=0.9,
+                augment="translation,cutout,brightness,contrast")
+
+DRIVER = """
+import sys, time
+sys.path.insert(0, {repo!r})
+from gan_lib import __main__, config, data, distributed, metrics, train
+from tests.test_train import fake_dataset
+from tests.test_metrics import TINY, fake_real, tiny_cfg  # registers the tiny extractor
+data.load_dataset = lambda source, split, image_size: fake_dataset(source, split, image_size)
+metrics.load_real = fake_real
+if {slow}:  # slow enough to be killed mid-run
+    step = train.train_step
+    train.train_step = lambda *args: (time.sleep(0.15), step(*args))[1]
+if sys.argv[1] == "score-tiny":  # the CLI's score command, with the tiny extractor
+    with distributed.launched():
+        metrics.score_run(config.RUNS_DIR / sys.argv[2], tiny_cfg(), extractor=TINY)
+else:
+    __main__.main(sys.argv[1:])
+"""
+
+
+def torchrun(home: Path, args: list[str], slow: bool = False, nproc: int = 2,
+             wait: bool = True) -> subprocess.Popen | subprocess.CompletedProcess:
+    """``torchrun`` on the driver with ``args``, outputs and caches under ``home``."""
+    driver = home / "driver.py"
+    driver.write_text(DRIVER.format(repo=str(REPO), slow=slow))
+    env = {**os.environ, "GAN_LIB_HOME": str(home), "GAN_LIB_DATA": str(home / "data"),
+           "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    # "--": torchrun would take --run (and any prefix of its own options) for itself
+    cmd = [str(TORCHRUN), "--standalone", f"--nproc_per_node={nproc}", str(driver), "--", *args]
+    if not wait:
+        return subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    done = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    return done
+
+
+def train_args(name: str, **settings) -> list[str]:
+    cfg = tiny(name=name, **{**SETTINGS, **settings}).to_dict()
+    sets = [f"{k}={','.join(map(str, v)) if isinstance(v, list | tuple) else v}"
+            for k, v in cfg.items() if k not in ("name", "profile")]
+    return ["train", "--profile", "smoke", "--run", name, *(f"--set={s}" for s in sets)]
+
+
+@pytest.fixture(scope="module")
+def two_process_run(tmp_path_factory):
+    """One uninterrupted 2-process run (module-wide: two cases compare with it)."""
+    home = tmp_path_factory.mktemp("ddp")
+    torchrun(home, train_args("two"))
+    return home / "runs" / "two"
+
+
+@pytest.mark.usefixtures("fake_data")
+def test_two_processes_take_the_steps_of_one(two_process_run, home):
+    one = train.train(tiny(name="one", **SETTINGS))
+    a, b = losses(two_process_run), losses(one)
+    assert [r["iter"] for r in a] == [r["iter"] for r in b] == list(range(1, 13))
+    # Step 1's D evaluations come before any update: the global batch, its augmentation and
+    # BatchNorm over all 8 images must be those of one process, up to rounding.
+    for k in ("loss_D", "D_x", "D_G_z"):
+        assert a[0][k] == pytest.approx(b[0][k], rel=1e-5), k
+    # Later steps differ by the order of the gradient all-reduce only; Adam's first updates
+    # (~lr * sign(g)) magnify such rounding to ~1e-3 of a loss over these 12 steps.
+    for ra, rb in zip(a, b, strict=True):
+        for k in ("loss_D", "loss_G", "D_x", "D_G_z"):
+            assert ra[k] == pytest.approx(rb[k], rel=2e-2, abs=1e-3), (ra["iter"], k)
+    meta = io.read_json(two_process_run / "config.json")
+    assert meta["segments"][-1]["world_size"] == 2
+    assert io.load_torch(two_process_run / "checkpoint.pt")["world_size"] == 2
+    # rank 0 alone wrote the run folder: one row per step, one snapshot, grids
+    assert sorted(p.name for p in (two_process_run / "snapshots").iterdir()) == \
+        ["G_iter_000012.pt"]
+
+
+@pytest.mark.usefixtures("fake_data")
+def test_a_batch_that_does_not_split_evenly_is_refused_before_any_work(home, monkeypatch):
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    with pytest.raises(ValueError, match="batch_size=7 is the global batch"):
+        train.train(tiny(name="odd", batch_size=7))
+    assert not (home / "runs" / "odd").exists()
+
+
+def test_resume_after_one_rank_is_killed_continues_the_uninterrupted_run(two_process_run,
+                                                                         tmp_path):
+    proc = torchrun(tmp_path, train_args("two"), slow=True, wait=False)
+    run_dir = tmp_path / "runs" / "two"
+    deadline = time.time() + 90
+    while proc.poll() is None and time.time() < deadline and not (
+            (run_dir / "checkpoint.pt").exists() and len(losses(run_dir)) >= 5):
+        time.sleep(0.02)
+    workers = _children(proc.pid)
+    assert len(workers) == 2, workers
+    os.kill(max(workers), signal.SIGKILL)  # one rank dies; torchrun stops the other
+    proc.communicate(timeout=120)
+    assert proc.returncode != 0
+    step = io.load_torch(run_dir / "checkpoint.pt")["step"]
+    assert step in (4, 8) and step < len(losses(run_dir)) < 12  # killed mid-way
+    torchrun(tmp_path, [*train_args("two"), "--resume"])
+    assert losses(run_dir) == losses(two_process_run)
+    a = io.load_torch(run_dir / "checkpoint.pt")
+    b = io.load_torch(two_process_run / "checkpoint.pt")
+    for part in ("G", "D", "ema"):
+        assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
+
+
+@pytest.mark.usefixtures("fake_data")
+def test_resuming_with_another_world_size_says_so_and_finishes(two_process_run, home, capsys):
+    run_dir = home / "runs" / "two"
+    shutil.copytree(two_process_run, run_dir)
+    train.train(tiny(name="two", **{**SETTINGS, "iterations": 16, "snapshot_at": (16,)}),
+                resume=True)
+    assert "resuming 'two' with 1 process(es); it was trained with 2" in capsys.readouterr().out
+    assert [r["iter"] for r in losses(run_dir)] == list(range(1, 17))
+    assert [s["world_size"] for s in io.read_json(run_dir / "config.json")["segments"]] == [2, 1]
+
+
+def test_sharded_scoring_equals_one_process(run):  # noqa: F811  (the fixture)
+    one = metrics.score_run(run, tiny_cfg(), extractor=TINY)
+    os.remove(run / "scores.json")
+    torchrun(run.parent.parent, ["score-tiny", run.name])  # its own, empty feature cache
+    two = json.loads((run / "scores.json").read_text())
+    assert two["processes"] == 2 and one["processes"] == 1
+    assert all(s["cache"] == "built" for s in (two["real_stats"],))
+    pairs = {(r["name"], r["compared"]): r["value"] for r in one["scores"]}
+    assert len(pairs) == len(two["scores"]) > 5
+    for r in two["scores"]:
+        assert r["value"] == pytest.approx(pairs[(r["name"], r["compared"])], rel=1e-6), r["name"]
+
+
+def _children(pid: int) -> list[int]:
+    """The worker processes torchrun started (its direct children)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(p) for p in path.read_text().split()] if path.exists() else []
