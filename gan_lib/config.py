@@ -224,6 +224,23 @@ def parse_set(pairs: list[str], cls: type = TrainConfig) -> dict[str, Any]:
     return out
 
 
+def format_set(values: dict[str, Any]) -> list[str]:
+    """``key=value`` strings that :func:`parse_set` reads back as ``values``.
+
+    >>> format_set({"iterations": 300, "snapshot_at": (100, 300), "subset": None})
+    ['iterations=300', 'snapshot_at=100,300', 'subset=none']
+    >>> parse_set(format_set({"snapshot_at": (100, 300), "augment": "translation,cutout"}))
+    {'snapshot_at': (100, 300), 'augment': 'translation,cutout'}
+    """
+    def text(v: Any) -> str:
+        if v is None:
+            return "none"
+        if isinstance(v, list | tuple):
+            return ",".join(map(str, v))
+        return str(v).lower() if isinstance(v, bool) else str(v)
+    return [f"{k}={text(v)}" for k, v in values.items()]
+
+
 def _parse_value(key: str, raw: str, hint: Any) -> Any:
     base = hint
     if typing.get_origin(hint) in (typing.Union, types.UnionType):  # Optional[X]
@@ -295,5 +312,5 @@ def _describe(hint: Any) -> str:
 __all__ = [
     "REPO_ROOT", "HOME", "NOTEBOOKS_DIR", "DATA_DIR", "RAW_DIR", "CACHE_DIR", "PHANTOM_DIR",
     "RUNS_DIR", "REPORTS_DIR", "TrainConfig", "ScoreConfig", "PROFILES", "make_train_config",
-    "make_score_config", "parse_set",
+    "make_score_config", "parse_set", "format_set",
 ]

@@ -18,7 +18,7 @@ LAYERS = [
     {"device", "distributed"},
     {"imagefile", "phantom", "pneumoniamnist", "data", "models", "grids", "batches", "augment"},
     {"checkpoint", "runinfo", "train", "inception"},
-    {"features"},
+    {"features", "launch"},
     {"metrics"},
     {"score_tables", "plots", "audit", "quiz_stats"},
     {"artefacts", "quiz"},

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan_lib import config, distributed, io, metrics, train
+from gan_lib import __main__ as main
+from gan_lib import config, distributed, io, launch, metrics, train
 from tests.test_metrics import TINY, fake_real, run, tiny_cfg  # noqa: F401  (fixture)
 from tests.test_train import fake_data, losses, tiny  # noqa: F401, F811  (fixture)
 
@@ -164,3 +165,34 @@ def _children(pid: int) -> list[int]:
     """The worker processes torchrun started (its direct children)."""
     path = Path(f"/proc/{pid}/task/{pid}/children")
     return [int(p) for p in path.read_text().split()] if path.exists() else []
+
+
+def test_the_launch_command_carries_every_setting():
+    cfg = tiny(name="carried", **SETTINGS)
+    args = launch.command(cfg, 4, resume=True)
+    assert args[:4] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4"]
+    parsed = main.build_parser().parse_args(args[args.index("--") + 1:])
+    assert parsed.command == "train" and parsed.run == "carried" and parsed.resume
+    sets = config.parse_set([s.removeprefix("--set=") for s in args if s.startswith("--set=")])
+    assert config.make_train_config(parsed.profile, name=parsed.run, **sets) == cfg
+
+
+def test_launch_trains_on_the_phantom_in_two_processes_and_streams_progress(home, capfd):
+    cfg = config.make_train_config("smoke", name="launched", source="phantom", iterations=4,
+                                   snapshot_at=(4,), checkpoint_every=2, precision="fp32")
+    run_dir = launch.train(cfg, processes=2)
+    out = capfd.readouterr().out
+    assert "batch 32 (2 processes of 16)" in out and "run folder:" in out
+    assert run_dir == home / "runs" / "launched"
+    assert [r["iter"] for r in losses(run_dir)] == [1, 2, 3, 4]
+    assert io.read_json(run_dir / "config.json")["segments"][-1]["world_size"] == 2
+    with pytest.raises(RuntimeError, match="torchrun with 2 processes failed"):
+        launch.train(cfg, processes=2)  # the run exists: neither resume nor overwrite
+
+
+def test_one_process_trains_here_without_torchrun(home, monkeypatch):
+    monkeypatch.setattr(launch.subprocess, "Popen", None)  # would fail if torchrun were used
+    seen = []
+    monkeypatch.setattr(launch.training, "train", lambda cfg, **kw: seen.append(kw) or "here")
+    assert launch.train(tiny(), processes=None if not torch.cuda.is_available() else 1) == "here"
+    assert seen == [{"resume": False, "overwrite": False}]
