@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import platform
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,8 @@ from typing import Any
 import torch
 
 from gan_lib import audit, config, io, metrics, runinfo, train
+from gan_lib import device as device_lib
+from gan_lib.augment import Augment
 
 SETTINGS = {
     "baseline": {},
@@ -44,19 +47,13 @@ def one_run(profile: str, setting: str, size: int | None, precision: str,
                                    subset=size, **SETTINGS[setting])
     run_dir = config.RUNS_DIR / name
     finished = (run_dir / "snapshots" / f"G_iter_{cfg.iterations:06d}.pt").is_file()
-    t0 = time.perf_counter()
     if not finished:
         train.train(cfg, resume=run_dir.is_dir() and any(run_dir.iterdir()))
-    train_seconds = None if finished else round(time.perf_counter() - t0, 1)
-    log = io.read_jsonl(run_dir / "losses.jsonl")
-    images_per_second = cfg.batch_size * len(log) / log[-1]["seconds"]
     scores = metrics.score_run(run_dir)
     audited = audit.audit_run(run_dir)
     memo = audited["memorization"]
     return {
         "setting": setting, "subset": size, "run": name, "config": cfg.to_dict(),
-        "train_seconds_this_call": train_seconds,
-        "train_images_per_second": round(images_per_second, 1),
         "scores": [{k: r.get(k) for k in ("metric", "kind", "iteration", "value", "std",
                                           "n_fake", "n_real", "compared", "same_n")}
                    for r in scores["scores"] if r["metric"] in ("fid", "kid")],
@@ -67,12 +64,46 @@ def one_run(profile: str, setting: str, size: int | None, precision: str,
     }
 
 
-def table(rows: list[dict[str, Any]]) -> str:
+def step_cost(profile: str, settings: list[str], precision: str, rounds: int = 3,
+              steps: int = 8) -> dict[str, dict[str, Any]]:
+    """Images/s of one training step under each setting, timed side by side in this process.
+
+    The long runs share the machine with other work, so their wall time says little about what
+    augmentation and EMA cost. Here each setting's networks take ``steps`` steps on one fixed
+    batch, in interleaved rounds after a warm-up step; the median over rounds is reported with
+    its ratio to the baseline's.
+    """
+    cfg0 = config.make_train_config(profile, precision=precision)
+    device = torch.device("cpu")
+    real = torch.rand(cfg0.batch_size, 1, cfg0.image_size, cfg0.image_size) * 2 - 1
+    autocast = device_lib.autocast_context(precision, device)
+    setups = {}
+    for s in settings:
+        cfg = config.make_train_config(profile, precision=precision, **SETTINGS[s])
+        setups[s] = (train.build_nets(cfg, device), Augment(cfg.augment, cfg.seed))
+    z = torch.randn(cfg0.batch_size, cfg0.z_dim, generator=torch.Generator().manual_seed(0))
+    seconds: dict[str, list[float]] = {s: [] for s in settings}
+    for r in range(rounds + 1):  # round 0 warms up
+        for s, (nets, aug) in setups.items():
+            t0 = time.perf_counter()
+            for k in range(steps):
+                train.train_step(nets, real, z, autocast, aug, k).tolist()  # .tolist(): sync
+            if r:
+                seconds[s].append(time.perf_counter() - t0)
+    out = {s: {"images_per_second": round(cfg0.batch_size * steps / statistics.median(t), 1),
+               "rounds_seconds": [round(x, 3) for x in t]} for s, t in seconds.items()}
+    base = out.get("baseline", {}).get("images_per_second")
+    for v in out.values():
+        v["vs_baseline"] = round(v["images_per_second"] / base, 3) if base else None
+    return out
+
+
+def table(rows: list[dict[str, Any]], cost: dict[str, dict[str, Any]]) -> str:
     """FID per snapshot, the floor, copy rates, C_T and img/s: one row per run."""
     iterations = sorted({r["iteration"] for row in rows for r in row["scores"]
                          if r["kind"] == "generated"})
     head = ["setting", "subset", *(f"FID it {it}" for it in iterations), "FID floor (same n)",
-            "copy rate feat.", "copy rate px", "C_T", "train img/s"]
+            "copy rate feat.", "copy rate px", "C_T", "step img/s (vs baseline)"]
     out = ["| " + " | ".join(head) + " |", "| --- | --- |" + " ---: |" * (len(head) - 2)]
     for row in rows:
         fid = {r["iteration"]: r["value"] for r in row["scores"]
@@ -83,7 +114,8 @@ def table(rows: list[dict[str, Any]]) -> str:
                  *(f"{fid[it]:.1f}" for it in iterations), f"{floor:.3f}",
                  f"{row['copy_rate']['feature (cosine)']:.4f}",
                  f"{row['copy_rate']['pixel (RMS)']:.4f}", f"{row['C_T']['C_T']:.2f}",
-                 f"{row['train_images_per_second']:.1f}"]
+                 f"{cost[row['setting']]['images_per_second']:.0f} "
+                 f"({cost[row['setting']]['vs_baseline']:.2f}x)"]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
@@ -104,9 +136,10 @@ def main() -> None:
         raise SystemExit(f"--settings: unknown {unknown}; expected some of {list(SETTINGS)}")
     sizes = [None if s.strip() == "all" else int(s) for s in args.sizes.split(",")]
     t0 = time.perf_counter()
+    cost = step_cost(args.profile, settings, args.precision)  # first: on a machine at rest
     rows = [one_run(args.profile, setting, size, args.precision, args.source)
             for size in sizes for setting in settings]
-    print(table(rows))
+    print(table(rows, cost))
     if args.json:
         result = {
             "benchmark": "small_data", "created": dt.datetime.now(dt.timezone.utc).isoformat(
@@ -114,7 +147,7 @@ def main() -> None:
             "command": vars(args) | {"json": str(args.json)},
             "versions": {"python": platform.python_version(), "torch": torch.__version__},
             "threads": torch.get_num_threads(), "git_commit": runinfo.git_commit(),
-            "rows": rows, "seconds": round(time.perf_counter() - t0, 1),
+            "rows": rows, "step_cost": cost, "seconds": round(time.perf_counter() - t0, 1),
         }
         io.write_json(args.json, result)
         print(f"wrote {args.json}")
