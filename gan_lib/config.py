@@ -69,6 +69,7 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     ema_decay: float = 0.0  # generator EMA (e.g. 0.999); 0 = off, as in the report
+    conditional: bool = False  # class-conditional G and projection D; False = the report's DCGAN
     seed: int = 0
     device: str = "auto"  # auto = cuda when present, else cpu
     precision: str = "auto"  # auto = bf16 autocast where the hardware has it, else fp32

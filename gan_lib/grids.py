@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 from torchvision.utils import make_grid
 
 from . import io
@@ -29,9 +29,30 @@ def grid_array(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> np.ndar
     return grid[0].numpy()
 
 
-def save_grid_png(images: torch.Tensor, path: str | os.PathLike, nrow: int = 8) -> Path:
-    """Tile uint8 images into one lossless gray PNG (atomic). Used for per-epoch grids."""
+def save_grid_png(images: torch.Tensor, path: str | os.PathLike, nrow: int = 8,
+                  row_labels: list[str] | None = None, padding: int = 2) -> Path:
+    """Tile uint8 images into one lossless gray PNG (atomic). Used for per-epoch grids.
+
+    ``row_labels`` (one per grid row, e.g. a conditional run's class of each row) are written
+    in a margin on the left, once at the top of each block of equal labels.
+    """
     path = Path(path)
+    picture = Image.fromarray(grid_array(images, nrow, padding))
+    if row_labels:
+        picture = _label_rows(picture, row_labels, images.shape[-2] + padding)
     with io.atomic_path(path) as tmp:
-        Image.fromarray(grid_array(images, nrow)).save(tmp, format="PNG")
+        picture.save(tmp, format="PNG")
     return path
+
+
+def _label_rows(picture: Image.Image, row_labels: list[str], row_height: int) -> Image.Image:
+    """``picture`` with a white margin on the left holding each block's label."""
+    font = ImageFont.load_default(size=max(10, row_height // 4))
+    width = max(int(ImageDraw.Draw(picture).textlength(t, font=font)) for t in row_labels) + 12
+    out = Image.new("L", (picture.width + width, picture.height), 255)
+    out.paste(picture, (width, 0))
+    draw = ImageDraw.Draw(out)
+    for r, text in enumerate(row_labels):
+        if r == 0 or text != row_labels[r - 1]:
+            draw.text((6, r * row_height + 4), text, fill=0, font=font)
+    return out

@@ -40,7 +40,14 @@ from tqdm import tqdm
 
 from . import checkpoint, config, data, distributed, grids, io, models, runinfo
 from .augment import Augment
-from .batches import derived_seed, epoch_permutation, real_batch, select_subset, step_latents
+from .batches import (
+    derived_seed,
+    epoch_permutation,
+    real_batch,
+    select_subset,
+    step_latents,
+    trained_indices,
+)
 from .config import TrainConfig
 from .device import autocast_context, resolve_device, resolve_precision
 
@@ -73,6 +80,8 @@ class Run:
     description: str  # of the data source, for people ("synthetic phantom data ...")
     step: int = 0  # iterations done
     elapsed: float = 0.0  # training seconds before this process started, from the checkpoint
+    labels: torch.Tensor | None = None  # int64 [N] on the device: a conditional run's classes
+    classes: dict | None = None  # a conditional run's class names and ratio (snapshots keep it)
     _perm: tuple[int, torch.Tensor] | None = field(default=None, repr=False)
 
     @property
@@ -80,15 +89,17 @@ class Run:
         """Batches per epoch: the last incomplete batch of each epoch is dropped."""
         return len(self.images) // self.cfg.batch_size
 
-    def next_batch(self) -> tuple[int, torch.Tensor]:
-        """(1-based epoch, real batch in [-1, 1]) of iteration ``step`` + 1."""
+    def next_batch(self) -> tuple[int, torch.Tensor, torch.Tensor | None]:
+        """(1-based epoch, real batch in [-1, 1], its class labels or None) of iteration
+        ``step`` + 1."""
         epoch, pos = divmod(self.step, self.per_epoch)
         if self._perm is None or self._perm[0] != epoch:  # a fresh order for each epoch
             order = epoch_permutation(len(self.images), self.cfg.seed, epoch)
             self._perm = (epoch, order.to(self.images.device))
         B = self.cfg.batch_size
         idx = self._perm[1][pos * B:(pos + 1) * B][distributed.shard(B)]  # this rank's slice
-        return epoch + 1, real_batch(self.images, idx, self.cfg.channels_last)
+        labels = self.labels[idx] if self.labels is not None else None
+        return epoch + 1, real_batch(self.images, idx, self.cfg.channels_last), labels
 
 
 class Milestones(NamedTuple):
@@ -164,13 +175,20 @@ def _prepare(cfg: TrainConfig, resume: bool, overwrite: bool) -> Run:
     with distributed.main_first():  # rank 0 builds a missing data cache, the others read it
         ds = data.load_dataset(cfg.source, split="train", image_size=cfg.image_size)
     images = select_subset(ds.images, cfg)  # uint8 [N, 1, S, S], CPU
+    labels = ds.labels[trained_indices(len(ds.images), cfg)] if cfg.conditional else None
+    if labels is not None and len(labels.unique()) < 2:
+        raise ValueError(f"conditional=True: the training images of {cfg.source!r} hold "
+                         f"{len(labels.unique())} class(es) of {ds.class_names}; a conditional "
+                         "run needs at least two (use more images, or conditional=False)")
+    classes = models.class_record(ds.class_names, labels) if labels is not None else None
+    n_classes = len(ds.class_names) if cfg.conditional else 0
     if ckpt is not None and ckpt["data_fingerprint"] != ds.fingerprint:
         raise ValueError(f"Cannot resume {folder}: the data source {cfg.source!r} now has "
                          f"fingerprint {ds.fingerprint}, the checkpoint was trained on "
                          f"{ckpt['data_fingerprint']}. Restore the data or start a new run.")
     if ckpt is not None and int(ckpt["step"]) == cfg.iterations:  # finished: reuse, write nothing
-        return Run(cfg, build_nets(cfg, device), images, folder, precision, ds.fingerprint,
-                   ds.description, step=int(ckpt["step"]))
+        return Run(cfg, build_nets(cfg, device, n_classes), images, folder, precision,
+                   ds.fingerprint, ds.description, step=int(ckpt["step"]))
     distributed.barrier()  # every rank has checked the folder before rank 0 changes it
     if distributed.is_main():
         if ckpt is not None:  # before anything is written: a log that cannot be read stops here
@@ -182,23 +200,25 @@ def _prepare(cfg: TrainConfig, resume: bool, overwrite: bool) -> Run:
                                     precision, start,
                                     previous=folder / "config.json" if resuming else None)
         io.write_json(folder / "config.json", meta)
-    run = Run(cfg, build_nets(cfg, device), images.to(device), folder, precision, ds.fingerprint,
-              ds.description)
+    run = Run(cfg, build_nets(cfg, device, n_classes), images.to(device), folder, precision,
+              ds.fingerprint, ds.description,
+              labels=labels.to(device) if labels is not None else None, classes=classes)
     if ckpt is not None:
         run.step, run.elapsed = checkpoint.restore(ckpt, run.nets)
     return run
 
 
-def build_nets(cfg: TrainConfig, device: torch.device) -> Networks:
+def build_nets(cfg: TrainConfig, device: torch.device, n_classes: int = 0) -> Networks:
     """Initialised G, D (DCGAN init, seeded, identical on every device) and their Adam optimisers.
 
+    ``n_classes`` > 0 (a conditional run): G and D take class labels (models.py).
     Under torchrun both get BatchNorm over the global batch and a DDP wrapper that averages
     their gradients over the ranks; the optimisers hold the same parameters either way.
     """
     with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
         torch.manual_seed(cfg.seed)
-        G = models.Generator(cfg.z_dim, cfg.g_channels, cfg.image_size)
-        D = models.Discriminator(cfg.d_channels, cfg.image_size)
+        G = models.Generator(cfg.z_dim, cfg.g_channels, cfg.image_size, n_classes=n_classes)
+        D = models.Discriminator(cfg.d_channels, cfg.image_size, n_classes=n_classes)
         G.apply(models.weights_init)
         D.apply(models.weights_init)
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
@@ -234,9 +254,10 @@ def _loop(run: Run) -> None:
     t0 = time.perf_counter() - run.elapsed
     with open(run.folder / "losses.jsonl" if main else os.devnull, "a", encoding="utf-8") as log:
         while run.step < cfg.iterations:
-            epoch, real = run.next_batch()
+            epoch, real, labels = run.next_batch()
             z = step_latents(cfg, run.step, noise)[mine]
-            stats = distributed.mean(train_step(run.nets, real, z, autocast, augment, run.step))
+            stats = distributed.mean(train_step(run.nets, real, z, autocast, augment, run.step,
+                                                labels))
             run.step += 1
             pending.append((run.step, epoch, stats, time.perf_counter() - t0))
             due = Milestones.after(run.step, cfg, run.per_epoch)
@@ -254,12 +275,14 @@ def _loop(run: Run) -> None:
 
 def train_step(nets: Networks, real: torch.Tensor, z: torch.Tensor,
                autocast: contextlib.AbstractContextManager, augment: Augment | None = None,
-               step: int = 0) -> torch.Tensor:
+               step: int = 0, labels: torch.Tensor | None = None) -> torch.Tensor:
     """One D update and one G update; returns [loss_D, loss_G, D(x), D(G(z))] (fp32, on device).
 
     real: [B, 1, S, S] in [-1, 1]; z: [B, z_dim]. Two forward passes through D, so BatchNorm
     sees pure batches, as in the DCGAN paper. D(G(z)) is measured before D's update.
     ``augment`` (DiffAugment) transforms every batch D sees, with randomness of ``step``.
+    ``labels`` (a conditional run): the real batch's classes, which its fakes are asked for
+    too, so D sees the same class mix in real and generated batches.
     """
     G, D = nets.G, nets.D
     D_fixed = nets.D_in_G_step or D
@@ -268,8 +291,9 @@ def train_step(nets: Networks, real: torch.Tensor, z: torch.Tensor,
     # (1) Update D: maximise log D(x) + log(1 - D(G(z))), i.e. minimise BCE with label 1 on
     #     the real batch and 0 on the fake batch.
     with autocast:
-        fake = G(z)
-        logit_real, logit_fake = D(aug(real, step, 0)), D(aug(fake.detach(), step, 1))
+        fake = G(z, labels)
+        logit_real = D(aug(real, step, 0), labels)
+        logit_fake = D(aug(fake.detach(), step, 1), labels)
         loss_D = (F.binary_cross_entropy_with_logits(logit_real.float(), ones)
                   + F.binary_cross_entropy_with_logits(logit_fake.float(), torch.zeros_like(ones)))
     nets.opt_D.zero_grad(set_to_none=True)
@@ -278,7 +302,8 @@ def train_step(nets: Networks, real: torch.Tensor, z: torch.Tensor,
     # (2) Update G: maximise log D(G(z)) (the non-saturating loss), i.e. minimise BCE with
     #     label 1 on the fakes, scored by the updated D.
     with autocast:
-        loss_G = F.binary_cross_entropy_with_logits(D_fixed(aug(fake, step, 2)).float(), ones)
+        loss_G = F.binary_cross_entropy_with_logits(D_fixed(aug(fake, step, 2), labels).float(),
+                                                    ones)
     nets.opt_G.zero_grad(set_to_none=True)
     # Only G's gradients: D's weight gradients of this pass would be discarded anyway
     # (~25% of this backward's FLOPs). D's zero_grad above already dropped its own.
@@ -303,12 +328,18 @@ def _write_milestones(run: Run, due: Milestones) -> None:
         sampler, sampling = sampling_generator(run)
     if due.grid:
         epoch = (step - 1) // run.per_epoch + 1  # 1-based, the epoch the step belongs to
-        grid = models.generate(sampler, cfg.grid_size, seed=cfg.seed)  # the fixed noise
-        grids.save_grid_png(grid, run.folder / "grids" / f"epoch_{epoch:04d}.png",
-                            nrow=int(math.sqrt(cfg.grid_size)))
+        nrow = int(math.sqrt(cfg.grid_size))
+        labels, row_labels = None, None
+        if run.classes is not None:  # one block of rows per class, labelled
+            labels = models.grid_labels(len(run.classes["names"]), cfg.grid_size)
+            row_labels = [run.classes["names"][k] for k in labels[::nrow].tolist()]
+        grid = models.generate(sampler, cfg.grid_size, seed=cfg.seed, labels=labels)  # fixed noise
+        grids.save_grid_png(grid, run.folder / "grids" / f"epoch_{epoch:04d}.png", nrow=nrow,
+                            row_labels=row_labels)
     if due.snapshot:
         models.save_snapshot(sampler, run.folder / "snapshots" / f"G_iter_{step:06d}.pt", step,
                              sampling=sampling, run=cfg.name, precision=run.precision,
+                             **({"classes": run.classes} if run.classes else {}),
                              **_weights_info(run))
     if due.checkpoint:
         checkpoint.save(run.folder / "checkpoint.pt", cfg, nets, step, run.per_epoch,
@@ -326,7 +357,8 @@ def sampling_generator(run: Run) -> tuple[nn.Module, dict[str, object]]:
     """
     shown = run.nets.ema if run.nets.ema is not None else run.nets.G
     seed = derived_seed(run.cfg.seed, 3, run.step)
-    sampler = models.recalibrate_batchnorm(shown, run.cfg.bn_batches, run.cfg.batch_size, seed)
+    sampler = models.recalibrate_batchnorm(shown, run.cfg.bn_batches, run.cfg.batch_size, seed,
+                                           run.classes)
     return sampler, models.sampling_record(run.cfg.bn_batches, run.cfg.batch_size, seed)
 
 

@@ -297,10 +297,12 @@ train.train(tiny(name="killed", **{cfg!r}))
 """
 
 
-@pytest.mark.parametrize("augment", ["", "translation,cutout,brightness,contrast"])
-def test_resume_after_sigkill_repeats_the_uninterrupted_run(home, fake_data, augment):
+@pytest.mark.parametrize("augment, conditional", [
+    ("", False), ("translation,cutout,brightness,contrast", False), ("", True)])
+def test_resume_after_sigkill_repeats_the_uninterrupted_run(home, fake_data, augment,
+                                                           conditional):
     cfg = dict(iterations=12, snapshot_at=(12,), checkpoint_every=4, ema_decay=0.9,
-               augment=augment)
+               augment=augment, conditional=conditional)
     env = {**os.environ, "GAN_LIB_HOME": str(home), "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
     script = KILLED_RUN.format(repo=str(REPO), cfg=cfg)
     proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=REPO,
@@ -332,8 +334,8 @@ def test_bf16_autocast_computes_in_bf16(home, fake_data, monkeypatch):
     seen = []
     real_build = train.build_nets
 
-    def build(cfg, dev):
-        nets = real_build(cfg, dev)
+    def build(cfg, dev, n_classes=0):
+        nets = real_build(cfg, dev, n_classes)
         nets.D.main[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
         return nets
 

@@ -1,0 +1,126 @@
+"""Class-conditional DCGAN: G with a class embedding, a projection D, labelled sampling and
+grids, snapshots that know their classes, exact resume. Tiny networks on stand-in data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gan_lib import io, models, runinfo, train
+from tests.test_train import fake_data, losses, tiny  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("fake_data")
+
+
+def conditional(**overrides):
+    return tiny(conditional=True, **overrides)
+
+
+def test_shapes_and_parameter_counts():
+    G, D = models.Generator(image_size=64), models.Discriminator(image_size=64)
+    Gc = models.Generator(image_size=64, n_classes=2)
+    Dc = models.Discriminator(image_size=64, n_classes=2)
+    # G: the first layer reads z and the class embedding; D: one embedding row per class
+    assert models.count_parameters(Gc) - models.count_parameters(G) == \
+        models.CLASS_DIM * 512 * 4 * 4 + 2 * models.CLASS_DIM
+    assert models.count_parameters(Dc) - models.count_parameters(D) == 2 * 512
+    y = torch.tensor([0, 1, 1])
+    x = Gc(torch.randn(3, 100), y)
+    assert x.shape == (3, 1, 64, 64) and Dc(x, y).shape == (3,)
+    assert Gc.kwargs["n_classes"] == 2 and "n_classes" not in G.kwargs  # old snapshots load
+
+
+def test_the_class_changes_what_g_draws_and_what_d_says():
+    torch.manual_seed(0)
+    G = models.Generator(z_dim=8, g_channels=4, image_size=32, n_classes=2).eval()
+    D = models.Discriminator(d_channels=4, image_size=32, n_classes=2).eval()
+    z, x = torch.randn(4, 8), torch.rand(4, 1, 32, 32) * 2 - 1
+    zeros, ones = torch.zeros(4, dtype=torch.long), torch.ones(4, dtype=torch.long)
+    assert not torch.allclose(G(z, zeros), G(z, ones))
+    assert not torch.allclose(D(x, zeros), D(x, ones))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda G, D: G(torch.randn(2, 8)), "class-conditional"),
+    (lambda G, D: G(torch.randn(2, 8), torch.tensor([0.0, 1.0])), "expected int64"),
+    (lambda G, D: D(torch.zeros(2, 1, 32, 32)), "class-conditional"),
+    (lambda G, D: models.Generator(z_dim=8, g_channels=4, image_size=32)(
+        torch.randn(2, 8), torch.tensor([0, 1])), "unconditional"),
+])
+def test_missing_or_bad_labels_are_clear_errors(call, message):
+    G = models.Generator(z_dim=8, g_channels=4, image_size=32, n_classes=2)
+    D = models.Discriminator(d_channels=4, image_size=32, n_classes=2)
+    with pytest.raises(ValueError, match=message):
+        call(G, D)
+
+
+def test_a_conditional_run_samples_by_class_name_and_in_the_training_ratio(home):
+    run_dir = train.train(conditional())
+    snap = runinfo.list_snapshots(run_dir)[-1][1]
+    blob = models.read_snapshot(snap)
+    assert blob["classes"] == {"names": ["NORMAL", "PNEUMONIA"],
+                               "ratio": pytest.approx([0.5, 0.5], abs=0.1)}
+    normal = models.generate(snap, 8, seed=3, label="NORMAL")
+    pneumonia = models.generate(snap, 8, seed=3, label="PNEUMONIA")
+    assert torch.equal(pneumonia, models.generate(snap, 8, seed=3, label=1))
+    assert not torch.equal(normal, pneumonia)  # same latents, other class
+    mixed = models.generate(snap, 8, seed=3)  # classes drawn in the training ratio
+    drawn = models.labels_for(blob["classes"], 8, seed=3)
+    for k, expected in ((0, normal), (1, pneumonia)):
+        assert torch.equal(mixed[drawn == k], expected[drawn == k])
+    with pytest.raises(ValueError, match=r"expected one of the class names \['NORMAL', "):
+        models.generate(snap, 4, label="COVID")
+    with pytest.raises(ValueError, match="sample it from its snapshot file"):
+        models.generate(models.load_generator(snap), 4)
+
+
+def test_sampled_labels_follow_the_ratio_and_depend_on_seed_and_index_only():
+    classes = {"names": ["NORMAL", "PNEUMONIA"], "ratio": [0.27, 0.73]}
+    many = models.sample_labels(classes, 20000, seed=1)
+    assert many.float().mean().item() == pytest.approx(0.73, abs=0.01)
+    assert torch.equal(models.sample_labels(classes, 100, seed=1), many[:100])
+    assert not torch.equal(models.sample_labels(classes, 100, seed=2), many[:100])
+
+
+def test_an_unconditional_snapshot_refuses_a_label(home):
+    run_dir = train.train(tiny())
+    with pytest.raises(ValueError, match="unconditional"):
+        models.generate(runinfo.list_snapshots(run_dir)[-1][1], 4, label="NORMAL")
+
+
+def test_grids_show_one_labelled_block_of_rows_per_class(home):
+    run_dir = train.train(conditional(grid_size=16))
+    plain_dir = train.train(tiny(name="plain", grid_size=16))
+    grid = np.asarray(Image.open(runinfo.list_grids(run_dir)[-1][2]))
+    plain = np.asarray(Image.open(runinfo.list_grids(plain_dir)[-1][2]))
+    margin = grid.shape[1] - plain.shape[1]
+    assert grid.shape[0] == plain.shape[0] and margin > 20  # a label margin on the left
+    rows = (plain.shape[0] - 2) // 4  # 4 rows of 32 px images with 2 px padding
+    dark = [(grid[r * rows:(r + 1) * rows, :margin] < 128).any() for r in range(4)]
+    assert dark == [True, False, True, False]  # a label at the top of each class's block
+    assert models.grid_labels(2, 16).tolist() == [0] * 8 + [1] * 8
+
+
+def test_bf16_and_channels_last_train_a_conditional_run(home):
+    run_dir = train.train(conditional(precision="bf16", channels_last=True, iterations=3,
+                                      snapshot_at=(3,)))
+    assert all(np.isfinite(r["loss_D"]) and np.isfinite(r["loss_G"]) for r in losses(run_dir))
+    ckpt = io.load_torch(run_dir / "checkpoint.pt")
+    assert ckpt["D"]["embed.weight"].shape == (2, 32) and "embed.weight" in ckpt["G"]
+
+
+def test_a_conditional_run_needs_two_classes_in_its_images(home, monkeypatch):
+    from gan_lib import data
+    from tests.test_train import fake_dataset
+
+    def one_class(source="auto", split="train", image_size=64):
+        ds = fake_dataset(source, split, image_size)
+        ds.labels = torch.zeros_like(ds.labels)
+        return ds
+
+    monkeypatch.setattr(data, "load_dataset", one_class)
+    with pytest.raises(ValueError, match="needs at least two"):
+        train.train(conditional())
+    assert not (home / "runs" / "tiny").exists()
