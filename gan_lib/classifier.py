@@ -49,9 +49,9 @@ THRESHOLD = 0.5  # probability above which an image is called class 1 (PNEUMONIA
 class ClassifierConfig:
     """How the classifier is built and trained. ``ClassifierConfig.preset(name)`` fills one.
 
-    quick: sized for the usefulness study's budget on a 2-core CPU (the three trainings of one
-    seed on 5,216 real + 5,216 synthetic 64 px images within 3 minutes; see
-    benchmarks/utility_budget.py). tiny: for tests.
+    quick: sized for the usefulness study's budget on a 2-core CPU: the three trainings of one
+    seed (5,216 real, 5,216 synthetic, both: 64 px, 3 epochs) took 127-135 s with a load
+    average of ~4 (benchmarks/results/utility_budget.json). tiny: for tests.
     """
 
     width: int = 16  # channels of the first block; each block doubles them
@@ -94,7 +94,9 @@ class ClassifierConfig:
 
 
 PRESETS = {
-    "quick": ClassifierConfig(),
+    # One thread: on the shared 2-core machine one trained 6x faster than two (440-480 vs 74-78
+    # images/s, load average ~4; benchmarks/results/utility_budget.json, thread_check).
+    "quick": ClassifierConfig(threads=1),
     # one thread: tiny ops on a shared 2-core machine are far slower with two (tests/conftest.py)
     "tiny": ClassifierConfig(width=4, blocks=3, epochs=2, batch_size=32, lr=3e-3, device="cpu",
                              threads=1),
@@ -266,9 +268,8 @@ def _deterministic_cudnn() -> Iterator[None]:
 def _threads(n: int | None) -> Iterator[None]:
     """torch's intra-op thread count set to ``n`` for the block (None: unchanged), then restored.
 
-    On a 2-core machine shared with other jobs, one thread trained ~10x faster than two
-    (600-1,300 vs 85-200 images/s under a load average of ~5; the threads wait on each other).
-    benchmarks/utility_budget.py measures both.
+    On a 2-core machine shared with other jobs, one thread trained ~6x faster than two (the
+    threads wait on each other; benchmarks/utility_budget.py measures both).
     """
     before = torch.get_num_threads()
     if n is not None:

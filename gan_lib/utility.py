@@ -108,7 +108,7 @@ def draw(sample: Sampler, counts: list[int], seed: int, size: int) -> Pair:
     if not (isinstance(out, tuple | list) and len(out) == 2):
         raise TypeError("a sampler must return (images, labels); got "
                         f"{type(out).__name__}")
-    images, labels = check_set(out[0], out[1], "synthetic")
+    images, labels = check_set(out[0].cpu(), torch.as_tensor(out[1]).cpu(), "synthetic")
     if images.shape[-1] != size:
         raise ValueError(f"synthetic images are {images.shape[-1]} px; the real ones {size} px")
     if class_counts(labels) != list(counts):
@@ -128,8 +128,8 @@ def tstr(real_train: Pair, sample: Sampler | Pair, real_test: Pair,
     its own synthetic sets (sampler seed ``derived_seed(seed, 14, n)``), its own real half, and
     initialises and shuffles every classifier from that seed. ``ways``: which of :data:`WAYS` to
     train (all by default; a synthetic way's ratio needs its real baseline). Returns a
-    JSON-ready dict: per way and seed the metrics, training curve and seconds; mean and sd; the
-    ratios; and how it was made.
+    JSON-ready dict: per way and seed the metrics, training curve, wall and CPU seconds of the
+    training (CPU: this process, all threads); mean and sd; the ratios; and how it was made.
     """
     cfg = cfg or ClassifierConfig.preset("quick")
     if not seeds:
@@ -147,13 +147,13 @@ def tstr(real_train: Pair, sample: Sampler | Pair, real_test: Pair,
     runs: dict[str, dict[str, Any]] = {}
     for seed in seeds:
         for way, (x, y) in _training_sets(x_tr, y_tr, sample, ways, seed).items():
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             model, curve = fit(x, y, cfg, seed, progress, desc=f"{way}, seed {seed}")
-            seconds = time.perf_counter() - t0
+            seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
             entry = runs.setdefault(way, {"n_train": len(y), "class_counts": class_counts(y),
                                           "seeds": {}})
             entry["seeds"][str(seed)] = {**evaluate(model, x_te, y_te), "curve": curve,
-                                         "seconds": seconds}
+                                         "seconds": seconds, "cpu_seconds": cpu}
     for entry in runs.values():
         entry.update(_summary(entry["seeds"]))
     return {"ways": runs, "ratios": _ratios(runs), "seeds": list(seeds),
@@ -254,15 +254,16 @@ def caption(results: dict[str, Any], data_description: str = "") -> str:
             f"({test['class_counts'][0]:,} NORMAL / {test['class_counts'][1]:,} PNEUMONIA); "
             f"accuracy and balanced accuracy at P(PNEUMONIA) >= 0.5; mean and sample sd over "
             f"seeds {results['seeds']}. Synthetic sets have the class counts of the real set "
-            f"they stand in for. AUROC / real: the TSTR/TRTR ratio.")
+            f"they stand in for.")
     return f"{text} Data: {data_description}." if data_description else text
 
 
 def write_results_table(results: dict[str, Any], tables_dir: str | os.PathLike,
                         name: str = "utility", data_description: str = "") -> tuple[Path, Path]:
     """``name.csv`` and ``name.md`` in ``tables_dir`` (plots.write_table), with the caption."""
-    return plots.write_table(results_table(results), tables_dir, name,
-                             caption(results, data_description))
+    text = caption(results, data_description) + (
+        " AUROC / real: the TSTR/TRTR ratio, mean AUROC over that of the real set of equal size.")
+    return plots.write_table(results_table(results), tables_dir, name, text)
 
 
 def curves_frame(results: dict[str, Any]) -> pd.DataFrame:
@@ -272,7 +273,8 @@ def curves_frame(results: dict[str, Any]) -> pd.DataFrame:
                          for seed, s in r["seeds"].items() for point in s["curve"]])
 
 
-def plot_training_curves(results: dict[str, Any], caption_text: str = "") -> plots.plt.Figure:
+def plot_training_curves(results: dict[str, Any], data_description: str = "",
+                         caption_text: str = "") -> plots.plt.Figure:
     """Training loss and accuracy per epoch, one line per way: mean over seeds, band min..max."""
     df = curves_frame(results)
     fig, axes = plots.plt.subplots(1, 2, figsize=(10, 4))
@@ -290,6 +292,6 @@ def plot_training_curves(results: dict[str, Any], caption_text: str = "") -> plo
     axes[1].set_title("Classifier training accuracy")
     axes[1].legend(fontsize=8)
     n = len(results["seeds"])
-    plots._caption(fig, caption_text or (f"Mean over {n} seed{'s' * (n > 1)}; band: "
-                                         "min to max over seeds. " + caption(results)))
+    plots._caption(fig, caption_text or (f"Mean over {n} seed{'s' * (n > 1)}; band: min to "
+                                         "max over seeds. " + caption(results, data_description)))
     return fig
