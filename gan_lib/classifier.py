@@ -213,7 +213,7 @@ def fit(images: torch.Tensor, labels: torch.Tensor, cfg: ClassifierConfig | None
     The same inputs, ``cfg`` and ``seed`` on the same device and thread count give the same
     weights.
     """
-    cfg = cfg or ClassifierConfig()
+    cfg = cfg or ClassifierConfig.preset("quick")
     images, labels = check_set(images, labels, "training")
     device = resolve_device(cfg.device)
     precision = resolve_precision(cfg.precision, device)
