@@ -8,6 +8,7 @@ Examples:
     python -m gan_lib audit quick
     python -m gan_lib quiz quick --n 40 --seed 0
     python -m gan_lib quiz-score reports/quiz/answers/*.csv
+    python -m gan_lib utility c1                  # TSTR of a conditional run
     python -m gan_lib report --profile quick
     torchrun --nproc_per_node=2 -m gan_lib train --profile quick --run quick2   # DDP
 """
@@ -97,6 +98,17 @@ def _quiz_score(args: argparse.Namespace) -> None:
     print("wrote " + ", ".join(str(p) for p in result["files"]))
 
 
+def _utility(args: argparse.Namespace) -> None:
+    from . import runinfo, utility
+
+    run_dir = runinfo.run_path(args.run)
+    seeds = tuple(int(s) for s in args.seeds.split(","))
+    result = utility.utility_run(run_dir, seeds=seeds)
+    print(utility.results_table(result).to_string(index=False))
+    print(utility.caption(result, result["data"]["description"]))
+    print(f"{run_dir / 'utility.json'} ({result['seconds_with_generation']:.0f} s)")
+
+
 def _report(args: argparse.Namespace) -> None:
     import logging
 
@@ -168,6 +180,12 @@ def build_parser() -> argparse.ArgumentParser:
                                   "reports/quiz/key.json)")
     qs.add_argument("--reports-dir", help="where tables/ and figures/ go (default reports/)")
     qs.set_defaults(func=_quiz_score)
+
+    u = sub.add_parser("utility", help="train on synthetic, test on real (a conditional run): "
+                                       "runs/NAME/utility.json")
+    u.add_argument("run", help="run name or folder (trained with --set conditional=true)")
+    u.add_argument("--seeds", default="0,1,2", help="classifier seeds, comma-separated")
+    u.set_defaults(func=_utility)
 
     r = sub.add_parser("report", help="run notebooks 01-06 with papermill and rebuild reports/")
     r.add_argument("--profile", choices=list(config.PROFILES),

@@ -45,7 +45,7 @@ import pandas as pd
 import sklearn
 import torch
 
-from . import plots
+from . import io, metrics, models, plots, runinfo
 from .batches import derived_seed
 from .classifier import (
     ClassifierConfig,
@@ -165,6 +165,44 @@ def tstr(real_train: Pair, sample: Sampler | Pair, real_test: Pair,
                         "load_average_end": list(os.getloadavg())},
             "versions": {"torch": torch.__version__, "scikit-learn": sklearn.__version__},
             "seconds_total": time.perf_counter() - t_start}
+
+
+def utility_run(run_dir: str | os.PathLike, cfg: ClassifierConfig | None = None,
+                seeds: Sequence[int] = (0, 1, 2), ways: Sequence[str] = WAYS,
+                progress: bool = True) -> dict[str, Any]:
+    """TSTR for a conditional run: its final snapshot generates, per class, as many images as
+    the real training split has; written to ``run_dir/utility.json`` (atomic) and returned.
+
+    The generated images of a seed come from latents of ``derived_seed(seed, 14, n)`` (see
+    :func:`tstr`) with the class asked for by label, so the study is deterministic given seeds.
+    """
+    run_dir = Path(run_dir)
+    meta = runinfo.load_run_config(run_dir)
+    iteration, snapshot = runinfo.list_snapshots(run_dir)[-1]
+    blob = models.read_snapshot(snapshot)
+    if not blob.get("classes"):
+        raise ValueError(f"{snapshot} is unconditional: the usefulness study asks the generator "
+                         "for images of each class. Train a conditional run (--set "
+                         "conditional=true) and run it on that.")
+    train_set, test_set = metrics.load_real(meta, "train"), metrics.load_real(meta, "test")
+    device = resolve_device((cfg or ClassifierConfig.preset("quick")).device)
+
+    def sample(counts: list[int], seed: int) -> Pair:
+        y = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
+        return models.generate(snapshot, len(y), seed=seed, labels=y, device=device), y
+
+    t0 = time.perf_counter()
+    results = tstr((train_set.images, train_set.labels), sample,
+                   (test_set.images, test_set.labels), cfg, seeds, ways, progress)
+    results.update({
+        "run": meta["config"]["name"], "iteration": iteration, "snapshot": str(snapshot),
+        "weights": blob.get("weights", "G"), "classes": blob["classes"],
+        "data": {"source": train_set.source, "description": train_set.description,
+                 "fingerprint": train_set.fingerprint, "is_synthetic": bool(train_set.is_synthetic),
+                 "n_train": len(train_set.images), "n_test": len(test_set.images)},
+        "seconds_with_generation": time.perf_counter() - t0})
+    io.write_json(run_dir / "utility.json", results)
+    return results
 
 
 def _training_sets(x: torch.Tensor, y: torch.Tensor, sample: Sampler, ways: Sequence[str],

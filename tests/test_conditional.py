@@ -124,3 +124,34 @@ def test_a_conditional_run_needs_two_classes_in_its_images(home, monkeypatch):
     with pytest.raises(ValueError, match="needs at least two"):
         train.train(conditional())
     assert not (home / "runs" / "tiny").exists()
+
+
+def test_utility_trains_on_the_conditional_snapshots_images_per_class(home, monkeypatch):
+    from gan_lib import utility
+    from gan_lib.classifier import ClassifierConfig
+
+    run_dir = train.train(conditional())
+    calls = []
+    real_generate = models.generate
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs["labels"].bincount().tolist())
+        return real_generate(*args, **kwargs)
+
+    monkeypatch.setattr(models, "generate", counting)
+    result = utility.utility_run(run_dir, ClassifierConfig.preset("tiny", epochs=1), seeds=(0,),
+                                 ways=("real", "synthetic"), progress=False)
+    assert calls == [[24, 24]]  # as many as the real split (48), in its class counts
+    assert io.read_json(run_dir / "utility.json")["iteration"] == 6
+    assert result["ways"]["synthetic"]["class_counts"] == result["ways"]["real"]["class_counts"]
+    assert result["classes"]["names"] == ["NORMAL", "PNEUMONIA"]
+    assert 0.0 <= result["ways"]["synthetic"]["seeds"]["0"]["auroc"] <= 1.0
+
+
+def test_utility_refuses_an_unconditional_run(home):
+    from gan_lib import utility
+
+    run_dir = train.train(tiny(name="plain"))
+    with pytest.raises(ValueError, match="conditional=true"):
+        utility.utility_run(run_dir)
+    assert not (run_dir / "utility.json").exists()
