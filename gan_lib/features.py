@@ -107,6 +107,14 @@ def _place(found: dict[str, torch.Tensor], feats: dict[str, torch.Tensor], where
         found.setdefault(name, torch.full((n, rows.shape[1]), float("nan")))[where] = rows
 
 
+def class_positions(ds: Any) -> list[torch.Tensor]:
+    """Per class, the indices of its images in the order real sets are taken (the reference
+    set's order), so a class's reference set overlaps the cached ones as far as it can."""
+    order = _order(len(ds.images))
+    ordered_labels = ds.labels[order]
+    return [order[ordered_labels == c] for c in range(int(ds.labels.max()) + 1)]
+
+
 def _order(n: int) -> torch.Tensor:
     """The seeded permutation of a split's ``n`` images that real sets are taken from."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(SUBSET_SEED))

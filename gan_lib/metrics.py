@@ -32,7 +32,7 @@ from torch_fidelity import metric_fid, metric_isc, metric_kid
 
 from . import config, distributed, inception, io, models, runinfo
 from .config import ScoreConfig
-from .features import fake_features, real_features
+from .features import at_indices, class_positions, fake_features, real_features
 from .inception import EXTRACTOR, Extractor, extract_features, load_extractor
 
 RNG_SEED = 2020  # torch-fidelity's default seed: KID subsets and IS split shuffling match it
@@ -192,6 +192,9 @@ def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
     for iteration, path in snapshots:
         records += _score_snapshot(net, iteration, path, real, score_cfg, base,
                                    final=iteration == snapshots[-1][0])
+    classes = models.read_snapshot(snapshots[-1][1]).get("classes")
+    if classes and _wants_pairs(score_cfg):  # a conditional run: intra-class scores too
+        records += _class_records(net, ds, real, snapshots, classes, image_size, score_cfg, base)
     scores = {
         "run": run_dir.name, "run_dir": str(run_dir),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -307,6 +310,52 @@ def _floors(net: Extractor, ds: Any, real: dict[str, Any], run_cfg: dict[str, An
     return records + _pair_records(net, test_real["features"], real, score_cfg, base,
                                    test_real["seconds"], compared=compared, same_n=same,
                                    **note, **floor)
+
+
+def _class_records(net: Extractor, ds: Any, real: dict[str, Any], snapshots: list,
+                   classes: dict[str, Any], image_size: int, score_cfg: ScoreConfig,
+                   base: dict[str, Any]) -> list[dict[str, Any]]:
+    """Intra-class FID/KID (as StudioGAN reports them) of a conditional run, with floors.
+
+    The generated images of class c are those of the snapshot's own FID set that were drawn
+    as class c (labels in the training ratio, models.labels_for), so no image is generated or
+    extracted twice. They are compared with real training images of class c (the first
+    ``n_real`` of that class in the reference order, at most all but ``n_c`` of them), and the
+    floor is the next ``n_c`` held-out training images of class c against the same reference:
+    the same n pair as the snapshots.
+    """
+    labels = models.labels_for(classes, score_cfg.n_fake, score_cfg.seed)
+    in_order = class_positions(ds)
+    records: list[dict[str, Any]] = []
+    for c, name in enumerate(classes["names"]):
+        mine = labels == c
+        n_c, positions = int(mine.sum()), in_order[c]
+        n_ref = min(score_cfg.n_real or len(positions), len(positions) - n_c)
+        common = dict(class_name=name, same_n=True)
+        if n_c < 2 or n_ref < 2:
+            records += [{**base, **common, "kind": "floor", "name": m, "metric": m,
+                         "value": None, "std": None, "n_fake": n_c, "n_real": max(n_ref, 0),
+                         "compared": f"real train {name}, held out vs reference",
+                         "unavailable": f"class {name}: {n_c} generated and {len(positions)} "
+                                        "training images are too few for two disjoint sets"}
+                        for m in ("fid", "kid") if m in score_cfg.metrics]
+            continue
+        cached = (real["n"],)
+        ref = {"features": at_indices(net, ds, positions[:n_ref], image_size, cached),
+               "stats": None, "n": n_ref}
+        held = at_indices(net, ds, positions[n_ref:n_ref + n_c], image_size, cached)
+        records += _pair_records(net, held, ref, score_cfg, base, 0.0, kind="floor",
+                                 iteration=None, snapshot=None, **common,
+                                 compared=f"real train {name}, held out vs real train {name} "
+                                          "reference")
+        for iteration, path in snapshots:
+            fake = fake_features(net, path, score_cfg.n_fake, score_cfg.seed)["features"]
+            records += _pair_records(net, {k: v[mine] for k, v in fake.items()}, ref, score_cfg,
+                                     base, 0.0, kind="generated", iteration=iteration,
+                                     snapshot=str(path), **common,
+                                     compared=f"generated {name} (iteration {iteration}) vs "
+                                              f"real train {name} reference")
+    return records
 
 
 def _wants_pairs(score_cfg: ScoreConfig) -> bool:

@@ -155,3 +155,41 @@ def test_utility_refuses_an_unconditional_run(home):
     with pytest.raises(ValueError, match="conditional=true"):
         utility.utility_run(run_dir)
     assert not (run_dir / "utility.json").exists()
+
+
+def test_intra_class_scores_compare_each_class_with_its_own_real_images(home, tmp_path,
+                                                                         monkeypatch):
+    from gan_lib import config, features, metrics
+    from gan_lib.inception import extract_features, load_extractor
+    from tests.test_metrics import TINY, tiny_cfg
+
+    monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
+    run_dir = train.train(conditional())
+    cfg = tiny_cfg(n_fake=24, n_real=16)
+    scores = metrics.score_run(run_dir, cfg, extractor=TINY)
+    per_class = [r for r in scores["scores"] if r.get("class_name")]
+    # per class: a floor and two snapshots, FID and KID each
+    assert len(per_class) == 2 * (1 + 2) * 2
+    assert not [r for r in scores["scores"] if "NORMAL" in r["compared"]
+                and not r.get("class_name")]  # the overall rows are as before
+
+    ds = metrics.load_real(runinfo.load_run_config(run_dir), "train")
+    net = load_extractor(cfg, TINY)
+    snap = runinfo.list_snapshots(run_dir)[-1][1]
+    labels = models.labels_for(models.read_snapshot(snap)["classes"], 24, cfg.seed)
+    fakes = models.generate(snap, 24, seed=cfg.seed)
+    for c, name in enumerate(["NORMAL", "PNEUMONIA"]):
+        n_c = int((labels == c).sum())
+        positions = features.class_positions(ds)[c]
+        assert (ds.labels[positions] == c).all()
+        n_ref = min(16, len(positions) - n_c)
+        ref = extract_features(net, ds.images[positions[:n_ref]])["feat"]
+        fake = extract_features(net, fakes[labels == c])["feat"]
+        expected = metrics.fid_from_statistics(metrics.statistics(fake), metrics.statistics(ref))
+        got = next(r for r in per_class if r["class_name"] == name and r["metric"] == "fid"
+                   and r["iteration"] == 6)
+        assert got["n_fake"] == n_c and got["n_real"] == n_ref and got["same_n"]
+        assert got["value"] == pytest.approx(expected, rel=1e-6)
+        floor = next(r for r in per_class if r["class_name"] == name and r["kind"] == "floor"
+                     and r["metric"] == "fid")
+        assert (floor["n_fake"], floor["n_real"]) == (n_c, n_ref)
