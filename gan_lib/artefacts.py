@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import quiz_stats, score_tables
+from . import quiz_stats, score_tables, utility
 
-SECTIONS = ("data", "training", "is", "fid", "audit", "reader")  # report order
+SECTIONS = ("data", "training", "is", "fid", "audit", "utility", "reader")  # report order
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,8 @@ class Artefact:
     section: str  # where the report places it: one of SECTIONS
     title: str  # the line under it in the report
     caption: Callable[..., str]  # the full caption, drawn into the figure / under the table
-    # Written only when its input exists (reader answers): a report without it is complete.
+    # Written only when its input exists (reader answers; a conditional run): a report
+    # without it is complete.
     optional: bool = False
 
     @property
@@ -94,6 +95,18 @@ def _samples(meta: dict[str, Any], snapshot: dict[str, Any], n: int, seed: int) 
             f"{_data_note(meta)}")
 
 
+def _samples_by_class(meta: dict[str, Any], snapshot: dict[str, Any], n: int, seed: int) -> str:
+    return (f"Run '{meta['config']['name']}' (class-conditional): {n} fresh samples per class "
+            f"(seed {seed}), each class asked for by name, from the final snapshot "
+            f"({snapshot['weights']}, iteration {snapshot['iteration']:,}). "
+            f"{_data_note(meta)}")
+
+
+def _utility(result: dict[str, Any]) -> str:
+    return (f"Run '{result['run']}', iteration {result['iteration']:,} ({result['weights']}). "
+            + utility.caption(result, result["data"]["description"]))
+
+
 def _fid_curve(scores: dict[str, Any]) -> str:
     return f"Run '{scores['run']}'. {score_tables.provenance(scores)}"
 
@@ -146,6 +159,15 @@ ARTEFACTS: dict[str, Artefact] = {a.name: a for a in (
              lambda audit: score_tables.audit_caption(audit, "memorization")),
     Artefact("closest_to_training", "figure", "06_audit", "audit",
              "The generated images closest to a training image, beside it.", _closest),
+    Artefact("samples_by_class", "figure", "04_generate_grids", "training",
+             "Fresh samples of each class from the final snapshot (a conditional run).",
+             _samples_by_class, optional=True),
+    Artefact("utility", "table", "07_utility", "utility",
+             "Are the images useful? A pneumonia classifier trained on real, synthetic and "
+             "both, scored on real test images.", _utility, optional=True),
+    Artefact("utility_curves", "figure", "07_utility", "utility",
+             "The classifier's training loss per epoch, for each way of training it.",
+             _utility, optional=True),
     # Not a notebook's: `python -m gan_lib quiz-score` writes these, and the report pipeline
     # does whenever reports/quiz/answers/ holds answers (gan_lib.quiz.score_answers).
     Artefact("reader_study", "table", "quiz-score", "reader",

@@ -5,7 +5,7 @@ sample counts), so a PNG lifted out of the report still says what it shows.
 
 Example:
     >>> import torch
-    >>> fig = plot_real_samples(torch.zeros(8, 1, 64, 64, dtype=torch.uint8),
+    >>> fig = plot_by_class(torch.zeros(8, 1, 64, 64, dtype=torch.uint8),
     ...                         torch.tensor([0, 1] * 4), ["NORMAL", "PNEUMONIA"], "demo")
     >>> len(fig.axes)
     2
@@ -54,9 +54,10 @@ def _caption(fig: plt.Figure, caption: str) -> None:
                  fontsize=8, color="0.25")
 
 
-def plot_real_samples(images: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str],
+def plot_by_class(images: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str],
                       caption: str, n_per_class: int = 16) -> plt.Figure:
-    """Figure 1: the first ``n_per_class`` images of each class, one panel per class."""
+    """The first ``n_per_class`` images of each class, one panel per class (Figure 1 for real
+    images; fresh samples per class for a conditional run)."""
     fig, axes = plt.subplots(1, len(class_names), figsize=(4.5 * len(class_names), 4.8))
     for k, (ax, name) in enumerate(zip(np.atleast_1d(axes), class_names, strict=True)):
         idx = torch.nonzero(labels == k).flatten()[:n_per_class]

@@ -44,7 +44,8 @@ def test_pipeline_writes_every_expected_file(smoke_report):
     quiz_key = json.loads((reports / "quiz" / "key.json").read_text())  # notebook 04's quiz
     assert quiz_key["run"] == "smoke" and (reports / "quiz" / "index.html").is_file()
     executed = sorted(p.name[:2] for p in (reports / "notebooks").glob("*.ipynb"))
-    assert executed == ["01", "02", "03", "04", "05", "06"]
+    assert executed == ["01", "02", "03", "04", "05", "06", "07"]
+    assert "Are the images useful?" not in smoke_report.read_text()  # unconditional: no study
     assert not (reports / ".staging").exists()
     build = json.loads((reports / "build.json").read_text())  # how long each notebook took
     assert [s["notebook"][:2] for s in build["stages"]] == executed
