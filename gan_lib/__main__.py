@@ -117,7 +117,7 @@ def _report(args: argparse.Namespace) -> None:
     # papermill streams each notebook's output through its logger: show it, unadorned.
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = report.build_report(profile=args.profile, run=args.run, source=args.source,
-                              retrain=args.retrain)
+                              retrain=args.retrain, conditional=args.conditional or None)
     print(f"report: {out}")
 
 
@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--seeds", default="0,1,2", help="classifier seeds, comma-separated")
     u.set_defaults(func=_utility)
 
-    r = sub.add_parser("report", help="run notebooks 01-06 with papermill and rebuild reports/")
+    r = sub.add_parser("report", help="run notebooks 01-07 with papermill and rebuild reports/")
     r.add_argument("--profile", choices=list(config.PROFILES),
                    help="default: an existing run's own profile, else paper where CUDA is "
                         "present, else quick")
@@ -196,6 +196,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--retrain", action="store_true",
                    help="replace an existing run folder with a fresh run (default: reuse a "
                         "finished run, resume an unfinished one)")
+    r.add_argument("--conditional", action="store_true",
+                   help="a class-conditional run (default name PROFILE-conditional): per-class "
+                        "samples and scores, and the usefulness study (notebook 07)")
     r.set_defaults(func=_report)
     return p
 

@@ -1,4 +1,4 @@
-"""The report pipeline: notebooks 01-06 executed by papermill, then reports/report.{md,html}.
+"""The report pipeline: notebooks 01-07 executed by papermill, then reports/report.{md,html}.
 
 Everything is written to a staging folder beside reports/ first; only when every notebook has
 passed are the new figures, tables, executed notebooks and report swapped in, so a failure
@@ -39,32 +39,41 @@ def default_profile() -> str:
 
 
 def build_report(profile: str | None = None, run: str | None = None, source: str | None = None,
-                 reports_dir: str | Path | None = None, retrain: bool = False) -> Path:
-    """Run notebooks 01-06 with papermill and (re)build ``reports/``; return report.md's path.
+                 reports_dir: str | Path | None = None, retrain: bool = False,
+                 conditional: bool | None = None) -> Path:
+    """Run notebooks 01-07 with papermill and (re)build ``reports/``; return report.md's path.
 
     Answers in ``reports/quiz/answers/`` are checked before the notebooks run and scored into
     the report's "Reader study" section; without answers the report has no such section.
 
     ``profile`` defaults to the existing run's own profile, else paper where CUDA is present,
-    else quick; ``run`` to the profile name.
+    else quick; ``run`` to the profile name ("-conditional" added for a conditional report).
+    ``conditional=True`` trains a class-conditional run and adds per-class samples, per-class
+    Table 1 rows and the usefulness study (notebook 07); None: the existing run's setting, else
+    the report's unconditional DCGAN.
     An existing run folder is reused when finished and resumed when not (its settings must be
     the profile's); ``retrain=True`` replaces it with a fresh run.
     """
     existing = config.RUNS_DIR / run / "config.json" if run else None
-    if profile is None and existing is not None and existing.is_file() and not retrain:
-        profile = io.read_json(existing)["config"]["profile"]
+    known = io.read_json(existing)["config"] if existing is not None and existing.is_file() \
+        and not retrain else None
+    if profile is None and known is not None:
+        profile = known["profile"]
         print(f"profile: {profile} (the profile run {run!r} was trained with)")
     elif profile is None:
         profile = default_profile()
         print(f"profile: {profile} ({'CUDA present' if profile == 'paper' else 'no CUDA: CPU'})")
-    run = run or profile
-    wanted = config.make_train_config(profile, name=run, source=source or "auto")
+    if conditional is None:
+        conditional = bool(known.get("conditional", False)) if known is not None else False
+    run = run or (f"{profile}-conditional" if conditional else profile)
+    overrides = {"conditional": True} if conditional else {}
+    wanted = config.make_train_config(profile, name=run, source=source or "auto", **overrides)
     training = training_plan(wanted, retrain)  # unknown profile, mismatched run: fail here
     reports_dir = Path(reports_dir or config.REPORTS_DIR)
     staging = reports_dir / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
     params = {"profile": profile, "run": run, "source": source or "auto",
-              "reports_dir": str(staging), **training}
+              "reports_dir": str(staging), "overrides": overrides, **training}
     answers = reader_answers(reports_dir)  # bad answer files: fail before the notebooks run
     try:
         stages = run_notebooks(params, staging / "notebooks")
