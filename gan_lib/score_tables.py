@@ -50,28 +50,38 @@ def provenance(scores: dict[str, Any]) -> str:
 
 
 def fid_table(scores: dict[str, Any]) -> pd.DataFrame:
-    """Table 1: FID and KID per snapshot iteration, then the real-vs-real floor rows."""
+    """Table 1: FID and KID per snapshot iteration, then the real-vs-real floor rows.
+
+    A conditional run's intra-class rows (each class's generated images against that class's
+    real images, and its floor) follow, class by class, in a "class" column that an
+    unconditional run's table does not have.
+    """
     rows: dict[tuple, dict[str, Any]] = {}
+    classes: list[str] = []
     for r in scores["scores"]:
         if r["metric"] not in ("fid", "kid") or r["kind"] == "real":
             continue
+        name = r.get("class_name") or ""
+        if name and name not in classes:
+            classes.append(name)
         label = r["iteration"] if r["kind"] == "generated" else "floor (real vs real)"
         same_n = "" if r["kind"] == "generated" else {True: "yes", False: "no"}.get(
             r.get("same_n"), "")
-        row = rows.setdefault((r["kind"] != "generated", r["compared"]), {
-            "iteration": label, "compared": r["compared"], "FID": None, "KID mean": None,
-            "KID std": None, "n_fake": r.get("n_fake"), "n_real": r.get("n_real"),
-            "same n as snapshots": same_n})
+        row = rows.setdefault((name, r["kind"] != "generated", r["compared"]), {
+            "iteration": label, "class": name or "all", "compared": r["compared"], "FID": None,
+            "KID mean": None, "KID std": None, "n_fake": r.get("n_fake"),
+            "n_real": r.get("n_real"), "same n as snapshots": same_n})
         if r["value"] is None:
             row["FID" if r["metric"] == "fid" else "KID mean"] = "unavailable"
         elif r["metric"] == "fid":
             row["FID"] = r["value"]
         else:
             row["KID mean"], row["KID std"] = r["value"], r["std"]
-    order = sorted(rows, key=lambda k: (k[0], rows[k]["iteration"] if not k[0] else 0))
-    return pd.DataFrame([rows[k] for k in order],
-                        columns=["iteration", "compared", "FID", "KID mean", "KID std", "n_fake",
-                                 "n_real", "same n as snapshots"])
+    order = sorted(rows, key=lambda k: (classes.index(k[0]) + 1 if k[0] else 0, k[1],
+                                        rows[k]["iteration"] if not k[1] else 0))
+    columns = ["iteration", *(["class"] if classes else []), "compared", "FID", "KID mean",
+               "KID std", "n_fake", "n_real", "same n as snapshots"]
+    return pd.DataFrame([rows[k] for k in order], columns=columns)
 
 
 def is_table(scores: dict[str, Any]) -> pd.DataFrame:

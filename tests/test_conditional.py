@@ -193,3 +193,25 @@ def test_intra_class_scores_compare_each_class_with_its_own_real_images(home, tm
         floor = next(r for r in per_class if r["class_name"] == name and r["kind"] == "floor"
                      and r["metric"] == "fid")
         assert (floor["n_fake"], floor["n_real"]) == (n_c, n_ref)
+
+
+def test_table_1_gains_per_class_rows_only_for_a_conditional_run():
+    from gan_lib import score_tables
+
+    def rec(kind, it, compared, value, class_name=None):
+        r = {"metric": "fid", "kind": kind, "iteration": it, "compared": compared,
+             "value": value, "std": None, "n_fake": 8, "n_real": 16, "same_n": True}
+        return {**r, "class_name": class_name} if class_name else r
+
+    plain = [rec("generated", 10, "generated (iteration 10) vs ref", 50.0),
+             rec("floor", None, "held out vs ref", 3.0)]
+    table = score_tables.fid_table({"scores": plain})
+    assert "class" not in table.columns and table["FID"].tolist() == [50.0, 3.0]
+    per_class = [rec("floor", None, "NORMAL held out", 4.0, "NORMAL"),
+                 rec("generated", 10, "generated NORMAL (iteration 10)", 60.0, "NORMAL"),
+                 rec("generated", 10, "generated PNEUMONIA (iteration 10)", 70.0, "PNEUMONIA"),
+                 rec("floor", None, "PNEUMONIA held out", 5.0, "PNEUMONIA")]
+    table = score_tables.fid_table({"scores": plain + per_class})
+    assert table["class"].tolist() == ["all", "all", "NORMAL", "NORMAL", "PNEUMONIA",
+                                       "PNEUMONIA"]
+    assert table["FID"].tolist() == [50.0, 3.0, 60.0, 4.0, 70.0, 5.0]
