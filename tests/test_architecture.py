@@ -20,7 +20,7 @@ LAYERS = [
     {"checkpoint", "runinfo", "train", "inception"},
     {"features"},
     {"metrics"},
-    {"score_tables", "plots", "audit", "quiz_stats"},
+    {"score_tables", "plots", "audit", "quiz_stats", "protocols"},
     {"artefacts", "quiz"},
     {"report"},
     {"__main__", "__init__"},
