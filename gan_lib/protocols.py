@@ -9,7 +9,9 @@ narrower widths come out of the same forward pass as pool3 (``inception.WIDTHS``
 is the first images of the same sets, and the pixel-scaling slips give near-constant images,
 extracted once per distinct image. JPEG and PIL-bicubic need fresh extractions, so they score
 the final snapshot only, at a quarter of the standard n pair (``small``), beside the standard
-protocol at that same n pair. The FID formula is always ``metrics.fid_from_statistics``.
+protocol at that same n pair. Every FID here is the exact small-matrix form the audit uses
+(``audit.Reference``: equal to torch-fidelity's, which Table 1 uses, to 1e-6 relative; a 2048-d
+torch-fidelity FID takes 4-30 s on a 2-core CPU, and the section computes about forty).
 
 Example:
     >>> [p.name for p in PROTOCOLS][:4]
@@ -33,6 +35,7 @@ import torch
 from PIL import Image
 
 from . import features, io, metrics, models, runinfo
+from .audit import Reference
 from .config import ScoreConfig
 from .features import Recipe
 from .inception import EXTRACTOR, Extractor, load_extractor
@@ -78,8 +81,8 @@ PROTOCOLS = (
         "torch-fidelity (TF1-compatible bilinear), 2048-d pool3 features.")),
     *(Protocol(f"width{w}", f"{w}-d features", w, explain=(
         f"The same network and images, but the {w}-d features of an earlier layer "
-        f"({'torchmetrics feature=' + w}). Fewer, lower-level dimensions give far smaller "
-        "numbers: a 64-, 192- or 768-d FID is not comparable with a 2048-d one."))
+        f"(torchmetrics' FrechetInceptionDistance(feature={w}) uses them). They give far smaller "
+        "numbers here: a 64-, 192- or 768-d FID is not comparable with a 2048-d one."))
       for w in ("768", "192", "64")),
     Protocol("slip_unit", "[0, 1] floats cast to uint8", "2048", pixels="unit-float-as-uint8",
              explain=("A pixel-scaling slip: images scaled to [0, 1] floats reach an extractor "
@@ -91,7 +94,7 @@ PROTOCOLS = (
                       "except exactly 1.0 (pure white) -> 1; negative values are taken as 0 "
                       "(C leaves that cast undefined; torch and NumPy on x86 wrap -1.0 to 255). "
                       "Cast this way it gives the same images as the [0, 1] slip.")),
-    Protocol("n1000", "fewer generated images (n = 1,000)", "2048", n="n1000", explain=(
+    Protocol("n1000", "fewer generated images (at most 1,000)", "2048", n="n1000", explain=(
         "The standard protocol on the first 1,000 generated images (and as many held-out "
         "images for the floor). FID is biased upwards at small n, by an amount that depends on "
         "the images: values at different n are not comparable.")),
@@ -216,7 +219,7 @@ class _Sets:
         self.extracted = 0  # images extracted here (fresh sets; a cache hit adds nothing)
         self.base = {"extractor": net.describe(), "weights_sha256": net.weights["sha256"],
                      "data_source": ds.description, "data_fingerprint": ds.fingerprint}
-        self._stats: dict[str, dict[str, np.ndarray]] = {}
+        self._refs: dict[str, Reference] = {}
         self._fids: dict[tuple[str, str], float] = {}
 
     def fake(self, p: Protocol, index: int) -> dict[str, Any]:
@@ -250,23 +253,23 @@ class _Sets:
         return {"features": self.ref["features"][p.layer][offset:offset + n], "distinct": None}
 
     def fid(self, f1: torch.Tensor, f2: torch.Tensor) -> float:
-        """FID of two feature sets; identical sets of features are computed once."""
-        keys = tuple(self._key(f) for f in (f1, f2))
-        if keys not in self._fids:
-            self._fids[keys] = metrics.fid_from_statistics(self._stats[keys[0]],
-                                                           self._stats[keys[1]])
-        return self._fids[keys]
-
-    def _key(self, f: torch.Tensor) -> str:
-        key = hashlib.sha256(f.contiguous().numpy().tobytes()).hexdigest()
-        if key not in self._stats:
-            self._stats[key] = metrics.statistics(f)
-        return key
+        """FID of set ``f1`` against the reference set ``f2``; each pair is computed once (the
+        slips' sets repeat), each reference prepared once."""
+        k1, k2 = _digest(f1), _digest(f2)
+        if k2 not in self._refs:
+            self._refs[k2] = Reference(f2)
+        if (k1, k2) not in self._fids:
+            self._fids[k1, k2] = self._refs[k2].distance(f1)
+        return self._fids[k1, k2]
 
     def _made(self, found: dict[str, Any], layer: str) -> dict[str, Any]:
         if found["cache"] == "built":
             self.extracted += found["n"] if found["distinct"] is None else found["distinct"]
         return {"features": found["features"][layer], "distinct": found["distinct"]}
+
+
+def _digest(feats: torch.Tensor) -> str:
+    return hashlib.sha256(feats.contiguous().numpy().tobytes()).hexdigest()
 
 
 def _score(sets: _Sets, p: Protocol) -> list[dict[str, Any]]:
@@ -347,7 +350,8 @@ def consistency(records: list[dict[str, Any]], name: str) -> dict[str, Any]:
 def _range(records: list[dict[str, Any]]) -> str:
     gen = sorted(r["value"] for r in records if r["kind"] == "generated")
     floor = [r["value"] for r in records if r["kind"] == "floor"]
-    text = f"{gen[0]:.3g} to {gen[-1]:.3g} for the snapshots scored" if len(gen) > 1 else \
-        f"{gen[0]:.3g} for the final snapshot"
+    text = (f"{gen[0]:.3g} for the final snapshot" if len(gen) == 1 else
+            f"{gen[0]:.3g} for every snapshot" if f"{gen[0]:.3g}" == f"{gen[-1]:.3g}" else
+            f"{gen[0]:.3g} to {gen[-1]:.3g} for the snapshots")
     return text + (f" and {floor[0]:.3g} for real images (the floor)" if floor else
                    " and no floor")
