@@ -1,6 +1,7 @@
 # cxr-gan: two commands on a fresh machine.
-#   make report   run notebooks 01-06 with papermill and rebuild reports/ (PROFILE=quick|smoke|paper,
-#                 RUN=name reuses or resumes runs/name, RETRAIN=1 trains it afresh)
+#   make report   run notebooks 01-07 with papermill and rebuild reports/ (PROFILE=quick|smoke|paper,
+#                 RUN=name reuses or resumes runs/name, RETRAIN=1 trains it afresh,
+#                 FID_PROTOCOLS=0 leaves out the section "Why FIDs disagree")
 #   make test     ruff + pytest (unit, pipeline, the quiz page in the system's headless Chromium:
 #                 apt-get install chromium chromium-driver; .ci/run does) + nbval over notebooks/
 #   make lab      JupyterLab on notebooks/
@@ -14,6 +15,7 @@ PROFILE ?=
 RUN ?=
 RETRAIN ?=
 SOURCE ?=
+FID_PROTOCOLS ?=
 
 .PHONY: report test lab bench bench-quality clean-venv
 
@@ -30,7 +32,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 report: $(STAMP)
-	$(PY) -m gan_lib report $(if $(PROFILE),--profile $(PROFILE)) $(if $(RUN),--run $(RUN)) $(if $(SOURCE),--source $(SOURCE)) $(if $(RETRAIN),--retrain)
+	$(PY) -m gan_lib report $(if $(PROFILE),--profile $(PROFILE)) $(if $(RUN),--run $(RUN)) $(if $(SOURCE),--source $(SOURCE)) $(if $(RETRAIN),--retrain) $(if $(filter 0,$(FID_PROTOCOLS)),--no-fid-protocols)
 
 test: $(STAMP)
 	@# Tests and nbval write runs/ and reports/ under .test-home, never over the real report,

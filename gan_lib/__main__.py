@@ -100,7 +100,7 @@ def _report(args: argparse.Namespace) -> None:
     # papermill streams each notebook's output through its logger: show it, unadorned.
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = report.build_report(profile=args.profile, run=args.run, source=args.source,
-                              retrain=args.retrain)
+                              retrain=args.retrain, fid_protocols=args.fid_protocols)
     print(f"report: {out}")
 
 
@@ -164,7 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     qs.add_argument("--reports-dir", help="where tables/ and figures/ go (default reports/)")
     qs.set_defaults(func=_quiz_score)
 
-    r = sub.add_parser("report", help="run notebooks 01-06 with papermill and rebuild reports/")
+    r = sub.add_parser("report", help="run notebooks 01-07 with papermill and rebuild reports/")
     r.add_argument("--profile", choices=list(config.PROFILES),
                    help="default: an existing run's own profile, else paper where CUDA is "
                         "present, else quick")
@@ -173,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--retrain", action="store_true",
                    help="replace an existing run folder with a fresh run (default: reuse a "
                         "finished run, resume an unfinished one)")
+    r.add_argument("--no-fid-protocols", dest="fid_protocols", action="store_false",
+                   help="leave out the section 'Why FIDs disagree' (notebook 07: the final "
+                        "snapshot under each FID protocol; on by default)")
     r.set_defaults(func=_report)
     return p
 

@@ -189,11 +189,13 @@ def protocol_table(result: dict[str, Any]) -> pd.DataFrame:
         mine = [r for r in result["records"] if r["protocol"] == p["name"]]
         n_fake, n_real = result["n_pairs"][p["n"]]
         row = {"protocol": p["label"], "n_fake": n_fake, "n_real": n_real}
-        for it in result["iterations"]:
+        for it in result["iterations"]:  # text cells: numbers (4 significant digits) or why not
             value = next((r["value"] for r in mine if r["iteration"] == it), None)
-            row[f"iteration {it}"] = "final only" if value is None and p["final_only"] else value
+            row[f"iteration {it}"] = (f"{value:.4g}" if value is not None else
+                                      "final only" if p["final_only"] else "unavailable")
         floor = next((r for r in mine if r["kind"] == "floor"), None)
-        row[floor_col] = "unavailable" if floor is None or floor["value"] is None else floor["value"]
+        row[floor_col] = ("unavailable" if floor is None or floor["value"] is None
+                          else f"{floor['value']:.4g}")
         row["original's " + " / ".join(f"{v:g}" for v in result["original"]["fid"])] = \
             verdicts[p["name"]]
         rows.append(row)
@@ -208,15 +210,19 @@ def protocol_notes(result: dict[str, Any]) -> pd.DataFrame:
                          for p in result["protocols"]])
 
 
+def protocol_provenance(result: dict[str, Any]) -> str:
+    """How the protocols' numbers were made: run, extractor, weights, data, latents, device."""
+    s, weights = result["settings"], result["weights"]
+    return (f"Run '{result['run']}'; features: {result['extractor']}, weights {weights['origin']} "
+            f"(sha256 {str(weights.get('sha256'))[:12]}); real images: "
+            f"{result['data']['description']}, train split (fingerprint "
+            f"{str(result['data']['fingerprint'])[:12]}); generated images: latents seed "
+            f"{s['seed']}, {result['sampling']}; {result['device']}, {result['precision']}.")
+
+
 def protocol_caption(result: dict[str, Any], table: str = "values") -> str:
     """Caption of the protocol tables: how every number was made, and what was not done."""
-    s, orig = result["settings"], result["original"]
-    weights = result["weights"]
-    how = (f"Run '{result['run']}'; features: {result['extractor']}, weights {weights['origin']} "
-           f"(sha256 {str(weights.get('sha256'))[:12]}); real images: "
-           f"{result['data']['description']}, train split (fingerprint "
-           f"{str(result['data']['fingerprint'])[:12]}); generated images: latents seed "
-           f"{s['seed']}, {result['sampling']}; {result['device']}, {result['precision']}.")
+    orig, how = result["original"], protocol_provenance(result)
     if table == "notes":
         return ("What each protocol changes, and where each of the original report's FIDs "
                 f"({' / '.join(f'{v:g}' for v in orig['fid'])} at iterations "
@@ -234,3 +240,13 @@ def protocol_caption(result: dict[str, Any], table: str = "values") -> str:
             "places the original report's FIDs against the row's floor and highest value "
             f"(second table). Computed in {result['seconds']:.0f} s, {result['images_extracted']:,} "
             "images extracted beyond Table 1's cached features. " + how)
+
+
+def protocol_points(result: dict[str, Any]) -> pd.DataFrame:
+    """Long form of :func:`protocol_table` for plots: protocol, set, fid (measured cells only)."""
+    labels = {p["name"]: p["label"] for p in result["protocols"]}
+    return pd.DataFrame([{"protocol": labels[r["protocol"]], "fid": r["value"],
+                          "set": (f"iteration {r['iteration']}" if r["kind"] == "generated"
+                                  else "floor (real vs real)")}
+                         for r in result["records"] if r["value"] is not None],
+                        columns=["protocol", "set", "fid"])
