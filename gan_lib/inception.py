@@ -285,11 +285,11 @@ def load_extractor(score_cfg: ScoreConfig, extractor: str = EXTRACTOR) -> Extrac
         layers["is"] = cls.get_default_feature_layer_for_metric("isc")
     where = device.resolve_device(score_cfg.device)
     precision = device.resolve_precision(score_cfg.precision, where)
+    widths = [w for w in WIDTHS if w in cls.get_provided_features_list()]
     try:
-        widths = [w for w in WIDTHS if w in cls.get_provided_features_list()]
-        module = create_feature_extractor(extractor, sorted({*layers.values(), *widths}), cuda=False,
-                                          feature_extractor_weights_path=weights["path"],
-                                          verbose=False)
+        module = create_feature_extractor(extractor, sorted({*layers.values(), *widths}),
+                                          cuda=False, verbose=False,
+                                          feature_extractor_weights_path=weights["path"])
     except RuntimeError as err:  # load_state_dict: passed our checks but still does not fit
         raise ValueError(f"torch-fidelity could not load {weights['path']}: {err}") from None
     # channels_last: ~1.5x faster fp32 convolutions on a CPU (oneDNN); features change by ~1e-6.
