@@ -1,7 +1,8 @@
 # cxr-gan: two commands on a fresh machine.
-#   make report   run notebooks 01-07 with papermill and rebuild reports/ (PROFILE=quick|smoke|paper,
+#   make report   run notebooks 01-08 with papermill and rebuild reports/ (PROFILE=quick|smoke|paper,
 #                 RUN=name reuses or resumes runs/name, RETRAIN=1 trains it afresh,
-#                 CONDITIONAL=1 a class-conditional run with per-class scores and TSTR)
+#                 CONDITIONAL=1 a class-conditional run with per-class scores and TSTR,
+#                 FID_PROTOCOLS=0 leaves out the section "Why FIDs disagree")
 #   make test     ruff + pytest (unit, pipeline, the quiz page in the system's headless Chromium:
 #                 apt-get install chromium chromium-driver; .ci/run does) + nbval over notebooks/
 #   make lab      JupyterLab on notebooks/
@@ -16,6 +17,7 @@ RUN ?=
 RETRAIN ?=
 CONDITIONAL ?=
 SOURCE ?=
+FID_PROTOCOLS ?=
 
 .PHONY: report test lab bench bench-quality clean-venv
 
@@ -32,7 +34,7 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 report: $(STAMP)
-	$(PY) -m gan_lib report $(if $(PROFILE),--profile $(PROFILE)) $(if $(RUN),--run $(RUN)) $(if $(SOURCE),--source $(SOURCE)) $(if $(RETRAIN),--retrain) $(if $(CONDITIONAL),--conditional)
+	$(PY) -m gan_lib report $(if $(PROFILE),--profile $(PROFILE)) $(if $(RUN),--run $(RUN)) $(if $(SOURCE),--source $(SOURCE)) $(if $(RETRAIN),--retrain) $(if $(CONDITIONAL),--conditional) $(if $(filter 0,$(FID_PROTOCOLS)),--no-fid-protocols)
 
 test: $(STAMP)
 	@# Tests and nbval write runs/ and reports/ under .test-home, never over the real report,

@@ -117,7 +117,8 @@ def _report(args: argparse.Namespace) -> None:
     # papermill streams each notebook's output through its logger: show it, unadorned.
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = report.build_report(profile=args.profile, run=args.run, source=args.source,
-                              retrain=args.retrain, conditional=args.conditional or None)
+                              retrain=args.retrain, conditional=args.conditional or None,
+                              fid_protocols=args.fid_protocols)
     print(f"report: {out}")
 
 
@@ -187,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--seeds", default="0,1,2", help="classifier seeds, comma-separated")
     u.set_defaults(func=_utility)
 
-    r = sub.add_parser("report", help="run notebooks 01-07 with papermill and rebuild reports/")
+    r = sub.add_parser("report", help="run notebooks 01-08 with papermill and rebuild reports/")
     r.add_argument("--profile", choices=list(config.PROFILES),
                    help="default: an existing run's own profile, else paper where CUDA is "
                         "present, else quick")
@@ -199,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--conditional", action="store_true",
                    help="a class-conditional run (default name PROFILE-conditional): per-class "
                         "samples and scores, and the usefulness study (notebook 07)")
+    r.add_argument("--no-fid-protocols", dest="fid_protocols", action="store_false",
+                   help="leave out the section 'Why FIDs disagree' (notebook 08: the final "
+                        "snapshot under each FID protocol; on by default)")
     r.set_defaults(func=_report)
     return p
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from . import quiz_stats, score_tables, utility
 
-SECTIONS = ("data", "training", "is", "fid", "audit", "utility", "reader")  # report order
+SECTIONS = ("data", "training", "is", "fid", "protocols", "audit", "utility", "reader")  # report order
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ class Artefact:
     section: str  # where the report places it: one of SECTIONS
     title: str  # the line under it in the report
     caption: Callable[..., str]  # the full caption, drawn into the figure / under the table
-    # Written only when its input exists (reader answers; a conditional run): a report
-    # without it is complete.
+    # Written only when its input exists (reader answers; a conditional run) or its section
+    # is switched on (FID protocols, on by default): a report without it is complete.
     optional: bool = False
 
     @property
@@ -111,6 +111,13 @@ def _fid_curve(scores: dict[str, Any]) -> str:
     return f"Run '{scores['run']}'. {score_tables.provenance(scores)}"
 
 
+def _fid_protocols(result: dict[str, Any]) -> str:
+    band = " / ".join(f"{v:g}" for v in result["original"]["fid"])
+    return ("FID of each snapshot (dots) and of held-out real images (crosses, the floor) under "
+            "each protocol, n pairs as in the table above; shaded: the range of the original "
+            f"report's FIDs ({band}). {score_tables.protocol_provenance(result)}")
+
+
 def _closest(audit: dict[str, Any]) -> str:
     m = audit["memorization"]
     return (f"Run '{audit['run']}', iteration {m['iteration']}: the 16 generated images (of "
@@ -149,6 +156,16 @@ ARTEFACTS: dict[str, Artefact] = {a.name: a for a in (
              lambda scores: score_tables.table_caption(scores, "fid")),
     Artefact("fid_vs_iteration", "figure", "05_score_is_fid", "fid",
              "FID against training iteration, with the real-vs-real floors.", _fid_curve),
+    # Notebook 08 runs unless the report is built with fid_protocols=False (--no-fid-protocols).
+    Artefact("fid_protocols", "table", "08_fid_protocols", "protocols",
+             "Why FIDs disagree: this run's snapshots under each FID protocol.",
+             lambda result: score_tables.protocol_caption(result, "values"), optional=True),
+    Artefact("fid_protocols_figure", "figure", "08_fid_protocols", "protocols",
+             "The same images under each FID protocol, against the original report's range.",
+             _fid_protocols, optional=True),
+    Artefact("fid_protocols_notes", "table", "08_fid_protocols", "protocols",
+             "What each protocol does, and where the original report's FIDs fall against it.",
+             lambda result: score_tables.protocol_caption(result, "notes"), optional=True),
     Artefact("audit", "table", "06_audit", "audit",
              "Fidelity, diversity and FID_inf per snapshot.",
              lambda audit: score_tables.audit_caption(audit, "audit")),

@@ -126,6 +126,16 @@ def mean(t: torch.Tensor) -> torch.Tensor:
     return t.div_(world_size())
 
 
+def total(count: int) -> int:
+    """The sum of ``count`` over the ranks (``count`` itself in one process)."""
+    if not active():
+        return count
+    t = torch.tensor([count], dtype=torch.float64,
+                     device=torch.device("cuda", local_rank()) if backend() == "nccl" else None)
+    dist.all_reduce(t)
+    return int(t.item())
+
+
 def gather_rows(t: torch.Tensor, n: int) -> torch.Tensor:
     """Every rank's ``shard(n)`` rows of a table, concatenated in rank order: all ``n`` rows.
 
@@ -219,5 +229,5 @@ def _swap_batchnorm(module: nn.Module, cls: type[nn.Module]) -> nn.Module:
 
 
 __all__ = ["launched", "requested", "active", "rank", "world_size", "is_main", "local_rank",
-           "progress_bar", "barrier", "main_first", "shard", "shard_of", "mean", "gather_rows",
+           "progress_bar", "barrier", "main_first", "shard", "shard_of", "mean", "total", "gather_rows",
            "GlobalBatchNorm2d", "sync_batchnorm", "local_batchnorm", "data_parallel"]

@@ -51,6 +51,10 @@ if TYPE_CHECKING:
     from .config import ScoreConfig
 
 EXTRACTOR = "inception-v3-compat"  # torch-fidelity's name for the FID Inception
+# Narrower feature layers of the same network, requested in every extraction: they come out of
+# the same forward pass as pool3 (torch-fidelity stops at the last requested layer, pool3 comes
+# after them), so they cost nothing extra and let gan_lib.protocols compare FID widths.
+WIDTHS = ("64", "192", "768")
 ENV_VAR = "GAN_LIB_INCEPTION_WEIGHTS"
 HUB_FILES = {  # file name in <torch hub dir>/checkpoints -> which library downloads it there
     "weights-inception-2015-12-05-6726825d.pth": "torch-fidelity hub cache",
@@ -257,13 +261,15 @@ class Extractor:
         """What the features depend on (the real-statistics cache key)."""
         return {"extractor": self.name, "library": self.library,
                 "layers": sorted(self.layers.items()), "weights_sha256": self.weights.get("sha256"),
+                "features": sorted(self.module.get_requested_features_list()),
                 "precision": self.precision, "memory_format": "channels_last"}
 
 
 def load_extractor(score_cfg: ScoreConfig, extractor: str = EXTRACTOR) -> Extractor:
     """Build torch-fidelity's extractor ``extractor`` with resolved weights on the chosen device.
 
-    The IS layer is added only when the weights have classifier logits.
+    The IS layer is added only when the weights have classifier logits; the narrower layers
+    :data:`WIDTHS` are requested beside them when the extractor provides them.
     """
     if extractor not in FEATURE_EXTRACTORS_REGISTRY:
         raise ValueError(f"extractor={extractor!r} is not registered with torch-fidelity; "
@@ -279,10 +285,11 @@ def load_extractor(score_cfg: ScoreConfig, extractor: str = EXTRACTOR) -> Extrac
         layers["is"] = cls.get_default_feature_layer_for_metric("isc")
     where = device.resolve_device(score_cfg.device)
     precision = device.resolve_precision(score_cfg.precision, where)
+    widths = [w for w in WIDTHS if w in cls.get_provided_features_list()]
     try:
-        module = create_feature_extractor(extractor, sorted(set(layers.values())), cuda=False,
-                                          feature_extractor_weights_path=weights["path"],
-                                          verbose=False)
+        module = create_feature_extractor(extractor, sorted({*layers.values(), *widths}),
+                                          cuda=False, verbose=False,
+                                          feature_extractor_weights_path=weights["path"])
     except RuntimeError as err:  # load_state_dict: passed our checks but still does not fit
         raise ValueError(f"torch-fidelity could not load {weights['path']}: {err}") from None
     # channels_last: ~1.5x faster fp32 convolutions on a CPU (oneDNN); features change by ~1e-6.

@@ -219,8 +219,7 @@ def _score_snapshot(net: Extractor, iteration: int, path: Path, real: dict[str, 
                     final: bool) -> list[dict[str, Any]]:
     """FID/KID of one snapshot's n_fake images; for the final one also IS of n_fake_is images."""
     want_is = final and "is" in score_cfg.metrics
-    n_gen = max(score_cfg.n_fake if _wants_pairs(score_cfg) else 0,
-                score_cfg.n_fake_is if want_is and "is" in net.layers else 0)
+    n_gen = generated_count(net, score_cfg, final)
     if n_gen == 0 and not want_is:
         return []  # e.g. metrics=("is",) and not the final snapshot: nothing to compute
     t0 = time.perf_counter()
@@ -246,6 +245,14 @@ def _score_snapshot(net: Extractor, iteration: int, path: Path, real: dict[str, 
                                   real["seconds"], kind="real", iteration=None, snapshot=None,
                                   compared="real train images", n_fake=None))
     return records
+
+
+def generated_count(net: Extractor, score_cfg: ScoreConfig, final: bool) -> int:
+    """How many images of a snapshot scoring extracts (and caches): n_fake for FID/KID, and for
+    the final snapshot n_fake_is when an IS is asked for and the weights can give one."""
+    want_is = final and "is" in score_cfg.metrics and "is" in net.layers
+    return max(score_cfg.n_fake if _wants_pairs(score_cfg) else 0,
+               score_cfg.n_fake_is if want_is else 0)
 
 
 def floor_plan(n_train: int, n_test: int, n_fake: int, n_ref: int) -> dict[str, dict[str, Any]]:

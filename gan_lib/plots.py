@@ -264,3 +264,26 @@ def plot_reader_study(table: pd.DataFrame, roc: dict[str, np.ndarray], caption: 
     right.legend(loc="lower right", fontsize=8)
     _caption(fig, caption)
     return fig
+
+
+def plot_fid_protocols(points: pd.DataFrame, band: tuple[float, float], band_label: str,
+                       caption: str) -> plt.Figure:
+    """FID of each set (snapshot or floor) under each protocol, one row per protocol, on a
+    symmetric-log axis (values from ~0 to hundreds); ``band`` shades a range of FIDs."""
+    order = list(dict.fromkeys(points["protocol"]))
+    fig, ax = plt.subplots(figsize=(9, 0.42 * len(order) + 1.6))
+    ax.axvspan(*band, color="C3", alpha=0.15, label=band_label)
+    sets = list(dict.fromkeys(points["set"]))
+    for k, (name, color) in enumerate(zip(sets, sns.color_palette("tab10"), strict=False)):
+        mine = points[points["set"] == name]
+        y = [order.index(p) + (k - (len(sets) - 1) / 2) * 0.12 for p in mine["protocol"]]
+        ax.plot(mine["fid"], y, "x" if name.startswith("floor") else "o", color=color,
+                label=name, ms=6)
+    ax.set_xscale("symlog", linthresh=1e-3)
+    ax.set_yticks(range(len(order)), order, fontsize=8)
+    ax.invert_yaxis()
+    ax.set(xlabel="FID (symmetric log scale; lower is better)",
+           title="The same images under different FID protocols")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
+    _caption(fig, caption)
+    return fig

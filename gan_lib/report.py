@@ -1,4 +1,4 @@
-"""The report pipeline: notebooks 01-07 executed by papermill, then reports/report.{md,html}.
+"""The report pipeline: notebooks 01-08 executed by papermill, then reports/report.{md,html}.
 
 Everything is written to a staging folder beside reports/ first; only when every notebook has
 passed are the new figures, tables, executed notebooks and report swapped in, so a failure
@@ -23,11 +23,12 @@ from typing import Any
 
 import torch
 
-from . import artefacts, checkpoint, config, io, quiz, runinfo
+from . import artefacts, checkpoint, config, io, protocols, quiz, runinfo
 from .device import resolve_precision
 
 GENERATED = ("figures", "tables", "notebooks", "report.md", "report.html", "build.json")
 TEMPLATE = "report.md.j2"  # in gan_lib/templates/: ships with the package (importlib.resources)
+PROTOCOLS_NOTEBOOK = "08_fid_protocols.ipynb"  # the "Why FIDs disagree" section (optional)
 
 
 class NotebookFailed(RuntimeError):
@@ -40,11 +41,12 @@ def default_profile() -> str:
 
 def build_report(profile: str | None = None, run: str | None = None, source: str | None = None,
                  reports_dir: str | Path | None = None, retrain: bool = False,
-                 conditional: bool | None = None) -> Path:
-    """Run notebooks 01-07 with papermill and (re)build ``reports/``; return report.md's path.
+                 conditional: bool | None = None, fid_protocols: bool = True) -> Path:
+    """Run notebooks 01-08 with papermill and (re)build ``reports/``; return report.md's path.
 
     Answers in ``reports/quiz/answers/`` are checked before the notebooks run and scored into
     the report's "Reader study" section; without answers the report has no such section.
+    ``fid_protocols=False`` skips notebook 08, and with it the section "Why FIDs disagree".
 
     ``profile`` defaults to the existing run's own profile, else paper where CUDA is present,
     else quick; ``run`` to the profile name ("-conditional" added for a conditional report).
@@ -75,14 +77,18 @@ def build_report(profile: str | None = None, run: str | None = None, source: str
     params = {"profile": profile, "run": run, "source": source or "auto",
               "reports_dir": str(staging), "overrides": overrides, **training}
     answers = reader_answers(reports_dir)  # bad answer files: fail before the notebooks run
+    skip = () if fid_protocols else (PROTOCOLS_NOTEBOOK,)
+    if skip:
+        print(f"[report] 'Why FIDs disagree' is off: {PROTOCOLS_NOTEBOOK} is not run")
     try:
-        stages = run_notebooks(params, staging / "notebooks")
+        stages = run_notebooks(params, staging / "notebooks", skip=skip)
         if answers:
             quiz.score_answers(answers, quiz.quiz_dir(reports_dir) / "key.json", staging)
         render_report(staging, run_dir=config.RUNS_DIR / run, profile=profile, stages=stages)
         io.write_json(staging / "build.json", {
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "command": {k: v for k, v in params.items() if k != "reports_dir"},
+            "command": {**{k: v for k, v in params.items() if k != "reports_dir"},
+                        "fid_protocols": fid_protocols},
             "git_commit": runinfo.git_commit(), "stages": stages,
             "total_seconds": round(sum(s["seconds"] for s in stages), 1)})
     except BaseException:
@@ -141,15 +147,16 @@ def training_plan(cfg: config.TrainConfig, retrain: bool = False) -> dict[str, b
     return {"resume": True, "overwrite": False}
 
 
-def run_notebooks(params: dict[str, Any], out_dir: Path,
-                  progress: bool = True) -> list[dict[str, Any]]:
-    """Execute notebooks/0*.ipynb in order; each gets the parameters it declares."""
+def run_notebooks(params: dict[str, Any], out_dir: Path, progress: bool = True,
+                  skip: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Execute notebooks/0*.ipynb in order, but those named in ``skip``; each gets the
+    parameters it declares."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     out_dir.mkdir(parents=True, exist_ok=True)
     stages = []
-    for nb in sorted(config.NOTEBOOKS_DIR.glob("0*.ipynb")):
+    for nb in sorted(p for p in config.NOTEBOOKS_DIR.glob("0*.ipynb") if p.name not in skip):
         declared = pm.inspect_notebook(str(nb))
         given = {k: v for k, v in params.items() if k in declared}
         print(f"[report] {nb.name} {given}", flush=True)
@@ -218,6 +225,7 @@ def report_context(out: Path, run_dir: Path, profile: str,
         "tables": tables,
         "figures": figures,
         "headline": headline(scores),
+        "original_fids": [f"{v:g}" for v in protocols.ORIGINAL_FIDS],
         "stages": stages,
         "total_seconds": round(sum(s["seconds"] for s in stages), 1),
         "json": lambda obj: json.dumps(obj, indent=2, sort_keys=True),

@@ -21,7 +21,7 @@ LAYERS = [
     {"checkpoint", "runinfo", "train", "inception"},
     {"features", "launch"},
     {"metrics"},
-    {"score_tables", "plots", "audit", "quiz_stats", "utility"},
+    {"score_tables", "plots", "audit", "quiz_stats", "utility", "protocols"},
     {"artefacts", "quiz"},
     {"report"},
     {"__main__", "__init__"},

@@ -10,8 +10,9 @@ import pytest
 
 from gan_lib import artefacts, config, report
 
-# Optional artefacts (the reader study) are written only when answers exist: none here.
-ALWAYS = [a for a in artefacts.ARTEFACTS.values() if not a.optional]
+# Optional artefacts: the reader study's are written only when answers exist (none here); the
+# FID protocols' ("Why FIDs disagree") unless the report is built with fid_protocols=False.
+ALWAYS = [a for a in artefacts.ARTEFACTS.values() if not a.optional or a.section == "protocols"]
 EXPECTED_FIGURES = [a.file for a in ALWAYS if a.kind == "figure"]
 EXPECTED_TABLES = [a.name for a in ALWAYS if a.kind == "table"]
 
@@ -33,7 +34,7 @@ def smoke_report(tmp_path_factory):
 
 def test_pipeline_writes_every_expected_file(smoke_report):
     reports = smoke_report.parent
-    assert len(EXPECTED_FIGURES) == 9 and len(EXPECTED_TABLES) == 5
+    assert len(EXPECTED_FIGURES) == 10 and len(EXPECTED_TABLES) == 7
     for name in EXPECTED_FIGURES:
         png = reports / name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
@@ -44,11 +45,12 @@ def test_pipeline_writes_every_expected_file(smoke_report):
     quiz_key = json.loads((reports / "quiz" / "key.json").read_text())  # notebook 04's quiz
     assert quiz_key["run"] == "smoke" and (reports / "quiz" / "index.html").is_file()
     executed = sorted(p.name[:2] for p in (reports / "notebooks").glob("*.ipynb"))
-    assert executed == ["01", "02", "03", "04", "05", "06", "07"]
+    assert executed == ["01", "02", "03", "04", "05", "06", "07", "08"]
     assert "Are the images useful?" not in smoke_report.read_text()  # unconditional: no study
     assert not (reports / ".staging").exists()
     build = json.loads((reports / "build.json").read_text())  # how long each notebook took
     assert [s["notebook"][:2] for s in build["stages"]] == executed
+    assert build["command"]["fid_protocols"] is True
     assert build["command"]["profile"] == "smoke" and build["total_seconds"] == pytest.approx(
         sum(s["seconds"] for s in build["stages"]), abs=0.2)
 
@@ -66,6 +68,23 @@ def test_report_md_states_every_table_value_and_the_synthetic_source(smoke_repor
         assert any(abs(value - s) <= 5e-4 * abs(value) for s in shown), value
 
 
+def test_why_fids_disagree_is_added_beside_table_1_and_its_standard_row_is_table_1(smoke_report):
+    md = smoke_report.read_text()
+    assert md.index("## FID and KID (Table 1)") < md.index("## Why FIDs disagree")
+    fid = pd.read_csv(smoke_report.parent / "tables" / "fid.csv")
+    table = pd.read_csv(smoke_report.parent / "tables" / "fid_protocols.csv")
+    standard = table.iloc[0]
+    assert standard["protocol"].startswith("standard") and standard["n_fake"] == 32
+    for _, row in fid[fid["iteration"].isin(["10", "20"])].iterrows():  # 4 digits printed
+        assert float(standard[f"iteration {row['iteration']}"]) == pytest.approx(
+            float(row["FID"]), rel=5e-4)
+    held_out = fid[fid["compared"] == "real train, held out vs real train reference"]["FID"]
+    assert float(standard["floor (real vs real)"]) == pytest.approx(float(held_out.iloc[0]),
+                                                                     rel=5e-4)
+    for label in table["protocol"]:  # every protocol is explained in the section
+        assert md.count(label) >= 2, label
+
+
 def test_report_html_embeds_every_figure(smoke_report):
     html = (smoke_report.parent / "report.html").read_text()
     srcs = re.findall(r'<img[^>]*src="([^"]+)"', html)
@@ -80,10 +99,16 @@ def test_report_html_embeds_every_figure(smoke_report):
 def test_report_on_an_existing_run_reuses_it(smoke_report, tmp_path, capsys):
     run_dir = config.RUNS_DIR / "smoke"
     before = {p: p.read_bytes() for p in (run_dir / "config.json", run_dir / "losses.jsonl")}
-    again = report.build_report(run="smoke", source="phantom", reports_dir=tmp_path / "reuse")
+    again = report.build_report(run="smoke", source="phantom", reports_dir=tmp_path / "reuse",
+                                fid_protocols=False)
     out = capsys.readouterr().out
     assert "profile: smoke (the profile run 'smoke' was trained with)" in out
     assert "reusing the finished run" in out
+    # the section "Why FIDs disagree" switched off: notebook 07 not run, nothing of it written
+    assert "08_fid_protocols.ipynb is not run" in out
+    assert "Why FIDs disagree" not in again.read_text()
+    assert not any((again.parent / a.file).exists() for a in artefacts.in_section("protocols"))
+    assert sorted(p.name[:2] for p in (again.parent / "notebooks").glob("*.ipynb"))[-1] == "06"
     assert {p: p.read_bytes() for p in before} == before  # not retrained, not even re-stamped
     first = (smoke_report.parent / "tables" / "fid.csv").read_text()
     assert (again.parent / "tables" / "fid.csv").read_text() == first
