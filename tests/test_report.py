@@ -104,11 +104,11 @@ def test_report_on_an_existing_run_reuses_it(smoke_report, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "profile: smoke (the profile run 'smoke' was trained with)" in out
     assert "reusing the finished run" in out
-    # the section "Why FIDs disagree" switched off: notebook 07 not run, nothing of it written
+    # the section "Why FIDs disagree" switched off: notebook 08 not run, nothing of it written
     assert "08_fid_protocols.ipynb is not run" in out
     assert "Why FIDs disagree" not in again.read_text()
     assert not any((again.parent / a.file).exists() for a in artefacts.in_section("protocols"))
-    assert sorted(p.name[:2] for p in (again.parent / "notebooks").glob("*.ipynb"))[-1] == "06"
+    assert sorted(p.name[:2] for p in (again.parent / "notebooks").glob("*.ipynb"))[-1] == "07"
     assert {p: p.read_bytes() for p in before} == before  # not retrained, not even re-stamped
     first = (smoke_report.parent / "tables" / "fid.csv").read_text()
     assert (again.parent / "tables" / "fid.csv").read_text() == first
