@@ -192,7 +192,8 @@ def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
     for iteration, path in snapshots:
         records += _score_snapshot(net, iteration, path, real, score_cfg, base,
                                    final=iteration == snapshots[-1][0])
-    classes = models.read_snapshot(snapshots[-1][1]).get("classes")
+    final = models.read_snapshot(snapshots[-1][1])
+    classes = final.get("classes")
     if classes and _wants_pairs(score_cfg):  # a conditional run: intra-class scores too
         records += _class_records(net, ds, real, snapshots, classes, image_size, score_cfg, base)
     scores = {
@@ -200,7 +201,7 @@ def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "settings": score_cfg.to_dict(), "extractor": net.describe(), "layers": net.layers,
         "weights": net.weights, "device": str(net.device), "precision": net.precision,
-        "sampling": models.read_snapshot(snapshots[-1][1])["sampling"]["description"],
+        "sampling": final["sampling"]["description"],
         "data": {"source": ds.source, "description": ds.description, "kind": ds.kind,
                  "split": "train",
                  "fingerprint": ds.fingerprint, "n_images": len(ds.images),
@@ -334,32 +335,34 @@ def _class_records(net: Extractor, ds: Any, real: dict[str, Any], snapshots: lis
     labels = models.labels_for(classes, score_cfg.n_fake, score_cfg.seed)
     in_order = class_positions(ds)
     records: list[dict[str, Any]] = []
+    refs: dict[int, dict[str, Any]] = {}  # class -> its reference set, for the snapshots below
     for c, name in enumerate(classes["names"]):
-        mine = labels == c
-        n_c, positions = int(mine.sum()), in_order[c]
+        n_c, positions = int((labels == c).sum()), in_order[c]
         n_ref = min(score_cfg.n_real or len(positions), len(positions) - n_c)
-        common = dict(class_name=name, same_n=True)
         if n_c < 2 or n_ref < 2:
-            records += [{**base, **common, "kind": "floor", "name": m, "metric": m,
-                         "value": None, "std": None, "n_fake": n_c, "n_real": max(n_ref, 0),
+            records += [{**base, "class_name": name, "same_n": True, "kind": "floor",
+                         "name": m, "metric": m, "value": None, "std": None, "n_fake": n_c,
+                         "n_real": max(n_ref, 0),
                          "compared": f"real train {name}, held out vs reference",
                          "unavailable": f"class {name}: {n_c} generated and {len(positions)} "
                                         "training images are too few for two disjoint sets"}
                         for m in ("fid", "kid") if m in score_cfg.metrics]
             continue
         cached = (real["n"],)
-        ref = {"features": at_indices(net, ds, positions[:n_ref], image_size, cached),
-               "stats": None, "n": n_ref}
+        refs[c] = {"features": at_indices(net, ds, positions[:n_ref], image_size, cached),
+                   "stats": None, "n": n_ref}
         held = at_indices(net, ds, positions[n_ref:n_ref + n_c], image_size, cached)
-        records += _pair_records(net, held, ref, score_cfg, base, 0.0, kind="floor",
-                                 iteration=None, snapshot=None, **common,
+        records += _pair_records(net, held, refs[c], score_cfg, base, 0.0, kind="floor",
+                                 iteration=None, snapshot=None, class_name=name, same_n=True,
                                  compared=f"real train {name}, held out vs real train {name} "
                                           "reference")
-        for iteration, path in snapshots:
-            fake = fake_features(net, path, score_cfg.n_fake, score_cfg.seed)["features"]
-            records += _pair_records(net, {k: v[mine] for k, v in fake.items()}, ref, score_cfg,
-                                     base, 0.0, kind="generated", iteration=iteration,
-                                     snapshot=str(path), **common,
+    for iteration, path in snapshots:  # each snapshot's cached FID set, read once
+        fake = fake_features(net, path, score_cfg.n_fake, score_cfg.seed)["features"]
+        for c, ref in refs.items():
+            name = classes["names"][c]
+            records += _pair_records(net, {k: v[labels == c] for k, v in fake.items()}, ref,
+                                     score_cfg, base, 0.0, kind="generated", iteration=iteration,
+                                     snapshot=str(path), class_name=name, same_n=True,
                                      compared=f"generated {name} (iteration {iteration}) vs "
                                               f"real train {name} reference")
     return records

@@ -196,7 +196,12 @@ def load_generator(snapshot: str | os.PathLike, device: str | torch.device = "cp
     re-estimated for the snapshot; ``"training"`` puts back the running averages training had
     kept, to measure what the rule changes (benchmarks/bn_sampling.py).
     """
-    blob = read_snapshot(snapshot)
+    return _rebuild(read_snapshot(snapshot), snapshot, device, bn_stats)
+
+
+def _rebuild(blob: dict[str, Any], snapshot: str | os.PathLike, device: str | torch.device,
+             bn_stats: str = "sampling") -> Generator:
+    """The Generator of a snapshot's contents (:func:`read_snapshot`), in eval mode."""
     state = dict(blob["state_dict"])
     if bn_stats == "training":
         state.update(blob["training_bn_stats"])
@@ -235,7 +240,8 @@ def generate(snapshot: str | os.PathLike | Generator, n: int, seed: int = 0,
     if isinstance(snapshot, nn.Module):
         G, classes = snapshot, None
     else:
-        G, classes = load_generator(snapshot, device), read_snapshot(snapshot).get("classes")
+        blob = read_snapshot(snapshot)  # read once: the weights and the classes
+        G, classes = _rebuild(blob, snapshot, device), blob.get("classes")
     if unwrap(G).n_classes and classes is None and labels is None:
         raise ValueError("this generator is class-conditional: sample it from its snapshot file, "
                          "which records the class names and ratio (runs/NAME/snapshots/...)")

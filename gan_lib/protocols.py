@@ -221,15 +221,18 @@ class _Sets:
                      "data_source": ds.description, "data_fingerprint": ds.fingerprint}
         self._refs: dict[str, Reference] = {}
         self._fids: dict[tuple[str, str], float] = {}
+        self._table_1: dict[Any, dict[str, torch.Tensor]] = {}  # Table 1's sets, read once
 
     def fake(self, p: Protocol, index: int) -> dict[str, Any]:
         """Features of snapshot ``index``'s first n generated images under ``p``."""
         n, recipe = self.pairs[p.n][0], p.recipes()["fake"]
         if recipe is None:  # Table 1's set: the first n of what scoring extracted
-            final = index == len(self.snapshots) - 1
-            total = max(n, metrics.generated_count(self.net, self.cfg, final))
-            found = features.fake_features(self.net, self.snapshots[index][1], total, self.cfg.seed)
-            return {"features": found["features"][p.layer][:n], "distinct": None}
+            if index not in self._table_1:
+                final = index == len(self.snapshots) - 1
+                total = max(n, metrics.generated_count(self.net, self.cfg, final))
+                self._table_1[index] = features.fake_features(
+                    self.net, self.snapshots[index][1], total, self.cfg.seed)["features"]
+            return {"features": self._table_1[index][p.layer][:n], "distinct": None}
         return self._made(features.fake_features(self.net, self.snapshots[index][1], n,
                                                  self.cfg.seed, recipe), p.layer)
 
@@ -246,9 +249,10 @@ class _Sets:
             return self._made(features.real_features(self.net, self.ds, n, self.size, offset,
                                                      recipe), p.layer)
         if held_out and p.n != "small":  # Table 1's held-out floor set
-            found = features.real_features(self.net, self.ds, self.cfg.n_fake, self.size,
-                                           offset=self.ref["n"])["features"]
-            return {"features": found[p.layer][:n], "distinct": None}
+            if "held out" not in self._table_1:
+                self._table_1["held out"] = features.real_features(
+                    self.net, self.ds, self.cfg.n_fake, self.size, offset=self.ref["n"])["features"]
+            return {"features": self._table_1["held out"][p.layer][:n], "distinct": None}
         # the small pair's sets are both inside the reference set: images 0..n and n..n + n_fake
         return {"features": self.ref["features"][p.layer][offset:offset + n], "distinct": None}
 

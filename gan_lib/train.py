@@ -181,7 +181,7 @@ def _prepare(cfg: TrainConfig, resume: bool, overwrite: bool) -> Run:
                          f"{len(labels.unique())} class(es) of {ds.class_names}; a conditional "
                          "run needs at least two (use more images, or conditional=False)")
     classes = models.class_record(ds.class_names, labels) if labels is not None else None
-    n_classes = len(ds.class_names) if cfg.conditional else 0
+    n_classes = len(classes["names"]) if classes else 0
     if ckpt is not None and ckpt["data_fingerprint"] != ds.fingerprint:
         raise ValueError(f"Cannot resume {folder}: the data source {cfg.source!r} now has "
                          f"fingerprint {ds.fingerprint}, the checkpoint was trained on "

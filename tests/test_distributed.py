@@ -70,10 +70,8 @@ def torchrun(home: Path, args: list[str], slow: bool = False, nproc: int = 2,
 
 
 def train_args(name: str, **settings) -> list[str]:
-    cfg = tiny(name=name, **{**SETTINGS, **settings}).to_dict()
-    sets = [f"{k}={','.join(map(str, v)) if isinstance(v, list | tuple) else v}"
-            for k, v in cfg.items() if k not in ("name", "profile")]
-    return ["train", "--profile", "smoke", "--run", name, *(f"--set={s}" for s in sets)]
+    args = launch.command(tiny(name=name, **{**SETTINGS, **settings}), 2)
+    return args[args.index("--") + 1:]  # what launch passes to gan_lib's command line
 
 
 @pytest.fixture(scope="module")
