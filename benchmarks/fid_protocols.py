@@ -2,11 +2,12 @@
 
 Reads what the report pipeline wrote, measures nothing itself:
 
-- ``runs/<run>/protocols.json`` (notebook 07, ``gan_lib.protocols.score_protocols``): the FID
+- ``runs/<run>/protocols.json`` (notebook 08, ``gan_lib.protocols.score_protocols``): the FID
   of every snapshot and floor under each protocol, with its n pair, and the seconds the
   function took (Table 1's features already cached, as in the report);
 - ``runs/<run>/scores.json`` (notebook 05): Table 1, and the seconds scoring took;
-- ``reports/build.json``: the wall time of each notebook of that build (stage 07 = the section);
+- ``reports/build.json``: the wall time of each notebook of that build (stage 08 = the section;
+  it was 07 when benchmarks/results/fid_protocols_quick.json was made);
 - ``benchmarks/results/quick_report.json``: the quick report built from nothing, the reference
   the extra time is quoted against;
 - optionally (``--cold-scores``) a copy of scores.json from scoring the run with empty feature
