@@ -52,8 +52,14 @@ def _fsync(path: Path) -> None:
 
 
 def save_torch(obj: Any, path: str | os.PathLike) -> None:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """``torch.save``, atomic; the same object gives the same bytes at any path.
+
+    Saved through a file object, the archive's inner folder is always ``archive``; saved by
+    name, torch would name it after the temporary file, and equal weights would hash apart
+    (feature caches are keyed by a snapshot's SHA-256).
+    """
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:

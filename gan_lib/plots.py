@@ -44,7 +44,7 @@ def save_figure(fig: plt.Figure, path: str | os.PathLike, dpi: int = 150) -> Pat
     return path
 
 
-def _caption(fig: plt.Figure, caption: str) -> None:
+def add_caption(fig: plt.Figure, caption: str) -> None:
     """Lay the figure out, then put the caption under the lowest axes, wrapped to its width."""
     fig.tight_layout()
     if caption:
@@ -68,7 +68,7 @@ def plot_by_class(images: torch.Tensor, labels: torch.Tensor, class_names: Seque
         ax.imshow(grid_array(images[idx], nrow=int(np.ceil(np.sqrt(n_per_class)))),
                   cmap="gray", vmin=0, vmax=255)
         ax.set_title(f"{name} ({int((labels == k).sum()):,} images)")
-    _caption(fig, caption)
+    add_caption(fig, caption)
     return fig
 
 
@@ -79,7 +79,7 @@ def plot_samples(images: torch.Tensor, title: str, caption: str) -> plt.Figure:
               vmin=0, vmax=255)
     ax.set_title(title)
     ax.axis("off")
-    _caption(fig, caption)
+    add_caption(fig, caption)
     return fig
 
 
@@ -97,7 +97,7 @@ def plot_intensity_histograms(images: torch.Tensor, labels: torch.Tensor,
     sns.lineplot(data=df, x="intensity", y="density", hue="class", ax=ax)
     ax.set(xlim=(0, 255), xlabel="pixel intensity (uint8)", ylabel="fraction of pixels",
            title="Pixel-intensity distribution per class")
-    _caption(fig, caption)
+    add_caption(fig, caption)
     return fig
 
 
@@ -120,7 +120,7 @@ def plot_losses(rows: list[dict], caption: str, smooth: int | None = None) -> pl
                  lw=1.5, label=label)
     ax2.set(xlabel="iteration", ylabel="mean D output", ylim=(0, 1))
     ax2.legend()
-    _caption(fig, caption)
+    add_caption(fig, caption)
     return fig
 
 
@@ -132,7 +132,7 @@ def plot_grid_pair(left_png: str | os.PathLike, right_png: str | os.PathLike,
         ax.imshow(np.asarray(Image.open(png).convert("L")), cmap="gray", vmin=0, vmax=255)
         ax.set_title(title)
         ax.axis("off")
-    _caption(fig, caption)
+    add_caption(fig, caption)
     return fig
 
 
@@ -159,7 +159,7 @@ def plot_evolution(grid_pngs: Sequence[str | os.PathLike], labels: Sequence[str]
         ax.set_xticks([])
         ax.set_ylabel(labels[i], rotation=0, ha="right", va="center", fontsize=9)
     axes[0, 0].set_title("Fixed-noise samples across training (one row per grid)")
-    _caption(fig, caption)
+    add_caption(fig, caption)
     return fig
 
 
@@ -182,7 +182,7 @@ def plot_fid_curve(rows: Sequence[dict], floors: dict[str, float], caption: str,
     ax.set(xlabel="training iteration", ylabel=ylabel, title="FID during training")
     ax.set_ylim(bottom=0)
     ax.legend()
-    _caption(fig, caption)
+    add_caption(fig, caption)
     return fig
 
 
@@ -212,7 +212,7 @@ def plot_closest_pairs(fakes: torch.Tensor, neighbours: torch.Tensor, labels: Se
         axes[r, c].set_title(labels[k], fontsize=6)
         axes[r + 1, c].imshow(neighbours[k, 0].numpy(), cmap="gray", vmin=0, vmax=255)
         axes[r + 1, c].set_title("nearest training", fontsize=6)
-    _caption(fig, caption)
+    add_caption(fig, caption)
     return fig
 
 
@@ -229,7 +229,7 @@ def plot_fid_vs_inverse_n(curves: dict[str, dict], caption: str) -> plt.Figure:
            title="FID against 1/n, extrapolated to n = infinity")
     ax.set_xlim(left=0)
     ax.legend(fontsize=7)
-    _caption(fig, caption)
+    add_caption(fig, caption)
     return fig
 
 
@@ -262,7 +262,7 @@ def plot_reader_study(table: pd.DataFrame, roc: dict[str, np.ndarray], caption: 
               xlim=(0, 1), ylim=(0, 1.02))
     right.set_aspect("equal")
     right.legend(loc="lower right", fontsize=8)
-    _caption(fig, caption)
+    add_caption(fig, caption)
     return fig
 
 
@@ -285,5 +285,5 @@ def plot_fid_protocols(points: pd.DataFrame, band: tuple[float, float], band_lab
     ax.set(xlabel="FID (symmetric log scale; lower is better)",
            title="The same images under different FID protocols")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
-    _caption(fig, caption)
+    add_caption(fig, caption)
     return fig

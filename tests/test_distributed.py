@@ -184,8 +184,15 @@ def test_launch_trains_on_the_phantom_in_two_processes_and_streams_progress(home
     assert run_dir == home / "runs" / "launched"
     assert [r["iter"] for r in losses(run_dir)] == [1, 2, 3, 4]
     assert io.read_json(run_dir / "config.json")["segments"][-1]["world_size"] == 2
-    with pytest.raises(RuntimeError, match="torchrun with 2 processes failed"):
-        launch.train(cfg, processes=2)  # the run exists: neither resume nor overwrite
+
+
+def test_a_failing_launch_raises_with_the_end_of_its_output(home, monkeypatch, capfd):
+    """What torchrun prints streams through, and a non-zero exit raises with its last lines."""
+    failing = "import sys; print('rank 0: runs/x exists'); sys.exit(3)"
+    monkeypatch.setattr(launch, "command", lambda *args: ["-c", failing])
+    with pytest.raises(RuntimeError, match=r"(?s)2 processes failed \(exit 3\).*runs/x exists"):
+        launch.train(tiny(), processes=2)
+    assert "rank 0: runs/x exists" in capfd.readouterr().out
 
 
 def test_one_process_trains_here_without_torchrun(home, monkeypatch):

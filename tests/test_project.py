@@ -46,7 +46,7 @@ def test_pyproject_declares_the_issue_dependencies():
     assert dev >= {"pytest", "nbval", "ruff", "selenium"}
 
 
-def test_there_are_seven_ordered_notebooks():
+def test_there_are_eight_ordered_notebooks():
     assert [p.name[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "05_", "06_", "07_", "08_"]
 
 
@@ -56,6 +56,8 @@ def test_notebook_is_committed_clean(path: Path):
     code = [c for c in nb["cells"] if c["cell_type"] == "code"]
     tagged = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
     assert len(tagged) == 1, f"{path.name}: expected exactly one cell tagged 'parameters'"
+    # nbformat 4.5 cell ids: without them nbformat warns now and will refuse the file later
+    assert all(c.get("id") for c in nb["cells"]), f"{path.name}: cells without ids (normalize)"
     for i, cell in enumerate(code):
         src = "".join(cell["source"])
         checked = src.lstrip().startswith(CHECK)

@@ -383,3 +383,12 @@ def test_atomic_writes_reach_the_disk(tmp_path, monkeypatch):
     assert len(synced) == 2
     assert synced[0].startswith(str(tmp_path / ".a.json.")) and synced[1] == str(tmp_path)
     assert io.read_json(tmp_path / "a.json") == {"x": 1}
+
+
+def test_equal_objects_save_to_equal_bytes_at_any_path(tmp_path):
+    """A snapshot's SHA-256 keys its feature caches: retraining must reproduce the bytes too."""
+    state = {"w": torch.arange(6.0).reshape(2, 3), "iteration": 20}
+    io.save_torch(state, tmp_path / "a" / "G.pt")
+    io.save_torch(state, tmp_path / "b" / "other-name.pt")
+    assert io.sha256_file(tmp_path / "a" / "G.pt") == io.sha256_file(tmp_path / "b" / "other-name.pt")
+    assert torch.equal(io.load_torch(tmp_path / "b" / "other-name.pt")["w"], state["w"])
