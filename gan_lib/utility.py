@@ -33,6 +33,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import time
@@ -266,6 +267,35 @@ def tstr_ratio(results: dict[str, Any], half: bool = False) -> float:
     return results["ratios"][key]
 
 
+def chance_sd(class_counts: Sequence[int]) -> float:
+    """The sd of one classifier's AUROC at chance on a test set of these class counts
+    (Mann-Whitney U under the null: sqrt((n0 + n1 + 1) / (12 n0 n1)))."""
+    n0, n1 = class_counts
+    return math.sqrt((n0 + n1 + 1) / (12 * n0 * n1))
+
+
+def verdict(results: dict[str, Any], way: str = "synthetic") -> str:
+    """Whether ``way``'s test AUROC is above, at or below chance, in words with its numbers.
+
+    Every seed's AUROC is compared with 0.5 +/- 3 sd of one classifier's AUROC at chance on
+    this test set (:func:`chance_sd`): above it in every seed, below it in every seed, or not
+    clearly either. Below chance is a finding, not noise: the classifier learned from the
+    generated classes a difference that runs the other way in real images.
+    """
+    aurocs = [s["auroc"] for s in results["ways"][way]["seeds"].values()]
+    margin = 3 * chance_sd(results["test"]["class_counts"])
+    low, high = min(aurocs), max(aurocs)
+    span = (f"AUROC {low:.3f}" if low == high else f"AUROC {low:.3f} to {high:.3f}") + \
+        f" over {len(aurocs)} seed{'s' * (len(aurocs) > 1)}; chance 0.5 +/- {margin:.3f} (3 sd)"
+    if low > 0.5 + margin:
+        return f"Trained on {way} images, the classifier is above chance ({span})."
+    if high < 0.5 - margin:
+        return (f"Trained on {way} images, the classifier is below chance ({span}): it ranks "
+                "the real test images the wrong way round, so what separates the generated "
+                "classes runs the other way in real images (look at the samples per class).")
+    return f"Trained on {way} images, the classifier is not clearly better than chance ({span})."
+
+
 def results_table(results: dict[str, Any]) -> pd.DataFrame:
     """One row per way: n, class counts, mean and sd of each metric, AUROC vs real, seconds."""
     rows = []
@@ -293,6 +323,8 @@ def caption(results: dict[str, Any], data_description: str = "") -> str:
             f"accuracy and balanced accuracy at P(PNEUMONIA) >= 0.5; mean and sample sd over "
             f"seeds {results['seeds']}. Synthetic sets have the class counts of the real set "
             f"they stand in for.")
+    if "synthetic" in results["ways"]:
+        text += " " + verdict(results)
     return f"{text} Data: {data_description}." if data_description else text
 
 

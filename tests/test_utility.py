@@ -162,6 +162,27 @@ def test_shuffled_labels_give_chance_auroc(train_set, test_set):
     assert utility.tstr_ratio(r) < 0.7
 
 
+def test_verdict_says_above_at_or_below_chance_with_the_numbers():
+    # The phantom's test split, 234 / 390: one classifier's AUROC at chance has sd 0.0239
+    # (the ~0.024 quoted above), so the band is 0.5 +/- 0.072.
+    assert utility.chance_sd([234, 390]) == pytest.approx(0.0239, abs=1e-4)
+
+    def results(*aurocs):
+        return {"test": {"n": 624, "class_counts": [234, 390]}, "ways": {"synthetic": {
+            "seeds": {str(i): {"auroc": a} for i, a in enumerate(aurocs)}}}}
+
+    assert "above chance (AUROC 0.880 to 0.910 over 3 seeds" in utility.verdict(
+        results(0.91, 0.88, 0.9))
+    below = utility.verdict(results(0.36, 0.35, 0.37))
+    assert "below chance (AUROC 0.350 to 0.370" in below and "wrong way round" in below
+    assert "not clearly better than chance" in utility.verdict(results(0.45, 0.52, 0.6))
+    assert "not clearly better than chance" in utility.verdict(results(0.43, 0.44, 0.45))
+
+
+def test_the_caption_carries_the_verdict(identity):
+    assert "the classifier is above chance (AUROC" in utility.caption(identity)
+
+
 def test_synthetic_sets_match_the_real_sets_they_replace(identity, train_set):
     counts = classifier.class_counts(train_set[1])
     ways = identity["ways"]
