@@ -8,6 +8,7 @@ one JSON file for the README's tables, and prints them as Markdown.
 
     make report PROFILE=quick CONDITIONAL=1 SOURCE=phantom      # ~1 h on the 2-core CPU
     .venv/bin/python benchmarks/conditional_quick.py --json benchmarks/results/conditional_quick.json
+    .venv/bin/python benchmarks/conditional_quick.py --run NAME --json FILE   # another run
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from gan_lib import config, io, runinfo
+from gan_lib.utility import verdict
 
 WAYS = ("real", "synthetic", "real + synthetic", "real (half)", "synthetic (half)")
 MEASURES = ("accuracy", "balanced_accuracy", "auroc")
@@ -53,10 +55,12 @@ def overall(scores: dict[str, Any]) -> dict[str, Any]:
 def tstr(utility: dict[str, Any]) -> dict[str, Any]:
     """Mean and sd over seeds of each way's test scores, with the AUROC ratios."""
     ways = {w: {"n_train": utility["ways"][w]["n_train"],
-                **{m: {"mean": utility["ways"][w]["mean"][m], "sd": utility["ways"][w]["sd"][m]}
+                **{m: {"mean": utility["ways"][w]["mean"][m], "sd": utility["ways"][w]["sd"][m],
+                       "per_seed": {seed: r[m] for seed, r in utility["ways"][w]["seeds"].items()}}
                    for m in MEASURES}}
             for w in WAYS if w in utility["ways"]}
-    return {"ways": ways, "ratios": utility["ratios"], "seeds": utility["seeds"],
+    return {"ways": ways, "ratios": utility["ratios"], "verdict": verdict(utility),
+            "seeds": utility["seeds"],
             "test": utility["test"], "classifier": utility["classifier"],
             "snapshot_iteration": utility["iteration"], "weights": utility["weights"],
             "seconds_total": utility["seconds_total"]}
@@ -96,8 +100,11 @@ def main() -> None:
     result = {
         "benchmark": "conditional_quick",
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": "make report PROFILE=quick CONDITIONAL=1 SOURCE=phantom",
+        "command": (build or {}).get("command") or
+        f"make report PROFILE=quick CONDITIONAL=1 SOURCE=phantom RUN={args.run}",
         "run": args.run, "config": meta["config"], "data": meta["data"],
+        # runs written before the option existed concatenated (checkpoint.BEFORE_THEY_EXISTED)
+        "g_conditioning": meta["config"].get("g_conditioning", "concat"),
         "git_commit_of_run": meta.get("git_commit"), "git_commit": runinfo.git_commit(),
         "extractor": scores["extractor"], "weights": scores.get("weights"),
         "precision": scores.get("precision"), "sampling": scores["sampling"],

@@ -106,14 +106,23 @@ def differing(old: dict[str, Any], new: dict[str, Any], ignore: Iterable[str] = 
     return sorted(k for k in set(old) | set(new) if k not in skip and old.get(k) != new.get(k))
 
 
+# Settings added since some runs were written, whose default has changed since: the value those
+# runs trained with (a conditional G concatenated its class embedding with z before
+# g_conditioning existed).
+BEFORE_THEY_EXISTED = {"g_conditioning": "concat"}
+
+
 def saved_config(ckpt: dict[str, Any]) -> dict[str, Any]:
-    """The checkpoint's config, with settings added since it was written at their defaults
-    (which is what the run trained with: e.g. ``augment`` was '' before it existed).
+    """The checkpoint's config, with settings added since it was written at the values it
+    trained with: their defaults (e.g. ``augment`` was '' before it existed), or
+    :data:`BEFORE_THEY_EXISTED`.
 
     >>> saved_config({"config": {"lr": 1e-3}})["augment"]
     ''
+    >>> saved_config({"config": {"conditional": True}})["g_conditioning"]
+    'concat'
     """
-    return {**TrainConfig().to_dict(), **ckpt.get("config", {})}
+    return {**TrainConfig().to_dict(), **BEFORE_THEY_EXISTED, **ckpt.get("config", {})}
 
 
 def check_resumable(cfg: TrainConfig, ckpt: dict[str, Any], precision: str) -> None:

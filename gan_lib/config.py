@@ -48,6 +48,7 @@ IMAGE_SIZES = (32, 64, 128)
 PRECISIONS = ("auto", "fp32", "bf16")
 METRICS = ("is", "fid", "kid")
 AUGMENT_OPS = ("translation", "cutout", "brightness", "contrast")  # gan_lib/augment.py
+G_CONDITIONINGS = ("concat", "batchnorm")  # how a conditional G takes its class (models.py)
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,9 @@ class TrainConfig:
     beta2: float = 0.999
     ema_decay: float = 0.0  # generator EMA (e.g. 0.999); 0 = off, as in the report
     conditional: bool = False  # class-conditional G and projection D; False = the report's DCGAN
+    # How a conditional G takes its class: batchnorm (per-class gain and bias after each
+    # BatchNorm) | concat (an embedding beside z: collapsed within each class here, README)
+    g_conditioning: str = "batchnorm"
     seed: int = 0
     device: str = "auto"  # auto = cuda when present, else cpu
     precision: str = "auto"  # auto = bf16 autocast where the hardware has it, else fp32
@@ -112,6 +116,9 @@ class TrainConfig:
         if any(op not in AUGMENT_OPS for op in ops):
             problems.append(f"augment={self.augment!r}: expected a comma-separated subset of "
                             f"{list(AUGMENT_OPS)}, or '' for none")
+        if self.g_conditioning not in G_CONDITIONINGS:
+            problems.append(f"g_conditioning={self.g_conditioning!r}: expected one of "
+                            f"{G_CONDITIONINGS}")
         if self.bn_batches < 1:
             problems.append(f"bn_batches={self.bn_batches}: expected an integer >= 1")
         if self.checkpoint_every < 1:

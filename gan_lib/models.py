@@ -30,6 +30,7 @@ from torch import nn
 
 from . import distributed, io
 from .batches import derived_seed
+from .config import G_CONDITIONINGS
 
 CLASS_DIM = 50  # size of G's class embedding, concatenated with z
 LABEL_STREAM = 5  # derived_seed stream of sampled class labels (see batches.derived_seed)
@@ -42,31 +43,64 @@ def _n_scales(image_size: int) -> int:
     return int(math.log2(image_size)) - 2
 
 
+class ClassBatchNorm2d(nn.Module):
+    """Conditional BatchNorm: normalise as BatchNorm does, then scale and shift per class.
+
+    The gain and bias are rows of class embeddings (de Vries et al. 2017; the generator of
+    Miyato & Koyama 2018), initialised as DCGAN initialises BatchNorm's: N(1, 0.02) and 0.
+    """
+
+    def __init__(self, channels: int, n_classes: int):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.gain = nn.Embedding(n_classes, channels)
+        self.bias = nn.Embedding(n_classes, channels)
+        nn.init.normal_(self.gain.weight, 1.0, 0.02)
+        nn.init.zeros_(self.bias.weight)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return (self.bn(x) * self.gain(y)[:, :, None, None]
+                + self.bias(y)[:, :, None, None])
+
+
 class Generator(nn.Module):
-    """z [N, z_dim] (and class labels y [N] if conditional) -> image [N, nc, S, S] in [-1, 1]."""
+    """z [N, z_dim] (and class labels y [N] if conditional) -> image [N, nc, S, S] in [-1, 1].
+
+    A conditional G takes its class one of two ways (``conditioning``): ``"concat"``, a learned
+    50-d embedding concatenated with z; or ``"batchnorm"``, a per-class gain and bias after
+    every BatchNorm (:class:`ClassBatchNorm2d`), z alone at the input.
+    """
 
     def __init__(self, z_dim: int = 100, g_channels: int = 64, image_size: int = 64, nc: int = 1,
-                 n_classes: int = 0):
+                 n_classes: int = 0, conditioning: str = "concat"):
         super().__init__()
+        if conditioning not in G_CONDITIONINGS:
+            raise ValueError(f"conditioning={conditioning!r}: expected one of {G_CONDITIONINGS}")
         self.kwargs = dict(z_dim=z_dim, g_channels=g_channels, image_size=image_size, nc=nc)
         if n_classes:
-            self.kwargs["n_classes"] = n_classes
+            self.kwargs.update(n_classes=n_classes, conditioning=conditioning)
         self.z_dim, self.n_classes = z_dim, n_classes
+        concat = bool(n_classes) and conditioning == "concat"
+        class_bn = bool(n_classes) and conditioning == "batchnorm"
         # a class's embedding starts like a latent: N(0, 1) (nn.Embedding's own init)
-        self.embed = nn.Embedding(n_classes, CLASS_DIM) if n_classes else None
+        self.embed = nn.Embedding(n_classes, CLASS_DIM) if concat else None
+
+        def norm(ch: int) -> nn.Module:
+            return ClassBatchNorm2d(ch, n_classes) if class_bn else nn.BatchNorm2d(ch)
+
         n = _n_scales(image_size)
         ch = g_channels * 2 ** (n - 1)  # 64 px: 512 feature maps at 4x4
         layers: list[nn.Module] = [
             # [N, z_dim (+ CLASS_DIM), 1, 1] -> [N, ch, 4, 4]
-            nn.ConvTranspose2d(z_dim + (CLASS_DIM if n_classes else 0), ch, 4, 1, 0, bias=False),
-            nn.BatchNorm2d(ch),
+            nn.ConvTranspose2d(z_dim + (CLASS_DIM if concat else 0), ch, 4, 1, 0, bias=False),
+            norm(ch),
             nn.ReLU(True),
         ]
         for _ in range(n - 1):
             # [N, ch, s, s] -> [N, ch/2, 2s, 2s]
             layers += [
                 nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(ch // 2),
+                norm(ch // 2),
                 nn.ReLU(True),
             ]
             ch //= 2
@@ -76,11 +110,17 @@ class Generator(nn.Module):
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         z = z.reshape(z.shape[0], self.z_dim)
+        if not self.n_classes:
+            if y is not None:
+                raise ValueError("class labels given to an unconditional generator (n_classes=0)")
+            return self.main(z[:, :, None, None])
+        y = _labels(y, self.n_classes, len(z))
         if self.embed is not None:
-            z = torch.cat([z, self.embed(_labels(y, self.n_classes, len(z)))], 1)
-        elif y is not None:
-            raise ValueError("class labels given to an unconditional generator (n_classes=0)")
-        return self.main(z[:, :, None, None])
+            return self.main(torch.cat([z, self.embed(y)], 1)[:, :, None, None])
+        x = z[:, :, None, None]
+        for layer in self.main:
+            x = layer(x, y) if isinstance(layer, ClassBatchNorm2d) else layer(x)
+        return x
 
 
 class Discriminator(nn.Module):
@@ -138,7 +178,7 @@ def weights_init(m: nn.Module) -> None:
     """DCGAN init: conv weights N(0, 0.02); BatchNorm weight N(1, 0.02), bias 0. Use ``net.apply``."""
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
         nn.init.normal_(m.weight, 0.0, 0.02)
-    elif isinstance(m, nn.BatchNorm2d):
+    elif isinstance(m, nn.BatchNorm2d) and m.affine:  # ClassBatchNorm2d inits its own
         nn.init.normal_(m.weight, 1.0, 0.02)
         nn.init.zeros_(m.bias)
 

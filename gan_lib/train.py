@@ -217,7 +217,8 @@ def build_nets(cfg: TrainConfig, device: torch.device, n_classes: int = 0) -> Ne
     """
     with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
         torch.manual_seed(cfg.seed)
-        G = models.Generator(cfg.z_dim, cfg.g_channels, cfg.image_size, n_classes=n_classes)
+        G = models.Generator(cfg.z_dim, cfg.g_channels, cfg.image_size, n_classes=n_classes,
+                             conditioning=cfg.g_conditioning)
         D = models.Discriminator(cfg.d_channels, cfg.image_size, n_classes=n_classes)
         G.apply(models.weights_init)
         D.apply(models.weights_init)

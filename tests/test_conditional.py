@@ -1,5 +1,6 @@
-"""Class-conditional DCGAN: G with a class embedding, a projection D, labelled sampling and
-grids, snapshots that know their classes, exact resume. Tiny networks on stand-in data."""
+"""Class-conditional DCGAN: G with conditional BatchNorm (or a class embedding), a projection D,
+labelled sampling and grids, snapshots that know their classes, exact resume. Tiny networks on
+stand-in data."""
 
 from __future__ import annotations
 
@@ -30,11 +31,23 @@ def test_shapes_and_parameter_counts():
     x = Gc(torch.randn(3, 100), y)
     assert x.shape == (3, 1, 64, 64) and Dc(x, y).shape == (3,)
     assert Gc.kwargs["n_classes"] == 2 and "n_classes" not in G.kwargs  # old snapshots load
+    # Conditional BatchNorm instead: each of G's 4 BatchNorms (512, 256, 128, 64 channels)
+    # trades its affine weight and bias for one gain and one bias row per class; z alone in.
+    Gb = models.Generator(image_size=64, n_classes=2, conditioning="batchnorm")
+    assert models.count_parameters(Gb) - models.count_parameters(G) == (2 - 1) * 2 * 960
+    assert Gb.main[0].in_channels == 100 and Gb.kwargs["conditioning"] == "batchnorm"
+    assert Gb(torch.randn(3, 100), y).shape == (3, 1, 64, 64)
+    with pytest.raises(ValueError, match=r"conditioning='film': expected one of"):
+        models.Generator(n_classes=2, conditioning="film")
+    with pytest.raises(ValueError, match=r"g_conditioning='film': expected one of"):
+        conditional(g_conditioning="film")
 
 
-def test_the_class_changes_what_g_draws_and_what_d_says():
+@pytest.mark.parametrize("conditioning", ["concat", "batchnorm"])
+def test_the_class_changes_what_g_draws_and_what_d_says(conditioning):
     torch.manual_seed(0)
-    G = models.Generator(z_dim=8, g_channels=4, image_size=32, n_classes=2).eval()
+    G = models.Generator(z_dim=8, g_channels=4, image_size=32, n_classes=2,
+                         conditioning=conditioning).apply(models.weights_init).eval()
     D = models.Discriminator(d_channels=4, image_size=32, n_classes=2).eval()
     z, x = torch.randn(4, 8), torch.rand(4, 1, 32, 32) * 2 - 1
     zeros, ones = torch.zeros(4, dtype=torch.long), torch.ones(4, dtype=torch.long)
@@ -49,15 +62,18 @@ def test_the_class_changes_what_g_draws_and_what_d_says():
     (lambda G, D: models.Generator(z_dim=8, g_channels=4, image_size=32)(
         torch.randn(2, 8), torch.tensor([0, 1])), "unconditional"),
 ])
-def test_missing_or_bad_labels_are_clear_errors(call, message):
-    G = models.Generator(z_dim=8, g_channels=4, image_size=32, n_classes=2)
+@pytest.mark.parametrize("conditioning", ["concat", "batchnorm"])
+def test_missing_or_bad_labels_are_clear_errors(call, message, conditioning):
+    G = models.Generator(z_dim=8, g_channels=4, image_size=32, n_classes=2,
+                         conditioning=conditioning)
     D = models.Discriminator(d_channels=4, image_size=32, n_classes=2)
     with pytest.raises(ValueError, match=message):
         call(G, D)
 
 
-def test_a_conditional_run_samples_by_class_name_and_in_the_training_ratio(home):
-    run_dir = train.train(conditional())
+@pytest.mark.parametrize("conditioning", ["concat", "batchnorm"])
+def test_a_conditional_run_samples_by_class_name_and_in_the_training_ratio(home, conditioning):
+    run_dir = train.train(conditional(g_conditioning=conditioning))
     snap = runinfo.list_snapshots(run_dir)[-1][1]
     blob = models.read_snapshot(snap)
     assert blob["classes"] == {"names": ["NORMAL", "PNEUMONIA"],
@@ -108,7 +124,9 @@ def test_bf16_and_channels_last_train_a_conditional_run(home):
                                       snapshot_at=(3,)))
     assert all(np.isfinite(r["loss_D"]) and np.isfinite(r["loss_G"]) for r in losses(run_dir))
     ckpt = io.load_torch(run_dir / "checkpoint.pt")
-    assert ckpt["D"]["embed.weight"].shape == (2, 32) and "embed.weight" in ckpt["G"]
+    assert ckpt["D"]["embed.weight"].shape == (2, 32)
+    # the default G: a gain and a bias per class after each BatchNorm, no class embedding at z
+    assert ckpt["G"]["main.1.gain.weight"].shape == (2, 32) and "embed.weight" not in ckpt["G"]
 
 
 def test_a_conditional_run_needs_two_classes_in_its_images(home, monkeypatch):

@@ -297,12 +297,13 @@ train.train(tiny(name="killed", **{cfg!r}))
 """
 
 
-@pytest.mark.parametrize("augment, conditional", [
-    ("", False), ("translation,cutout,brightness,contrast", False), ("", True)])
+@pytest.mark.parametrize("augment, conditional, conditioning", [
+    ("", False, "concat"), ("translation,cutout,brightness,contrast", False, "concat"),
+    ("", True, "concat"), ("", True, "batchnorm")])
 def test_resume_after_sigkill_repeats_the_uninterrupted_run(home, fake_data, augment,
-                                                           conditional):
+                                                           conditional, conditioning):
     cfg = dict(iterations=12, snapshot_at=(12,), checkpoint_every=4, ema_decay=0.9,
-               augment=augment, conditional=conditional)
+               augment=augment, conditional=conditional, g_conditioning=conditioning)
     env = {**os.environ, "GAN_LIB_HOME": str(home), "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"}
     script = KILLED_RUN.format(repo=str(REPO), cfg=cfg)
     proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=REPO,
