@@ -4,8 +4,11 @@ Sizes are constructor arguments; the number of layers follows from ``image_size`
 each stride-2 layer doubles (G) or halves (D) the side, between 4x4 and the image. At 64x64 with
 the default widths these are the networks of the PyTorch DCGAN example with one image channel.
 
-With ``n_classes`` > 0 both are class-conditional: G concatenates a learned class embedding
-with z; D is a projection discriminator (Miyato & Koyama 2018), whose logit gains the inner
+With ``n_classes`` > 0 both are class-conditional: G takes the class through conditional
+BatchNorm (``conditioning="batchnorm"``, a per-class gain and bias after each BatchNorm; what
+TrainConfig uses) or as a learned embedding concatenated with z (``"concat"``, this
+constructor's default, so snapshots written before the option rebuild as they were trained);
+D is a projection discriminator (Miyato & Koyama 2018), whose logit gains the inner
 product of a class embedding with its last feature maps, averaged over positions. The class is
 never an input channel. ``n_classes=0`` (the default) is the unconditional DCGAN, unchanged.
 
