@@ -105,6 +105,21 @@ def test_two_processes_take_the_steps_of_one(two_process_run, home):
 
 
 @pytest.mark.usefixtures("fake_data")
+def test_a_conditional_run_takes_the_steps_of_one_in_two_processes(home):
+    """Conditional BatchNorm in G and the projection D, over the global batch and its labels."""
+    settings = dict(conditional=True, iterations=4, snapshot_at=(4,), checkpoint_every=4)
+    torchrun(home, train_args("two-c", **settings))
+    a = losses(home / "runs" / "two-c")
+    b = losses(train.train(tiny(name="one-c", **{**SETTINGS, **settings})))
+    for k in ("loss_D", "D_x", "D_G_z"):
+        assert a[0][k] == pytest.approx(b[0][k], rel=1e-5), k
+    for ra, rb in zip(a, b, strict=True):
+        for k in ("loss_D", "loss_G", "D_x", "D_G_z"):
+            assert ra[k] == pytest.approx(rb[k], rel=2e-2, abs=1e-3), (ra["iter"], k)
+    assert "main.1.gain.weight" in io.load_torch(home / "runs" / "two-c" / "checkpoint.pt")["G"]
+
+
+@pytest.mark.usefixtures("fake_data")
 def test_a_batch_that_does_not_split_evenly_is_refused_before_any_work(home, monkeypatch):
     monkeypatch.setattr(distributed, "world_size", lambda: 2)
     with pytest.raises(ValueError, match="batch_size=7 is the global batch"):
