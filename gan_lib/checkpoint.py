@@ -107,22 +107,26 @@ def differing(old: dict[str, Any], new: dict[str, Any], ignore: Iterable[str] = 
 
 
 # Settings added since some runs were written, whose default has changed since: the value those
-# runs trained with (a conditional G concatenated its class embedding with z before
-# g_conditioning existed).
+# runs trained with. Only a conditional G takes a class, so only a conditional run's setting
+# matters: it concatenated its class embedding with z before g_conditioning existed.
 BEFORE_THEY_EXISTED = {"g_conditioning": "concat"}
 
 
 def saved_config(ckpt: dict[str, Any]) -> dict[str, Any]:
     """The checkpoint's config, with settings added since it was written at the values it
-    trained with: their defaults (e.g. ``augment`` was '' before it existed), or
-    :data:`BEFORE_THEY_EXISTED`.
+    trained with: their defaults (e.g. ``augment`` was '' before it existed), or, for a
+    conditional run, :data:`BEFORE_THEY_EXISTED`.
 
     >>> saved_config({"config": {"lr": 1e-3}})["augment"]
     ''
     >>> saved_config({"config": {"conditional": True}})["g_conditioning"]
     'concat'
+    >>> saved_config({"config": {"conditional": False}})["g_conditioning"]  # as today's default
+    'batchnorm'
     """
-    return {**TrainConfig().to_dict(), **BEFORE_THEY_EXISTED, **ckpt.get("config", {})}
+    saved = ckpt.get("config", {})
+    before = BEFORE_THEY_EXISTED if saved.get("conditional") else {}
+    return {**TrainConfig().to_dict(), **before, **saved}
 
 
 def check_resumable(cfg: TrainConfig, ckpt: dict[str, Any], precision: str) -> None:

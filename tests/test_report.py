@@ -222,6 +222,23 @@ def test_training_plan_trains_resumes_reuses_or_refuses(home, monkeypatch, capsy
         report.training_plan(cfg)
 
 
+@pytest.mark.parametrize("conditional", [False, True])
+def test_a_run_written_before_g_conditioning_existed(home, conditional):
+    """An old unconditional run still matches its profile (G never took a class); an old
+    conditional run concatenated its class with z, so it no longer matches the default."""
+    cfg = config.make_train_config("smoke", name="old", conditional=conditional)
+    old = {k: v for k, v in cfg.to_dict().items() if k != "g_conditioning"}
+    run_dir = home / "runs" / "old"
+    run_dir.mkdir(parents=True)
+    io.save_torch({"format": 2, "config": old, "step": cfg.iterations, "precision": "fp32"},
+                  run_dir / "checkpoint.pt")
+    if not conditional:
+        assert report.training_plan(cfg) == {"resume": True, "overwrite": False}
+        return
+    with pytest.raises(ValueError, match="g_conditioning: run 'concat', profile 'batchnorm'"):
+        report.training_plan(cfg)
+
+
 def test_cli_report_refuses_a_run_of_other_settings_before_any_work(home):
     import subprocess
     import sys
