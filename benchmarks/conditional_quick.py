@@ -18,11 +18,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from gan_lib import config, io, runinfo
-from gan_lib.utility import verdict
-
-WAYS = ("real", "synthetic", "real + synthetic", "real (half)", "synthetic (half)")
-MEASURES = ("accuracy", "balanced_accuracy", "auroc")
+from gan_lib import checkpoint, config, io, runinfo
+from gan_lib.utility import METRICS, WAYS, verdict
 
 
 def per_class(scores: dict[str, Any]) -> list[dict[str, Any]]:
@@ -57,7 +54,7 @@ def tstr(utility: dict[str, Any]) -> dict[str, Any]:
     ways = {w: {"n_train": utility["ways"][w]["n_train"],
                 **{m: {"mean": utility["ways"][w]["mean"][m], "sd": utility["ways"][w]["sd"][m],
                        "per_seed": {seed: r[m] for seed, r in utility["ways"][w]["seeds"].items()}}
-                   for m in MEASURES}}
+                   for m in METRICS}}
             for w in WAYS if w in utility["ways"]}
     return {"ways": ways, "ratios": utility["ratios"], "verdict": verdict(utility),
             "seeds": utility["seeds"],
@@ -67,6 +64,7 @@ def tstr(utility: dict[str, Any]) -> dict[str, Any]:
 
 
 def markdown(result: dict[str, Any]) -> str:
+    """The two tables, and how their numbers were made."""
     its = sorted(result["overall"]["fid"], key=int)
     lines = ["| class | " + " | ".join(f"FID it {i}" for i in its) + " | floor | n |",
              "| --- |" + " ---: |" * (len(its) + 2)]
@@ -76,8 +74,15 @@ def markdown(result: dict[str, Any]) -> str:
     lines += ["", "| trained on | n train | accuracy | balanced accuracy | AUROC |",
               "| --- | ---: | ---: | ---: | ---: |"]
     for way, v in result["tstr"]["ways"].items():
-        cells = [f"{v[m]['mean']:.3f} ± {v[m]['sd']:.3f}" for m in MEASURES]
+        cells = [f"{v[m]['mean']:.3f} ± {v[m]['sd']:.3f}" for m in METRICS]
         lines.append(f"| {way} | {v['n_train']} | " + " | ".join(cells) + " |")
+    t = result["tstr"]
+    lines += ["", f"Run {result['run']!r} (G conditioning: {result['g_conditioning']}); data: "
+              f"{result['data']['description']}. FID: {result['extractor']}, weights "
+              f"{result['weights']['origin']}, {result['precision']}; n generated / n real per "
+              f"class as shown, floor = held-out real images of the class at the same n. TSTR: "
+              f"{t['classifier']['n_parameters']:,}-parameter classifier, seeds {t['seeds']}, "
+              f"{t['test']['n']} real test images; mean ± sd over seeds. {t['verdict']}"]
     return "\n".join(lines)
 
 
@@ -103,8 +108,7 @@ def main() -> None:
         "command": (build or {}).get("command") or
         f"make report PROFILE=quick CONDITIONAL=1 SOURCE=phantom RUN={args.run}",
         "run": args.run, "config": meta["config"], "data": meta["data"],
-        # runs written before the option existed concatenated (checkpoint.BEFORE_THEY_EXISTED)
-        "g_conditioning": meta["config"].get("g_conditioning", "concat"),
+        "g_conditioning": checkpoint.saved_config(meta)["g_conditioning"],
         "git_commit_of_run": meta.get("git_commit"), "git_commit": runinfo.git_commit(),
         "extractor": scores["extractor"], "weights": scores.get("weights"),
         "precision": scores.get("precision"), "sampling": scores["sampling"],

@@ -363,5 +363,5 @@ def plot_training_curves(results: dict[str, Any], data_description: str = "",
     axes[1].legend(fontsize=8)
     n = len(results["seeds"])
     plots.add_caption(fig, caption_text or (f"Mean over {n} seed{'s' * (n > 1)}; band: min to "
-                                         "max over seeds. " + caption(results, data_description)))
+                                            "max over seeds. " + caption(results, data_description)))
     return fig

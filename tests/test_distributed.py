@@ -74,6 +74,20 @@ def train_args(name: str, **settings) -> list[str]:
     return args[args.index("--") + 1:]  # what launch passes to gan_lib's command line
 
 
+def assert_same_steps(two: list[dict], one: list[dict], steps: int) -> None:
+    """A 2-process run's log against one process's: the same steps, up to reduction order."""
+    assert [r["iter"] for r in two] == [r["iter"] for r in one] == list(range(1, steps + 1))
+    # Step 1's D evaluations come before any update: the global batch, its augmentation and
+    # BatchNorm over all 8 images must be those of one process, up to rounding.
+    for k in ("loss_D", "D_x", "D_G_z"):
+        assert two[0][k] == pytest.approx(one[0][k], rel=1e-5), k
+    # Later steps differ by the order of the gradient all-reduce only; Adam's first updates
+    # (~lr * sign(g)) magnify such rounding to ~1e-3 of a loss within a dozen steps.
+    for ra, rb in zip(two, one, strict=True):
+        for k in ("loss_D", "loss_G", "D_x", "D_G_z"):
+            assert ra[k] == pytest.approx(rb[k], rel=2e-2, abs=1e-3), (ra["iter"], k)
+
+
 @pytest.fixture(scope="module")
 def two_process_run(tmp_path_factory):
     """One uninterrupted 2-process run (module-wide: two cases compare with it)."""
@@ -85,17 +99,7 @@ def two_process_run(tmp_path_factory):
 @pytest.mark.usefixtures("fake_data")
 def test_two_processes_take_the_steps_of_one(two_process_run, home):
     one = train.train(tiny(name="one", **SETTINGS))
-    a, b = losses(two_process_run), losses(one)
-    assert [r["iter"] for r in a] == [r["iter"] for r in b] == list(range(1, 13))
-    # Step 1's D evaluations come before any update: the global batch, its augmentation and
-    # BatchNorm over all 8 images must be those of one process, up to rounding.
-    for k in ("loss_D", "D_x", "D_G_z"):
-        assert a[0][k] == pytest.approx(b[0][k], rel=1e-5), k
-    # Later steps differ by the order of the gradient all-reduce only; Adam's first updates
-    # (~lr * sign(g)) magnify such rounding to ~1e-3 of a loss over these 12 steps.
-    for ra, rb in zip(a, b, strict=True):
-        for k in ("loss_D", "loss_G", "D_x", "D_G_z"):
-            assert ra[k] == pytest.approx(rb[k], rel=2e-2, abs=1e-3), (ra["iter"], k)
+    assert_same_steps(losses(two_process_run), losses(one), 12)
     meta = io.read_json(two_process_run / "config.json")
     assert meta["segments"][-1]["world_size"] == 2
     assert io.load_torch(two_process_run / "checkpoint.pt")["world_size"] == 2
@@ -109,13 +113,8 @@ def test_a_conditional_run_takes_the_steps_of_one_in_two_processes(home):
     """Conditional BatchNorm in G and the projection D, over the global batch and its labels."""
     settings = dict(conditional=True, iterations=4, snapshot_at=(4,), checkpoint_every=4)
     torchrun(home, train_args("two-c", **settings))
-    a = losses(home / "runs" / "two-c")
-    b = losses(train.train(tiny(name="one-c", **{**SETTINGS, **settings})))
-    for k in ("loss_D", "D_x", "D_G_z"):
-        assert a[0][k] == pytest.approx(b[0][k], rel=1e-5), k
-    for ra, rb in zip(a, b, strict=True):
-        for k in ("loss_D", "loss_G", "D_x", "D_G_z"):
-            assert ra[k] == pytest.approx(rb[k], rel=2e-2, abs=1e-3), (ra["iter"], k)
+    one = train.train(tiny(name="one-c", **{**SETTINGS, **settings}))
+    assert_same_steps(losses(home / "runs" / "two-c"), losses(one), 4)
     assert "main.1.gain.weight" in io.load_torch(home / "runs" / "two-c" / "checkpoint.pt")["G"]
 
 

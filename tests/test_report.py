@@ -124,17 +124,14 @@ def test_retraining_reproduces_the_run_and_every_score_of_its_tables(smoke_repor
     Equal snapshot bytes also mean the scores reuse the generated sets' cached features.
     """
     from gan_lib import audit, metrics, runinfo, train
+    from tests.test_train import losses
 
     first = config.RUNS_DIR / "smoke"
     monkeypatch.setattr(config, "RUNS_DIR", tmp_path / "runs")
     cfg = config.TrainConfig.from_dict(runinfo.load_run_config(first)["config"])
     again = train.train(cfg)
 
-    def log(run):
-        return [{k: v for k, v in row.items() if k != "seconds"}
-                for row in io.read_jsonl(run / "losses.jsonl")]
-
-    assert log(again) == log(first)
+    assert losses(again) == losses(first)
     snapshots = runinfo.list_snapshots(first)
     assert [it for it, _ in runinfo.list_snapshots(again)] == [it for it, _ in snapshots]
     for _, path in snapshots:  # the same bytes: weights, BatchNorm statistics, sampling record
