@@ -3,16 +3,19 @@
 Trains the same run four ways (baseline, DiffAugment, EMA, both), each on the full training
 split and on a subset, with one seed, profile, precision and data; then scores every snapshot
 with Table 1's rules (FID/KID against the reference set, floors at the same n pair) and audits
-the final snapshot (copy rate, C_T). Writes everything, with provenance, to ``--json`` and
-prints one Markdown table.
+the final snapshot (copy rate, C_T). Prints two Markdown tables (every run; each option against
+the baseline on the same images) and how the numbers were made; ``--json`` writes all of it.
 
-    .venv/bin/python benchmarks/small_data.py --json benchmarks/results/small_data.json
+    .venv/bin/python benchmarks/small_data.py --json    # benchmarks/results/small_data.json
     .venv/bin/python benchmarks/small_data.py --profile smoke --sizes 64 \\
         --settings baseline,diffaug --json /tmp/small_data_smoke.json    # a tiny check
 
-Cost on the 2-core CPU at the quick profile: ~10-20 min of training per run and a few minutes
-of scoring, so about 2-3 hours for all eight; runs already finished are reused (their folders
-under runs/ are named sd-<setting>-<size>), so it can be stopped and restarted.
+Cost on the 2-core CPU at the quick profile, one thread per run: ~20 min of training, ~10 min
+of scoring and a few minutes of audit per run, so about 4-5 hours of one core for all eight.
+Runs already finished are reused (their folders under runs/ are named sd-<setting>-<size>, with
+the profile after "sd-" for other profiles), so it can be stopped and restarted, and the runs can
+be trained beforehand in parallel with ``python -m gan_lib train/score/audit`` and the same
+settings (README, "Small data").
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from gan_lib import audit, config, io, metrics, runinfo, train
 from gan_lib import device as device_lib
 from gan_lib.augment import Augment
 
+DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "small_data.json"
 SETTINGS = {
     "baseline": {},
     "diffaug": {"augment": "translation,cutout"},
@@ -42,7 +46,8 @@ SETTINGS = {
 def one_run(profile: str, setting: str, size: int | None, precision: str,
             source: str) -> dict[str, Any]:
     """Train (or reuse) one run, score and audit it; its row of the result."""
-    name = f"sd-{setting}-{size or 'all'}"
+    name = f"sd-{setting}-{size or 'all'}" if profile == "quick" else \
+        f"sd-{profile}-{setting}-{size or 'all'}"
     cfg = config.make_train_config(profile, name=name, source=source, precision=precision,
                                    subset=size, **SETTINGS[setting])
     run_dir = config.RUNS_DIR / name
@@ -60,7 +65,8 @@ def one_run(profile: str, setting: str, size: int | None, precision: str,
         "copy_rate": {space: memo[space]["copy_rate"]
                       for space in ("feature (cosine)", "pixel (RMS)")},
         "C_T": memo["C_T"],
-        "extractor": scores["extractor"], "sampling": scores["sampling"],
+        "extractor": scores["extractor"], "weights_sha256": scores["weights"]["sha256"],
+        "sampling": scores["sampling"], "data": scores["data"]["description"],
     }
 
 
@@ -98,26 +104,103 @@ def step_cost(profile: str, settings: list[str], precision: str, rounds: int = 3
     return out
 
 
+def fid_by_iteration(row: dict[str, Any]) -> dict[int, float]:
+    """A run's FID per snapshot iteration."""
+    return {r["iteration"]: r["value"] for r in row["scores"]
+            if r["metric"] == "fid" and r["kind"] == "generated"}
+
+
+def floor(row: dict[str, Any], metric: str = "fid") -> dict[str, Any]:
+    """The matched-n floor: held-out training images against the same reference."""
+    return next(r for r in row["scores"] if r["metric"] == metric and r["kind"] == "floor"
+                and r["same_n"])
+
+
+def compare(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each run against the baseline trained on the same images: FID change per snapshot.
+
+    A negative change is better than the baseline. ``better_at_every_snapshot`` asks more of an
+    option than its final FID does: with one seed per setting, an option that wins at one
+    snapshot and loses at another has not shown an effect.
+    """
+    out = []
+    for row in rows:
+        base = next((b for b in rows if b["setting"] == "baseline"
+                     and b["subset"] == row["subset"]), None)
+        if base is None:
+            continue
+        fid, ref = fid_by_iteration(row), fid_by_iteration(base)
+        final = max(fid)
+        change = {it: round(fid[it] - ref[it], 1) for it in sorted(fid)}
+        out.append({
+            "setting": row["setting"], "subset": row["subset"], "final_iteration": final,
+            "fid_final": round(fid[final], 1), "baseline_fid_final": round(ref[final], 1),
+            "fid_change_final": change[final],
+            "fid_change_final_percent": round(100 * (fid[final] - ref[final]) / ref[final], 1),
+            "fid_change_by_iteration": {str(it): v for it, v in change.items()},
+            "better_at_every_snapshot": all(v < 0 for v in change.values()),
+            "copy_rate_feature": row["copy_rate"]["feature (cosine)"],
+            "baseline_copy_rate_feature": base["copy_rate"]["feature (cosine)"],
+            "C_T": row["C_T"]["C_T"], "baseline_C_T": base["C_T"]["C_T"],
+        })
+    return out
+
+
 def table(rows: list[dict[str, Any]], cost: dict[str, dict[str, Any]]) -> str:
-    """FID per snapshot, the floor, copy rates, C_T and img/s: one row per run."""
-    iterations = sorted({r["iteration"] for row in rows for r in row["scores"]
-                         if r["kind"] == "generated"})
-    head = ["setting", "subset", *(f"FID it {it}" for it in iterations), "FID floor (same n)",
-            "copy rate feat.", "copy rate px", "C_T", "step img/s (vs baseline)"]
+    """FID per snapshot, KID at the end, the floor, copy rates, C_T and img/s: one row per run."""
+    iterations = sorted({it for row in rows for it in fid_by_iteration(row)})
+    last = iterations[-1]
+    head = ["setting", "subset", *(f"FID it {it}" for it in iterations), f"KID it {last}",
+            "FID floor", "copy rate feat.", "copy rate px", "C_T", "step img/s", "vs baseline"]
     out = ["| " + " | ".join(head) + " |", "| --- | --- |" + " ---: |" * (len(head) - 2)]
     for row in rows:
-        fid = {r["iteration"]: r["value"] for r in row["scores"]
-               if r["metric"] == "fid" and r["kind"] == "generated"}
-        floor = next(r["value"] for r in row["scores"] if r["metric"] == "fid"
-                     and r["kind"] == "floor" and "held out" in r["compared"])
+        fid = fid_by_iteration(row)
+        kid = next(r for r in row["scores"] if r["metric"] == "kid" and r["kind"] == "generated"
+                   and r["iteration"] == last)
+        step = cost.get(row["setting"], {})
         cells = [row["setting"], str(row["subset"] or "all"),
-                 *(f"{fid[it]:.1f}" for it in iterations), f"{floor:.3f}",
+                 *(f"{fid[it]:.1f}" for it in iterations),
+                 f"{kid['value']:.4f} ± {kid['std']:.4f}", f"{floor(row)['value']:.2f}",
                  f"{row['copy_rate']['feature (cosine)']:.4f}",
                  f"{row['copy_rate']['pixel (RMS)']:.4f}", f"{row['C_T']['C_T']:.2f}",
-                 f"{cost[row['setting']]['images_per_second']:.0f} "
-                 f"({cost[row['setting']]['vs_baseline']:.2f}x)"]
+                 f"{step['images_per_second']:.1f}" if step else "not timed",
+                 f"{step['vs_baseline']:.3f}x" if step.get("vs_baseline") else "not timed"]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
+
+
+def comparison_table(comparisons: list[dict[str, Any]]) -> str:
+    """Each option against its baseline: final FID, its change, and whether it won throughout."""
+    head = ["setting", "subset", "FID at the end", "baseline's", "change", "change %",
+            "lower at every snapshot", "copy rate feat.", "baseline's copy rate", "C_T",
+            "baseline's C_T"]
+    out = ["| " + " | ".join(head) + " |", "| --- | --- |" + " ---: |" * (len(head) - 2)]
+    for c in comparisons:
+        if c["setting"] == "baseline":
+            continue
+        cells = [c["setting"], str(c["subset"] or "all"), f"{c['fid_final']:.1f}",
+                 f"{c['baseline_fid_final']:.1f}", f"{c['fid_change_final']:+.1f}",
+                 f"{c['fid_change_final_percent']:+.1f}%",
+                 "yes" if c["better_at_every_snapshot"] else "no",
+                 f"{c['copy_rate_feature']:.4f}", f"{c['baseline_copy_rate_feature']:.4f}",
+                 f"{c['C_T']:.2f}", f"{c['baseline_C_T']:.2f}"]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def provenance(rows: list[dict[str, Any]], precision: str, profile: str) -> str:
+    """How the numbers were made, in words, for under the tables."""
+    row = rows[0]
+    cfg, fl = row["config"], floor(row)
+    return (f"Data: {row['data']}. Profile {profile} ({cfg['iterations']} iterations, batch "
+            f"{cfg['batch_size']}, {cfg['image_size']} px), {precision}, seed {cfg['seed']}, one "
+            f"run per row. FID/KID: {row['extractor']}, weights SHA-256 "
+            f"{row['weights_sha256'][:12]}, fp32, {fl['n_fake']} generated images against "
+            f"{fl['n_real']} real training images (the full training split's reference, also "
+            f"for the subset runs); floor: {fl['compared']} at the same n pair. Sampling: "
+            f"{row['sampling']}. Copy rate and C_T: the final snapshot's audit against the "
+            "images the run trained on. Step img/s: one training step on a fixed batch, each "
+            "setting timed in interleaved rounds in one process (median).")
 
 
 def main() -> None:
@@ -128,7 +211,8 @@ def main() -> None:
     p.add_argument("--sizes", default="all,1000", help="'all' or a subset size, comma-separated")
     p.add_argument("--precision", default="bf16", choices=config.PRECISIONS)
     p.add_argument("--source", default="phantom")
-    p.add_argument("--json", type=Path, help="write all results with provenance here")
+    p.add_argument("--json", type=Path, nargs="?", const=DEFAULT_JSON,
+                   help=f"write all results with provenance here (alone: {DEFAULT_JSON.name})")
     args = p.parse_args()
     settings = [s.strip() for s in args.settings.split(",") if s.strip()]
     unknown = sorted(set(settings) - set(SETTINGS))
@@ -139,7 +223,9 @@ def main() -> None:
     cost = step_cost(args.profile, settings, args.precision)  # first: on a machine at rest
     rows = [one_run(args.profile, setting, size, args.precision, args.source)
             for size in sizes for setting in settings]
-    print(table(rows, cost))
+    comparisons = compare(rows)
+    print(table(rows, cost), "", comparison_table(comparisons), "",
+          provenance(rows, args.precision, args.profile), sep="\n")
     if args.json:
         result = {
             "benchmark": "small_data", "created": dt.datetime.now(dt.timezone.utc).isoformat(
@@ -147,7 +233,7 @@ def main() -> None:
             "command": vars(args) | {"json": str(args.json)},
             "versions": {"python": platform.python_version(), "torch": torch.__version__},
             "threads": torch.get_num_threads(), "git_commit": runinfo.git_commit(),
-            "rows": rows, "step_cost": cost, "seconds": round(time.perf_counter() - t0, 1),
+            "rows": rows, "comparisons": comparisons, "step_cost": cost, "seconds": round(time.perf_counter() - t0, 1),
         }
         io.write_json(args.json, result)
         print(f"wrote {args.json}")

@@ -1,0 +1,85 @@
+"""The small-data benchmark's arithmetic: each option against the baseline on the same images.
+
+benchmarks/small_data.py's training and scoring are gan_lib's own (tested elsewhere); what it
+adds is the comparison the README's recommendation rests on, tested here on constructed rows.
+Fast and offline: nothing is trained.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from tests.test_readme_numbers import cell_numbers, matches, numeric_leaves
+
+PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "small_data.py"
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    spec = importlib.util.spec_from_file_location("small_data", PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def row(setting: str, subset: int | None, fids: dict[int, float], copy: float = 0.01,
+        c_t: float = -2.0) -> dict:
+    scores = [{"metric": "fid", "kind": "floor", "iteration": None, "value": 3.9, "std": None,
+               "n_fake": 1024, "n_real": 2048, "compared": "real train, held out vs reference",
+               "same_n": True},
+              {"metric": "fid", "kind": "floor", "iteration": None, "value": 5.6, "std": None,
+               "n_fake": 624, "n_real": 2048, "compared": "real test vs reference",
+               "same_n": False}]
+    for it, v in fids.items():
+        scores += [{"metric": "fid", "kind": "generated", "iteration": it, "value": v},
+                   {"metric": "kid", "kind": "generated", "iteration": it, "value": v / 1000,
+                    "std": 0.002}]
+    return {"setting": setting, "subset": subset, "scores": scores,
+            "copy_rate": {"feature (cosine)": copy, "pixel (RMS)": copy / 2},
+            "C_T": {"C_T": c_t}}
+
+
+def test_compare_takes_the_baseline_of_the_same_subset(small_data):
+    rows = [row("baseline", None, {200: 300.0, 600: 100.0}),
+            row("diffaug", None, {200: 250.0, 600: 90.0}),
+            row("baseline", 1000, {200: 320.0, 600: 150.0}),
+            row("diffaug", 1000, {200: 330.0, 600: 120.0})]
+    got = {(c["setting"], c["subset"]): c for c in small_data.compare(rows)}
+    full, sub = got["diffaug", None], got["diffaug", 1000]
+    assert full["fid_change_final"] == -10.0 and full["fid_change_final_percent"] == -10.0
+    assert full["baseline_fid_final"] == 100.0 and full["better_at_every_snapshot"]
+    assert sub["fid_change_final"] == -30.0 and sub["fid_change_final_percent"] == -20.0
+    assert sub["fid_change_by_iteration"] == {"200": 10.0, "600": -30.0}
+    assert not sub["better_at_every_snapshot"]  # worse at 200: no effect shown
+    assert got["baseline", 1000]["fid_change_final"] == 0.0
+
+
+def test_compare_skips_runs_without_a_baseline(small_data):
+    assert small_data.compare([row("ema", 500, {600: 80.0})]) == []
+
+
+def test_tables_print_only_numbers_that_are_in_the_result(small_data):
+    """Every numeric cell of both tables is a leaf of what --json writes (the README's rule)."""
+    rows = [row("baseline", None, {200: 300.04, 600: 100.06}, copy=0.0123, c_t=-1.234),
+            row("both", None, {200: 280.0, 600: 95.55})]
+    cost = {"baseline": {"images_per_second": 40.0, "vs_baseline": 1.0},
+            "both": {"images_per_second": 33.3, "vs_baseline": 0.833}}
+    comparisons = small_data.compare(rows)
+    leaves = numeric_leaves({"rows": rows, "comparisons": comparisons, "step_cost": cost})
+    lines = [*small_data.table(rows, cost).splitlines()[2:],
+             *small_data.comparison_table(comparisons).splitlines()[2:]]
+    assert len(lines) == 3  # two runs, one comparison (the baseline is not compared with itself)
+    for line in lines:
+        for cell in line.strip("|").split("|"):
+            for number in cell_numbers(cell):
+                assert matches(number, leaves), (cell, line)
+    assert "| both | all | 280.0 | 95.5 |" in small_data.table(rows, cost)
+    assert "| 95.5 | 100.1 | -4.5 | -4.5% | yes |" in small_data.comparison_table(comparisons)
+
+
+def test_a_setting_not_timed_says_so(small_data):
+    rows = [row("baseline", None, {600: 100.0})]
+    assert small_data.table(rows, {}).splitlines()[2].endswith("| not timed | not timed |")
