@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import platform
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -43,22 +44,71 @@ SETTINGS = {
 }
 
 
+# Training does not depend on the EMA, so an EMA run's raw snapshots (snapshots/raw/) are the
+# run without it (tests/test_train.py::test_an_ema_run_keeps_the_raw_snapshots_of_the_same_run_
+# without_ema): baseline and DiffAugment come from the EMA runs instead of a second training.
+RAW_OF = {"baseline": "ema", "diffaug": "both"}
+
+
+def run_name(profile: str, setting: str, size: int | None) -> str:
+    tail = f"{setting}-{size or 'all'}"
+    return f"sd-{tail}" if profile == "quick" else f"sd-{profile}-{tail}"
+
+
+def finished(run_dir: Path, iterations: int, raw: bool = False) -> bool:
+    folder = run_dir / "snapshots" / (runinfo.RAW_SNAPSHOTS if raw else "")
+    return (folder / f"G_iter_{iterations:06d}.pt").is_file()
+
+
+def raw_run(ema_dir: Path, run_dir: Path) -> None:
+    """Make ``run_dir`` the run without EMA from the EMA run ``ema_dir``: its config with
+    ema_decay 0, its log, and its raw snapshots (written whole: a folder, then one rename)."""
+    record = io.read_json(ema_dir / "config.json")
+    record["config"] |= {"name": run_dir.name, "ema_decay": 0.0}
+    record["raw_snapshots_of"] = (f"{ema_dir.name}: G's own weights beside its EMA; training "
+                                  "does not depend on the EMA, so these are this run's")
+    tmp = run_dir.with_name(run_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "snapshots").mkdir(parents=True)
+    io.write_json(tmp / "config.json", record)
+    shutil.copy2(ema_dir / "losses.jsonl", tmp / "losses.jsonl")
+    for _, path in runinfo.list_snapshots(ema_dir, raw=True):
+        shutil.copy2(path, tmp / "snapshots" / path.name)
+    tmp.rename(run_dir)
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    """Whether two snapshots hold the same tensors (their metadata, e.g. the run name, aside)."""
+    sa, sb = io.load_torch(a)["state_dict"], io.load_torch(b)["state_dict"]
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
 def one_run(profile: str, setting: str, size: int | None, precision: str,
             source: str) -> dict[str, Any]:
-    """Train (or reuse) one run, score and audit it; its row of the result."""
-    name = f"sd-{setting}-{size or 'all'}" if profile == "quick" else \
-        f"sd-{profile}-{setting}-{size or 'all'}"
+    """Train (or reuse, or take from its EMA run) one run, score and audit it; its result row."""
+    name = run_name(profile, setting, size)
     cfg = config.make_train_config(profile, name=name, source=source, precision=precision,
                                    subset=size, **SETTINGS[setting])
     run_dir = config.RUNS_DIR / name
-    finished = (run_dir / "snapshots" / f"G_iter_{cfg.iterations:06d}.pt").is_file()
-    if not finished:
-        train.train(cfg, resume=run_dir.is_dir() and any(run_dir.iterdir()))
+    partner = setting in RAW_OF and config.RUNS_DIR / run_name(profile, RAW_OF[setting], size)
+    if not finished(run_dir, cfg.iterations):
+        if partner and not run_dir.exists() and finished(partner, cfg.iterations, raw=True):
+            raw_run(partner, run_dir)
+        else:
+            train.train(cfg, resume=run_dir.is_dir() and any(run_dir.iterdir()))
+    source_of = io.read_json(run_dir / "config.json").get("raw_snapshots_of")
+    check = None  # a run trained on its own beside its EMA twin: are the weights the same?
+    if partner and not source_of and finished(partner, cfg.iterations, raw=True):
+        last = f"G_iter_{cfg.iterations:06d}.pt"
+        check = {"run": partner.name, "final_snapshot_weights_equal": same_weights(
+            run_dir / "snapshots" / last, partner / "snapshots" / runinfo.RAW_SNAPSHOTS / last)}
     scores = metrics.score_run(run_dir)
     audited = audit.audit_run(run_dir)
     memo = audited["memorization"]
     return {
         "setting": setting, "subset": size, "run": name, "config": cfg.to_dict(),
+        "trained": f"raw snapshots of {source_of}" if source_of else "trained on its own",
+        "raw_snapshots_of_ema_run_checked": check,
         "scores": [{k: r.get(k) for k in ("metric", "kind", "iteration", "value", "std",
                                           "n_fake", "n_real", "compared", "same_n")}
                    for r in scores["scores"] if r["metric"] in ("fid", "kid")],
@@ -211,6 +261,9 @@ def main() -> None:
     p.add_argument("--sizes", default="all,1000", help="'all' or a subset size, comma-separated")
     p.add_argument("--precision", default="bf16", choices=config.PRECISIONS)
     p.add_argument("--source", default="phantom")
+    p.add_argument("--runs-only", action="store_true",
+                   help="train (or derive), score and audit the runs, nothing else: to prepare "
+                        "them in parallel processes before the timed, tabulated call")
     p.add_argument("--json", type=Path, nargs="?", const=DEFAULT_JSON,
                    help=f"write all results with provenance here (alone: {DEFAULT_JSON.name})")
     args = p.parse_args()
@@ -220,6 +273,11 @@ def main() -> None:
         raise SystemExit(f"--settings: unknown {unknown}; expected some of {list(SETTINGS)}")
     sizes = [None if s.strip() == "all" else int(s) for s in args.sizes.split(",")]
     t0 = time.perf_counter()
+    if args.runs_only:
+        for size in sizes:
+            for setting in settings:
+                one_run(args.profile, setting, size, args.precision, args.source)
+        return
     cost = step_cost(args.profile, settings, args.precision)  # first: on a machine at rest
     rows = [one_run(args.profile, setting, size, args.precision, args.source)
             for size in sizes for setting in settings]

@@ -30,6 +30,8 @@ from . import config, distributed, io
 from .config import TrainConfig
 from .device import bf16_probe
 
+RAW_SNAPSHOTS = "raw"  # snapshots/raw/: G's own weights beside an EMA run's snapshots
+
 
 def describe_data(ds: Any, n_images: int) -> dict[str, Any]:
     """The "data" entry of config.json, from a ChestXrayData."""
@@ -119,16 +121,22 @@ def load_run_config(run_dir: str | Path) -> dict[str, Any]:
     return io.read_json(path)
 
 
-def list_snapshots(run_dir: str | Path) -> list[tuple[int, Path]]:
+def list_snapshots(run_dir: str | Path, raw: bool = False) -> list[tuple[int, Path]]:
     """[(iteration, snapshot path)] of a run, oldest first; an error when there is none.
+
+    ``raw=True``: a run with an EMA generator also keeps G's own weights at each snapshot, in
+    ``snapshots/raw/`` (training does not depend on the EMA, so they are the snapshots the same
+    run without EMA would have written).
 
     >>> list_snapshots(config.RUNS_DIR / "smoke")[-1][0]              # doctest: +SKIP
     20
     """
-    found = _numbered(run_path(run_dir) / "snapshots", r"G_iter_(\d+)\.pt")
+    folder = run_path(run_dir) / "snapshots" / (RAW_SNAPSHOTS if raw else "")
+    found = _numbered(folder, r"G_iter_(\d+)\.pt")
     if not found:
-        raise FileNotFoundError(f"No generator snapshots in {Path(run_dir) / 'snapshots'}: "
-                                "train (or resume) the run until its first snapshot_at milestone")
+        raise FileNotFoundError(f"No generator snapshots in {folder}: " + (
+            "only a run trained with ema_decay > 0 keeps G's raw weights beside the EMA's" if raw
+            else "train (or resume) the run until its first snapshot_at milestone"))
     return found
 
 

@@ -338,38 +338,45 @@ def _write_milestones(run: Run, due: Milestones) -> None:
         grids.save_grid_png(grid, run.folder / "grids" / f"epoch_{epoch:04d}.png", nrow=nrow,
                             row_labels=row_labels)
     if due.snapshot:
-        models.save_snapshot(sampler, run.folder / "snapshots" / f"G_iter_{step:06d}.pt", step,
-                             sampling=sampling, run=cfg.name, precision=run.precision,
-                             **({"classes": run.classes} if run.classes else {}),
-                             **_weights_info(run))
+        name = f"G_iter_{step:06d}.pt"
+        saved = [(sampler, sampling, run.folder / "snapshots" / name, run.nets.ema is not None)]
+        if run.nets.ema is not None:  # G's own weights too (snapshots/raw/): the EMA's effect
+            saved.append((*sampling_generator(run, raw=True),  # from this one run
+                          run.folder / "snapshots" / runinfo.RAW_SNAPSHOTS / name, False))
+        for weights, how, path, is_ema in saved:
+            models.save_snapshot(weights, path, step, sampling=how, run=cfg.name,
+                                 precision=run.precision,
+                                 **({"classes": run.classes} if run.classes else {}),
+                                 **_weights_info(run, is_ema))
     if due.checkpoint:
         checkpoint.save(run.folder / "checkpoint.pt", cfg, nets, step, run.per_epoch,
                         run.elapsed, run.precision, run.fingerprint,
                         world_size=distributed.world_size())
 
 
-def sampling_generator(run: Run) -> tuple[nn.Module, dict[str, object]]:
-    """(generator, how it samples) that grids and snapshots show: the EMA (if on) or G, with
-    BatchNorm statistics re-estimated on its own weights (models.recalibrate_batchnorm).
+def sampling_generator(run: Run, raw: bool = False) -> tuple[nn.Module, dict[str, object]]:
+    """(generator, how it samples) that grids and snapshots show: the EMA (if on and not
+    ``raw``) or G, with BatchNorm statistics re-estimated on its own weights
+    (models.recalibrate_batchnorm).
 
     The statistics BatchNorm kept during training (momentum 0.1) lag G and, for the EMA, belong
     to other weights; benchmarks/README.md measures the difference. The re-estimation's latents
     come from their own seed stream, so it leaves training's randomness untouched.
     """
-    shown = run.nets.ema if run.nets.ema is not None else run.nets.G
+    shown = run.nets.ema if run.nets.ema is not None and not raw else run.nets.G
     seed = derived_seed(run.cfg.seed, 3, run.step)
     sampler = models.recalibrate_batchnorm(shown, run.cfg.bn_batches, run.cfg.batch_size, seed,
                                            run.classes)
     return sampler, models.sampling_record(run.cfg.bn_batches, run.cfg.batch_size, seed)
 
 
-def _weights_info(run: Run) -> dict[str, object]:
+def _weights_info(run: Run, ema: bool) -> dict[str, object]:
     """What the snapshot's weights are, and the running BatchNorm statistics training kept (G's:
     before the sampling rule, eval mode used these for G and for its EMA alike)."""
     kept = {k: v.detach().cpu() for k, v in models.unwrap(run.nets.G).state_dict().items()
             if k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
-    weights = f"EMA of G (decay {run.cfg.ema_decay})" if run.nets.ema is not None else "G"
-    return {"ema": run.nets.ema is not None, "weights": weights, "training_bn_stats": kept}
+    weights = f"EMA of G (decay {run.cfg.ema_decay})" if ema else "G"
+    return {"ema": ema, "weights": weights, "training_bn_stats": kept}
 
 
 def _flush(pending: list, log: TextIO, bar: tqdm, batch_size: int) -> None:

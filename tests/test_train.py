@@ -282,6 +282,30 @@ def test_ema_snapshot_has_its_own_batchnorm_statistics(home, fake_data):
             assert torch.equal(v, ckpt["ema"][k]), k
 
 
+@pytest.mark.parametrize("augment", ["", "translation,cutout"])
+def test_an_ema_run_keeps_the_raw_snapshots_of_the_same_run_without_ema(home, fake_data,
+                                                                        augment):
+    """The EMA only watches G: the raw weights it keeps are what training without it writes.
+
+    small_data.py scores the baseline (and DiffAugment alone) from the EMA runs' raw snapshots;
+    this is what makes that the same measurement as training them again.
+    """
+    plain = train.train(tiny(name="plain", augment=augment))
+    ema = train.train(tiny(name="with-ema", augment=augment, ema_decay=0.9))
+    assert losses(plain) == losses(ema)
+    raw, own = runinfo.list_snapshots(ema, raw=True), runinfo.list_snapshots(plain)
+    assert [it for it, _ in raw] == [it for it, _ in own] == [3, 6]
+    for (_, a), (_, b), (_, e) in zip(raw, own, runinfo.list_snapshots(ema), strict=True):
+        a, b, e = io.load_torch(a), io.load_torch(b), io.load_torch(e)
+        assert a["ema"] is False and a["weights"] == "G" and e["ema"] is True
+        assert a["sampling"] == b["sampling"]
+        for k, v in b["state_dict"].items():
+            assert torch.equal(a["state_dict"][k], v), k
+        assert not torch.equal(e["state_dict"]["main.0.weight"], b["state_dict"]["main.0.weight"])
+    with pytest.raises(FileNotFoundError, match="only a run trained with ema_decay > 0"):
+        runinfo.list_snapshots(plain, raw=True)
+
+
 KILLED_RUN = """
 import sys, time
 sys.path.insert(0, {repo!r})
