@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -18,18 +19,35 @@ EXPECTED_TABLES = [a.name for a in ALWAYS if a.kind == "table"]
 
 
 @pytest.fixture(scope="module")
-def smoke_report(tmp_path_factory):
-    """One smoke pipeline run shared by the checks below (it takes about a minute)."""
+def smoke_run_and_report(tmp_path_factory):
+    """One smoke run, trained first, then one report built on it (shared by the checks below).
+
+    Notebook 02 training a run from nothing is what nbval runs (notebooks/, make test); the
+    report here takes the other path, reusing a finished run, so one build covers both.
+    Returns (report.md, what build_report printed, the run's config and log bytes before).
+    """
+    import contextlib
+    import io as stdio
+
+    from gan_lib import train
+
     home = tmp_path_factory.mktemp("home")
     mp = pytest.MonkeyPatch()
-    from gan_lib import config
-
     mp.setenv("GAN_LIB_HOME", str(home))
     mp.setattr(config, "RUNS_DIR", home / "runs")
     mp.setattr(config, "REPORTS_DIR", home / "reports")
-    out = report.build_report(profile="smoke", run="smoke", source="phantom")
-    yield out
+    run_dir = train.train(config.make_train_config("smoke", name="smoke", source="phantom"))
+    before = {p: p.read_bytes() for p in (run_dir / "config.json", run_dir / "losses.jsonl")}
+    printed = stdio.StringIO()
+    with contextlib.redirect_stdout(printed):
+        out = report.build_report(run="smoke", source="phantom")
+    yield out, printed.getvalue(), before
     mp.undo()
+
+
+@pytest.fixture(scope="module")
+def smoke_report(smoke_run_and_report):
+    return smoke_run_and_report[0]
 
 
 def test_pipeline_writes_every_expected_file(smoke_report):
@@ -96,22 +114,56 @@ def test_report_html_embeds_every_figure(smoke_report):
     assert all(s.startswith("data:image/png;base64,") for s in srcs)
 
 
-def test_report_on_an_existing_run_reuses_it(smoke_report, tmp_path, capsys):
-    run_dir = config.RUNS_DIR / "smoke"
-    before = {p: p.read_bytes() for p in (run_dir / "config.json", run_dir / "losses.jsonl")}
-    again = report.build_report(run="smoke", source="phantom", reports_dir=tmp_path / "reuse",
-                                fid_protocols=False)
-    out = capsys.readouterr().out
+def test_report_on_an_existing_run_reuses_it(smoke_run_and_report, tmp_path):
+    from gan_lib import plots, score_tables
+
+    md, out, before = smoke_run_and_report
     assert "profile: smoke (the profile run 'smoke' was trained with)" in out
     assert "reusing the finished run" in out
-    # the section "Why FIDs disagree" switched off: notebook 08 not run, nothing of it written
-    assert "08_fid_protocols.ipynb is not run" in out
-    assert "Why FIDs disagree" not in again.read_text()
-    assert not any((again.parent / a.file).exists() for a in artefacts.in_section("protocols"))
-    assert sorted(p.name[:2] for p in (again.parent / "notebooks").glob("*.ipynb"))[-1] == "07"
     assert {p: p.read_bytes() for p in before} == before  # not retrained, not even re-stamped
-    first = (smoke_report.parent / "tables" / "fid.csv").read_text()
-    assert (again.parent / "tables" / "fid.csv").read_text() == first
+    # the report's Table 1 is the run's scores.json, tabulated as notebook 05 does
+    scores = io.read_json(config.RUNS_DIR / "smoke" / "scores.json")
+    plots.write_table(score_tables.fid_table(scores), tmp_path, "fid")
+    assert (tmp_path / "fid.csv").read_text() == (md.parent / "tables" / "fid.csv").read_text()
+
+
+def test_fid_protocols_off_skips_notebook_08_and_its_section(smoke_report, tmp_path,
+                                                             monkeypatch, capsys):
+    """build_report(fid_protocols=False) runs notebooks 01-07 only, and the report built from
+    them has no "Why FIDs disagree" (checked on a copy of the report without notebook 08's
+    artefacts, re-rendered, instead of a second pipeline run)."""
+    import shutil
+
+    import papermill as pm
+
+    ran = []
+    monkeypatch.setattr(pm, "execute_notebook", lambda nb, *a, **k: ran.append(Path(nb).name))
+    report.run_notebooks({}, tmp_path / "nb", progress=False, skip=(report.PROTOCOLS_NOTEBOOK,))
+    assert [n[:2] for n in ran] == ["01", "02", "03", "04", "05", "06", "07"]
+
+    given = {}
+
+    def stop(params, out_dir, skip=()):
+        given["skip"] = skip
+        raise KeyboardInterrupt  # stop before any notebook: the previous report stays
+
+    monkeypatch.setattr(report, "run_notebooks", stop)
+    with pytest.raises(KeyboardInterrupt):
+        report.build_report(run="smoke", source="phantom", reports_dir=tmp_path / "off",
+                            fid_protocols=False)
+    assert given["skip"] == (report.PROTOCOLS_NOTEBOOK,)
+    assert "08_fid_protocols.ipynb is not run" in capsys.readouterr().out
+
+    copy = tmp_path / "copy"
+    shutil.copytree(smoke_report.parent, copy)
+    for art in artefacts.in_section("protocols"):
+        (copy / art.file).unlink()
+    stages = json.loads((copy / "build.json").read_text())["stages"][:-1]
+    assert stages[-1]["notebook"].startswith("07")
+    report.render_report(copy, config.RUNS_DIR / "smoke", "smoke", stages)
+    md = (copy / "report.md").read_text()
+    assert "## FID and KID (Table 1)" in md and "Why FIDs disagree" not in md
+    assert "Why FIDs disagree" in smoke_report.read_text()
 
 
 def test_retraining_reproduces_the_run_and_every_score_of_its_tables(smoke_report, tmp_path,
@@ -119,8 +171,9 @@ def test_retraining_reproduces_the_run_and_every_score_of_its_tables(smoke_repor
     """Retrained with the same profile, seed and data on a CPU, the run is reproduced exactly.
 
     Every table of the report is computed from the run's log, snapshots, scores.json and
-    audit.json (the reuse test above shows the notebooks turn the same run into the same
-    tables), so equal files here mean equal tables, at a fraction of the cost of a second report.
+    audit.json (the reuse test above shows the report's Table 1 is the run's scores.json
+    tabulated), so equal files here mean equal tables, at a fraction of the cost of a second
+    report.
     Equal snapshot bytes also mean the scores reuse the generated sets' cached features.
     """
     from gan_lib import audit, metrics, runinfo, train
