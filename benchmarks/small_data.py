@@ -102,8 +102,13 @@ def one_run(profile: str, setting: str, size: int | None, precision: str,
         last = f"G_iter_{cfg.iterations:06d}.pt"
         check = {"run": partner.name, "final_snapshot_weights_equal": same_weights(
             run_dir / "snapshots" / last, partner / "snapshots" / runinfo.RAW_SNAPSHOTS / last)}
-    scores = metrics.score_run(run_dir)
-    audited = audit.audit_run(run_dir)
+    # a run scored and audited after its last snapshot (python -m gan_lib score/audit, or an
+    # earlier call) is read back: the same functions wrote those files; delete them to rescore
+    last = run_dir / "snapshots" / f"G_iter_{cfg.iterations:06d}.pt"
+    done = all((run_dir / f).is_file() and (run_dir / f).stat().st_mtime > last.stat().st_mtime
+               for f in ("scores.json", "audit.json"))
+    scores = io.read_json(run_dir / "scores.json") if done else metrics.score_run(run_dir)
+    audited = io.read_json(run_dir / "audit.json") if done else audit.audit_run(run_dir)
     memo = audited["memorization"]
     return {
         "setting": setting, "subset": size, "run": name, "config": cfg.to_dict(),
