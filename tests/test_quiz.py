@@ -330,23 +330,20 @@ def test_a_new_quiz_never_orphans_collected_answers(built, tmp_path):
     assert (page.parent / "answers" / "a.csv").exists()
 
 
-def test_cli_quiz_score_prints_the_table_and_errors_plainly(built, tmp_path):
-    import subprocess
-    import sys
+def test_cli_quiz_score_prints_the_table_and_errors_plainly(built, home, capsys):
+    from gan_lib.__main__ import main
 
     page, key = built
-    good = write_answers(tmp_path / "g.csv", key, "g", truth(key))
-    env = {**__import__("os").environ, "GAN_LIB_HOME": str(tmp_path / "home")}
-    cmd = [sys.executable, "-m", "gan_lib", "quiz-score", "--key", str(page.parent / "key.json")]
-    out = subprocess.run([*cmd, str(good)], capture_output=True, text=True, env=env,
-                         cwd=config.REPO_ROOT, timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "pooled" in out.stdout and (tmp_path / "home" / "reports" / "tables" /
-                                       "reader_study.csv").exists()
-    bad = write_answers(tmp_path / "b.csv", key, "b", truth(key), quiz_id="feedfeedfeedfeed")
-    out = subprocess.run([*cmd, str(bad)], capture_output=True, text=True, env=env,
-                         cwd=config.REPO_ROOT, timeout=120)
-    assert out.returncode == 2 and out.stderr.startswith("error: b.csv line 2: answers of quiz")
+    good = write_answers(home / "g.csv", key, "g", truth(key))
+    cmd = ["quiz-score", "--key", str(page.parent / "key.json")]
+    main([*cmd, str(good)])
+    assert "pooled" in capsys.readouterr().out
+    assert (home / "reports" / "tables" / "reader_study.csv").exists()
+    bad = write_answers(home / "b.csv", key, "b", truth(key), quiz_id="feedfeedfeedfeed")
+    with pytest.raises(SystemExit) as stop:
+        main([*cmd, str(bad)])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.startswith("error: b.csv line 2: answers of quiz")
     assert json.loads((page.parent / "key.json").read_text())["quiz_id"] == key["quiz_id"]
 
 

@@ -289,9 +289,8 @@ def test_a_run_written_before_g_conditioning_existed(home, conditional):
         report.training_plan(cfg)
 
 
-def test_cli_report_refuses_a_run_of_other_settings_before_any_work(home):
-    import subprocess
-    import sys
+def test_cli_report_refuses_a_run_of_other_settings_before_any_work(home, capsys):
+    from gan_lib.__main__ import main
 
     run_dir = home / "runs" / "mine"
     cfg = config.make_train_config("smoke", name="mine", iterations=12, snapshot_at=(12,))
@@ -299,21 +298,18 @@ def test_cli_report_refuses_a_run_of_other_settings_before_any_work(home):
     io.save_torch({"format": 2, "config": cfg.to_dict(), "step": 12, "precision": "fp32"},
                   run_dir / "checkpoint.pt")
     io.write_json(run_dir / "config.json", {"config": cfg.to_dict()})
-    out = subprocess.run([sys.executable, "-m", "gan_lib", "report", "--run", "mine"],
-                         capture_output=True, text=True, cwd=config.REPO_ROOT, timeout=120,
-                         env={**__import__("os").environ, "GAN_LIB_HOME": str(home)})
-    assert out.returncode == 2
-    assert "does not match profile 'smoke': iterations: run 12, profile 20" in out.stderr
+    with pytest.raises(SystemExit) as stop:
+        main(["report", "--run", "mine"])
+    assert stop.value.code == 2
+    assert "does not match profile 'smoke': iterations: run 12, profile 20" in \
+        capsys.readouterr().err
     assert not (home / "reports").exists()
 
 
 def test_cli_score_defaults_to_the_runs_own_profile(home):
     """A smoke run is scored at smoke sizes (IS of 32 fakes), not the quick profile's 1,024."""
-    import os
-    import subprocess
-    import sys
-
     from gan_lib import models
+    from gan_lib.__main__ import main
 
     run_dir = home / "runs" / "tinyrun"
     cfg = config.make_train_config("smoke", name="tinyrun", image_size=32, g_channels=4)
@@ -323,9 +319,6 @@ def test_cli_score_defaults_to_the_runs_own_profile(home):
     io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
         "source": "phantom", "description": "synthetic phantom data", "kind": "phantom",
         "fingerprint": "x", "n_images": 256, "is_synthetic": True}})
-    out = subprocess.run([sys.executable, "-m", "gan_lib", "score", "tinyrun", "--metrics", "is"],
-                         capture_output=True, text=True, cwd=config.REPO_ROOT, timeout=300,
-                         env={**os.environ, "GAN_LIB_HOME": str(home)})
-    assert out.returncode == 0, out.stderr[-2000:]
+    main(["score", "tinyrun", "--metrics", "is"])
     settings = io.read_json(run_dir / "scores.json")["settings"]
     assert (settings["n_fake_is"], settings["n_fake"], settings["n_real"]) == (32, 32, 64)
