@@ -107,15 +107,20 @@ def differing(old: dict[str, Any], new: dict[str, Any], ignore: Iterable[str] = 
 
 
 # Settings added since some runs were written, whose default has changed since: the value those
-# runs trained with. Only a conditional G takes a class, so only a conditional run's setting
-# matters: it concatenated its class embedding with z before g_conditioning existed.
-BEFORE_THEY_EXISTED = {"g_conditioning": "concat"}
+# runs trained with, for the runs where the setting acts (in the others it reads as its default,
+# so they still match today's profiles).
+BEFORE_THEY_EXISTED = {
+    # only a conditional G takes a class: it was concatenated with z
+    "g_conditioning": ("concat", lambda saved: bool(saved.get("conditional"))),
+    # only an EMA run has an EMA: its decay was ema_decay from the first update
+    "ema_warmup": (False, lambda saved: saved.get("ema_decay", 0.0) > 0),
+}
 
 
 def saved_config(ckpt: dict[str, Any]) -> dict[str, Any]:
     """The checkpoint's config, with settings added since it was written at the values it
-    trained with: their defaults (e.g. ``augment`` was '' before it existed), or, for a
-    conditional run, :data:`BEFORE_THEY_EXISTED`.
+    trained with: their defaults (e.g. ``augment`` was '' before it existed), or, where they
+    act, :data:`BEFORE_THEY_EXISTED`.
 
     >>> saved_config({"config": {"lr": 1e-3}})["augment"]
     ''
@@ -123,9 +128,11 @@ def saved_config(ckpt: dict[str, Any]) -> dict[str, Any]:
     'concat'
     >>> saved_config({"config": {"conditional": False}})["g_conditioning"]  # as today's default
     'batchnorm'
+    >>> saved_config({"config": {"ema_decay": 0.999}})["ema_warmup"]
+    False
     """
     saved = ckpt.get("config", {})
-    before = BEFORE_THEY_EXISTED if saved.get("conditional") else {}
+    before = {k: value for k, (value, acts) in BEFORE_THEY_EXISTED.items() if acts(saved)}
     return {**TrainConfig().to_dict(), **before, **saved}
 
 

@@ -70,6 +70,9 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     ema_decay: float = 0.0  # generator EMA (e.g. 0.999); 0 = off, as in the report
+    # The EMA's decay ramps up with its update count n: min(ema_decay, (1 + n) / (10 + n)), as
+    # tf.train.ExponentialMovingAverage(num_updates); False: ema_decay from the first update
+    ema_warmup: bool = True
     conditional: bool = False  # class-conditional G and projection D; False = the report's DCGAN
     # How a conditional G takes its class: batchnorm (per-class gain and bias after each
     # BatchNorm) | concat (an embedding beside z: collapsed within each class here, README)

@@ -272,20 +272,25 @@ def test_training_plan_trains_resumes_reuses_or_refuses(home, monkeypatch, capsy
         report.training_plan(cfg)
 
 
-@pytest.mark.parametrize("conditional", [False, True])
-def test_a_run_written_before_g_conditioning_existed(home, conditional):
-    """An old unconditional run still matches its profile (G never took a class); an old
-    conditional run concatenated its class with z, so it no longer matches the default."""
-    cfg = config.make_train_config("smoke", name="old", conditional=conditional)
-    old = {k: v for k, v in cfg.to_dict().items() if k != "g_conditioning"}
+@pytest.mark.parametrize("setting, acts, message", [
+    ("g_conditioning", {"conditional": True}, "g_conditioning: run 'concat', profile 'batchnorm'"),
+    ("ema_warmup", {"ema_decay": 0.999}, "ema_warmup: run False, profile True"),
+])
+@pytest.mark.parametrize("where_it_acts", [False, True])
+def test_a_run_written_before_a_setting_existed(home, setting, acts, message, where_it_acts):
+    """An old run where the setting does not act (an unconditional G takes no class; no EMA)
+    still matches its profile; where it acts, the run trained as before the setting existed
+    (concatenation; an EMA without warm-up), so it no longer matches today's default."""
+    cfg = config.make_train_config("smoke", name="old", **(acts if where_it_acts else {}))
+    old = {k: v for k, v in cfg.to_dict().items() if k != setting}
     run_dir = home / "runs" / "old"
     run_dir.mkdir(parents=True)
     io.save_torch({"format": 2, "config": old, "step": cfg.iterations, "precision": "fp32"},
                   run_dir / "checkpoint.pt")
-    if not conditional:
+    if not where_it_acts:
         assert report.training_plan(cfg) == {"resume": True, "overwrite": False}
         return
-    with pytest.raises(ValueError, match="g_conditioning: run 'concat', profile 'batchnorm'"):
+    with pytest.raises(ValueError, match=message):
         report.training_plan(cfg)
 
 

@@ -282,6 +282,23 @@ def test_ema_snapshot_has_its_own_batchnorm_statistics(home, fake_data):
             assert torch.equal(v, ckpt["ema"][k]), k
 
 
+@pytest.mark.parametrize("warmup, decay_used", [(True, 0.1), (False, 0.99)])
+def test_the_ema_warms_up_from_its_first_update(home, fake_data, warmup, decay_used):
+    """After one update the EMA is lerp(G before, G after, 1 - decay): decay 0.1 warmed up
+    (n = 0: (1 + 0) / (10 + 0)), the full 0.99 without warm-up."""
+    cfg = tiny(name="ema1", ema_decay=0.99, ema_warmup=warmup, iterations=1, snapshot_at=(1,),
+               checkpoint_every=1)
+    G = train.build_nets(cfg, torch.device("cpu")).G  # seeded: G before the first step
+    start = {name: p.detach().clone() for name, p in G.named_parameters()}
+    ckpt = io.load_torch(train.train(cfg) / "checkpoint.pt")
+    moved = 0
+    for name in start:  # weights (BatchNorm buffers are re-estimated, not averaged)
+        expected = torch.lerp(start[name], ckpt["G"][name], 1 - decay_used)
+        assert torch.allclose(ckpt["ema"][name], expected, atol=1e-7), name
+        moved += not torch.equal(ckpt["G"][name], start[name])
+    assert moved > 0  # G did take a step
+
+
 @pytest.mark.parametrize("augment", ["", "translation,cutout"])
 def test_an_ema_run_keeps_the_raw_snapshots_of_the_same_run_without_ema(home, fake_data,
                                                                         augment):
