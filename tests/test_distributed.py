@@ -103,8 +103,10 @@ def test_two_processes_take_the_steps_of_one(two_process_run, home):
     meta = io.read_json(two_process_run / "config.json")
     assert meta["segments"][-1]["world_size"] == 2
     assert io.load_torch(two_process_run / "checkpoint.pt")["world_size"] == 2
-    # rank 0 alone wrote the run folder: one row per step, one snapshot, grids
+    # rank 0 alone wrote the run folder: one row per step, one snapshot (EMA, and G's raw), grids
     assert sorted(p.name for p in (two_process_run / "snapshots").iterdir()) == \
+        ["G_iter_000012.pt", "raw"]
+    assert [p.name for p in (two_process_run / "snapshots" / "raw").iterdir()] == \
         ["G_iter_000012.pt"]
 
 
