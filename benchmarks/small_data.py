@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from gan_lib import audit, config, io, metrics, runinfo, train
+from gan_lib import audit, checkpoint, config, io, metrics, runinfo, train
 from gan_lib import device as device_lib
 from gan_lib.augment import Augment
 
@@ -109,11 +109,54 @@ def one_run(profile: str, setting: str, size: int | None, precision: str,
                for f in ("scores.json", "audit.json"))
     scores = io.read_json(run_dir / "scores.json") if done else metrics.score_run(run_dir)
     audited = io.read_json(run_dir / "audit.json") if done else audit.audit_run(run_dir)
+    return result_row(setting, size, run_dir, cfg.to_dict(), scores, audited,
+                      trained=f"raw snapshots of {source_of}" if source_of else "trained on its own",
+                      raw_snapshots_of_ema_run_checked=check)
+
+
+REPEATED = "baseline, repeated"  # the baseline's settings, trained again: run-to-run variation
+
+
+def repeat_run(name: str, profile: str, size: int | None, precision: str,
+               source: str) -> dict[str, Any]:
+    """The row of ``name``, a finished, scored and audited run with the baseline's settings.
+
+    Two runs of equal settings and seed differ only where their arithmetic does (e.g. the thread
+    count changes the order of float sums); GAN training amplifies that, so the FID difference
+    of the two is what one seed per setting cannot tell apart from an effect.
+    """
+    run_dir = config.RUNS_DIR / name
+    base = config.make_train_config(profile, name=run_name(profile, "baseline", size),
+                                    source=source, precision=precision, subset=size).to_dict()
+    record = io.read_json(run_dir / "config.json")
+    saved = checkpoint.saved_config(record)  # settings added since, at the values it ran with
+    differ = sorted(k for k in set(base) | set(saved)
+                    if k != "name" and base.get(k) != saved.get(k))
+    if differ:
+        raise SystemExit(f"--repeat {name}: expected the baseline's settings; differs in {differ}")
+    if not all((run_dir / f).is_file() for f in ("scores.json", "audit.json")):
+        raise SystemExit(f"--repeat {name}: score and audit it first (python -m gan_lib score "
+                         f"{name}; python -m gan_lib audit {name})")
+    partner = config.RUNS_DIR / run_name(profile, RAW_OF["baseline"], size)
+    last = f"G_iter_{base['iterations']:06d}.pt"
+    check = {"run": partner.name, "final_snapshot_weights_equal": same_weights(
+        run_dir / "snapshots" / last, partner / "snapshots" / runinfo.RAW_SNAPSHOTS / last)} \
+        if finished(partner, base["iterations"], raw=True) else None
+    return result_row(REPEATED, size, run_dir, saved,
+                      io.read_json(run_dir / "scores.json"), io.read_json(run_dir / "audit.json"),
+                      trained="trained on its own; segments: " + "; ".join(
+                          f"from iteration {g['from_iteration']}: {g['device_name']}, "
+                          f"commit {g.get('git_commit', '?')[:7]}"
+                          for g in record.get("segments", [])),
+                      raw_snapshots_of_ema_run_checked=check)
+
+
+def result_row(setting: str, size: int | None, run_dir: Path, cfg: dict[str, Any],
+               scores: dict[str, Any], audited: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """One run's entry of the result: its FID/KID rows, copy rates, C_T, provenance."""
     memo = audited["memorization"]
     return {
-        "setting": setting, "subset": size, "run": name, "config": cfg.to_dict(),
-        "trained": f"raw snapshots of {source_of}" if source_of else "trained on its own",
-        "raw_snapshots_of_ema_run_checked": check,
+        "setting": setting, "subset": size, "run": run_dir.name, "config": cfg, **extra,
         "scores": [{k: r.get(k) for k in ("metric", "kind", "iteration", "value", "std",
                                           "n_fake", "n_real", "compared", "same_n")}
                    for r in scores["scores"] if r["metric"] in ("fid", "kid")],
@@ -176,9 +219,15 @@ def compare(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     A negative change is better than the baseline. ``better_at_every_snapshot`` asks more of an
     option than its final FID does: with one seed per setting, an option that wins at one
-    snapshot and loses at another has not shown an effect.
+    snapshot and loses at another has not shown an effect. Where the baseline was repeated
+    (:data:`REPEATED`), ``beyond_run_to_run`` says whether the final change is larger than the
+    two baselines' difference (None: not measured for that subset).
     """
     out = []
+    noise = {r["subset"]: abs(fid_by_iteration(r)[max(fid_by_iteration(r))]
+                              - fid_by_iteration(b)[max(fid_by_iteration(b))])
+             for r in rows if r["setting"] == REPEATED
+             for b in rows if b["setting"] == "baseline" and b["subset"] == r["subset"]}
     for row in rows:
         base = next((b for b in rows if b["setting"] == "baseline"
                      and b["subset"] == row["subset"]), None)
@@ -194,6 +243,10 @@ def compare(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             "fid_change_final_percent": round(100 * (fid[final] - ref[final]) / ref[final], 1),
             "fid_change_by_iteration": {str(it): v for it, v in change.items()},
             "better_at_every_snapshot": all(v < 0 for v in change.values()),
+            "run_to_run_final": round(noise[row["subset"]], 1) if row["subset"] in noise
+            else None,
+            "beyond_run_to_run": abs(fid[final] - ref[final]) > noise[row["subset"]]
+            if row["subset"] in noise and row["setting"] != REPEATED else None,
             "copy_rate_feature": row["copy_rate"]["feature (cosine)"],
             "baseline_copy_rate_feature": base["copy_rate"]["feature (cosine)"],
             "C_T": row["C_T"]["C_T"], "baseline_C_T": base["C_T"]["C_T"],
@@ -227,8 +280,8 @@ def table(rows: list[dict[str, Any]], cost: dict[str, dict[str, Any]]) -> str:
 def comparison_table(comparisons: list[dict[str, Any]]) -> str:
     """Each option against its baseline: final FID, its change, and whether it won throughout."""
     head = ["setting", "subset", "FID at the end", "baseline's", "change", "change %",
-            "lower at every snapshot", "copy rate feat.", "baseline's copy rate", "C_T",
-            "baseline's C_T"]
+            "lower at every snapshot", "beyond run-to-run", "copy rate feat.",
+            "baseline's copy rate", "C_T", "baseline's C_T"]
     out = ["| " + " | ".join(head) + " |", "| --- | --- |" + " ---: |" * (len(head) - 2)]
     for c in comparisons:
         if c["setting"] == "baseline":
@@ -237,6 +290,8 @@ def comparison_table(comparisons: list[dict[str, Any]]) -> str:
                  f"{c['baseline_fid_final']:.1f}", f"{c['fid_change_final']:+.1f}",
                  f"{c['fid_change_final_percent']:+.1f}%",
                  "yes" if c["better_at_every_snapshot"] else "no",
+                 {True: "yes", False: "no", None: "not measured"}[c["beyond_run_to_run"]]
+                 if c["setting"] != REPEATED else "(is the run-to-run)",
                  f"{c['copy_rate_feature']:.4f}", f"{c['baseline_copy_rate_feature']:.4f}",
                  f"{c['C_T']:.2f}", f"{c['baseline_C_T']:.2f}"]
         out.append("| " + " | ".join(cells) + " |")
@@ -266,6 +321,10 @@ def main() -> None:
     p.add_argument("--sizes", default="all,1000", help="'all' or a subset size, comma-separated")
     p.add_argument("--precision", default="bf16", choices=config.PRECISIONS)
     p.add_argument("--source", default="phantom")
+    p.add_argument("--repeat", metavar="RUN",
+                   help="a finished, scored and audited run with the baseline's settings on the "
+                        "full split (e.g. trained with another thread count): its FID difference "
+                        "to the baseline is the run-to-run variation the options must exceed")
     p.add_argument("--runs-only", action="store_true",
                    help="train (or derive), score and audit the runs, nothing else: to prepare "
                         "them in parallel processes before the timed, tabulated call")
@@ -286,6 +345,8 @@ def main() -> None:
     cost = step_cost(args.profile, settings, args.precision)  # first: on a machine at rest
     rows = [one_run(args.profile, setting, size, args.precision, args.source)
             for size in sizes for setting in settings]
+    if args.repeat:
+        rows.append(repeat_run(args.repeat, args.profile, None, args.precision, args.source))
     comparisons = compare(rows)
     print(table(rows, cost), "", comparison_table(comparisons), "",
           provenance(rows, args.precision, args.profile), sep="\n")

@@ -57,6 +57,24 @@ def test_compare_takes_the_baseline_of_the_same_subset(small_data):
     assert got["baseline", 1000]["fid_change_final"] == 0.0
 
 
+def test_a_repeated_baseline_sets_the_run_to_run_bar(small_data):
+    rows = [row("baseline", None, {200: 300.0, 600: 100.0}),
+            row(small_data.REPEATED, None, {200: 310.0, 600: 92.0}),  # 8 apart at the end
+            row("diffaug", None, {200: 250.0, 600: 95.0}),  # 5 better: within run-to-run
+            row("ema", None, {200: 250.0, 600: 80.0}),  # 20 better: beyond it
+            row("baseline", 1000, {600: 150.0}), row("ema", 1000, {600: 120.0})]
+    got = {(c["setting"], c["subset"]): c for c in small_data.compare(rows)}
+    assert got["diffaug", None]["run_to_run_final"] == 8.0
+    assert got["diffaug", None]["better_at_every_snapshot"]
+    assert got["diffaug", None]["beyond_run_to_run"] is False
+    assert got["ema", None]["beyond_run_to_run"] is True
+    assert got["ema", 1000]["beyond_run_to_run"] is None  # no repeat of the subset baseline
+    assert got[small_data.REPEATED, None]["beyond_run_to_run"] is None
+    lines = small_data.comparison_table(small_data.compare(rows)).splitlines()
+    assert "| yes | no |" in lines[3] and "| yes | yes |" in lines[4]
+    assert "(is the run-to-run)" in lines[2] and "not measured" in lines[5]
+
+
 def test_compare_skips_runs_without_a_baseline(small_data):
     assert small_data.compare([row("ema", 500, {600: 80.0})]) == []
 
