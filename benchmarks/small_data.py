@@ -10,12 +10,13 @@ the baseline on the same images) and how the numbers were made; ``--json`` write
     .venv/bin/python benchmarks/small_data.py --profile smoke --sizes 64 \\
         --settings baseline,diffaug --json /tmp/small_data_smoke.json    # a tiny check
 
-Cost on the 2-core CPU at the quick profile, one thread per run: ~20 min of training, ~10 min
-of scoring and a few minutes of audit per run, so about 4-5 hours of one core for all eight.
-Runs already finished are reused (their folders under runs/ are named sd-<setting>-<size>, with
-the profile after "sd-" for other profiles), so it can be stopped and restarted, and the runs can
-be trained beforehand in parallel with ``python -m gan_lib train/score/audit`` and the same
-settings (README, "Small data").
+Baseline and DiffAugment are not trained: they are the raw snapshots (snapshots/raw/) of the EMA
+and "both" runs, since training does not depend on the EMA. Cost on the 2-core CPU at the quick
+profile, one thread per process: ~30 min of training per EMA run and ~10 min of scoring per run,
+about 2 h per size. Runs already finished are reused (their folders under runs/ are named
+sd-<setting>-<size>, with the profile after "sd-" for other profiles), so it can be stopped and
+restarted, and ``--runs-only --sizes all`` and ``--runs-only --sizes 1000`` prepare the runs in
+two processes before the timed, tabulated call (benchmarks/README.md).
 """
 
 from __future__ import annotations
@@ -55,9 +56,13 @@ def run_name(profile: str, setting: str, size: int | None) -> str:
     return f"sd-{tail}" if profile == "quick" else f"sd-{profile}-{tail}"
 
 
+def last_snapshot(run_dir: Path, iterations: int, raw: bool = False) -> Path:
+    return run_dir / "snapshots" / (runinfo.RAW_SNAPSHOTS if raw else "") / \
+        f"G_iter_{iterations:06d}.pt"
+
+
 def finished(run_dir: Path, iterations: int, raw: bool = False) -> bool:
-    folder = run_dir / "snapshots" / (runinfo.RAW_SNAPSHOTS if raw else "")
-    return (folder / f"G_iter_{iterations:06d}.pt").is_file()
+    return last_snapshot(run_dir, iterations, raw).is_file()
 
 
 def raw_run(ema_dir: Path, run_dir: Path) -> None:
@@ -77,10 +82,15 @@ def raw_run(ema_dir: Path, run_dir: Path) -> None:
     tmp.rename(run_dir)
 
 
-def same_weights(a: Path, b: Path) -> bool:
-    """Whether two snapshots hold the same tensors (their metadata, e.g. the run name, aside)."""
-    sa, sb = io.load_torch(a)["state_dict"], io.load_torch(b)["state_dict"]
-    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+def raw_check(run_dir: Path, ema_dir: Path, iterations: int) -> dict[str, Any] | None:
+    """For a run trained on its own: are its final weights those of the EMA run's raw snapshot
+    (the tensors; metadata such as the run name aside)? None when there is no such snapshot."""
+    if not finished(ema_dir, iterations, raw=True):
+        return None
+    a = io.load_torch(last_snapshot(run_dir, iterations))["state_dict"]
+    b = io.load_torch(last_snapshot(ema_dir, iterations, raw=True))["state_dict"]
+    return {"run": ema_dir.name, "final_snapshot_weights_equal":
+            a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)}
 
 
 def one_run(profile: str, setting: str, size: int | None, precision: str,
@@ -97,15 +107,11 @@ def one_run(profile: str, setting: str, size: int | None, precision: str,
         else:
             train.train(cfg, resume=run_dir.is_dir() and any(run_dir.iterdir()))
     source_of = io.read_json(run_dir / "config.json").get("raw_snapshots_of")
-    check = None  # a run trained on its own beside its EMA twin: are the weights the same?
-    if partner and not source_of and finished(partner, cfg.iterations, raw=True):
-        last = f"G_iter_{cfg.iterations:06d}.pt"
-        check = {"run": partner.name, "final_snapshot_weights_equal": same_weights(
-            run_dir / "snapshots" / last, partner / "snapshots" / runinfo.RAW_SNAPSHOTS / last)}
+    check = raw_check(run_dir, partner, cfg.iterations) if partner and not source_of else None
     # a run scored and audited after its last snapshot (python -m gan_lib score/audit, or an
     # earlier call) is read back: the same functions wrote those files; delete them to rescore
-    last = run_dir / "snapshots" / f"G_iter_{cfg.iterations:06d}.pt"
-    done = all((run_dir / f).is_file() and (run_dir / f).stat().st_mtime > last.stat().st_mtime
+    made = last_snapshot(run_dir, cfg.iterations).stat().st_mtime
+    done = all((run_dir / f).is_file() and (run_dir / f).stat().st_mtime > made
                for f in ("scores.json", "audit.json"))
     scores = io.read_json(run_dir / "scores.json") if done else metrics.score_run(run_dir)
     audited = io.read_json(run_dir / "audit.json") if done else audit.audit_run(run_dir)
@@ -130,18 +136,14 @@ def repeat_run(name: str, profile: str, size: int | None, precision: str,
                                     source=source, precision=precision, subset=size).to_dict()
     record = io.read_json(run_dir / "config.json")
     saved = checkpoint.saved_config(record)  # settings added since, at the values it ran with
-    differ = sorted(k for k in set(base) | set(saved)
-                    if k != "name" and base.get(k) != saved.get(k))
+    differ = checkpoint.differing(saved, base, ignore={"name"})
     if differ:
         raise SystemExit(f"--repeat {name}: expected the baseline's settings; differs in {differ}")
     if not all((run_dir / f).is_file() for f in ("scores.json", "audit.json")):
         raise SystemExit(f"--repeat {name}: score and audit it first (python -m gan_lib score "
                          f"{name}; python -m gan_lib audit {name})")
-    partner = config.RUNS_DIR / run_name(profile, RAW_OF["baseline"], size)
-    last = f"G_iter_{base['iterations']:06d}.pt"
-    check = {"run": partner.name, "final_snapshot_weights_equal": same_weights(
-        run_dir / "snapshots" / last, partner / "snapshots" / runinfo.RAW_SNAPSHOTS / last)} \
-        if finished(partner, base["iterations"], raw=True) else None
+    check = raw_check(run_dir, config.RUNS_DIR / run_name(profile, RAW_OF["baseline"], size),
+                      base["iterations"])
     return result_row(REPEATED, size, run_dir, saved,
                       io.read_json(run_dir / "scores.json"), io.read_json(run_dir / "audit.json"),
                       trained="trained on its own; segments: " + "; ".join(
@@ -208,6 +210,11 @@ def fid_by_iteration(row: dict[str, Any]) -> dict[int, float]:
             if r["metric"] == "fid" and r["kind"] == "generated"}
 
 
+def final_fid(row: dict[str, Any]) -> float:
+    fid = fid_by_iteration(row)
+    return fid[max(fid)]
+
+
 def floor(row: dict[str, Any], metric: str = "fid") -> dict[str, Any]:
     """The matched-n floor: held-out training images against the same reference."""
     return next(r for r in row["scores"] if r["metric"] == metric and r["kind"] == "floor"
@@ -224,8 +231,7 @@ def compare(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     two baselines' difference (None: not measured for that subset).
     """
     out = []
-    noise = {r["subset"]: abs(fid_by_iteration(r)[max(fid_by_iteration(r))]
-                              - fid_by_iteration(b)[max(fid_by_iteration(b))])
+    noise = {r["subset"]: abs(final_fid(r) - final_fid(b))
              for r in rows if r["setting"] == REPEATED
              for b in rows if b["setting"] == "baseline" and b["subset"] == r["subset"]}
     for row in rows:
@@ -310,7 +316,8 @@ def provenance(rows: list[dict[str, Any]], precision: str, profile: str) -> str:
             f"for the subset runs); floor: {fl['compared']} at the same n pair. Sampling: "
             f"{row['sampling']}. Copy rate and C_T: the final snapshot's audit against the "
             "images the run trained on. Step img/s: one training step on a fixed batch, each "
-            "setting timed in interleaved rounds in one process (median).")
+            "setting timed in interleaved rounds in one process (median). " + " ".join(
+                f"{r['setting']} ({r['subset'] or 'all'}): {r['trained']}." for r in rows))
 
 
 def main() -> None:
@@ -337,19 +344,15 @@ def main() -> None:
         raise SystemExit(f"--settings: unknown {unknown}; expected some of {list(SETTINGS)}")
     sizes = [None if s.strip() == "all" else int(s) for s in args.sizes.split(",")]
     t0 = time.perf_counter()
+    # timed first, on a machine at rest (the runs' own wall times share it with other work)
+    cost = None if args.runs_only else step_cost(args.profile, settings, args.precision)
     # the EMA runs first: baseline and DiffAugment are then their raw snapshots, not retrained
     first = sorted(settings, key=lambda s: s in RAW_OF)
+    done = {(size, setting): one_run(args.profile, setting, size, args.precision, args.source)
+            for size in sizes for setting in first}
     if args.runs_only:
-        for size in sizes:
-            for setting in first:
-                one_run(args.profile, setting, size, args.precision, args.source)
         return
-    cost = step_cost(args.profile, settings, args.precision)  # first: on a machine at rest
-    for size in sizes:
-        for setting in first:
-            one_run(args.profile, setting, size, args.precision, args.source)
-    rows = [one_run(args.profile, setting, size, args.precision, args.source)
-            for size in sizes for setting in settings]
+    rows = [done[size, setting] for size in sizes for setting in settings]
     if args.repeat:
         rows.append(repeat_run(args.repeat, args.profile, None, args.precision, args.source))
     comparisons = compare(rows)
@@ -362,7 +365,8 @@ def main() -> None:
             "command": vars(args) | {"json": str(args.json)},
             "versions": {"python": platform.python_version(), "torch": torch.__version__},
             "threads": torch.get_num_threads(), "git_commit": runinfo.git_commit(),
-            "rows": rows, "comparisons": comparisons, "step_cost": cost, "seconds": round(time.perf_counter() - t0, 1),
+            "rows": rows, "comparisons": comparisons, "step_cost": cost,
+            "seconds": round(time.perf_counter() - t0, 1),
         }
         io.write_json(args.json, result)
         print(f"wrote {args.json}")

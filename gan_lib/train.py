@@ -339,16 +339,11 @@ def _write_milestones(run: Run, due: Milestones) -> None:
         grids.save_grid_png(grid, run.folder / "grids" / f"epoch_{epoch:04d}.png", nrow=nrow,
                             row_labels=row_labels)
     if due.snapshot:
-        name = f"G_iter_{step:06d}.pt"
-        saved = [(sampler, sampling, run.folder / "snapshots" / name, run.nets.ema is not None)]
-        if run.nets.ema is not None:  # G's own weights too (snapshots/raw/): the EMA's effect
-            saved.append((*sampling_generator(run, raw=True),  # from this one run
-                          run.folder / "snapshots" / runinfo.RAW_SNAPSHOTS / name, False))
-        for weights, how, path, is_ema in saved:
-            models.save_snapshot(weights, path, step, sampling=how, run=cfg.name,
-                                 precision=run.precision,
-                                 **({"classes": run.classes} if run.classes else {}),
-                                 **_weights_info(run, is_ema))
+        name, ema = f"G_iter_{step:06d}.pt", nets.ema is not None
+        _save_snapshot(run, sampler, sampling, run.folder / "snapshots" / name, ema)
+        if ema:  # G's own weights too (snapshots/raw/): the EMA's effect from this one run
+            _save_snapshot(run, *sampling_generator(run, raw=True),
+                           run.folder / "snapshots" / runinfo.RAW_SNAPSHOTS / name, ema=False)
     if due.checkpoint:
         checkpoint.save(run.folder / "checkpoint.pt", cfg, nets, step, run.per_epoch,
                         run.elapsed, run.precision, run.fingerprint,
@@ -371,14 +366,19 @@ def sampling_generator(run: Run, raw: bool = False) -> tuple[nn.Module, dict[str
     return sampler, models.sampling_record(run.cfg.bn_batches, run.cfg.batch_size, seed)
 
 
-def _weights_info(run: Run, ema: bool) -> dict[str, object]:
-    """What the snapshot's weights are, and the running BatchNorm statistics training kept (G's:
-    before the sampling rule, eval mode used these for G and for its EMA alike)."""
+def _save_snapshot(run: Run, weights: nn.Module, sampling: dict[str, object], path: Path,
+                   ema: bool) -> None:
+    """One snapshot file: the weights, their sampling rule, which weights they are (G or its
+    EMA), and the running BatchNorm statistics training kept (G's: before the sampling rule,
+    eval mode used these for G and for its EMA alike)."""
     kept = {k: v.detach().cpu() for k, v in models.unwrap(run.nets.G).state_dict().items()
             if k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
     warm = ", warmed up as min(decay, (1 + n) / (10 + n))" if run.cfg.ema_warmup else ""
-    weights = f"EMA of G (decay {run.cfg.ema_decay}{warm})" if ema else "G"
-    return {"ema": ema, "weights": weights, "training_bn_stats": kept}
+    models.save_snapshot(weights, path, run.step, sampling=sampling, run=run.cfg.name,
+                         precision=run.precision,
+                         **({"classes": run.classes} if run.classes else {}), ema=ema,
+                         weights=f"EMA of G (decay {run.cfg.ema_decay}{warm})" if ema else "G",
+                         training_bn_stats=kept)
 
 
 def _flush(pending: list, log: TextIO, bar: tqdm, batch_size: int) -> None:
