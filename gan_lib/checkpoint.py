@@ -22,6 +22,7 @@ import torch
 
 from . import io, models
 from .config import TrainConfig
+from .device import compute_context
 
 if TYPE_CHECKING:
     from .train import Networks
@@ -52,6 +53,7 @@ def save(path: Path, cfg: TrainConfig, nets: Networks, step: int, per_epoch: int
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else []},
         "elapsed": elapsed, "precision": precision, "data_fingerprint": fingerprint,
         "world_size": world_size,
+        "compute": compute_context(next(models.unwrap(nets.G).parameters()).device),
     }, path)
 
 
@@ -160,3 +162,14 @@ def check_resumable(cfg: TrainConfig, ckpt: dict[str, Any], precision: str) -> N
                          f"here. Pass precision={precision!r} (--set precision={precision}) to "
                          f"continue in {precision} anyway (config.json records the change), or "
                          "resume on hardware like the original.")
+
+
+def compute_changes(ckpt: dict[str, Any], device: torch.device) -> str | None:
+    """What differs between the threads / CPU class / device a checkpoint was written under and
+    now, in words, or None. Resuming is allowed, but the float reduction order changes, so
+    the rest of the run is not expected to equal an uninterrupted run bitwise."""
+    before, now = ckpt.get("compute"), compute_context(device)
+    if before is None:  # written before checkpoints recorded it
+        return None
+    changed = [f"{k} {before.get(k)} -> {now[k]}" for k in now if before.get(k) != now[k]]
+    return ", ".join(changed) or None

@@ -18,6 +18,10 @@ import torch
 # torch.cpu, so tests/test_device.py checks they exist in the pinned torch: a rename would
 # otherwise turn bf16 off silently.
 CPU_BF16_PROBES = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+# Only AMX (matrix tiles) makes bf16 autocast faster than fp32 on a CPU: on AVX512-BF16
+# without AMX the DCGAN step measured 0.77x fp32 (benchmarks/results/train_throughput.json,
+# "bf16_probe": "torch.cpu._is_avx512_bf16_supported"), so "auto" picks bf16 on AMX only.
+CPU_FAST_BF16_PROBE = "_is_amx_tile_supported"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -51,12 +55,41 @@ def bf16_supported(device: torch.device) -> bool:
     return bf16_probe(device) is not None
 
 
+def bf16_is_faster(device: torch.device) -> bool:
+    """Whether bf16 autocast beats fp32 on ``device`` as measured here: CUDA with native bf16,
+    or a CPU with AMX tiles. AVX512-BF16 alone computes bf16 but measured slower than fp32."""
+    if device.type == "cuda":
+        return bf16_supported(device)
+    return bool(getattr(torch.cpu, CPU_FAST_BF16_PROBE)())
+
+
 def resolve_precision(precision: str, device: str | torch.device = "auto") -> str:
-    """'auto' -> 'bf16' where the hardware computes it natively, else 'fp32'."""
+    """'auto' -> 'bf16' where it is measured faster than fp32 (:func:`bf16_is_faster`), else
+    'fp32'; 'fp32' and 'bf16' are kept as asked."""
     device = resolve_device(device) if isinstance(device, str) else device
     if precision == "auto":
-        return "bf16" if bf16_supported(device) else "fp32"
+        return "bf16" if bf16_is_faster(device) else "fp32"
     return precision
+
+
+def cpu_isa() -> str:
+    """The CPU's class for timings and bitwise reproducibility: 'amx' (AMX bf16 tiles),
+    'avx512_bf16', or torch's dispatch level ('avx512', 'avx2', 'default'), lower case.
+
+    >>> cpu_isa() in {"amx", "avx512_bf16", "avx512", "avx2", "default"}
+    True
+    """
+    if torch.cpu._is_amx_tile_supported():
+        return "amx"
+    if torch.cpu._is_avx512_bf16_supported():
+        return "avx512_bf16"
+    return torch.backends.cpu.get_cpu_capability().lower()
+
+
+def compute_context(device: torch.device) -> dict[str, object]:
+    """What decides a run's float reduction order besides its settings: the intra-op thread
+    count, the CPU class and the device. Training is bitwise repeatable only where all agree."""
+    return {"threads": torch.get_num_threads(), "cpu_isa": cpu_isa(), "device": str(device)}
 
 
 def autocast_context(precision: str, device: torch.device) -> contextlib.AbstractContextManager:

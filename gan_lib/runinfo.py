@@ -28,7 +28,7 @@ import torchvision
 
 from . import config, distributed, io
 from .config import TrainConfig
-from .device import bf16_probe
+from .device import bf16_probe, compute_context
 
 RAW_SNAPSHOTS = "raw"  # snapshots/raw/: G's own weights beside an EMA run's snapshots
 
@@ -46,14 +46,16 @@ def run_metadata(cfg: TrainConfig, data_info: dict[str, Any], device: torch.devi
 
     "device", "precision" are those of the latest segment; "segments" lists every training
     launch: the iteration it started from, its device and precision, which check said the
-    hardware computes bf16 natively (None: it does not), and how many processes (torchrun's
-    world size; "device" is rank 0's).
+    hardware computes bf16 natively (None: it does not), how many processes (torchrun's
+    world size; "device" is rank 0's), and each process's intra-op thread count and CPU class
+    (they set the float reduction order: steps repeat bitwise only where both are the same).
     """
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     segment = {"from_iteration": start_step, "started": now, "device": str(device),
                "device_name": _device_name(device), "precision": precision,
                "bf16_probe": bf16_probe(device), "git_commit": git_commit(),
-               "world_size": distributed.world_size()}
+               "world_size": distributed.world_size(),
+               **{k: v for k, v in compute_context(device).items() if k != "device"}}
     old = io.read_json(previous) if previous is not None and previous.is_file() else {}
     earlier = [s for s in old.get("segments", []) if s["from_iteration"] < start_step]
     return {

@@ -173,6 +173,11 @@ def _prepare(cfg: TrainConfig, resume: bool, overwrite: bool) -> Run:
             _say(f"resuming {cfg.name!r} with {ranks} process(es); it was trained with {before} "
                  "until now. The epoch order and the latents are global, so the steps are the "
                  "same up to the order of floating-point reductions.")
+        changes = checkpoint.compute_changes(ckpt, device)
+        if changes:
+            _say(f"resuming {cfg.name!r} under other compute settings ({changes}): the steps "
+                 "are the same up to the order of floating-point reductions, so the rest of "
+                 "the run is not expected to equal an uninterrupted run bitwise")
     with distributed.main_first():  # rank 0 builds a missing data cache, the others read it
         ds = data.load_dataset(cfg.source, split="train", image_size=cfg.image_size)
     images = select_subset(ds.images, cfg)  # uint8 [N, 1, S, S], CPU

@@ -14,18 +14,36 @@ def test_cpu_bf16_probes_exist_in_the_pinned_torch():
         assert callable(getattr(torch.cpu, name)), name
 
 
-def test_precision_auto_follows_the_probe(monkeypatch):
+def test_precision_auto_is_bf16_on_amx_only(monkeypatch):
     cpu = torch.device("cpu")
-    probe = device.bf16_probe(cpu)
-    assert probe is None or probe.startswith("torch.cpu._is_")
-    assert device.resolve_precision("auto", cpu) == ("bf16" if probe else "fp32")
+    amx = torch.cpu._is_amx_tile_supported()
+    assert device.resolve_precision("auto", cpu) == ("bf16" if amx else "fp32")
     assert device.resolve_precision("fp32", cpu) == "fp32"
-    monkeypatch.setattr(torch.cpu, device.CPU_BF16_PROBES[0], lambda: True)
-    assert device.bf16_probe(cpu) == f"torch.cpu.{device.CPU_BF16_PROBES[0]}"
+    assert device.resolve_precision("bf16", cpu) == "bf16"
+    # AVX512-BF16 without AMX computes bf16 but measured 0.77x fp32: auto stays fp32 there
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert device.bf16_probe(cpu) == "torch.cpu._is_avx512_bf16_supported"
+    assert device.resolve_precision("auto", cpu) == "fp32"
+    assert device.cpu_isa() == "avx512_bf16"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
     assert device.resolve_precision("auto", cpu) == "bf16"
+    assert device.cpu_isa() == "amx"
     for name in device.CPU_BF16_PROBES:
         monkeypatch.setattr(torch.cpu, name, lambda: False)
     assert device.resolve_precision("auto", cpu) == "fp32"
+    assert device.cpu_isa() == torch.backends.cpu.get_cpu_capability().lower()
+
+
+def test_compute_context_records_threads(monkeypatch):
+    cpu = torch.device("cpu")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert device.compute_context(cpu)["threads"] == 1
+    finally:
+        torch.set_num_threads(before)
+    assert device.compute_context(cpu)["cpu_isa"] == device.cpu_isa()
 
 
 def test_autocast_context_is_bf16_only_when_asked():

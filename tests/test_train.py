@@ -241,6 +241,23 @@ def test_resume_refuses_another_precision_unless_asked(home, fake_data):
     assert io.load_torch(ckpt)["precision"] == "fp32"
 
 
+def test_threads_are_recorded_and_a_resume_under_others_says_so(home, fake_data, capsys):
+    run_dir = train.train(tiny(iterations=4, snapshot_at=(3,)))  # one thread (autouse fixture)
+    assert io.load_torch(run_dir / "checkpoint.pt")["compute"]["threads"] == 1
+    torch.set_num_threads(2)
+    try:
+        capsys.readouterr()
+        train.train(tiny(iterations=6), resume=True)
+    finally:
+        torch.set_num_threads(1)
+    out = capsys.readouterr().out
+    assert "threads 1 -> 2" in out and "not expected to equal an uninterrupted run bitwise" in out
+    segments = runinfo.load_run_config(run_dir)["segments"]
+    assert [(seg["from_iteration"], seg["threads"]) for seg in segments] == [(0, 1), (4, 2)]
+    assert all(seg["cpu_isa"] == device.cpu_isa() for seg in segments)
+    assert [r["iter"] for r in losses(run_dir)] == list(range(1, 7))
+
+
 def test_checkpoint_of_another_format_is_a_clear_error(home, fake_data):
     run_dir = train.train(tiny(iterations=4, snapshot_at=(3,)))
     ckpt = io.load_torch(run_dir / "checkpoint.pt")
