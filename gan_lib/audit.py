@@ -237,24 +237,28 @@ def audit_run(run_dir: str | os.PathLike, score_cfg: Any = None,
     layer, size = net.layers["fid"], run_cfg["config"]["image_size"]
     ds, test = metrics.load_real(run_cfg, "train"), metrics.load_real(run_cfg, "test")
     ref = features.real_features(net, ds, score_cfg.n_real, size)
-    held = features.real_features(net, ds, score_cfg.n_fake, size, offset=ref["n"])
+    held, held_ref, cached = held_out(net, ds, ref, score_cfg.n_fake, size)
     test_set = features.real_features(net, test, score_cfg.n_fake, size)
-    real = {"held-out train": held["features"][layer], "test": test_set["features"][layer]}
+    real = {"held-out train": (held["features"][layer], held_ref),
+            "test": (test_set["features"][layer], ref)}
     snapshots = runinfo.list_snapshots(run_dir)
     rows = []
-    for name, feats in [*real.items(), *((it, features.fake_features(
-            net, path, score_cfg.n_fake, score_cfg.seed)["features"][layer])
+    for name, (feats, against) in [*real.items(), *((it, (features.fake_features(
+            net, path, score_cfg.n_fake, score_cfg.seed)["features"][layer], ref))
             for it, path in snapshots)]:
+        reference = against["features"][layer]
         rows.append({"set": name if isinstance(name, str) else f"iteration {name}",
                      "iteration": None if isinstance(name, str) else name, "n": len(feats),
-                     "n_real": ref["n"], **prdc(ref["features"][layer], feats),
-                     "fid_vs_n": fid_vs_n(feats, ref["features"][layer], seed=score_cfg.seed)})
+                     "n_real": against["n"], **({"note": against["note"]} if "note" in against
+                                                 else {}),
+                     **prdc(reference, feats),
+                     "fid_vs_n": fid_vs_n(feats, reference, seed=score_cfg.seed)})
     final_path = snapshots[-1][1]
     fakes = features.fake_features(net, final_path, score_cfg.n_fake, score_cfg.seed)
     trained = batches.trained_indices(len(ds.images), TrainConfig.from_dict(run_cfg["config"]))
     memo = memorization(train_features=features.at_indices(
-                            net, ds, trained, size, cached=(ref["n"], held["n"]))[layer],
-                        test_features=real["test"], fake_features=fakes["features"][layer],
+                            net, ds, trained, size, cached=cached)[layer],
+                        test_features=test_set["features"][layer], fake_features=fakes["features"][layer],
                         train_images=ds.images[trained], test_images=test.images,
                         fake_images=models.generate(final_path, score_cfg.n_fake,
                                                     seed=score_cfg.seed))
@@ -274,6 +278,27 @@ def audit_run(run_dir: str | os.PathLike, score_cfg: Any = None,
     if distributed.is_main():
         io.write_json(run_dir / "audit.json", result)
     return result
+
+
+def held_out(net: inception.Extractor, ds: Any, ref: dict[str, Any], n: int,
+             size: int) -> tuple[dict[str, Any], dict[str, Any], tuple[int, ...]]:
+    """(held-out training images, the reference they are compared with, the cached set sizes).
+
+    Normally ``n`` training images outside the reference set, against the whole reference, as
+    Table 1's floor. Where the split has no ``n`` images left (the paper profile's reference
+    is every training image), the floors' documented fallback: the reference set's second
+    half against its first half, both of half its size; the reference record says so.
+    """
+    plan = metrics.floor_plan(len(ds.images), 0, n, ref["n"])["train"]
+    if plan["same_n"]:
+        held = features.real_features(net, ds, n, size, offset=ref["n"])
+        return held, ref, (ref["n"], held["n"])
+    half = plan["n_fake"]
+    first = {"features": {k: v[:half] for k, v in ref["features"].items()}, "n": half,
+             "note": f"the training split has no {n} images outside the {ref['n']}-image "
+                     f"reference set, so its two disjoint halves are compared ({half} vs {half})"}
+    second = {"features": {k: v[half:2 * half] for k, v in ref["features"].items()}, "n": half}
+    return second, first, (ref["n"],)
 
 
 def memorization(train_features: torch.Tensor, test_features: torch.Tensor,

@@ -46,6 +46,10 @@ def offline() -> bool:
 
 IMAGE_SIZES = (32, 64, 128)
 PRECISIONS = ("auto", "fp32", "bf16")
+# How Inception runs (gan_lib/inception.py): fp32; bf16 autocast; fp32 tensors with oneDNN's
+# bf16 arithmetic inside convolutions and matmuls ("fastmath", CPU only). "auto" is the default
+# picked by the measured rule in benchmarks/results/extraction_precision.json.
+EXTRACTION_PRECISIONS = ("auto", "fp32", "bf16", "fastmath")
 METRICS = ("is", "fid", "kid")
 AUGMENT_OPS = ("translation", "cutout", "brightness", "contrast")  # gan_lib/augment.py
 G_CONDITIONINGS = ("concat", "batchnorm")  # how a conditional G takes its class (models.py)
@@ -144,7 +148,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class ScoreConfig:
-    """How snapshots are scored. Defaults follow the conventions of the field (fp32, 10 IS splits)."""
+    """How snapshots are scored: sample sizes, metrics, and how Inception runs (10 IS splits)."""
 
     n_fake: int = 5000  # generated images per snapshot for FID / KID
     n_fake_is: int = 4096  # generated images for the Inception Score (of the final snapshot)
@@ -152,7 +156,11 @@ class ScoreConfig:
     metrics: tuple[str, ...] = METRICS
     batch_size: int = 64
     device: str = "auto"
-    precision: str = "fp32"  # fp32 so numbers match torch-fidelity; bf16 is faster on CPU
+    # Inception arithmetic: auto = the measured default (inception.resolve_extraction), or
+    # fp32 | bf16 | fastmath; fold_bn folds each BatchNorm into its convolution (exact up to
+    # float rounding). Both are part of every score's provenance and of the feature cache key.
+    precision: str = "auto"
+    fold_bn: bool = True
     is_splits: int = 10
     kid_subset_size: int = 1000  # torch-fidelity's default; lowered to n when fewer images
     kid_subsets: int = 100
@@ -168,8 +176,9 @@ class ScoreConfig:
         for key in ("n_fake", "n_fake_is", "batch_size", "is_splits", "kid_subsets"):
             if getattr(self, key) < 1:
                 raise ValueError(f"Invalid ScoreConfig: {key}={getattr(self, key)}: expected >= 1")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"Invalid ScoreConfig: precision={self.precision!r}: expected one of {PRECISIONS}")
+        if self.precision not in EXTRACTION_PRECISIONS:
+            raise ValueError(f"Invalid ScoreConfig: precision={self.precision!r}: expected one "
+                             f"of {EXTRACTION_PRECISIONS}")
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

@@ -25,6 +25,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import importlib.util
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch_fidelity
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 from torch_fidelity.interpolate_compat_tensorflow import (
     interpolate_bilinear_2d_like_tensorflow1x as resize_tf1,
@@ -250,19 +252,79 @@ class Extractor:
     layers: dict[str, str]  # metric ('fid', 'kid', 'is') -> feature ('2048', 'logits_unbiased')
     weights: dict[str, Any]  # what resolve_weights() found (path, sha256, origin, has_logits)
     device: torch.device
-    precision: str  # fp32 | bf16 (autocast)
+    precision: str  # fp32 | bf16 (autocast) | fastmath (oneDNN bf16 arithmetic, fp32 tensors)
     batch_size: int
     library: str = field(default="")
+    fold_bn: bool = False  # BatchNorm folded into the convolutions (fold_batchnorm)
+
+    @property
+    def variant(self) -> str:
+        """How the features were computed, e.g. 'bf16, BatchNorm folded' (every score says it)."""
+        return f"{self.precision}, BatchNorm {'folded' if self.fold_bn else 'separate'}"
 
     def describe(self) -> str:
-        return f"{self.name} ({self.library}), FID/KID layer {self.layers['fid']}"
+        return (f"{self.name} ({self.library}), FID/KID layer {self.layers['fid']}, "
+                f"{self.variant}")
 
     def key(self) -> dict[str, Any]:
         """What the features depend on (the real-statistics cache key)."""
         return {"extractor": self.name, "library": self.library,
                 "layers": sorted(self.layers.items()), "weights_sha256": self.weights.get("sha256"),
                 "features": sorted(self.module.get_requested_features_list()),
-                "precision": self.precision, "memory_format": "channels_last"}
+                "precision": self.precision, "fold_bn": self.fold_bn,
+                "memory_format": "channels_last"}
+
+
+# The default extraction where bf16 is faster (AMX CPUs, CUDA), by the rule of issue 26: the
+# fastest variant whose FID stays within 0.5% of fp32 at every snapshot and within 0.05 at the
+# held-out floor, measured on real chest X-rays by benchmarks/extraction_precision.py
+# (benchmarks/results/extraction_precision.json, "default"; tests/test_inception.py checks the
+# two agree). Elsewhere fp32 with folded BatchNorm (exact up to rounding).
+MEASURED_DEFAULT = "bf16"
+
+
+def resolve_extraction(precision: str, where: torch.device) -> str:
+    """'auto' -> :data:`MEASURED_DEFAULT` where bf16 is measured faster, else 'fp32'; others kept.
+    'fastmath' is oneDNN's (CPU) and falls back to fp32 on a GPU, which has no such mode here.
+
+    >>> resolve_extraction("fp32", torch.device("cpu"))
+    'fp32'
+    """
+    if precision == "auto":
+        return MEASURED_DEFAULT if device.bf16_is_faster(where) else "fp32"
+    if precision == "fastmath" and where.type != "cpu":
+        return "fp32"
+    return precision
+
+
+def fold_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
+    """Fold each eval-mode BatchNorm of torch-fidelity's ``BasicConv2d`` blocks into its conv
+    (torch.nn.utils.fusion.fuse_conv_bn_eval), in place: one op fewer per block, the same
+    function up to float rounding (features change by ~1e-6 relative)."""
+    for block in module.modules():
+        if isinstance(getattr(block, "bn", None), torch.nn.BatchNorm2d) and isinstance(
+                getattr(block, "conv", None), torch.nn.Conv2d):
+            block.conv = fuse_conv_bn_eval(block.conv.eval(), block.bn.eval())
+            block.bn = torch.nn.Identity()
+    return module
+
+
+@contextlib.contextmanager
+def _arithmetic(precision: str, where: torch.device):
+    """bf16 autocast, oneDNN bf16 fast math for fp32 convolutions and matmuls, or plain fp32."""
+    if precision != "fastmath":
+        with device.autocast_context(precision, where):
+            yield
+        return
+    knobs = (torch.backends.mkldnn.conv, torch.backends.mkldnn.matmul)
+    before = [k.fp32_precision for k in knobs]
+    try:
+        for k in knobs:
+            k.fp32_precision = "bf16"
+        yield
+    finally:
+        for k, b in zip(knobs, before, strict=True):
+            k.fp32_precision = b
 
 
 def load_extractor(score_cfg: ScoreConfig, extractor: str = EXTRACTOR) -> Extractor:
@@ -284,7 +346,7 @@ def load_extractor(score_cfg: ScoreConfig, extractor: str = EXTRACTOR) -> Extrac
     if weights["has_logits"]:
         layers["is"] = cls.get_default_feature_layer_for_metric("isc")
     where = device.resolve_device(score_cfg.device)
-    precision = device.resolve_precision(score_cfg.precision, where)
+    precision = resolve_extraction(score_cfg.precision, where)
     widths = [w for w in WIDTHS if w in cls.get_provided_features_list()]
     try:
         module = create_feature_extractor(extractor, sorted({*layers.values(), *widths}),
@@ -292,10 +354,14 @@ def load_extractor(score_cfg: ScoreConfig, extractor: str = EXTRACTOR) -> Extrac
                                           feature_extractor_weights_path=weights["path"])
     except RuntimeError as err:  # load_state_dict: passed our checks but still does not fit
         raise ValueError(f"torch-fidelity could not load {weights['path']}: {err}") from None
-    # channels_last: ~1.5x faster fp32 convolutions on a CPU (oneDNN); features change by ~1e-6.
+    # channels_last: oneDNN's native layout on a CPU (fp32 speed vs contiguous in
+    # benchmarks/results/extraction_precision.json); features change by ~1e-6.
     module = module.to(device=where, memory_format=torch.channels_last)
+    if score_cfg.fold_bn:
+        module = fold_batchnorm(module)
     return Extractor(extractor, module, layers, weights, where, precision,
-                     score_cfg.batch_size, library=f"torch-fidelity {torch_fidelity.__version__}")
+                     score_cfg.batch_size, library=f"torch-fidelity {torch_fidelity.__version__}",
+                     fold_bn=score_cfg.fold_bn)
 
 
 @torch.no_grad()
@@ -315,7 +381,7 @@ def extract_features(net: Extractor, images: torch.Tensor,
         for i in range(0, len(images), net.batch_size):
             x = images[i:i + net.batch_size].to(net.device, non_blocking=True)
             x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x  # gray -> RGB, as X-rays are
-            with device.autocast_context(net.precision, net.device):
+            with _arithmetic(net.precision, net.device):
                 feats = net.module(x)
             for k, f in zip(names, feats, strict=True):
                 out[k].append(f.float().cpu())

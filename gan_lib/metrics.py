@@ -187,7 +187,8 @@ def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
     base = {"extractor": net.describe(), "weights": net.weights["path"],
             "weights_sha256": net.weights["sha256"], "weights_origin": net.weights["origin"],
             "data_source": ds.description, "data_fingerprint": ds.fingerprint,
-            "device": str(net.device), "precision": net.precision}
+            "device": str(net.device), "precision": net.precision,
+            "extraction": net.variant}
     records = _floors(net, ds, real, run_cfg, score_cfg, base)
     for iteration, path in snapshots:
         records += _score_snapshot(net, iteration, path, real, score_cfg, base,
@@ -201,6 +202,7 @@ def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "settings": score_cfg.to_dict(), "extractor": net.describe(), "layers": net.layers,
         "weights": net.weights, "device": str(net.device), "precision": net.precision,
+        "extraction": net.variant,
         "sampling": final["sampling"]["description"],
         "data": {"source": ds.source, "description": ds.description, "kind": ds.kind,
                  "split": "train",

@@ -190,7 +190,7 @@ def score_protocols(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = 
         "run": run_dir.name, "run_dir": str(run_dir),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "settings": score_cfg.to_dict(), "extractor": net.describe(), "weights": net.weights,
-        "device": str(net.device), "precision": net.precision,
+        "device": str(net.device), "precision": net.precision, "extraction": net.variant,
         "sampling": models.read_snapshot(snapshots[-1][1])["sampling"]["description"],
         "data": {"source": ds.source, "description": ds.description, "split": "train",
                  "fingerprint": ds.fingerprint, "n_images": len(ds.images),

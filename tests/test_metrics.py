@@ -82,7 +82,7 @@ def blobs(n: int, seed: int, size: int = 32, shift: float = 0.0) -> torch.Tensor
 
 def tiny_cfg(**kw) -> config.ScoreConfig:
     base = dict(n_fake=24, n_fake_is=20, n_real=48, batch_size=16, kid_subset_size=10,
-                kid_subsets=5, is_splits=2, device="cpu")
+                kid_subsets=5, is_splits=2, device="cpu", precision="fp32")
     return config.ScoreConfig(**{**base, **kw})
 
 
@@ -287,6 +287,21 @@ def test_floors_too_big_for_the_split_say_which_n_pair_they_use(run):
     assert "only 40 images" in score_tables.table_caption(scores, "fid")
     assert list(score_tables.fid_table(scores)["same n as snapshots"])[-1] == "no"
 
+
+
+def test_audit_at_the_paper_profiles_n_pair_falls_back_to_the_reference_halves(run):
+    # The paper profile's reference is every training image, so no image is left to hold
+    # out: here all 80 stand-in images and 32 fakes (the paper's 5,216 and 5,000).
+    from gan_lib import audit
+
+    cfg = tiny_cfg(n_real=None, n_fake=32, metrics=("fid",))
+    result = audit.audit_run(run, cfg, extractor=TINY)
+    rows = {r["set"]: r for r in result["sets"]}
+    held = rows["held-out train"]
+    assert (held["n"], held["n_real"]) == (40, 40) and "two disjoint halves" in held["note"]
+    assert (rows["iteration 10"]["n"], rows["iteration 10"]["n_real"]) == (32, 80)
+    assert "note" not in rows["iteration 10"] and 0 <= held["precision"] <= 1
+    assert result["memorization"]["feature (cosine)"]["n_train"] == 80
 
 
 def test_is_alone_extracts_only_the_final_snapshot_and_no_test_split(run, monkeypatch):

@@ -157,7 +157,7 @@ def gan_lib_fid(weights, image_sets):
     The features are recorded on their way through ``metrics.extract_features`` so that test 2
     can reuse them instead of running Inception again.
     """
-    score_cfg = config.make_score_config("smoke", metrics=("fid",))
+    score_cfg = config.make_score_config("smoke", metrics=("fid",), precision="fp32")
     seen: dict[str, dict[str, torch.Tensor]] = {}
     used: list[inception.Extractor] = []
     extract = metrics.extract_features
