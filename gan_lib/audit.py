@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import batches, distributed, features, inception, io, metrics, models, runinfo
+from . import batches, distributed, features, frechet, inception, io, metrics, models, runinfo
 from .config import TrainConfig
 
 PR_K, DC_K = 3, 5  # neighbourhood sizes of the two papers
@@ -135,49 +135,6 @@ def data_copying_ct(train: torch.Tensor, heldout: torch.Tensor, fake: torch.Tens
             "n_train": len(train), "n_heldout": len(heldout), "n_fake": len(fake)}
 
 
-class Reference:
-    """A fixed feature set prepared once (mean, covariance) for many Fréchet distances to it.
-
-    FID = |mu1 - mu2|^2 + tr S1 + tr S2 - 2 tr sqrt(S1 S2), exact, without a d x d matrix
-    square root. With F the centred samples / sqrt(n - 1) (F^T F = S1; S1^(1/2) instead when
-    n > d), the eigenvalues of S1 S2 are those of the small symmetric matrix F S2 F^T, so
-    tr sqrt(S1 S2) is the sum of the square roots of its eigenvalues: an n x n ``eigvalsh``
-    where a 2048-d ``sqrtm`` takes seconds on a CPU. This is what makes dozens of FIDs per
-    snapshot affordable; it equals torch-fidelity's FID to 1e-6 relative (tests/test_audit.py).
-    """
-
-    def __init__(self, feats: torch.Tensor):
-        x = feats.double()
-        self.n, self.mu = len(x), x.mean(0)
-        centred = x - self.mu
-        self.cov = centred.T @ centred / (self.n - 1)
-        self.trace = self.cov.diagonal().sum()
-
-    def distance(self, feats: torch.Tensor) -> float:
-        """The Fréchet distance of ``feats`` [n, d] to this reference."""
-        x = feats.double()
-        mu = x.mean(0)
-        factor = _cov_factor(x - mu)
-        eig = torch.linalg.eigvalsh(factor @ self.cov @ factor.T)
-        cross = eig.clamp_min(0).sqrt().sum()
-        value = ((mu - self.mu) ** 2).sum() + (factor ** 2).sum() + self.trace - 2 * cross
-        return max(0.0, float(value))  # identical sets give -1e-12, not < 0
-
-
-def frechet_distance(f1: torch.Tensor, f2: torch.Tensor) -> float:
-    """FID of two feature sets [n, d], exact (see :class:`Reference`)."""
-    return Reference(f2).distance(f1)
-
-
-def _cov_factor(centred: torch.Tensor) -> torch.Tensor:
-    """F with F^T F = the sample covariance of ``centred`` [n, d], of the smaller shape."""
-    n, d = centred.shape
-    if n <= d:
-        return centred / math.sqrt(n - 1)
-    vals, vecs = torch.linalg.eigh(centred.T @ centred / (n - 1))
-    return (vecs * vals.clamp_min(0).sqrt()) @ vecs.T
-
-
 def fid_vs_n(fake: torch.Tensor, real: torch.Tensor, fractions: tuple[float, ...] = (
         1 / 8, 1 / 4, 1 / 2, 1), resamples: int = 20, seed: int = 0) -> dict[str, Any]:
     """FID of ``fake`` vs ``real`` features at several n, and FID_inf from FID_n = FID_inf + k/n.
@@ -196,7 +153,7 @@ def fid_vs_n(fake: torch.Tensor, real: torch.Tensor, fractions: tuple[float, ...
     (tests/test_audit.py checks the width to 0.6-1.7x, and that bootstrap FIDs lie above).
     """
     g = torch.Generator().manual_seed(seed)
-    reference = Reference(real)
+    reference = frechet.Reference(real)
     sizes, half = sorted({max(2, round(f * len(fake))) for f in fractions}), max(2, len(fake) // 2)
     drawn: dict[int, list[float]] = {}
     for n in sorted({*sizes, half}):

@@ -33,6 +33,7 @@ from torch_fidelity import metric_fid, metric_isc, metric_kid
 from . import config, distributed, inception, io, models, runinfo
 from .config import ScoreConfig
 from .features import at_indices, class_positions, fake_features, real_features
+from .frechet import Reference, frechet_distance, torch_fidelity_fid  # noqa: F401 (public here)
 from .inception import EXTRACTOR, Extractor, extract_features, load_extractor
 
 RNG_SEED = 2020  # torch-fidelity's default seed: KID subsets and IS split shuffling match it
@@ -58,7 +59,8 @@ def statistics(features: torch.Tensor) -> dict[str, np.ndarray]:
 
 
 def fid_from_statistics(stats_1: dict[str, np.ndarray], stats_2: dict[str, np.ndarray]) -> float:
-    """FID of two statistics (torch-fidelity), clamped at 0: identical sets give -1e-12, not < 0."""
+    """FID of two cached statistics (torch-fidelity's sqrtm route), clamped at 0. For a
+    pytorch-fid ``.npz`` from elsewhere; gan_lib's own FIDs use :func:`frechet_distance`."""
     out = metric_fid.fid_statistics_to_metric(stats_1, stats_2, False)
     return max(0.0, float(out[metric_fid.KEY_METRIC_FID]))
 
@@ -90,18 +92,22 @@ def inception_score(logits: torch.Tensor, splits: int) -> tuple[float, float]:
 
 
 def compare(net: Extractor, f1: dict[str, torch.Tensor], f2: dict[str, torch.Tensor] | None,
-            score_cfg: ScoreConfig, stats_2: dict[str, np.ndarray] | None = None,
+            score_cfg: ScoreConfig, reference: Reference | None = None,
             metrics: tuple[str, ...] = ("fid", "kid", "is")) -> dict[str, Any]:
     """Those of ``metrics`` that score_cfg asks for: FID/KID of set 1 vs set 2, IS of set 1.
 
-    ``stats_2`` (the cached statistics of set 2) saves recomputing its covariance.
+    ``reference`` (set 2 prepared by :class:`gan_lib.frechet.Reference`) saves recomputing
+    its covariance for every snapshot.
     """
     wanted = set(metrics) & set(score_cfg.metrics)
     out: dict[str, Any] = {}
     if "fid" in wanted and f2 is not None:
         fid_layer = net.layers["fid"]
-        stats_2 = stats_2 if stats_2 is not None else statistics(f2[fid_layer])
-        out["fid"] = fid_from_statistics(statistics(f1[fid_layer]), stats_2)
+        if len(f1[fid_layer]) < 2 or len(f2[fid_layer]) < 2:
+            raise ValueError(f"FID needs at least 2 images per set, got {len(f1[fid_layer])} "
+                             f"and {len(f2[fid_layer])}")
+        reference = reference if reference is not None else Reference(f2[fid_layer])
+        out["fid"] = reference.distance(f1[fid_layer])
     if "kid" in wanted and f2 is not None:
         mean, std, size = kid_from_features(f1[net.layers["kid"]], f2[net.layers["kid"]],
                                             score_cfg.kid_subsets, score_cfg.kid_subset_size)
@@ -380,7 +386,10 @@ def _pair_records(net: Extractor, f1: dict[str, torch.Tensor], real: dict[str, A
                   **fields: Any) -> list[dict[str, Any]]:
     """FID and KID records of feature set 1 against ``real`` (features, optional statistics)."""
     t0 = time.perf_counter()
-    values = compare(net, f1, real["features"], score_cfg, real["stats"], metrics=("fid", "kid"))
+    if "frechet" not in real:  # the reference's covariance, prepared once for every snapshot
+        real["frechet"] = Reference(real["features"][net.layers["fid"]])
+    values = compare(net, f1, real["features"], score_cfg, real["frechet"],
+                     metrics=("fid", "kid"))
     n1 = len(f1[net.layers["fid"]])
     common = {**base, **fields, "n_fake": n1, "n_real": real["n"],
               "seconds": round(seconds + time.perf_counter() - t0, 3)}

@@ -10,7 +10,7 @@ is the first images of the same sets, and the pixel-scaling slips give near-cons
 extracted once per distinct image. JPEG and PIL-bicubic need fresh extractions, so they score
 the final snapshot only, at a quarter of the standard n pair (``small``), beside the standard
 protocol at that same n pair. Every FID here is the exact small-matrix form the audit uses
-(``audit.Reference``: equal to torch-fidelity's, which Table 1 uses, to 1e-6 relative; a 2048-d
+(``frechet.Reference``: equal to torch-fidelity's, which Table 1 uses, to 1e-6 relative; a 2048-d
 torch-fidelity FID takes 4-30 s on a 2-core CPU, and the section computes about forty).
 
 Example:
@@ -35,9 +35,9 @@ import torch
 from PIL import Image
 
 from . import features, io, metrics, models, runinfo
-from .audit import Reference
 from .config import ScoreConfig
 from .features import Recipe
+from .frechet import Reference
 from .inception import EXTRACTOR, Extractor, load_extractor
 
 # The original report's FIDs at iterations 500 / 1000 / 2000 (DESIGN.md): what is tested here

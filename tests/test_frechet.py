@@ -1,0 +1,43 @@
+"""The one Fréchet engine equals torch-fidelity's and pytorch-fid's FID on the same features."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from pytorch_fid.fid_score import calculate_frechet_distance
+
+from gan_lib import frechet, metrics
+
+
+def features(n: int, d: int, seed: int, shift: float = 0.0) -> torch.Tensor:
+    """Features with a decaying spectrum, like Inception pool3's (a few large directions)."""
+    g = torch.Generator().manual_seed(seed)
+    scales = torch.logspace(0, -3, d, dtype=torch.float64)
+    mixing = torch.linalg.qr(torch.randn(d, d, generator=g, dtype=torch.float64))[0]
+    return (torch.randn(n, d, generator=g, dtype=torch.float64) * scales) @ mixing + shift
+
+
+@pytest.mark.parametrize("n1, n2, d", [(40, 60, 128), (300, 200, 64), (256, 1024, 512)])
+def test_the_engine_equals_torch_fidelity_and_pytorch_fid(n1, n2, d):
+    # n < d (singular covariances, the quick profile's 1,024 vs 2,048 in 2048-d) and n > d
+    a, b = features(n1, d, 1), features(n2, d, 2, shift=0.05) * 1.3
+    ours = frechet.frechet_distance(a, b)
+    assert ours == pytest.approx(frechet.torch_fidelity_fid(a, b), rel=1e-6)
+    s1, s2 = metrics.statistics(a), metrics.statistics(b)
+    assert ours == pytest.approx(calculate_frechet_distance(s1["mu"], s1["sigma"], s2["mu"],
+                                                            s2["sigma"]), rel=1e-6)
+    reference = frechet.Reference(b)  # prepared once, used for several sets
+    assert reference.distance(a) == ours
+    assert frechet.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_scoring_uses_the_engine(monkeypatch):
+    calls = []
+    real_distance = frechet.Reference.distance
+    monkeypatch.setattr(frechet.Reference, "distance",
+                        lambda self, f: calls.append(len(f)) or real_distance(self, f))
+    net = type("Net", (), {"layers": {"fid": "2048"}})()
+    cfg = type("Cfg", (), {"metrics": ("fid",)})()
+    a, b = features(30, 16, 3), features(40, 16, 4)
+    out = metrics.compare(net, {"2048": a}, {"2048": b}, cfg, metrics=("fid",))
+    assert calls == [30] and out["fid"] == pytest.approx(frechet.torch_fidelity_fid(a, b), rel=1e-6)
