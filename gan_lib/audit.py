@@ -223,6 +223,7 @@ def audit_run(run_dir: str | os.PathLike, score_cfg: Any = None,
         "run": run_dir.name, "created": dt.datetime.now(dt.timezone.utc).isoformat(
             timespec="seconds"),
         "extractor": net.describe(), "weights": net.weights, "layer": layer,
+        "precision": net.precision, "extraction": net.variant,
         "data": {"description": ds.description, "source": ds.source,
                  "fingerprint": ds.fingerprint, "is_synthetic": bool(ds.is_synthetic)},
         "sampling": models.read_snapshot(final_path)["sampling"]["description"],

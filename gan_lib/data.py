@@ -316,7 +316,39 @@ def summarize(ds: ChestXrayData) -> str:
     lines += [f"  - {p}: {r}" for p, r in ds.skipped[:10]]
     lines += [f"  ... and {len(ds.skipped) - 10} more"] if len(ds.skipped) > 10 else []
     lines.append(f"fingerprint: {ds.fingerprint}")
+    note = resized_note(ds)
+    lines += [f"note:        {note}"] if note else []
     return "\n".join(lines)
+
+
+KERMANY_CITATION = (
+    "Kermany, Zhang, Goldbaum, \"Labeled Optical Coherence Tomography (OCT) and Chest X-Ray "
+    "Images for Classification\", Mendeley Data v2 (2018), doi:10.17632/rscbjbr9sj.2, licence "
+    "CC BY 4.0; Kermany et al., Cell 172(5), 2018")
+
+
+def resized_note(ds: ChestXrayData) -> str | None:
+    """A warning when every file of a folder has one and the same square size, else None.
+
+    Radiographs come in many sizes and are rarely square; a folder where all are, say,
+    224 x 224 was resized before it reached the project, so the aspect ratio the originals had
+    (and whether it was kept) cannot be known from it.
+
+    >>> import types
+    >>> same = types.SimpleNamespace(raw_sizes=torch.tensor([[224, 224]] * 3))
+    >>> resized_note(same).startswith("all 3 files are 224 x 224 px")
+    True
+    """
+    sizes = ds.raw_sizes
+    if sizes is None or len(sizes) < 2 or not bool((sizes == sizes[0]).all()):
+        return None
+    w, h = (int(v) for v in sizes[0])
+    if w != h:
+        return None
+    return (f"all {len(sizes):,} files are {w} x {h} px: the images were probably resized "
+            "before they reached this project, so their original size and aspect ratio are "
+            "unknown (numbers made on them are not comparable with numbers made on the "
+            "original files)")
 
 
 def split_counts(source: str, image_size: int = 64) -> pd.DataFrame:
@@ -336,12 +368,21 @@ def split_counts(source: str, image_size: int = 64) -> pd.DataFrame:
 
 
 def raw_size_stats(ds: ChestXrayData) -> pd.DataFrame:
-    """Width/height of the original files per class (count, min, median, max) and their modes."""
+    """The distribution of the original files' width, height and aspect ratio (width / height)
+    per class (count, min, 5th percentile, median, 95th percentile, max) and their modes."""
     df = pd.DataFrame(ds.raw_sizes.numpy(), columns=["width", "height"])
+    df["aspect"] = (df["width"] / df["height"]).round(3)
     df["class"] = [ds.class_names[k] for k in ds.labels.tolist()]
     df["mode"] = ds.raw_modes
     g = df.groupby("class")
-    out = g[["width", "height"]].agg(["min", "median", "max"])
+
+    def p5(x: pd.Series) -> float:
+        return float(x.quantile(0.05))
+
+    def p95(x: pd.Series) -> float:
+        return float(x.quantile(0.95))
+
+    out = g[["width", "height", "aspect"]].agg(["min", p5, "median", p95, "max"])
     out.columns = [f"{a}_{b}" for a, b in out.columns]
     out.insert(0, "n", g.size())
     out["modes"] = g["mode"].agg(lambda m: ", ".join(f"{k} {v}" for k, v in m.value_counts().items()))
@@ -349,5 +390,5 @@ def raw_size_stats(ds: ChestXrayData) -> pd.DataFrame:
 
 
 __all__ = ["ChestXrayData", "load_dataset", "resolve_auto", "summarize", "split_counts",
-           "raw_size_stats", "list_folder", "decode_image",
+           "raw_size_stats", "resized_note", "KERMANY_CITATION", "list_folder", "decode_image",
            "UnreadableImage", "CLASS_NAMES", "LAYOUT", "PREPROCESS_VERSION"]

@@ -260,7 +260,7 @@ class Extractor:
     @property
     def variant(self) -> str:
         """How the features were computed, e.g. 'bf16, BatchNorm folded' (every score says it)."""
-        return f"{self.precision}, BatchNorm {'folded' if self.fold_bn else 'separate'}"
+        return _variant(self.precision, self.fold_bn)
 
     def describe(self) -> str:
         return (f"{self.name} ({self.library}), FID/KID layer {self.layers['fid']}, "
@@ -295,6 +295,21 @@ def resolve_extraction(precision: str, where: torch.device) -> str:
     if precision == "fastmath" and where.type != "cpu":
         return "fp32"
     return precision
+
+
+def variant_name(score_cfg: ScoreConfig) -> str:
+    """The extraction variant ``score_cfg`` resolves to here, as scores record it.
+
+    >>> from gan_lib import config
+    >>> variant_name(config.ScoreConfig(precision="fp32", fold_bn=False, device="cpu"))
+    'fp32, BatchNorm separate'
+    """
+    where = device.resolve_device(score_cfg.device)
+    return _variant(resolve_extraction(score_cfg.precision, where), score_cfg.fold_bn)
+
+
+def _variant(precision: str, fold_bn: bool) -> str:
+    return f"{precision}, BatchNorm {'folded' if fold_bn else 'separate'}"
 
 
 def fold_batchnorm(module: torch.nn.Module) -> torch.nn.Module:

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from . import artefacts, checkpoint, config, io, protocols, quiz, runinfo
+from .data import KERMANY_CITATION
 from .device import resolve_precision
 
 GENERATED = ("figures", "tables", "notebooks", "report.md", "report.html", "build.json")
@@ -219,6 +220,7 @@ def report_context(out: Path, run_dir: Path, profile: str,
         "run": run_dir.name,
         "cfg": cfg,
         "data": data,
+        "kermany_citation": KERMANY_CITATION,
         "epochs": cfg["iterations"] * cfg["batch_size"] / max(1, data["n_images"]),
         "run_info": run_cfg,
         "scores": scores,

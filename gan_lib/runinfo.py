@@ -28,6 +28,7 @@ import torchvision
 
 from . import config, distributed, io
 from .config import TrainConfig
+from .data import resized_note
 from .device import bf16_probe, compute_context
 
 RAW_SNAPSHOTS = "raw"  # snapshots/raw/: G's own weights beside an EMA run's snapshots
@@ -36,7 +37,9 @@ RAW_SNAPSHOTS = "raw"  # snapshots/raw/: G's own weights beside an EMA run's sna
 def describe_data(ds: Any, n_images: int) -> dict[str, Any]:
     """The "data" entry of config.json, from a ChestXrayData."""
     return {"source": ds.source, "description": ds.description, "kind": ds.kind, "fingerprint": ds.fingerprint,
-            "n_images": int(n_images), "is_synthetic": bool(ds.is_synthetic)}
+            "n_images": int(n_images), "is_synthetic": bool(ds.is_synthetic),
+            "resized_note": resized_note(ds) if getattr(ds, "raw_sizes", None) is not None
+            else None}
 
 
 def run_metadata(cfg: TrainConfig, data_info: dict[str, Any], device: torch.device,

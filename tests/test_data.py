@@ -275,3 +275,18 @@ def test_offline_setting_never_probes_the_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", pytest.fail)
     monkeypatch.setenv("GAN_LIB_OFFLINE", "1")
     assert pneumoniamnist._online() is False
+
+
+def test_a_folder_of_one_square_size_is_said_to_be_resized(tmp_path):
+    root = tmp_path / "squashed"
+    for cls in ("NORMAL", "PNEUMONIA"):
+        (root / "train" / cls).mkdir(parents=True)
+        for i in range(3):
+            _gray_jpeg(root / "train" / cls / f"{i}.jpeg", 48, 48, value=60 + 40 * i)
+    ds = data.load_dataset(str(root), "train", 32)
+    assert "all 6 files are 48 x 48 px" in data.summarize(ds)
+    assert "probably resized" in data.resized_note(ds)
+    stats = data.raw_size_stats(ds).set_index("class")
+    assert stats.loc["NORMAL", "aspect_median"] == 1.0 and "width_p5" in stats.columns
+    varied = data.load_dataset(str(make_kermany(tmp_path / "xr")), "train", 32)
+    assert data.resized_note(varied) is None and "note:" not in data.summarize(varied)
