@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_readme_numbers import cell_numbers, matches, numeric_leaves
+from tests.readme_numbers import cell_numbers, matches, numeric_leaves
 
 PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "small_data.py"
 
