@@ -43,11 +43,14 @@ above it, and each quoted number is followed directly (after its unit or ``**``,
     The running averages score 0.45<!-- n: results[iteration=2000,mode=batch].fid - results[iteration=2000,mode=eval].fid -->
     FID lower ...
 
+A binding may also name its file, ``<!-- n: benchmarks/results/x.json EXPRESSION -->``, for a
+sentence that quotes another file than its paragraph's, or outside a marked paragraph.
+
 Matching: a printed number equals its value rounded to the printed decimals (``114.4``
 matches 114.43, not 114.3; ``7.9e-05`` two significant digits; a printed ``0`` only an exact
 0); ``yes`` and ``no`` match true and false. Every numeric cell of a bound table must be bound.
 A missing file, a path that resolves to nothing, a malformed binding and an ``n:`` comment
-outside a marked paragraph are errors. Fast and offline: it reads files only.
+that names no file outside a marked paragraph are errors. Fast and offline: it reads files only.
 """
 
 from __future__ import annotations
@@ -341,22 +344,36 @@ def check_table(block: list[str], binding_lines: list[str], doc,
     return checked, problems
 
 
-def check_paragraph(block: list[str], doc, first_line: int = 1) -> tuple[int, list[str]]:
-    """(numbers checked, problems) of the numbers bound inline in a paragraph."""
+def check_inline(line: str, m: re.Match, doc, root: Path) -> str | None:
+    """None if the number before the inline binding ``m`` equals its value, else the problem.
+
+    ``doc`` is the paragraph's file (None outside a marked paragraph); a binding that starts
+    with a file name (``<!-- n: benchmarks/results/x.json path -->``) reads that file instead.
+    """
+    file, _, rest = m.group(1).partition(" ")
+    expression = rest if file.endswith(".json") else m.group(1)
+    before = NUMBER_BEFORE.search(line[:m.start()])
+    if before is None:
+        return f"<!-- n: {m.group(1)} --> does not follow a number"
+    try:
+        if file.endswith(".json"):
+            doc = load(root, file)
+        elif doc is None:
+            return (f"<!-- n: {m.group(1)} --> names no file and is outside a paragraph marked "
+                    "<!-- numbers: FILE -->: it would not be checked")
+    except BindingError as e:
+        return str(e)
+    return check_value(before.group(1), [expression], doc)
+
+
+def check_paragraph(block: list[str], doc, root: Path, first_line: int = 1) -> tuple[int, list[str]]:
+    """(numbers checked, problems) of the numbers bound inline in lines of a README."""
     problems, bound = [], 0
     for k, line in enumerate(block):
         for m in INLINE.finditer(line):
             bound += 1
-            before = NUMBER_BEFORE.search(line[:m.start()])
-            if before is None:
-                problems.append(f"line {first_line + k}: <!-- n: {m.group(1)} --> does not "
-                                "follow a number")
-                continue
-            problem = check_value(before.group(1), [m.group(1)], doc)
-            if problem is not None:
+            if (problem := check_inline(line, m, doc, root)) is not None:
                 problems.append(f"line {first_line + k}: {problem}")
-    if not bound:
-        problems.append("a paragraph marked numbers: binds no number (<!-- n: ... -->)")
     return bound, problems
 
 
@@ -370,7 +387,8 @@ def load(root: Path, name: str):
 
 def check_readme(text: str, root: Path) -> tuple[int, list[str]]:
     """(numbers checked, problems) of a README: every bound table and paragraph."""
-    lines, problems, checked, inline_seen = text.splitlines(), [], 0, 0
+    lines, problems, checked = text.splitlines(), [], 0
+    marked = set()  # lines of marked paragraphs: their inline bindings are checked there
     i = 0
     while i < len(lines):
         m = NUMBERS.match(lines[i])
@@ -404,8 +422,10 @@ def check_readme(text: str, root: Path) -> tuple[int, list[str]]:
         if block and block[0].lstrip().startswith("|"):
             n, found = check_table(block, binding_lines, doc, block_line)
         elif block and not binding_lines:
-            n, found = check_paragraph(block, doc, block_line)
-            inline_seen += n
+            n, found = check_paragraph(block, doc, root, block_line)
+            marked.update(range(block_line - 1, block_line - 1 + len(block)))
+            if not n:
+                found.append("a paragraph marked numbers: binds no number (<!-- n: ... -->)")
         elif block:
             found = ["binding lines belong above a table; a paragraph takes "
                      "<!-- numbers: FILE --> and inline <!-- n: ... -->"]
@@ -413,8 +433,8 @@ def check_readme(text: str, root: Path) -> tuple[int, list[str]]:
             found = ["the comment is followed by a blank line, not by a table or paragraph"]
         checked += n
         problems += [f"{where}: {p}" for p in found]
-    stray = len(INLINE.findall(text)) - inline_seen
-    if stray:
-        problems.append(f"{stray} <!-- n: ... --> outside a paragraph marked "
-                        "<!-- numbers: FILE --> (they would not be checked)")
+    for k, line in enumerate(lines):  # bindings elsewhere must name their file
+        if k not in marked:
+            n, found = check_paragraph([line], None, root, k + 1)
+            checked, problems = checked + n, problems + found
     return checked, problems

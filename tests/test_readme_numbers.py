@@ -138,8 +138,11 @@ def test_malformed_annotations_fail(tmp_path):
     assert "number in an unbound column" in check(tmp_path, unbound)[1][0]
     gap = TABLE.replace("-->\n|", "-->\n\n|")
     assert "followed by a blank line" in check(tmp_path, gap)[1][0]
-    stray = "Some 2.5<!-- n: floor.fid --> here.\n"
+    stray = "Some 3.9<!-- n: floor.fid --> here.\n"
     assert "outside a paragraph" in check(tmp_path, stray)[1][0]
+    named = "Some 3.9<!-- n: benchmarks/results/t.json floor.fid --> here.\n"
+    assert check(tmp_path, named) == (1, [])
+    assert check(tmp_path, named.replace("3.9", "3.8"))[1]
     assert "never closed" in check(tmp_path, TABLE.replace("-->\n", ""))[1][0]
 
 
