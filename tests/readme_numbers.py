@@ -17,7 +17,8 @@ binds each column, one line per group of body rows::
     | 600 | 160.0 |
     | floor | 3.9 |
 
-A binding line is ``KEYS: COLUMN | COLUMN | ...``, one COLUMN per table column. KEYS name the
+The comment ends with ``-->`` on a line of its own. A binding line is
+``KEYS: COLUMN | COLUMN | ...``, one COLUMN per table column. KEYS name the
 body rows it covers, in order, separated by commas (``0..8`` is 0, 1, ..., 8); the lines
 together name every body row once, top to bottom. In each COLUMN, ``{row}`` is replaced by the
 row's key. A COLUMN is
@@ -237,24 +238,6 @@ def rounds_to(printed: str, value) -> bool:
     return abs(Decimal(value) - p) <= half
 
 
-def matches(printed: str, values: list[float]) -> bool:
-    """True if some value of ``values`` rounds to ``printed`` (for scripts' own table tests)."""
-    return any(rounds_to(printed, v) for v in values)
-
-
-def numeric_leaves(obj) -> list[float]:
-    """Every finite int/float in a JSON document, at any depth (booleans are not numbers)."""
-    if isinstance(obj, bool):
-        return []
-    if isinstance(obj, int | float):
-        return [obj] if math.isfinite(obj) else []
-    if isinstance(obj, dict):
-        obj = list(obj.values())
-    if isinstance(obj, list):
-        return [x for item in obj for x in numeric_leaves(item)]
-    return []
-
-
 def check_value(printed_text: str, expressions: list[str], doc) -> str | None:
     """None if the printed text (a cell, or one prose number) equals its bound values."""
     text = plain(printed_text)
@@ -385,54 +368,63 @@ def load(root: Path, name: str):
     return json.loads((root / name).read_text(encoding="utf-8"))
 
 
-def check_readme(text: str, root: Path) -> tuple[int, list[str]]:
-    """(numbers checked, problems) of a README: every bound table and paragraph."""
-    lines, problems, checked = text.splitlines(), [], 0
-    marked = set()  # lines of marked paragraphs: their inline bindings are checked there
+def annotations(lines: list[str]):
+    """(comment line, file, binding lines, first line of the block, block) of each numbers
+    comment, or (line, None, [problem], 0, []) for a malformed one (1-based line numbers)."""
     i = 0
     while i < len(lines):
         m = NUMBERS.match(lines[i])
         if m is None:
             if "<!--" in lines[i] and "numbers:" in lines[i]:
-                problems.append(f"line {i + 1}: malformed numbers comment {lines[i].strip()!r}")
+                yield i + 1, None, [f"malformed numbers comment {lines[i].strip()!r}"], 0, []
             i += 1
             continue
         start, binding_lines = i + 1, []
         if m.group(2) is None:  # a multi-line comment: binding lines up to the closing -->
             i += 1
             while i < len(lines) and lines[i].strip() != "-->":
-                if lines[i].strip():
-                    binding_lines.append(lines[i])
+                binding_lines += [lines[i]] if lines[i].strip() else []
                 i += 1
             if i == len(lines):
-                problems.append(f"line {start}: the numbers comment is never closed by a '-->' line")
-                break
+                yield start, None, ["the numbers comment is never closed by a '-->' line"], 0, []
+                return
         i += 1
-        block, block_line = [], i + 1
+        block_line = i + 1
         while i < len(lines) and lines[i].strip():
-            block.append(lines[i])
             i += 1
-        where = f"{m.group(1)} (comment at line {start})"
-        try:
-            doc = load(root, m.group(1))
-        except BindingError as e:
-            problems.append(f"{where}: {e}")
+        yield start, m.group(1), binding_lines, block_line, lines[block_line - 1:i]
+
+
+def check_readme(text: str, root: Path) -> tuple[int, list[str]]:
+    """(numbers checked, problems) of a README: every bound table, paragraph and number."""
+    lines, problems, checked = text.splitlines(), [], 0
+    marked = set()  # lines of marked paragraphs: their inline bindings are checked there
+    for start, name, binding_lines, block_line, block in annotations(lines):
+        if name is None:
+            problems += [f"line {start}: {p}" for p in binding_lines]
             continue
-        n, found = 0, []
-        if block and block[0].lstrip().startswith("|"):
-            n, found = check_table(block, binding_lines, doc, block_line)
-        elif block and not binding_lines:
-            n, found = check_paragraph(block, doc, root, block_line)
+        is_table = bool(block) and block[0].lstrip().startswith("|")
+        if block and not is_table:
             marked.update(range(block_line - 1, block_line - 1 + len(block)))
-            if not n:
-                found.append("a paragraph marked numbers: binds no number (<!-- n: ... -->)")
-        elif block:
-            found = ["binding lines belong above a table; a paragraph takes "
-                     "<!-- numbers: FILE --> and inline <!-- n: ... -->"]
+        n, found = 0, []
+        try:
+            doc = load(root, name)
+        except BindingError as e:
+            found = [str(e)]
         else:
-            found = ["the comment is followed by a blank line, not by a table or paragraph"]
+            if is_table:
+                n, found = check_table(block, binding_lines, doc, block_line)
+            elif block and not binding_lines:
+                n, found = check_paragraph(block, doc, root, block_line)
+                found += [] if n else ["a paragraph marked numbers: binds no number "
+                                       "(<!-- n: ... -->)"]
+            elif block:
+                found = ["binding lines belong above a table; a paragraph takes "
+                         "<!-- numbers: FILE --> and inline <!-- n: ... -->"]
+            else:
+                found = ["the comment is followed by a blank line, not by a table or paragraph"]
         checked += n
-        problems += [f"{where}: {p}" for p in found]
+        problems += [f"{name} (comment at line {start}): {p}" for p in found]
     for k, line in enumerate(lines):  # bindings elsewhere must name their file
         if k not in marked:
             n, found = check_paragraph([line], None, root, k + 1)

@@ -121,7 +121,8 @@ def test_wrong_prose_numbers_fail(tmp_path):
 def test_missing_files_and_paths_fail(tmp_path):
     missing = TABLE.replace("t.json", "gone.json")
     assert "does not exist" in check(tmp_path, missing)[1][0]
-    assert "does not exist" in check(tmp_path, PROSE.replace("t.json", "gone.json"))[1][0]
+    problems = check(tmp_path, PROSE.replace("t.json", "gone.json"))[1]
+    assert len(problems) == 1 and "does not exist" in problems[0]  # said once, for the paragraph
     assert "raw results live in" in check(tmp_path, TABLE.replace("benchmarks/results/", ""))[1][0]
     typo = TABLE.replace("floor.fid | floor.fid", "floor.fid | floor.fdi")
     assert "no key 'fdi'" in check(tmp_path, typo)[1][0]
