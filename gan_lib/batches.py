@@ -1,8 +1,8 @@
 """What each training step sees: the run's images, the epoch order, the batch, the latents.
 
 All of it is a function of (seed, epoch) or (seed, step), never of a global random state, so a
-resumed run repeats the uninterrupted one exactly, and a grid or score draws the same latents
-however it is batched.
+resumed run sees exactly the batches and latents of the uninterrupted one, and a grid or score
+draws the same latents however it is batched.
 
 Example:
     >>> epoch_permutation(5, seed=0, epoch=3).tolist() == epoch_permutation(5, 0, 3).tolist()

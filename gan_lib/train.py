@@ -5,7 +5,8 @@ checkpoint.pt; see ARCHITECTURE.md) under ``config.RUNS_DIR / cfg.name`` and ret
 data set lives on the device as one uint8 tensor; each step takes a batch by index and scales
 it to [-1, 1] there. All randomness of a step (the epoch's permutation, the latents) is derived
 from (seed, epoch) or (seed, step), so a resumed run repeats the uninterrupted one exactly on a
-CPU. Read it top to bottom: train() -> _loop() -> train_step(), then the milestones.
+CPU with the same intra-op thread count and CPU class (another changes the order of float sums:
+device.compute_context, recorded in config.json and the checkpoint). Read it top to bottom: train() -> _loop() -> train_step(), then the milestones.
 
 Under ``torchrun`` (see distributed.py) every process runs this same loop on its slice of each
 global batch: the same permutation and latents, sliced by rank; DDP averages the gradients and

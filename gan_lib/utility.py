@@ -175,7 +175,8 @@ def utility_run(run_dir: str | os.PathLike, cfg: ClassifierConfig | None = None,
     the real training split has; written to ``run_dir/utility.json`` (atomic) and returned.
 
     The generated images of a seed come from latents of ``derived_seed(seed, 14, n)`` (see
-    :func:`tstr`) with the class asked for by label, so the study is deterministic given seeds.
+    :func:`tstr`) with the class asked for by label, so the study is deterministic given seeds
+    (bitwise at the same thread count and CPU class, like any float training).
     """
     run_dir = Path(run_dir)
     meta = runinfo.load_run_config(run_dir)

@@ -1,4 +1,5 @@
-"""IS / FID / KID: agreement with torch-fidelity and pytorch-fid, invariants, cache, bad input.
+"""IS / FID / KID: their definitions (numpy), agreement with torch-fidelity and pytorch-fid,
+invariants, cache, bad input.
 
 Most cases use a tiny registered feature extractor (16-d features, 10 "classes"), so they take
 milliseconds; one case runs the real FID Inception on 16 small images.
@@ -19,6 +20,7 @@ from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from gan_lib import config, features, inception, io, metrics, models, score_tables
+from tests.test_pytorch_fid import sqrtm_disp_deprecation
 
 TINY = "gan-lib-test-tiny"
 
@@ -101,6 +103,9 @@ def rel(a: float, b: float) -> float:
 
 
 def test_agrees_with_torch_fidelity_on_the_same_images():
+    """Compatibility: the numbers torch-fidelity's own API gives on the same images (KID and IS
+    use its default seed by design, so this cannot catch a wrong formula: the definitions are
+    checked below, in numpy)."""
     fake, real = blobs(40, 1, shift=0.2), blobs(48, 2)
     ours = metrics.score_images(fake, real, tiny_cfg(), extractor=TINY)
     theirs = fidelity(fake, real, feature_extractor=TINY, isc=True, fid=True, kid=True,
@@ -119,13 +124,57 @@ def test_fid_agrees_with_pytorch_fid_on_the_same_statistics():
     f1 = inception.extract_features(ex, blobs(40, 1, shift=0.2))["feat"]
     f2 = inception.extract_features(ex, blobs(48, 2))["feat"]
     s1, s2 = metrics.statistics(f1), metrics.statistics(f2)
-    with warnings.catch_warnings():  # pytorch-fid passes disp= to scipy's sqrtm (deprecated)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
-            reference = calculate_frechet_distance(s1["mu"], s1["sigma"], s2["mu"], s2["sigma"])
-        except TypeError as err:  # SciPy >= 1.18 removed disp=
-            pytest.skip(f"pytorch-fid does not run with this SciPy: {err}")
+    with sqrtm_disp_deprecation():  # a failure, as in test_pytorch_fid, if SciPy drops disp=
+        reference = calculate_frechet_distance(s1["mu"], s1["sigma"], s2["mu"], s2["sigma"])
     assert rel(metrics.fid_from_statistics(s1, s2), float(reference)) < 1e-4
+
+
+def kid_by_definition(x: np.ndarray, y: np.ndarray) -> float:
+    """KID of two feature sets of equal size m by its definition (Binkowski et al. 2018): the
+    unbiased MMD^2 with the kernel k(a, b) = (a.b / d + 1)^3, in float64."""
+    m, d = x.shape
+
+    def k(a, b):
+        return (a @ b.T / d + 1) ** 3
+
+    kxx, kyy = k(x, x), k(y, y)
+    return float((kxx.sum() - np.trace(kxx) + kyy.sum() - np.trace(kyy)) / (m * (m - 1))
+                 - 2 * k(x, y).sum() / m**2)
+
+
+def is_by_definition(logits: np.ndarray) -> float:
+    """The Inception Score of one split by its definition (Salimans et al. 2016):
+    exp(mean over images of KL(p(y|x) || p(y))), p(y) the mean of the p(y|x), in float64."""
+    z = logits - logits.max(1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(1, keepdims=True))
+    p = np.exp(log_p)
+    return float(np.exp((p * (log_p - np.log(p.mean(0)))).sum(1).mean()))
+
+
+def test_kid_and_is_equal_their_definitions():
+    """Features from TinyExtractor directly (not through gan_lib's extraction), metrics in numpy
+    (not torch-fidelity's functions, which gan_lib calls). With subsets as large as the sets,
+    every KID subset is a whole set (MMD does not depend on order): KID is that MMD^2 and its
+    std 0. One IS split is the whole set: the shuffle cannot matter."""
+    fake, real = blobs(40, 1, shift=0.2), blobs(40, 2)
+    ours = metrics.score_images(fake, real, tiny_cfg(kid_subset_size=40, kid_subsets=3,
+                                                     is_splits=1), extractor=TINY)
+    net = TinyExtractor(TINY, ["feat", "logits"])
+    f_fake, logits = (t.double().numpy() for t in net(fake.expand(-1, 3, -1, -1)))
+    f_real, _ = (t.double().numpy() for t in net(real.expand(-1, 3, -1, -1)))
+    kid = kid_by_definition(f_fake, f_real)
+    assert kid > 1e-3  # different sets: a real distance, not a degenerate 0
+    assert ours["kid"] == pytest.approx(kid, rel=1e-4) and ours["kid_std"] < 1e-6 * kid
+    assert ours["is"] == pytest.approx(is_by_definition(logits), rel=1e-5) and ours["is_std"] == 0
+
+
+def test_inception_score_known_answers():
+    # every image gives the same class distribution: p(y|x) = p(y), KL 0, IS 1
+    assert metrics.inception_score(torch.randn(1, 10).expand(20, 10), splits=2) == (
+        pytest.approx(1.0), pytest.approx(0.0, abs=1e-12))
+    # each image certain of one class, 8 of the 10 classes equally often: IS = 8
+    logits = 50 * F.one_hot(torch.arange(40) % 8, 10).float()
+    assert metrics.inception_score(logits, splits=1)[0] == pytest.approx(8.0, rel=1e-6)
 
 
 @pytest.mark.slow

@@ -83,14 +83,15 @@ def sqrtm_disp_deprecation():
     """
     expect = (pytest.warns(DeprecationWarning, match="`disp` argument is deprecated")
               if SCIPY_VERSION >= (1, 16) else contextlib.nullcontext())
-    try:
-        with expect:
+    with expect:  # the failure is raised inside it: pytest.warns would otherwise report only
+        try:      # "DID NOT WARN" for the TypeError (pytest.fail passes through it unchecked)
             yield
-    except TypeError as err:
-        if "disp" not in str(err):
-            raise
-        pytest.fail(f"pytorch-fid's calculate_frechet_distance passes disp= to scipy.linalg.sqrtm, "
-                    f"which SciPy {scipy.__version__} no longer accepts ({err})", pytrace=False)
+        except TypeError as err:
+            if "disp" not in str(err):
+                raise
+            pytest.fail(f"pytorch-fid's calculate_frechet_distance passes disp= to "
+                        f"scipy.linalg.sqrtm, which SciPy {scipy.__version__} no longer accepts "
+                        f"({err})", pytrace=False)
 
 
 def smooth_noise(n: int, seed: int) -> torch.Tensor:
