@@ -52,7 +52,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/score_throughput.py --json benchmarks/results/score_throughput.json
 
 bench-quality: $(STAMP)
-	$(PY) benchmarks/precision_quality.py --json benchmarks/results/precision_quality.json
+	$(PY) benchmarks/precision_quality.py --source $(or $(SOURCE),data/raw/chest_xray) --json benchmarks/results/precision_quality.json
 
 clean-venv:
 	rm -rf $(VENV)

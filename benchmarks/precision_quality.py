@@ -1,102 +1,121 @@
-"""Does bf16 autocast cost quality? Two runs of the same length and seed, fp32 vs bf16, scored alike.
+"""Does bf16 autocast cost quality, and what does it buy? fp32 vs bf16 over 3 training seeds.
 
-Trains the quick profile's DCGAN twice on the same data and seed (only ``precision`` differs),
-times each run (images/s of the whole train() call, grids and checkpoints included), and
-scores both final snapshots with the same FID/KID protocol (same real statistics, same latents).
-The real-vs-real floor of that protocol is printed beside them. ``--json FILE`` writes every
-printed number with its provenance (date, versions, threads, device, the exact settings, the
-weights' origin and SHA-256, the data); ``--json`` alone writes
-benchmarks/results/precision_quality.json, the file benchmarks/README.md quotes.
+The quick profile trained in bf16 (runs real-quick-s<seed>, benchmarks/real_data.py) and in fp32
+(real-fp32-s<seed>, trained here when missing), same data, seeds and settings otherwise, scored
+alike (Table 1's rules, the same real sets and latents). The design is paired (one fp32 and one
+bf16 run per seed), so it is analysed as paired: per seed the difference bf16 - fp32 of the FID
+at each snapshot, its mean, sd and 95% t-interval over seeds.
 
-    .venv/bin/python benchmarks/precision_quality.py --json                # make bench-quality: slow
-    .venv/bin/python benchmarks/precision_quality.py --iterations 40 --n-fake 64 --n-real 128
+Verdict rule, declared before the runs: bf16 changes the FID at a snapshot if the 95% interval
+of the paired difference excludes 0; otherwise no change is detected with this many seeds (the
+interval's width says how large a change could still hide).
+
+Speed: one G+D step (train.train_step on an in-memory batch) in fp32 and bf16, interleaved in
+rounds in this one process, median images/s each and their ratio; the CPU's class is recorded.
+
+    .venv/bin/python benchmarks/precision_quality.py --source ../shared/data/chest_xray --json
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import tempfile
+import datetime as dt
+import statistics
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
-import torch_fidelity
 
-from gan_lib import config, metrics, runinfo, train
+from gan_lib import batches, config, data, device, io, runinfo, train
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import real_data  # noqa: E402  (benchmarks/ is not a package)
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "precision_quality.json"
 
 
-def run(args: argparse.Namespace) -> list[dict]:
-    config.RUNS_DIR = Path(tempfile.mkdtemp(prefix="precision-quality-"))
-    score_cfg = config.make_score_config("quick", n_fake=args.n_fake, n_real=args.n_real,
-                                         metrics=("fid", "kid"),
-                                         kid_subset_size=min(500, args.n_fake))
-    results = []
+def fp32_run(seed: int, source: str) -> Path:
+    name = f"real-fp32-s{seed}"
+    cfg = config.make_train_config("quick", name=name, source=source, seed=seed,
+                                   precision="fp32")
+    return train.train(cfg, resume=(config.RUNS_DIR / name / "checkpoint.pt").is_file())
+
+
+def step_speed(source: str, rounds: int, steps: int) -> dict[str, Any]:
+    """Median images/s of train_step in fp32 and bf16, interleaved (same batch, same process)."""
+    images = data.load_dataset(source, "train", 64).images
+    cpu = torch.device("cpu")
+    setups = {}
     for precision in ("fp32", "bf16"):
-        cfg = config.make_train_config(
-            "quick", name=f"quality-{precision}", source=args.source, precision=precision,
-            iterations=args.iterations, snapshot_at=(args.iterations,), seed=args.seed,
-            checkpoint_every=args.iterations)
+        cfg = config.make_train_config("quick", name="speed", source=source, precision=precision)
+        setups[precision] = (cfg, train.build_nets(cfg, cpu),
+                             device.autocast_context(precision, cpu), torch.Generator())
+    real = batches.real_batch(images, torch.arange(64), True)
+
+    def run(precision: str, n: int) -> float:
+        cfg, nets, autocast, noise = setups[precision]
         t0 = time.perf_counter()
-        run_dir = train.train(cfg, overwrite=True)
-        seconds = time.perf_counter() - t0
-        scores = metrics.score_run(run_dir, score_cfg)
-        generated = {r["metric"]: r for r in scores["scores"] if r["kind"] == "generated"}
-        floor = next(r for r in scores["scores"] if r["kind"] == "floor" and r["metric"] == "fid")
-        results.append({
-            "precision": precision, "iterations": args.iterations, "batch_size": cfg.batch_size,
-            "train_seconds": seconds, "images_per_s": args.iterations * cfg.batch_size / seconds,
-            "fid": generated["fid"]["value"], "fid_name": generated["fid"]["name"],
-            "kid": generated["kid"]["value"], "n_fake": generated["fid"]["n_fake"],
-            "n_real": generated["fid"]["n_real"], "floor_fid": floor["value"],
-            "floor": floor["compared"], "floor_n_fake": floor.get("n_fake"),
-            "floor_n_real": floor.get("n_real"), "extractor": scores["extractor"],
-            "weights": {k: scores["weights"].get(k) for k in ("origin", "sha256", "path")},
-            "weights_sha256": scores["weights"]["sha256"], "data": scores["data"]["source"],
-            "data_fingerprint": scores["data"]["fingerprint"],
-            "scoring_device": scores["device"], "scoring_precision": scores["precision"],
-        })
-    return results
+        for step in range(n):
+            train.train_step(nets, real, batches.step_latents(cfg, step, noise), autocast).tolist()
+        return n * cfg.batch_size / (time.perf_counter() - t0)
+
+    for precision in setups:
+        run(precision, 2)  # warm-up: oneDNN primitives
+    speeds: dict[str, list[float]] = {p: [] for p in setups}
+    for _ in range(rounds):
+        for precision in setups:
+            speeds[precision].append(run(precision, steps))
+    med = {p: statistics.median(v) for p, v in speeds.items()}
+    return {"img_per_s": med, "bf16_over_fp32": med["bf16"] / med["fp32"], "rounds": rounds,
+            "steps_per_round": steps, "batch_size": 64, "per_round": speeds}
+
+
+def paired(rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Per snapshot: each seed's bf16 - fp32 FID, and real_data.paired_difference of them."""
+    out = {}
+    for it in rows["fp32"][0]["fid"]:
+        a = [r["fid"][it] for r in rows["fp32"]]
+        b = [r["fid"][it] for r in rows["bf16"]]
+        out[it] = real_data.paired_difference(b, a)
+    return out
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--iterations", type=int, default=300)
-    p.add_argument("--n-fake", type=int, default=1024)
-    p.add_argument("--n-real", type=int, default=2048)
-    p.add_argument("--source", default="auto")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--json", type=Path, nargs="?", const=DEFAULT_JSON,
-                   help=f"also write the results here (no value: {DEFAULT_JSON})")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--source", required=True)
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--json", nargs="?", const=str(DEFAULT_JSON))
     args = p.parse_args()
-    started = {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), **runinfo.versions(),
-               "torch_fidelity": torch_fidelity.__version__, "git_commit": runinfo.git_commit(),
-               "machine": platform.machine(), "load_average_at_start": list(os.getloadavg()),
-               "threads": torch.get_num_threads()}
-    results = run(args)
-    print(f"\nSame seed and length, quick profile sizes; data: {results[0]['data']}; "
-          f"extractor {results[0]['extractor']}, weights sha256 {results[0]['weights_sha256'][:12]}")
-    print(f"{'precision':>9} {'train s':>8} {'img/s':>7} {'FID':>9} {'KID':>9}   floor FID")
-    for r in results:
-        print(f"{r['precision']:>9} {r['train_seconds']:>8.1f} {r['images_per_s']:>7.1f} "
-              f"{r['fid']:>9.3f} {r['kid']:>9.5f}   {r['floor_fid']:.3f} ({r['floor']})")
-    speed = results[1]["images_per_s"] / results[0]["images_per_s"]
-    print(f"bf16 / fp32 speed: {speed:.2f}x; "
-          f"FID is {results[0]['fid_name']} (n_fake {args.n_fake}, n_real {results[0]['n_real']})")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    rows: dict[str, list[dict[str, Any]]] = {"bf16": [], "fp32": []}
+    for seed in seeds:
+        for precision, run_dir in (("bf16", real_data.prepare("quick", seed, args.source)),
+                                   ("fp32", fp32_run(seed, args.source))):
+            meta = runinfo.load_run_config(run_dir)
+            if meta["precision"] != precision:
+                raise SystemExit(f"{run_dir} was trained in {meta['precision']}, not {precision}")
+            scores, audited = real_data.scored(run_dir)
+            rows[precision].append(real_data.row(run_dir, scores, audited))
+    speed = step_speed(args.source, args.rounds, args.steps)
+    differences = paired(rows)
+    result = {
+        "what": "bf16 vs fp32 training, quick profile, paired by training seed, real images",
+        "rule": real_data.PAIRED_RULE, "seeds": seeds, "rows": rows, "paired": differences,
+        "summary": {p: real_data.summary(r) for p, r in rows.items()}, "speed": speed,
+        **real_data.provenance(run_dir, scores),
+        "command": " ".join(["benchmarks/precision_quality.py", *sys.argv[1:]]),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    for it, d in differences.items():
+        print(f"iteration {it}: bf16 - fp32 FID per seed {[round(x, 1) for x in d['per_seed']]},"
+              f" mean {d['mean']:.1f} (95% CI {d['ci95'][0]:.1f} .. {d['ci95'][1]:.1f}): "
+              f"{d['verdict']}")
+    print(f"step speed bf16 / fp32: {speed['bf16_over_fp32']:.2f}x on {device.cpu_isa()}")
     if args.json:
-        out = {"benchmark": "precision_quality",
-               "provenance": {**started, "device": results[0]["scoring_device"],
-                              "weights": results[0]["weights"]},
-               "settings": {**vars(args), "json": str(args.json), "profile": "quick"},
-               "runs": results, "ratio_bf16_over_fp32_images_per_s": speed}
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
-        print(f"wrote {args.json}")
+        io.write_json(Path(args.json), result)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ from typing import Any
 import torch
 
 from gan_lib import audit, config, device, inception, io, metrics, runinfo, train, utility
+from gan_lib.classifier import ClassifierConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import conditional_quick  # noqa: E402  (benchmarks/ is not a package)
@@ -120,6 +121,31 @@ def row(run_dir: Path, scores: dict[str, Any], audited: dict[str, Any]) -> dict[
     return out
 
 
+PAIRED_RULE = ("a paired difference (same training seed, one run per arm) is called a change only "
+               "if its 95% t-interval over seeds excludes 0; otherwise no change is detected "
+               "with this many seeds")
+
+
+def paired_difference(a: list[float], b: list[float]) -> dict[str, Any]:
+    """a - b per seed (paired), its mean, sd (ddof 1), 95% t-interval and the verdict by
+    :data:`PAIRED_RULE`.
+
+    >>> paired_difference([3.0, 4.0, 5.0], [1.0, 1.0, 1.0])["verdict"]
+    'change (interval excludes 0)'
+    """
+    from scipy.stats import t
+
+    diffs = [x - y for x, y in zip(a, b, strict=True)]
+    mean = statistics.fmean(diffs)
+    sd = statistics.stdev(diffs) if len(diffs) > 1 else float("nan")
+    half = t.ppf(0.975, len(diffs) - 1) * sd / len(diffs) ** 0.5 if len(diffs) > 1 else float("inf")
+    lo, hi = mean - half, mean + half
+    verdict = ("change (interval excludes 0)" if lo > 0 or hi < 0
+               else "no change detected (interval includes 0)")
+    return {"per_seed": diffs, "mean": mean, "sd": sd, "ci95": [lo, hi], "verdict": verdict,
+            "n_seeds": len(diffs)}
+
+
 def mean_sd(values: list[float]) -> dict[str, float | None]:
     return {"mean": statistics.fmean(values),
             "sd": statistics.stdev(values) if len(values) > 1 else None, "n_seeds": len(values)}
@@ -152,23 +178,29 @@ def provenance(run_dir: Path, scores: dict[str, Any]) -> dict[str, Any]:
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
 
-def conditional_extra(run_dir: Path, scores: dict[str, Any]) -> dict[str, Any]:
-    """Intra-class FID/KID with floors and the TSTR study of a conditional run."""
+def conditional_extra(run_dir: Path, scores: dict[str, Any],
+                      tstr_seeds: tuple[int, ...]) -> dict[str, Any]:
+    """Intra-class FID/KID with floors and the TSTR study of a conditional run (classifier
+    seeds ``tstr_seeds``; reused from utility.json when it was made with them)."""
     path = run_dir / "utility.json"
-    result = io.read_json(path) if path.is_file() else utility.utility_run(run_dir)
+    result = io.read_json(path) if path.is_file() else None
+    preset = ClassifierConfig.preset("quick")
+    if (result is None or result["seeds"] != list(tstr_seeds)
+            or result["classifier"]["config"] != preset.to_dict()):
+        result = utility.utility_run(run_dir, preset, seeds=tstr_seeds)
     return {"per_class": conditional_quick.per_class(scores),
             "tstr": conditional_quick.tstr(result), "utility_seconds": result["seconds_total"]}
 
 
-def run_study(study: str, seeds: list[int], source: str,
-              profile: str | None = None) -> dict[str, Any]:
+def run_study(study: str, seeds: list[int], source: str, profile: str | None = None,
+              tstr_seeds: tuple[int, ...] = (0,)) -> dict[str, Any]:
     rows, scores = [], None
     for seed in seeds:
         run_dir = prepare(study, seed, source, profile)
         scores, audited = scored(run_dir)
         r = row(run_dir, scores, audited)
         if study == "conditional":
-            r.update(conditional_extra(run_dir, scores))
+            r.update(conditional_extra(run_dir, scores, tstr_seeds))
         if study == "paper" and (run_dir / "protocols.json").is_file():
             r["protocols_json"] = str(run_dir / "protocols.json")
         rows.append(r)
@@ -205,11 +237,14 @@ def main() -> None:
     p.add_argument("--seeds", help="comma-separated training seeds (default: the study's)")
     p.add_argument("--out", default=str(RESULTS), help="folder for real_<study>.json")
     p.add_argument("--profile", help="replace each study's profile (smoke: a quick check)")
+    p.add_argument("--tstr-seeds", default="0", help="classifier seeds per conditional run "
+                   "(the spread over generator seeds is pooled across runs)")
     args = p.parse_args()
     for study in STUDIES if args.study == "all" else [args.study]:
         seeds = ([int(s) for s in args.seeds.split(",")] if args.seeds
                  else list(STUDIES[study][3]))
-        result = run_study(study, seeds, args.source, args.profile)
+        result = run_study(study, seeds, args.source, args.profile,
+                           tuple(int(s) for s in args.tstr_seeds.split(",")))
         io.write_json(Path(args.out) / f"real_{study}.json", result)
         print(f"wrote {Path(args.out) / f'real_{study}.json'}")
 

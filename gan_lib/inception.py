@@ -31,7 +31,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import functools
+import hashlib
 import importlib.util
+import json
 import os
 import time
 import warnings
@@ -404,7 +406,31 @@ def extract_features(net: Extractor, images: torch.Tensor,
             for k, f in zip(names, feats, strict=True):
                 out[k].append(f.float().cpu())
             bar.update(len(x))
+    _log_extraction(images, desc)
     return {k: torch.cat(v) if v else torch.empty(0) for k, v in out.items()}
+
+
+# The report sets this to a JSONL file per notebook: one line per image set extracted (count,
+# description, content digest), so its wall-time table shows how many images each stage put
+# through Inception and a test can check that no set goes through twice.
+EXTRACTION_LOG = "GAN_LIB_EXTRACTION_LOG"
+
+
+def _log_extraction(images: torch.Tensor, desc: str) -> None:
+    path = os.environ.get(EXTRACTION_LOG)
+    if not path:
+        return
+    digest = hashlib.sha256(images.contiguous().cpu().numpy().tobytes()).hexdigest()[:16]
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"images": len(images), "desc": desc, "sha256": digest}) + "\n")
+
+
+def read_extraction_log(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The lines :func:`extract_features` logged to ``path`` ([] when nothing was extracted)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
 # --- helpers ---------------------------------------------------------------------------------

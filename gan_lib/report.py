@@ -15,6 +15,7 @@ import base64
 import datetime as dt
 import importlib.resources
 import json
+import os
 import re
 import shutil
 import time
@@ -23,7 +24,7 @@ from typing import Any
 
 import torch
 
-from . import artefacts, checkpoint, config, io, protocols, quiz, runinfo
+from . import artefacts, checkpoint, config, inception, io, protocols, quiz, runinfo
 from .data import KERMANY_CITATION
 from .device import resolve_precision
 
@@ -162,6 +163,9 @@ def run_notebooks(params: dict[str, Any], out_dir: Path, progress: bool = True,
         given = {k: v for k, v in params.items() if k in declared}
         print(f"[report] {nb.name} {given}", flush=True)
         start = time.perf_counter()
+        log = out_dir / f"{nb.stem}.extracted.jsonl"  # inception.EXTRACTION_LOG, per notebook
+        log.unlink(missing_ok=True)
+        os.environ[inception.EXTRACTION_LOG] = str(log)  # the kernel inherits it
         try:
             # progress_bar: cells done per notebook; log_output: the notebook's own prints and
             # tqdm bars (training, feature extraction) stream to this terminal as they happen.
@@ -175,7 +179,12 @@ def run_notebooks(params: dict[str, Any], out_dir: Path, progress: bool = True,
                 f"cell source:\n{err.source}\nThe executed notebook is kept in "
                 "reports/.failed/; the previous report was left in place."
             ) from None
-        stages.append({"notebook": nb.name, "seconds": round(time.perf_counter() - start, 1)})
+        finally:
+            os.environ.pop(inception.EXTRACTION_LOG, None)
+        sets = inception.read_extraction_log(log)
+        stages.append({"notebook": nb.name, "seconds": round(time.perf_counter() - start, 1),
+                       "images_extracted": sum(x["images"] for x in sets),
+                       "sets_extracted": sets})
     return stages
 
 
