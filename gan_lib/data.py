@@ -288,6 +288,7 @@ def _cache_get(path: Path) -> dict | None:
 
 
 def _cache_put(path: Path, c: dict) -> None:
+    io.remove_stale_temps(path.parent)  # of a writer killed mid-write
     io.save_torch(c, path)
 
 

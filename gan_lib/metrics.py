@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch_fidelity import metric_fid, metric_isc, metric_kid
 
-from . import config, distributed, inception, io, models, runinfo
+from . import config, distributed, inception, io, models, runinfo, runlock
 from .config import ScoreConfig
 from .features import at_indices, class_positions, fake_features, real_features
 from .inception import EXTRACTOR, Extractor, extract_features, load_extractor
@@ -162,6 +162,7 @@ def score_config(profile: str | None = None, n_fake: int | None = None,
     return config.make_score_config(profile, **overrides)
 
 
+@runlock.locked("score")
 def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
               extractor: str = EXTRACTOR) -> dict[str, Any]:
     """Score every snapshot of a run; write ``run_dir/scores.json`` (atomic) and return it.

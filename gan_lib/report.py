@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from . import artefacts, checkpoint, config, io, protocols, quiz, runinfo
+from . import artefacts, checkpoint, config, io, protocols, quiz, runinfo, runlock
 from .device import resolve_precision
 
 GENERATED = ("figures", "tables", "notebooks", "report.md", "report.html", "build.json")
@@ -70,11 +70,22 @@ def build_report(profile: str | None = None, run: str | None = None, source: str
     run = run or (f"{profile}-conditional" if conditional else profile)
     overrides = {"conditional": True} if conditional else {}
     wanted = config.make_train_config(profile, name=run, source=source or "auto", **overrides)
-    training = training_plan(wanted, retrain)  # unknown profile, mismatched run: fail here
+    # The run stays locked until the report is built: the notebooks' kernels (children) train
+    # and score it under this lock, any other process is refused (runlock.py).
+    with runlock.hold(config.RUNS_DIR / run, "report", share=True):
+        training = training_plan(wanted, retrain)  # unknown profile, mismatched run: fail here
+        return _build(wanted, training, reports_dir, fid_protocols)
+
+
+def _build(wanted: config.TrainConfig, training: dict[str, bool], reports_dir: str | Path | None,
+           fid_protocols: bool) -> Path:
+    """The notebooks into a staging folder, the report rendered there, then swapped in."""
+    profile, run, source = wanted.profile, wanted.name, wanted.source
+    overrides = {"conditional": True} if wanted.conditional else {}
     reports_dir = Path(reports_dir or config.REPORTS_DIR)
     staging = reports_dir / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
-    params = {"profile": profile, "run": run, "source": source or "auto",
+    params = {"profile": profile, "run": run, "source": source,
               "reports_dir": str(staging), "overrides": overrides, **training}
     answers = reader_answers(reports_dir)  # bad answer files: fail before the notebooks run
     skip = () if fid_protocols else (PROTOCOLS_NOTEBOOK,)
