@@ -17,7 +17,7 @@ LAYERS = [
     {"config", "io"},
     {"device", "distributed", "runlock"},
     {"imagefile", "phantom", "pneumoniamnist", "data", "models", "grids", "batches", "augment",
-     "classifier"},
+     "classifier", "quiz_page"},
     {"checkpoint", "runinfo", "train", "inception"},
     {"features", "launch"},
     {"metrics"},
