@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from markupsafe import Markup
 
-from . import artefacts, checkpoint, config, io, protocols, quiz, runinfo, runlock
+from . import artefacts, checkpoint, config, io, protocols, quiz, runinfo, runlock, safe_text
 from .device import resolve_precision
 
 GENERATED = ("figures", "tables", "notebooks", "report.md", "report.html", "build.json")
@@ -200,10 +201,18 @@ def render_report(out: Path, run_dir: Path, profile: str, stages: list[dict[str,
     import markdown
 
     ctx = report_context(out, run_dir, profile, stages)
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    # Every value the template shows is escaped (safe_text.markdown: run names, paths and reader
+    # ids show as text, never as tags, links or table cells) but the Markdown this package wrote
+    # itself (tables, figure paths), which report_context marks as Markup.
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             finalize=safe_text.markdown)
     md = env.from_string(load_template()).render(**ctx)
     io.write_text(out / "report.md", md)
-    body = markdown.markdown(md, extensions=["tables", "fenced_code"])
+    converter = markdown.Markdown(extensions=["tables", "fenced_code"])
+    # and raw HTML is never passed through, should any reach the Markdown: it shows as text
+    converter.preprocessors.deregister("html_block")
+    converter.inlinePatterns.deregister("html")
+    body = converter.convert(md)
     io.write_text(out / "report.html", _html_page(_embed_images(body, out), ctx["title"]))
 
 
@@ -218,9 +227,11 @@ def report_context(out: Path, run_dir: Path, profile: str,
     scores_path = run_dir / "scores.json"
     scores = io.read_json(scores_path) if scores_path.exists() else {}
     cfg, data = run_cfg["config"], run_cfg["data"]
-    tables = {a.name: (out / a.file).read_text(encoding="utf-8").strip()
+    # Markup: Markdown written by plots.write_table (its cells and caption escaped there) and
+    # the registry's own file names, shown as they are
+    tables = {a.name: Markup((out / a.file).read_text(encoding="utf-8").strip())
               for a in artefacts.ARTEFACTS.values() if a.kind == "table" and (out / a.file).exists()}
-    figures = {section: [(a.file, a.title) for a in artefacts.in_section(section)
+    figures = {section: [(Markup(a.file), a.title) for a in artefacts.in_section(section)
                          if a.kind == "figure" and (out / a.file).exists()]
                for section in artefacts.SECTIONS}
     return {
@@ -261,10 +272,16 @@ def headline(scores: dict[str, Any]) -> str:
 
 
 def _embed_images(html: str, base: Path) -> str:
-    """Inline <img src="figures/x.png"> as data URIs so report.html reads offline, alone."""
+    """Inline <img src="figures/x.png"> as data URIs so report.html reads offline, alone.
+
+    Only the report's own figures (files under ``base/figures``) are read: no other path on
+    the machine ever ends up in the page.
+    """
+    figures = (base / "figures").resolve()
+
     def inline(m: re.Match) -> str:
-        path = base / m.group(1)
-        if not path.exists():
+        path = (base / m.group(1)).resolve()
+        if not path.is_relative_to(figures) or not path.is_file():
             return m.group(0)
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         return f'src="data:image/png;base64,{data}"'

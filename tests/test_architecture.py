@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gan_lib"
 
 # Layers, lowest first: a module may import only modules of its own or a lower layer.
 LAYERS = [
-    {"config", "io"},
+    {"config", "io", "safe_text"},
     {"device", "distributed", "runlock"},
     {"imagefile", "phantom", "pneumoniamnist", "data", "models", "grids", "batches", "augment",
      "classifier", "quiz_page"},
