@@ -134,7 +134,31 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """The JSON in ``path``; an error naming the file (and where) when it is not JSON.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "scores.json"; _ = p.write_text('{"a": 1,')
+    >>> read_json(p)
+    Traceback (most recent call last):
+    ...
+    ValueError: .../scores.json is not valid JSON (Expecting property name enclosed in double quotes at line 1, column 9): it was edited or cut short. Restore it, or rerun the step that wrote it (train, score, audit, quiz)
+    """
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}, column "
+                         f"{err.colno}): it was edited or cut short. Restore it, or rerun the "
+                         "step that wrote it (train, score, audit, quiz)") from None
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """A UTF-8 text file; an error naming the file and the first bad byte when it is not."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}): expected "
+                         "the file as gan_lib (or the quiz page) wrote it; restore it, or save "
+                         "it again as UTF-8") from None
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -151,7 +175,7 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     Only a torn last line (a writer killed mid-line: no newline after it) is dropped; any other
     malformed line is an error naming it, since skipping it would silently lose records.
     """
-    text = Path(path).read_text(encoding="utf-8")
+    text = read_text(path)
     lines = text.split("\n")
     rows = []
     for number, line in enumerate(lines, start=1):

@@ -217,11 +217,22 @@ def _read_csv(path: Path, key: dict[str, Any]) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"Answers file {path} not found")
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise ValueError(f"{path}: columns {reader.fieldnames}, expected {list(COLUMNS)}: "
-                             "not an answers file of this quiz page")
-        return [_check_row(row, f"{path.name} line {line}", key)
-                for line, row in enumerate(reader, start=2)]
+        try:
+            if tuple(reader.fieldnames or ()) != COLUMNS:
+                raise ValueError(f"{path}: columns {reader.fieldnames}, expected "
+                                 f"{list(COLUMNS)}: not an answers file of this quiz page")
+            rows = [_check_row(row, f"{path.name} line {line}", key)
+                    for line, row in enumerate(reader, start=2)]
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}): "
+                             "expected the CSV the quiz page downloads; save it as UTF-8") from None
+        except csv.Error as err:  # e.g. a field over the csv module's limit (128 KB)
+            raise ValueError(f"{path.name} line {reader.line_num + 1}: {err}: not an answers file "
+                             "of this quiz page (its fields are a few characters each)") from None
+    if not rows:
+        raise ValueError(f"{path}: no answers, only the header row: expected one row per image "
+                         f"({key['n']}), as the quiz page's download has")
+    return rows
 
 
 def _check_row(row: dict[str, str], where: str, key: dict[str, Any]) -> dict[str, Any]:
@@ -239,6 +250,9 @@ def _check_row(row: dict[str, str], where: str, key: dict[str, Any]) -> dict[str
                          f"1..5; got {image}, {row['answer']!r}, {confidence}")
     if not row["reader"].strip():
         raise ValueError(f"{where}: empty reader id")
+    if ms < 0:
+        raise ValueError(f"{where}: ms={ms}: expected the milliseconds (>= 0) from the image to "
+                         "the answer, as the quiz page records them")
     return {"reader": row["reader"], "image": image, "answer": row["answer"],
             "confidence": confidence, "ms": ms, "where": where}
 
