@@ -21,6 +21,10 @@ import torch
 import torchvision.transforms.functional as TF
 from PIL import Image, UnidentifiedImageError
 
+# Pillow's own limit (~89 M pixels, ten times a 3000 x 3000 radiograph): a header that claims
+# more is not decoded, so a 100-byte file cannot ask for gigabytes of memory.
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+
 
 class UnreadableImage(Exception):
     """A file that cannot be decoded; its message is the reason stored in ``skipped``."""
@@ -37,12 +41,17 @@ def decode_image(path: str | os.PathLike, size: int) -> tuple[np.ndarray, tuple[
     try:
         with Image.open(path) as im:
             raw_size, mode = im.size, im.mode
+            if raw_size[0] * raw_size[1] > MAX_PIXELS:  # PIL only warns below twice its limit
+                raise Image.DecompressionBombError(f"{raw_size[0]} x {raw_size[1]} pixels")
             if im.format == "JPEG":  # decode at reduced scale in the DCT domain: much faster
                 im.draft("L", (2 * size, 2 * size))
             im.load()
             gray = to_gray_float(im)
     except UnidentifiedImageError:
         raise UnreadableImage("not an image (PIL cannot identify the file format)") from None
+    except Image.DecompressionBombError as err:  # a small file claiming a huge image
+        raise UnreadableImage(f"claims more pixels than any radiograph ({err}; at most "
+                              f"{MAX_PIXELS:,}): a decompression bomb, or a damaged header") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise UnreadableImage(f"corrupt or truncated image ({err})") from None
     return resize_crop(gray, size), raw_size, mode
