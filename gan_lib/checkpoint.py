@@ -31,10 +31,11 @@ if TYPE_CHECKING:
 FORMAT = 2  # 2: records the precision; snapshots re-estimate BatchNorm (see models.py)
 
 # Settings that may differ between a checkpoint and the config that resumes it: they change how
-# long training goes or what is written, not the arithmetic of the steps already taken.
+# long training goes or what is written, not the arithmetic of the steps already taken. The
+# name is where the run lives now (a copied or renamed folder resumes as itself).
 # precision may change only when asked for explicitly (see check_resumable).
 RESUMABLE_CHANGES = frozenset({"iterations", "snapshot_at", "checkpoint_every", "compile",
-                               "device", "profile", "precision", "bn_batches"})
+                               "device", "profile", "precision", "bn_batches", "name"})
 
 
 def save(path: Path, cfg: TrainConfig, nets: Networks, step: int, per_epoch: int, elapsed: float,

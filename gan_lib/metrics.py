@@ -178,6 +178,8 @@ def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
     score_cfg = score_cfg or (config.make_score_config(profile) if profile in config.PROFILES
                               else ScoreConfig())
     snapshots = runinfo.list_snapshots(run_dir)
+    if (note := runinfo.unfinished(run_dir, snapshots[-1][0])) and distributed.is_main():
+        print(note.replace("the one used here", "the last one scored"))
     net = load_extractor(score_cfg, extractor)
     image_size = run_cfg["config"]["image_size"]
     ds = load_real(run_cfg, "train")

@@ -67,6 +67,8 @@ def build_quiz(run: str | os.PathLike, out_dir: str | os.PathLike | None = None,
     run_dir = runinfo.run_path(run)
     meta = runinfo.load_run_config(run_dir)
     iteration, snapshot = runinfo.list_snapshots(run_dir)[-1]
+    if note := runinfo.unfinished(run_dir, iteration):
+        print(note.replace("the one used here", "the one the quiz shows"))
     rng = np.random.default_rng(seed)
     real_ds = metrics.load_real(meta, "test")
     if len(real_ds.images) < n // 2:

@@ -30,6 +30,7 @@ from .device import resolve_precision
 GENERATED = ("figures", "tables", "notebooks", "report.md", "report.html", "build.json")
 TEMPLATE = "report.md.j2"  # in gan_lib/templates/: ships with the package (importlib.resources)
 PROTOCOLS_NOTEBOOK = "08_fid_protocols.ipynb"  # the "Why FIDs disagree" section (optional)
+RETRAIN = "RETRAIN=1 (--retrain; retrain = True in notebook 02)"  # how to replace a run
 
 
 class NotebookFailed(RuntimeError):
@@ -74,11 +75,11 @@ def build_report(profile: str | None = None, run: str | None = None, source: str
     # The run stays locked until the report is built: the notebooks' kernels (children) train
     # and score it under this lock, any other process is refused (runlock.py).
     with runlock.hold(config.RUNS_DIR / run, "report", share=True):
-        training = training_plan(wanted, retrain)  # unknown profile, mismatched run: fail here
-        return _build(wanted, training, reports_dir, fid_protocols)
+        training_plan(wanted, retrain)  # a mismatched run fails here; notebook 02 plans again
+        return _build(wanted, retrain, reports_dir, fid_protocols)
 
 
-def _build(wanted: config.TrainConfig, training: dict[str, bool], reports_dir: str | Path | None,
+def _build(wanted: config.TrainConfig, retrain: bool, reports_dir: str | Path | None,
            fid_protocols: bool) -> Path:
     """The notebooks into a staging folder, the report rendered there, then swapped in."""
     profile, run, source = wanted.profile, wanted.name, wanted.source
@@ -87,7 +88,7 @@ def _build(wanted: config.TrainConfig, training: dict[str, bool], reports_dir: s
     staging = reports_dir / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
     params = {"profile": profile, "run": run, "source": source,
-              "reports_dir": str(staging), "overrides": overrides, **training}
+              "reports_dir": str(staging), "overrides": overrides, "retrain": retrain}
     answers = reader_answers(reports_dir)  # bad answer files: fail before the notebooks run
     skip = () if fid_protocols else (PROTOCOLS_NOTEBOOK,)
     if skip:
@@ -121,40 +122,42 @@ def reader_answers(reports_dir: Path) -> list[Path]:
 
 
 def training_plan(cfg: config.TrainConfig, retrain: bool = False) -> dict[str, bool]:
-    """Notebook 02's resume/overwrite for ``cfg``'s run folder, said aloud; mismatches raise.
+    """train()'s resume/overwrite for ``cfg``'s run folder, said aloud; mismatches raise.
 
     No folder: train. ``retrain``: replace it. A folder with a checkpoint: its settings must
-    equal ``cfg``'s (apart from what may change on resume, e.g. more iterations); then it is
-    reused when finished and resumed when not.
+    equal ``cfg``'s (apart from what may change on resume, e.g. more iterations, or the name of
+    a copied folder); then it is reused when finished and resumed when not. The report and
+    notebook 02 (run by the report, or again by hand) plan with it alike.
     """
     folder = config.RUNS_DIR / cfg.name
     if retrain:
-        print(f"[report] retrain: {folder} is replaced by a fresh run" if folder.exists()
-              else f"[report] retrain: no {folder} yet; training it")
+        print(f"retrain: {folder} is replaced by a fresh run" if folder.exists()
+              else f"retrain: no {folder} yet; training it")
         return {"resume": False, "overwrite": True}
     ckpt_path = folder / "checkpoint.pt"
     if not ckpt_path.is_file():
         if folder.is_dir() and any(folder.iterdir()):
             raise FileExistsError(f"{folder} exists but has no checkpoint.pt to reuse or resume; "
-                                  "rebuild with RETRAIN=1 (--retrain) or another RUN name")
-        print(f"[report] training a new run in {folder}")
+                                  f"{RETRAIN} replaces it, or choose another run name")
+        print(f"training a new run in {folder}")
         return {"resume": False, "overwrite": False}
     try:
         ckpt = checkpoint.read(ckpt_path)
     except ValueError as err:
-        raise ValueError(f"{err} For the report: RETRAIN=1 (--retrain) replaces the run.") from None
+        raise ValueError(f"{err} For the report or notebook 02: {RETRAIN} replaces the "
+                         "run.") from None
     old, new = checkpoint.saved_config(ckpt), cfg.to_dict()
-    same = {"snapshot_at", "checkpoint_every", "compile", "device"}  # not the arithmetic
+    same = {"snapshot_at", "checkpoint_every", "compile", "device", "name"}  # not the arithmetic
     if ckpt["precision"] == resolve_precision(cfg.precision, cfg.device):
         same.add("precision")  # 'auto' that resolves to what the run used
     differ = checkpoint.differing(old, new, ignore=same)
     if differ:
         diff = ", ".join(f"{k}: run {old.get(k)!r}, profile {new.get(k)!r}" for k in differ)
         raise ValueError(f"Run {cfg.name!r} ({folder}) does not match profile "
-                         f"{cfg.profile!r}: {diff}. Build the report with the run's own "
-                         "profile (PROFILE=...), another RUN name, or RETRAIN=1 (--retrain).")
+                         f"{cfg.profile!r}: {diff}. Use the run's own profile and settings "
+                         f"(PROFILE=...), another run name, or {RETRAIN}.")
     done = int(ckpt["step"]) == cfg.iterations
-    print(f"[report] {'reusing the finished' if done else 'resuming the unfinished'} run "
+    print(f"{'reusing the finished' if done else 'resuming the unfinished'} run "
           f"{folder} (iteration {ckpt['step']} of {cfg.iterations})")
     return {"resume": True, "overwrite": False}
 

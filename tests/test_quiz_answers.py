@@ -1,5 +1,5 @@
 """Careless answer files: each is refused with a message naming the file (and line), never a
-traceback from the csv module or a silently empty study."""
+traceback from the csv module or a silently empty study; a quiz of an unfinished run says so."""
 
 from __future__ import annotations
 
@@ -43,3 +43,10 @@ def test_files_that_are_not_utf8_name_the_file(built, tmp_path):  # noqa: F811
     bad_json.write_text('{"run": "x",}')
     with pytest.raises(ValueError, match=r"scores.json is not valid JSON \(.* line 1, column"):
         io.read_json(bad_json)
+
+
+def test_a_quiz_on_an_unfinished_run_says_which_iteration_it_shows(tiny_run, capsys):  # noqa: F811
+    quiz.build_quiz("tiny", n=4, seed=0)
+    assert ("run 'tiny' is unfinished: its latest snapshot is iteration 4 of 20, and that is "
+            "the one the quiz shows. To finish it first: python -m gan_lib train --run tiny "
+            "--resume") in capsys.readouterr().out

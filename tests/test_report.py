@@ -327,3 +327,21 @@ def test_cli_score_defaults_to_the_runs_own_profile(home):
     main(["score", "tinyrun", "--metrics", "is"])
     settings = io.read_json(run_dir / "scores.json")["settings"]
     assert (settings["n_fake_is"], settings["n_fake"], settings["n_real"]) == (32, 32, 64)
+
+
+def test_notebook_02_run_again_reuses_the_finished_run(home, monkeypatch):
+    """A second "Run All" of notebook 02 with its default parameters (after make report) plans
+    as make report RUN=... does: the finished run is reused, not refused as existing."""
+    import papermill as pm
+
+    from gan_lib import train
+
+    monkeypatch.setenv("GAN_LIB_OFFLINE", "1")
+    run_dir = train.train(config.make_train_config("smoke", name="smoke", source="auto"))
+    before = (run_dir / "losses.jsonl").read_bytes()
+    out = home / "02.ipynb"
+    pm.execute_notebook(str(config.NOTEBOOKS_DIR / "02_train.ipynb"), str(out),
+                        kernel_name="python3", cwd=str(config.NOTEBOOKS_DIR), progress_bar=False)
+    text = out.read_text()
+    assert "reusing the finished run" in text and "FileExistsError" not in text
+    assert (run_dir / "losses.jsonl").read_bytes() == before

@@ -225,3 +225,34 @@ def test_one_image_never_becomes_nan_statistics_in_the_cache(tiny_net):
     assert not list(config.CACHE_DIR.rglob("*.npz"))
     with pytest.raises(ValueError, match="n_real=1: expected None .* or an integer >= 2"):
         config.make_score_config("smoke", n_real=1)
+
+
+def test_a_copied_or_renamed_run_resumes_under_its_new_name(home, fake_data):
+    from gan_lib import report
+
+    train.train(tiny(name="orig", iterations=4, snapshot_at=(4,)))
+    (home / "runs" / "orig").rename(home / "runs" / "moved")
+    assert report.training_plan(tiny(name="moved", iterations=4, snapshot_at=(4,))) == {
+        "resume": True, "overwrite": False}  # the report (and notebook 02) reuse it
+    cfg = tiny(name="moved", iterations=6)
+    assert [r["iter"] for r in losses(train.train(cfg, resume=True))] == [1, 2, 3, 4, 5, 6]
+    assert io.read_json(home / "runs" / "moved" / "config.json")["config"]["name"] == "moved"
+
+
+def test_scoring_an_unfinished_run_says_which_iteration_it_uses(home, fake_data, monkeypatch,
+                                                                capsys):
+    def stop(*args):
+        raise RuntimeError("stop before the Inception network loads")
+
+    run_dir = train.train(tiny(iterations=4, snapshot_at=(4,)))
+    capsys.readouterr()
+    monkeypatch.setattr(metrics, "load_extractor", stop)
+    with pytest.raises(RuntimeError, match="stop"):
+        metrics.score_run(run_dir)
+    assert capsys.readouterr().out == ""  # finished: nothing to say
+    io.write_json(run_dir / "config.json", {**io.read_json(run_dir / "config.json"),
+                                            "config": tiny(iterations=10).to_dict()})
+    with pytest.raises(RuntimeError, match="stop"):
+        metrics.score_run(run_dir)
+    assert ("run 'tiny' is unfinished: its latest snapshot is iteration 4 of 10, and that is "
+            "the last one scored" in capsys.readouterr().out)
