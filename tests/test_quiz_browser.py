@@ -1,10 +1,10 @@
 """The quiz page in a real headless browser: answered by keyboard, CSV downloaded, then scored.
 
 Uses the system Chromium and its driver (Debian: ``apt-get install -y chromium
-chromium-driver``; ``.ci/run`` installs them when missing) through selenium; no browser is
-downloaded. Without them this test FAILS with that instruction: the page is the study's
-instrument, so a green run must have opened it. ``CXR_GAN_NO_BROWSER=1`` skips it, for a
-machine that cannot have a browser (say why where you set it).
+chromium-driver``; ``make test`` installs them when missing, .ci/ensure-browser) through
+selenium; no browser is downloaded. Without them this test FAILS with that instruction: the
+page is the study's instrument, so a green run must have opened it. ``CXR_GAN_NO_BROWSER=1``
+skips it, for a machine that cannot have a browser (say why where you set it).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from PIL import Image
 from gan_lib import config, quiz
 from tests.test_quiz import N, built, page_pngs, tiny_run  # noqa: F401 (fixtures)
 
-INSTALL = "apt-get install -y chromium chromium-driver  (Debian/Ubuntu; .ci/run does it)"
+INSTALL = "apt-get install -y chromium chromium-driver  (Debian/Ubuntu; make test does it)"
 
 
 def find_browser() -> tuple[str, str]:
