@@ -137,10 +137,10 @@ class TrainConfig:
             if not 0.0 <= getattr(self, key) < 1.0:  # also false for nan
                 problems.append(f"{key}={getattr(self, key)}: expected a value in [0, 1)")
         if (not self.name or len(self.name) > MAX_NAME or self.name.startswith(".")
-                or any(c in self.name for c in '/\\\0')):
+                or any(c in "/\\" or not c.isprintable() for c in self.name)):
             problems.append(f"name={self.name[:40]!r}{'...' if len(self.name) > 40 else ''}: "
                             f"expected a plain folder name of at most {MAX_NAME} characters, "
-                            "such as 'quick' (no '/', '\\', leading '.')")
+                            "such as 'quick' (no '/', '\\', line breaks or a leading '.')")
         if problems:
             raise ValueError("Invalid TrainConfig: " + "; ".join(problems))
 

@@ -134,7 +134,8 @@ def test_a_new_run_that_fails_before_its_first_checkpoint_is_removed(home, fake_
 @pytest.mark.parametrize("settings", [{"z_dim": 0}, {"g_channels": 0}, {"d_channels": -1},
                                       {"grid_size": 0}, {"lr": -1.0}, {"lr": float("nan")},
                                       {"beta1": 1.0}, {"beta2": float("inf")},
-                                      {"name": "x" * 300}, {"name": "a\\b"}])
+                                      {"name": "x" * 300}, {"name": "a\\b"},
+                                      {"name": "a\nb"}])
 def test_bad_settings_are_refused_naming_the_key_before_a_folder_exists(home, settings):
     key = next(iter(settings))
     with pytest.raises(ValueError, match=f"Invalid TrainConfig: {key}="):
