@@ -3,8 +3,8 @@
 #                 RUN=name reuses or resumes runs/name, RETRAIN=1 trains it afresh,
 #                 CONDITIONAL=1 a class-conditional run with per-class scores and TSTR,
 #                 FID_PROTOCOLS=0 leaves out the section "Why FIDs disagree")
-#   make test     ruff + pytest (unit, pipeline, the quiz page in the system's headless Chromium:
-#                 apt-get install chromium chromium-driver; .ci/run does) + nbval over notebooks/
+#   make test     ruff + pytest (unit, pipeline, the quiz page in the system's headless Chromium,
+#                 which it installs when missing: .ci/ensure-browser) + nbval over notebooks/
 #   make lab      JupyterLab on notebooks/
 # Each sets up .venv first when it is missing or older than pyproject.toml.
 
@@ -37,6 +37,9 @@ report: $(STAMP)
 	$(PY) -m gan_lib report $(if $(PROFILE),--profile $(PROFILE)) $(if $(RUN),--run $(RUN)) $(if $(SOURCE),--source $(SOURCE)) $(if $(RETRAIN),--retrain) $(if $(CONDITIONAL),--conditional) $(if $(filter 0,$(FID_PROTOCOLS)),--no-fid-protocols)
 
 test: $(STAMP)
+	@# The distribution's chromium and chromium-driver for the quiz page test, installed when
+	@# missing (apt-get, sudo where not root); a clear message where that cannot be done.
+	sh .ci/ensure-browser
 	@# Tests and nbval write runs/ and reports/ under .test-home, never over the real report,
 	@# and try no download (GAN_LIB_OFFLINE=1): the auto source falls back to the phantom at once.
 	$(PY) -m ruff check gan_lib tests benchmarks notebooks

@@ -34,7 +34,18 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import batches, distributed, features, frechet, inception, io, metrics, models, runinfo
+from . import (
+    batches,
+    distributed,
+    features,
+    frechet,
+    inception,
+    io,
+    metrics,
+    models,
+    runinfo,
+    runlock,
+)
 from .config import TrainConfig
 
 PR_K, DC_K = 3, 5  # neighbourhood sizes of the two papers
@@ -175,6 +186,7 @@ def fid_vs_n(fake: torch.Tensor, real: torch.Tensor, fractions: tuple[float, ...
 # --- auditing a run: the features scoring cached, the run's own images ------------------------
 
 
+@runlock.locked("audit")
 def audit_run(run_dir: str | os.PathLike, score_cfg: Any = None,
               extractor: str = inception.EXTRACTOR) -> dict[str, Any]:
     """Audit every snapshot of a run; write ``run_dir/audit.json`` (atomic) and return it.

@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,10 +34,11 @@ if TYPE_CHECKING:
 FORMAT = 2  # 2: records the precision; snapshots re-estimate BatchNorm (see models.py)
 
 # Settings that may differ between a checkpoint and the config that resumes it: they change how
-# long training goes or what is written, not the arithmetic of the steps already taken.
+# long training goes or what is written, not the arithmetic of the steps already taken. The
+# name is where the run lives now (a copied or renamed folder resumes as itself).
 # precision may change only when asked for explicitly (see check_resumable).
 RESUMABLE_CHANGES = frozenset({"iterations", "snapshot_at", "checkpoint_every", "compile",
-                               "device", "profile", "precision", "bn_batches"})
+                               "device", "profile", "precision", "bn_batches", "name"})
 
 
 def save(path: Path, cfg: TrainConfig, nets: Networks, step: int, per_epoch: int, elapsed: float,
@@ -90,11 +92,55 @@ def restore(ckpt: dict[str, Any], nets: Networks) -> tuple[int, float]:
     return int(ckpt["step"]), float(ckpt["elapsed"])
 
 
+def log_problem(log: Path, step: int) -> str | None:
+    """Why ``log`` cannot go on from a checkpoint at ``step``, or None.
+
+    The log must hold iterations 1..``step`` once each (rows past ``step`` were written after
+    the checkpoint, then killed: :func:`truncate_log` drops them). A row lost or repeated below
+    the checkpoint cannot be rebuilt (the losses of those steps are gone), and resuming would
+    hide the gap in Figure 2, so it is refused with what is missing.
+
+    >>> import tempfile, json; log = Path(tempfile.mkdtemp()) / "losses.jsonl"
+    >>> _ = log.write_text("".join(json.dumps({"iter": i}) + "\\n" for i in (1, 2, 5)))
+    >>> log_problem(log, 5).split(": ", 1)[1].split(". ")[0]
+    'it lacks iterations 3-4 of 1..5'
+    """
+    if not log.is_file():
+        return (f"{log} is missing, but checkpoint.pt is at iteration {step}: the losses of "
+                "those iterations are gone. Restore losses.jsonl (e.g. from a backup) to "
+                "resume, or start the run again with overwrite=True.")
+    seen = [int(r["iter"]) for r in io.read_jsonl(log) if int(r["iter"]) <= step]
+    counts = Counter(seen)
+    missing = [i for i in range(1, step + 1) if i not in counts]
+    twice = sorted(i for i, c in counts.items() if c > 1 or i < 1)
+    if not missing and not twice:
+        return None
+    what = "; ".join(filter(None, [
+        f"it lacks iterations {_ranges(missing)} of 1..{step}" if missing else "",
+        f"it repeats iterations {_ranges(twice)}" if twice else ""]))
+    return (f"{log} does not match checkpoint.pt (iteration {step}): {what}. Those rows cannot "
+            "be rebuilt, and the loss figure would hide the gap. Restore losses.jsonl (e.g. "
+            "from a backup) to resume, or start the run again with overwrite=True.")
+
+
+def _ranges(numbers: list[int]) -> str:
+    """'3-4, 9' for [3, 4, 9] (sorted, at most ten ranges shown)."""
+    spans: list[list[int]] = []
+    for n in numbers:
+        if spans and n == spans[-1][1] + 1:
+            spans[-1][1] = n
+        else:
+            spans.append([n, n])
+    text = [f"{a}-{b}" if b > a else f"{a}" for a, b in spans]
+    return ", ".join(text[:10]) + (f" and {len(text) - 10} more" if len(text) > 10 else "")
+
+
 def truncate_log(log: Path, step: int) -> None:
     """Drop the rows of ``log`` past ``step`` (written after the checkpoint, then killed).
 
     The whole log must be readable first (io.read_jsonl raises on a malformed middle line), so
-    a log that cannot be read whole is never rewritten.
+    a log that cannot be read whole is never rewritten; :func:`log_problem` has checked the rows
+    up to ``step``.
     """
     if log.is_file():
         rows = [r for r in io.read_jsonl(log) if r["iter"] <= step]

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import types
 import typing
@@ -53,6 +54,7 @@ EXTRACTION_PRECISIONS = ("auto", "fp32", "bf16", "fastmath")
 METRICS = ("is", "fid", "kid")
 AUGMENT_OPS = ("translation", "cutout", "brightness", "contrast")  # gan_lib/augment.py
 G_CONDITIONINGS = ("concat", "batchnorm")  # how a conditional G takes its class (models.py)
+MAX_NAME = 100  # characters of a run name: runs/<name> and the files beside it stay short
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,19 @@ class TrainConfig:
             problems.append(f"bn_batches={self.bn_batches}: expected an integer >= 1")
         if self.checkpoint_every < 1:
             problems.append(f"checkpoint_every={self.checkpoint_every}: expected an integer >= 1")
-        if not self.name or "/" in self.name or self.name.startswith("."):
-            problems.append(f"name={self.name!r}: expected a plain folder name such as 'quick'")
+        for key in ("z_dim", "g_channels", "d_channels", "grid_size"):
+            if getattr(self, key) < 1:
+                problems.append(f"{key}={getattr(self, key)}: expected an integer >= 1")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            problems.append(f"lr={self.lr}: expected a finite learning rate > 0, e.g. 2e-4")
+        for key in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, key) < 1.0:  # also false for nan
+                problems.append(f"{key}={getattr(self, key)}: expected a value in [0, 1)")
+        if (not self.name or len(self.name) > MAX_NAME or self.name.startswith(".")
+                or any(c in "/\\" or not c.isprintable() for c in self.name)):
+            problems.append(f"name={self.name[:40]!r}{'...' if len(self.name) > 40 else ''}: "
+                            f"expected a plain folder name of at most {MAX_NAME} characters, "
+                            "such as 'quick' (no '/', '\\', line breaks or a leading '.')")
         if problems:
             raise ValueError("Invalid TrainConfig: " + "; ".join(problems))
 
@@ -175,9 +188,16 @@ class ScoreConfig:
         unknown = sorted(set(self.metrics) - set(METRICS))
         if unknown:
             raise ValueError(f"Invalid ScoreConfig: metrics {unknown}: expected some of {METRICS}")
-        for key in ("n_fake", "n_fake_is", "batch_size", "is_splits", "kid_subsets"):
+        for key in ("n_fake", "n_fake_is", "batch_size", "is_splits", "kid_subsets",
+                    "kid_subset_size"):
             if getattr(self, key) < 1:
                 raise ValueError(f"Invalid ScoreConfig: {key}={getattr(self, key)}: expected >= 1")
+        for key in ("n_fake", "n_real"):  # FID fits a covariance: one image has none
+            if getattr(self, key) is not None and getattr(self, key) < 2:
+                raise ValueError(f"Invalid ScoreConfig: {key}={getattr(self, key)}: expected "
+                                 f"{'None (the whole split) or ' if key == 'n_real' else ''}"
+                                 "an integer >= 2: FID needs at least 2 images (their "
+                                 "covariance)")
         if self.precision not in EXTRACTION_PRECISIONS:
             raise ValueError(f"Invalid ScoreConfig: precision={self.precision!r}: expected one "
                              f"of {EXTRACTION_PRECISIONS}")

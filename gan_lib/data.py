@@ -139,6 +139,11 @@ def list_folder(root: str | os.PathLike, split: str) -> list[tuple[Path, int]]:
         raise FileNotFoundError(f"data folder {root} does not exist: expected {LAYOUT}. Put the "
                                 "Kermany chest_xray folder there, or use source='phantom'.")
     split_dir = _child_dir(root, split)
+    others = [s for s in SPLITS if s != split and _child_dir(root, s)]
+    if split_dir is None and others:  # the layout, but without this split (often val/)
+        raise FileNotFoundError(f"{root} has no {split}/ folder (it has {', '.join(others)}): "
+                                f"this Kermany folder lacks the {split} split; add "
+                                f"{split}/NORMAL and {split}/PNEUMONIA to use it")
     class_dirs = [_child_dir(split_dir, name) if split_dir else None for name in CLASS_NAMES]
     if split_dir is None or None in class_dirs:
         found = sorted(p.name for p in root.iterdir() if not p.name.startswith("."))[:10]
@@ -171,7 +176,12 @@ def _load_folder(root: Path, split: str, image_size: int, source: str) -> ChestX
     key = _hash(f"{kind}|{split}|{image_size}|{PREPROCESS_VERSION}\n{listing}")
     cached = _cache_get(_cache_path(kind, split, image_size, key))
     if cached is None:
-        cached = _decode_folder(root, files, image_size)
+        # A name that is not UTF-8 could not be written to a table, caption or JSON: such a
+        # file is skipped and listed (under a printable name), like an unreadable one.
+        named = [(p, k) for p, k in files if _printable(p) == str(p)]
+        badly_named = [[_printable(p), "file name is not valid UTF-8: rename it to use it"]
+                       for p, _ in files if _printable(p) != str(p)]
+        cached = _decode_folder(root, named, image_size, badly_named)
         _cache_put(_cache_path(kind, split, image_size, key), cached)
     if seed is None:
         description = f"Kermany chest X-ray folder {_short(root)}"
@@ -193,8 +203,15 @@ def _phantom_seed(root: Path) -> int | None:
     return -1
 
 
-def _decode_folder(root: Path, files: list[tuple[Path, int]], image_size: int) -> dict:
-    """Decode every file (threads: PIL releases the GIL while decoding); unreadable -> skipped."""
+def _printable(path: Path) -> str:
+    """``path`` as text: undecodable bytes of its name as \\x escapes (no lone surrogates)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _decode_folder(root: Path, files: list[tuple[Path, int]], image_size: int,
+                   skipped_before: list[list[str]] = ()) -> dict:
+    """Decode every file (threads: PIL releases the GIL while decoding); unreadable -> skipped
+    (after ``skipped_before``, files skipped unopened)."""
     def work(path: Path):
         try:
             return decode_image(path, image_size)
@@ -205,10 +222,11 @@ def _decode_folder(root: Path, files: list[tuple[Path, int]], image_size: int) -
         results = list(tqdm(pool.map(work, [p for p, _ in files]), total=len(files),
                             desc=f"decoding {_short(root)}", unit="img"))
     keep = [i for i, r in enumerate(results) if not isinstance(r, str)]
-    skipped = [[str(files[i][0]), results[i]] for i, r in enumerate(results) if isinstance(r, str)]
+    skipped = [*skipped_before, *([str(files[i][0]), results[i]]
+                                  for i, r in enumerate(results) if isinstance(r, str))]
     if not keep:
-        raise ValueError(f"none of the {len(files)} files under {root} could be read as an image "
-                         f"(first: {skipped[0][0]}: {skipped[0][1]})")
+        raise ValueError(f"none of the {len(files) + len(skipped_before)} files under {root} "
+                         f"could be read as an image (first: {skipped[0][0]}: {skipped[0][1]})")
     return _pack(np.stack([results[i][0] for i in keep]), np.array([files[i][1] for i in keep]),
                  image_size, skipped, [results[i][1] for i in keep], [results[i][2] for i in keep])
 
@@ -288,11 +306,13 @@ def _cache_get(path: Path) -> dict | None:
 
 
 def _cache_put(path: Path, c: dict) -> None:
+    io.remove_stale_temps(path.parent)  # of a writer killed mid-write
     io.save_torch(c, path)
 
 
 def _hash(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
+    # surrogateescape: file names that are not UTF-8 hash as their bytes
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _short(path: Path) -> str:

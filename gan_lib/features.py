@@ -181,7 +181,11 @@ def _cached(path: Path, key: dict[str, Any], net: Extractor,
         distinct = distributed.total(distinct)
     feats = {k: distributed.gather_rows(v, key["n"]) for k, v in part.items()}
     stats = metric_fid.fid_features_to_statistics(feats[net.layers["fid"]])
+    if not all(np.isfinite(v).all() for v in stats.values()):  # one image has no covariance
+        raise ValueError(f"the FID statistics of {key['n']} image(s) ({desc}) are not finite: "
+                         "a covariance needs at least 2 images; raise n_real / n_fake")
     if distributed.is_main():
+        io.remove_stale_temps(path.parent)  # of a writer killed mid-write (tens of MB each)
         with io.atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, mu=stats["mu"], sigma=stats["sigma"],
                      meta=np.array(json.dumps(key, sort_keys=True)),

@@ -16,20 +16,32 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
 
+# A temporary file of atomic_path: ".<target name>.<writer's pid>.<random>.tmp<suffix>"; files
+# of the earlier form (no pid) are matched too, as ".<target name>.<random>.tmp<suffix>".
+TEMP_NAME = re.compile(r"\.(?P<target>.+?)\.(?:(?P<pid>\d+)\.)?[A-Za-z0-9_]{8}\.tmp(\.\w+)?")
+STALE_SECONDS = 24 * 3600  # a temporary file this old is stale whoever wrote it
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds."""
+    """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
+
+    The temporary file's name carries the writer's pid, so that :func:`remove_stale_temps` can
+    tell the leftovers of a killed writer from the files of one still writing.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp" + path.suffix,
+                               dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
@@ -40,6 +52,51 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         _fsync(path.parent)  # and the rename itself survives a power cut
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files of :func:`atomic_path` in ``folder`` whose writer is gone.
+
+    A writer killed mid-write (SIGKILL, power cut) leaves its temporary file behind, up to tens
+    of MB for a feature cache. One is stale when the pid in its name is no process on this host,
+    or when it is older than :data:`STALE_SECONDS` (an earlier name without a pid, or a pid
+    reused since). Returns the files removed.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp()); _ = (d / ".a.npz.999999999.abcd_123.tmp.npz").write_bytes(b"x")
+    >>> [p.name for p in remove_stale_temps(d)]
+    ['.a.npz.999999999.abcd_123.tmp.npz']
+    """
+    folder, removed = Path(folder), []
+    if not folder.is_dir():
+        return removed
+    now = time.time()
+    for path in folder.glob(".*.tmp*"):
+        match = TEMP_NAME.fullmatch(path.name)
+        if not match or not path.is_file():
+            continue
+        pid = match.group("pid")
+        try:
+            old = now - path.stat().st_mtime > STALE_SECONDS
+            if old or (pid is not None and not _alive(int(pid))):
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:  # its writer renamed or removed it meanwhile
+            continue
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Is ``pid`` a process on this host (of any user)?"""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    except OverflowError:  # not a pid at all
+        return False
+    return True
 
 
 def _fsync(path: Path) -> None:
@@ -77,7 +134,31 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 
 
 def read_json(path: str | os.PathLike) -> Any:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """The JSON in ``path``; an error naming the file (and where) when it is not JSON.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "scores.json"; _ = p.write_text('{"a": 1,')
+    >>> read_json(p)
+    Traceback (most recent call last):
+    ...
+    ValueError: .../scores.json is not valid JSON (Expecting property name enclosed in double quotes at line 1, column 9): it was edited or cut short. Restore it, or rerun the step that wrote it (train, score, audit, quiz)
+    """
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path} is not valid JSON ({err.msg} at line {err.lineno}, column "
+                         f"{err.colno}): it was edited or cut short. Restore it, or rerun the "
+                         "step that wrote it (train, score, audit, quiz)") from None
+
+
+def read_text(path: str | os.PathLike) -> str:
+    """A UTF-8 text file; an error naming the file and the first bad byte when it is not."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}): expected "
+                         "the file as gan_lib (or the quiz page) wrote it; restore it, or save "
+                         "it again as UTF-8") from None
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
@@ -94,7 +175,7 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     Only a torn last line (a writer killed mid-line: no newline after it) is dropped; any other
     malformed line is an error naming it, since skipping it would silently lose records.
     """
-    text = Path(path).read_text(encoding="utf-8")
+    text = read_text(path)
     lines = text.split("\n")
     rows = []
     for number, line in enumerate(lines, start=1):

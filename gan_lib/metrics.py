@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch_fidelity import metric_fid, metric_isc, metric_kid
 
-from . import config, distributed, inception, io, models, runinfo
+from . import config, distributed, inception, io, models, runinfo, runlock
 from .config import ScoreConfig
 from .features import at_indices, class_positions, fake_features, real_features
 from .frechet import Reference, frechet_distance, torch_fidelity_fid  # noqa: F401 (public here)
@@ -168,6 +168,7 @@ def score_config(profile: str | None = None, n_fake: int | None = None,
     return config.make_score_config(profile, **overrides)
 
 
+@runlock.locked("score")
 def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
               extractor: str = EXTRACTOR) -> dict[str, Any]:
     """Score every snapshot of a run; write ``run_dir/scores.json`` (atomic) and return it.
@@ -183,6 +184,8 @@ def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
     score_cfg = score_cfg or (config.make_score_config(profile) if profile in config.PROFILES
                               else ScoreConfig())
     snapshots = runinfo.list_snapshots(run_dir)
+    if (note := runinfo.unfinished(run_dir, snapshots[-1][0])) and distributed.is_main():
+        print(note.replace("the one used here", "the last one scored"))
     net = load_extractor(score_cfg, extractor)
     image_size = run_cfg["config"]["image_size"]
     ds = load_real(run_cfg, "train")

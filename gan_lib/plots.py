@@ -29,7 +29,7 @@ import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from . import io  # noqa: E402
+from . import io, safe_text  # noqa: E402
 from .grids import grid_array  # noqa: E402
 
 sns.set_theme(context="notebook", style="whitegrid")
@@ -51,7 +51,7 @@ def add_caption(fig: plt.Figure, caption: str) -> None:
         y0 = min(ax.get_tightbbox().y0 for ax in fig.axes) / fig.bbox.height
         chars = int(fig.get_figwidth() * 15)  # ~15 characters of 8-pt text per inch
         fig.text(0.5, y0 - 0.01, textwrap.fill(caption, chars), ha="center", va="top",
-                 fontsize=8, color="0.25")
+                 fontsize=8, color="0.25", parse_math=False)  # a '$' in a path is a '$'
 
 
 def plot_by_class(images: torch.Tensor, labels: torch.Tensor, class_names: Sequence[str],
@@ -188,12 +188,19 @@ def plot_fid_curve(rows: Sequence[dict], floors: dict[str, float], caption: str,
 
 def write_table(df: pd.DataFrame, tables_dir: str | os.PathLike, name: str,
                 caption: str = "", floatfmt: str = ".4g") -> tuple[Path, Path]:
-    """Write ``name.csv`` and ``name.md`` (GitHub Markdown, caption below the table), atomically."""
+    """Write ``name.csv`` and ``name.md`` (GitHub Markdown, caption below the table), atomically.
+
+    Text is made inert where it lands (safe_text.py): a cell a spreadsheet would run as a
+    formula gets a leading quote in the CSV; in the Markdown every text cell, header and the
+    caption show as themselves (no tags, links or extra cells from a reader id or a path).
+    """
     tables_dir = Path(tables_dir)
     csv_path, md_path = tables_dir / f"{name}.csv", tables_dir / f"{name}.md"
-    io.write_text(csv_path, df.to_csv(index=False))
-    md = df.to_markdown(index=False, floatfmt=floatfmt)
-    io.write_text(md_path, md + (f"\n\n{caption}\n" if caption else "\n"))
+    io.write_text(csv_path, df.map(safe_text.csv_cell).to_csv(index=False))
+    shown = df.rename(columns=safe_text.markdown).map(
+        lambda v: safe_text.markdown(v) if isinstance(v, str) else v)
+    md = shown.to_markdown(index=False, floatfmt=floatfmt)
+    io.write_text(md_path, md + (f"\n\n{safe_text.markdown(caption)}\n" if caption else "\n"))
     return csv_path, md_path
 
 
@@ -249,7 +256,8 @@ def plot_reader_study(table: pd.DataFrame, roc: dict[str, np.ndarray], caption: 
         left.errorbar(acc[k], y[k], xerr=[[err[0][k]], [err[1][k]]], fmt="o", color=colors[k],
                       capsize=4)
     left.axvline(0.5, ls="--", color="0.4", label="chance (0.5)")
-    left.set_yticks(y, [f"{r} (n={n})" for r, n in zip(table["reader"], table["n"], strict=True)])
+    left.set_yticks(y, [f"{r} (n={n})" for r, n in zip(table["reader"], table["n"], strict=True)],
+                    parse_math=False)  # reader ids are shown as typed
     left.set(xlim=(0, 1.02), xlabel="accuracy (exact 95% interval)",
              title="Real or fake: accuracy per reader")
     left.legend(loc="lower left", fontsize=8)

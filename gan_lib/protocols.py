@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import features, io, metrics, models, runinfo
+from . import features, io, metrics, models, runinfo, runlock
 from .config import ScoreConfig
 from .features import Recipe
 from .frechet import Reference
@@ -172,6 +172,7 @@ def n_pairs(n_fake: int, n_ref: int) -> dict[str, tuple[int, int]]:
             "small": (n_fake // SMALL_FRACTION, n_ref // SMALL_FRACTION)}
 
 
+@runlock.locked("protocols")
 def score_protocols(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
                     extractor: str = EXTRACTOR) -> dict[str, Any]:
     """Score every snapshot of a run under each of :data:`PROTOCOLS`; write and return

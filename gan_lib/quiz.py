@@ -18,37 +18,29 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import csv
 import datetime as dt
 import hashlib
-import importlib.resources
-import io as _bytes_io
 import json
 import os
-import struct
-import zlib
+import secrets
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 
-from . import artefacts, config, io, metrics, models, quiz_stats, runinfo
+from . import artefacts, config, io, metrics, models, quiz_page, quiz_stats, runinfo, runlock
 
 KEY_FORMAT = 1
-TEMPLATE = "quiz.html"  # in gan_lib/templates/, shipped with the package
-DATA_MARKER = "/*QUIZ_DATA*/null"  # the one place the page's data goes
+SECRET_FILE = "quiz.secret"  # in the run folder: orders and encodes the run's quizzes
 DISPLAY_SIZE = 256  # pixels per side on screen, at most (an integer multiple of the image)
 # Nearest neighbour: every pixel is shown as the generator or the detector made it, and no
 # smoothing can hide (or add) texture; the page's CSS asks the browser for the same.
 FILTER = "nearest"
 COLUMNS = ("quiz_id", "reader", "image", "answer", "confidence", "ms")
 ANSWERS = ("real", "fake")
-# PNG chunk type: ancillary (p), private (a), reserved bit clear (D), safe to copy (d).
-PAD_CHUNK = b"paDd"
 
 
 def quiz_dir(reports_dir: str | os.PathLike | None = None) -> Path:
@@ -64,14 +56,19 @@ def build_quiz(run: str | os.PathLike, out_dir: str | os.PathLike | None = None,
     """Write ``index.html`` and ``key.json`` of a quiz on ``run``'s final snapshot; the page's path.
 
     ``n`` images, half real (test split, drawn with ``seed``) and half generated (latents of
-    ``seed``), shuffled with ``seed``. The same arguments give the same quiz and quiz id, so
-    rebuilding it keeps answers already collected valid.
+    ``seed``). Their order and the page's encoding come from the run's quiz secret
+    (:func:`run_secret`), which only the key holds: a reader who knows ``seed`` cannot rebuild
+    the order, and no byte of the page tells the kinds apart (quiz_page.py). The same run and
+    arguments give the same quiz and quiz id, so rebuilding it keeps answers already collected
+    valid.
     """
     if n < 2 or n % 2:
         raise ValueError(f"n={n}: expected an even number >= 2 (half real, half generated)")
     run_dir = runinfo.run_path(run)
     meta = runinfo.load_run_config(run_dir)
     iteration, snapshot = runinfo.list_snapshots(run_dir)[-1]
+    if note := runinfo.unfinished(run_dir, iteration):
+        print(note.replace("the one used here", "the one the quiz shows"))
     rng = np.random.default_rng(seed)
     real_ds = metrics.load_real(meta, "test")
     if len(real_ds.images) < n // 2:
@@ -81,17 +78,29 @@ def build_quiz(run: str | os.PathLike, out_dir: str | os.PathLike | None = None,
     fakes = models.generate(snapshot, n // 2, seed=seed)  # uint8 [n/2, 1, S, S]
     pool = [("real", int(i), real_ds.images[int(i)]) for i in real_idx]
     pool += [("fake", i, fakes[i]) for i in range(n // 2)]  # index = latent number
-    order = rng.permutation(n)
-    key = make_key(meta, run_dir, snapshot, iteration, seed, real_ds, [pool[j] for j in order])
+    secret = run_secret(run_dir)
+    order = np.random.default_rng(quiz_page.derived(secret, "order", seed, n)).permutation(n)
+    shown = [pool[j] for j in order]
+    key = make_key(meta, run_dir, snapshot, iteration, seed, real_ds, shown, secret)
     out = Path(out_dir) if out_dir is not None else quiz_dir()
     _refuse_orphaning(out, key["quiz_id"])
     scale = max(1, DISPLAY_SIZE // int(fakes.shape[-1]))
-    pngs = same_length([png_bytes(pool[j][2], scale) for j in order])
-    images = [{"id": k + 1, "src": "data:image/png;base64," + base64.b64encode(png).decode()}
-              for k, png in enumerate(pngs)]
+    images = quiz_page.page_images([img for _, _, img in shown], scale, secret)
     io.write_json(out / "key.json", key)
-    io.write_text(out / "index.html", render_page(key, images))
+    io.write_text(out / "index.html", quiz_page.render_page(key["quiz_id"], n,
+                                                            key["display"]["size"], images))
     return out / "index.html"
+
+
+def run_secret(run_dir: Path) -> str:
+    """The run's quiz secret (``runs/<name>/quiz.secret``, made on first use): it orders and
+    encodes every quiz of the run, and only the quiz keys hold it."""
+    path = run_dir / SECRET_FILE
+    if not path.is_file():
+        with runlock.hold(run_dir, "quiz"):
+            if not path.is_file():
+                io.write_text(path, secrets.token_hex(16) + "\n")
+    return path.read_text(encoding="utf-8").strip()
 
 
 def _refuse_orphaning(out: Path, new_id: str) -> None:
@@ -107,8 +116,10 @@ def _refuse_orphaning(out: Path, new_id: str) -> None:
 
 
 def make_key(meta: dict[str, Any], run_dir: Path, snapshot: Path, iteration: int, seed: int,
-             real_ds: Any, shown: list[tuple[str, int, torch.Tensor]]) -> dict[str, Any]:
-    """The answer key: the truth of each image (in page order) and everything that made it."""
+             real_ds: Any, shown: list[tuple[str, int, torch.Tensor]],
+             secret: str) -> dict[str, Any]:
+    """The answer key: the truth of each image (in page order) and everything that made it,
+    with the secret that ordered and encoded the page."""
     size = int(shown[0][2].shape[-1])
     key = {
         "format": KEY_FORMAT, "quiz_id": "", "run": run_dir.name, "run_dir": str(run_dir),
@@ -123,6 +134,7 @@ def make_key(meta: dict[str, Any], run_dir: Path, snapshot: Path, iteration: int
         "images": [{"id": k + 1, "truth": truth, "index": index,
                     "sha256": hashlib.sha256(img.numpy().tobytes()).hexdigest()[:16]}
                    for k, (truth, index, img) in enumerate(shown)],
+        "secret": secret,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
     key["quiz_id"] = quiz_id(key)
@@ -130,7 +142,8 @@ def make_key(meta: dict[str, Any], run_dir: Path, snapshot: Path, iteration: int
 
 
 def quiz_id(key: dict[str, Any]) -> str:
-    """A hash of what defines the quiz (run, snapshot, seed, data, images in order), not of when.
+    """A hash of what defines the quiz (run, snapshot, seed, data, images in order, the secret
+    where the key has one: keys written before it had none), not of when.
 
     >>> quiz_id({"run": "r", "snapshot": {"iteration": 1}, "seed": 0, "data": {},
     ...          "images": [{"id": 1, "truth": "real", "sha256": "ab"}]})
@@ -139,54 +152,9 @@ def quiz_id(key: dict[str, Any]) -> str:
     what = {"run": key["run"], "iteration": key["snapshot"]["iteration"], "seed": key["seed"],
             "data": key["data"], "images": [(i["id"], i["truth"], i["sha256"])
                                             for i in key["images"]]}
+    if "secret" in key:  # the page shows the id: with the secret in it, no guess rebuilds it
+        what["secret"] = key["secret"]
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def png_bytes(image: torch.Tensor, scale: int) -> bytes:
-    """uint8 [1, S, S] -> a PNG file of the image upscaled ``scale`` times (nearest).
-
-    >>> png_bytes(torch.zeros(1, 2, 2, dtype=torch.uint8), 2)[:8]
-    b'\\x89PNG\\r\\n\\x1a\\n'
-    """
-    side = int(image.shape[-1]) * scale
-    pil = Image.fromarray(image[0].numpy(), mode="L").resize((side, side),
-                                                             Image.Resampling.NEAREST)
-    buf = _bytes_io.BytesIO()
-    pil.save(buf, format="PNG", optimize=True)
-    return buf.getvalue()
-
-
-def same_length(pngs: list[bytes]) -> list[bytes]:
-    """Pad every PNG to one length with a private ancillary chunk that viewers skip.
-
-    A compressed file's size says how much detail an image has, and generated images compress
-    differently from real ones: without this, a reader could tell them apart by the page's
-    source instead of by looking.
-
-    >>> a = png_bytes(torch.zeros(1, 4, 4, dtype=torch.uint8), 1)
-    >>> b = png_bytes(torch.randint(0, 255, (1, 4, 4), dtype=torch.uint8), 1)
-    >>> len({len(p) for p in same_length([a, b])})
-    1
-    """
-    target = max(len(p) for p in pngs) + 12  # 12: a chunk's length, type and CRC
-    padded = []
-    for png in pngs:
-        fill = bytes(target - len(png) - 12)
-        chunk = (struct.pack(">I", len(fill)) + PAD_CHUNK + fill
-                 + struct.pack(">I", zlib.crc32(PAD_CHUNK + fill)))
-        iend = png.rindex(b"IEND") - 4  # the IEND chunk starts with its 4-byte length
-        padded.append(png[:iend] + chunk + png[iend:])
-    return padded
-
-
-def render_page(key: dict[str, Any], images: list[dict[str, Any]]) -> str:
-    """The page: the packaged template with the quiz id and the images; no truth in it."""
-    template = importlib.resources.files("gan_lib").joinpath("templates", TEMPLATE)
-    data = {"quiz_id": key["quiz_id"], "n": key["n"], "images": images,
-            "display_size": key["display"]["size"]}
-    # "</" inside a <script> would end it early: JSON allows it escaped.
-    payload = json.dumps(data).replace("</", "<\\/")
-    return template.read_text("utf-8").replace(DATA_MARKER, payload)
 
 
 # --- reading answers ----------------------------------------------------------------------------
@@ -251,11 +219,22 @@ def _read_csv(path: Path, key: dict[str, Any]) -> list[dict[str, Any]]:
         raise FileNotFoundError(f"Answers file {path} not found")
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != COLUMNS:
-            raise ValueError(f"{path}: columns {reader.fieldnames}, expected {list(COLUMNS)}: "
-                             "not an answers file of this quiz page")
-        return [_check_row(row, f"{path.name} line {line}", key)
-                for line, row in enumerate(reader, start=2)]
+        try:
+            if tuple(reader.fieldnames or ()) != COLUMNS:
+                raise ValueError(f"{path}: columns {reader.fieldnames}, expected "
+                                 f"{list(COLUMNS)}: not an answers file of this quiz page")
+            rows = [_check_row(row, f"{path.name} line {line}", key)
+                    for line, row in enumerate(reader, start=2)]
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{path} is not UTF-8 text ({err.reason} at byte {err.start}): "
+                             "expected the CSV the quiz page downloads; save it as UTF-8") from None
+        except csv.Error as err:  # e.g. a field over the csv module's limit (128 KB)
+            raise ValueError(f"{path.name} line {reader.line_num + 1}: {err}: not an answers file "
+                             "of this quiz page (its fields are a few characters each)") from None
+    if not rows:
+        raise ValueError(f"{path}: no answers, only the header row: expected one row per image "
+                         f"({key['n']}), as the quiz page's download has")
+    return rows
 
 
 def _check_row(row: dict[str, str], where: str, key: dict[str, Any]) -> dict[str, Any]:
@@ -273,6 +252,9 @@ def _check_row(row: dict[str, str], where: str, key: dict[str, Any]) -> dict[str
                          f"1..5; got {image}, {row['answer']!r}, {confidence}")
     if not row["reader"].strip():
         raise ValueError(f"{where}: empty reader id")
+    if ms < 0:
+        raise ValueError(f"{where}: ms={ms}: expected the milliseconds (>= 0) from the image to "
+                         "the answer, as the quiz page records them")
     return {"reader": row["reader"], "image": image, "answer": row["answer"],
             "confidence": confidence, "ms": ms, "where": where}
 

@@ -23,14 +23,27 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from markupsafe import Markup
 
-from . import artefacts, checkpoint, config, inception, io, protocols, quiz, runinfo
+from . import (
+    artefacts,
+    checkpoint,
+    config,
+    inception,
+    io,
+    protocols,
+    quiz,
+    runinfo,
+    runlock,
+    safe_text,
+)
 from .data import KERMANY_CITATION
 from .device import resolve_precision
 
 GENERATED = ("figures", "tables", "notebooks", "report.md", "report.html", "build.json")
 TEMPLATE = "report.md.j2"  # in gan_lib/templates/: ships with the package (importlib.resources)
 PROTOCOLS_NOTEBOOK = "08_fid_protocols.ipynb"  # the "Why FIDs disagree" section (optional)
+RETRAIN = "RETRAIN=1 (--retrain; retrain = True in notebook 02)"  # how to replace a run
 
 
 class NotebookFailed(RuntimeError):
@@ -72,12 +85,23 @@ def build_report(profile: str | None = None, run: str | None = None, source: str
     run = run or (f"{profile}-conditional" if conditional else profile)
     overrides = {"conditional": True} if conditional else {}
     wanted = config.make_train_config(profile, name=run, source=source or "auto", **overrides)
-    training = training_plan(wanted, retrain)  # unknown profile, mismatched run: fail here
+    # The run stays locked until the report is built: the notebooks' kernels (children) train
+    # and score it under this lock, any other process is refused (runlock.py).
+    with runlock.hold(config.RUNS_DIR / run, "report", share=True):
+        training_plan(wanted, retrain)  # a mismatched run fails here; notebook 02 plans again
+        return _build(wanted, retrain, reports_dir, fid_protocols)
+
+
+def _build(wanted: config.TrainConfig, retrain: bool, reports_dir: str | Path | None,
+           fid_protocols: bool) -> Path:
+    """The notebooks into a staging folder, the report rendered there, then swapped in."""
+    profile, run, source = wanted.profile, wanted.name, wanted.source
+    overrides = {"conditional": True} if wanted.conditional else {}
     reports_dir = Path(reports_dir or config.REPORTS_DIR)
     staging = reports_dir / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
-    params = {"profile": profile, "run": run, "source": source or "auto",
-              "reports_dir": str(staging), "overrides": overrides, **training}
+    params = {"profile": profile, "run": run, "source": source,
+              "reports_dir": str(staging), "overrides": overrides, "retrain": retrain}
     answers = reader_answers(reports_dir)  # bad answer files: fail before the notebooks run
     skip = () if fid_protocols else (PROTOCOLS_NOTEBOOK,)
     if skip:
@@ -111,40 +135,42 @@ def reader_answers(reports_dir: Path) -> list[Path]:
 
 
 def training_plan(cfg: config.TrainConfig, retrain: bool = False) -> dict[str, bool]:
-    """Notebook 02's resume/overwrite for ``cfg``'s run folder, said aloud; mismatches raise.
+    """train()'s resume/overwrite for ``cfg``'s run folder, said aloud; mismatches raise.
 
     No folder: train. ``retrain``: replace it. A folder with a checkpoint: its settings must
-    equal ``cfg``'s (apart from what may change on resume, e.g. more iterations); then it is
-    reused when finished and resumed when not.
+    equal ``cfg``'s (apart from what may change on resume, e.g. more iterations, or the name of
+    a copied folder); then it is reused when finished and resumed when not. The report and
+    notebook 02 (run by the report, or again by hand) plan with it alike.
     """
     folder = config.RUNS_DIR / cfg.name
     if retrain:
-        print(f"[report] retrain: {folder} is replaced by a fresh run" if folder.exists()
-              else f"[report] retrain: no {folder} yet; training it")
+        print(f"retrain: {folder} is replaced by a fresh run" if folder.exists()
+              else f"retrain: no {folder} yet; training it")
         return {"resume": False, "overwrite": True}
     ckpt_path = folder / "checkpoint.pt"
     if not ckpt_path.is_file():
         if folder.is_dir() and any(folder.iterdir()):
             raise FileExistsError(f"{folder} exists but has no checkpoint.pt to reuse or resume; "
-                                  "rebuild with RETRAIN=1 (--retrain) or another RUN name")
-        print(f"[report] training a new run in {folder}")
+                                  f"{RETRAIN} replaces it, or choose another run name")
+        print(f"training a new run in {folder}")
         return {"resume": False, "overwrite": False}
     try:
         ckpt = checkpoint.read(ckpt_path)
     except ValueError as err:
-        raise ValueError(f"{err} For the report: RETRAIN=1 (--retrain) replaces the run.") from None
+        raise ValueError(f"{err} For the report or notebook 02: {RETRAIN} replaces the "
+                         "run.") from None
     old, new = checkpoint.saved_config(ckpt), cfg.to_dict()
-    same = {"snapshot_at", "checkpoint_every", "compile", "device"}  # not the arithmetic
+    same = {"snapshot_at", "checkpoint_every", "compile", "device", "name"}  # not the arithmetic
     if ckpt["precision"] == resolve_precision(cfg.precision, cfg.device):
         same.add("precision")  # 'auto' that resolves to what the run used
     differ = checkpoint.differing(old, new, ignore=same)
     if differ:
         diff = ", ".join(f"{k}: run {old.get(k)!r}, profile {new.get(k)!r}" for k in differ)
         raise ValueError(f"Run {cfg.name!r} ({folder}) does not match profile "
-                         f"{cfg.profile!r}: {diff}. Build the report with the run's own "
-                         "profile (PROFILE=...), another RUN name, or RETRAIN=1 (--retrain).")
+                         f"{cfg.profile!r}: {diff}. Use the run's own profile and settings "
+                         f"(PROFILE=...), another run name, or {RETRAIN}.")
     done = int(ckpt["step"]) == cfg.iterations
-    print(f"[report] {'reusing the finished' if done else 'resuming the unfinished'} run "
+    print(f"{'reusing the finished' if done else 'resuming the unfinished'} run "
           f"{folder} (iteration {ckpt['step']} of {cfg.iterations})")
     return {"resume": True, "overwrite": False}
 
@@ -199,10 +225,18 @@ def render_report(out: Path, run_dir: Path, profile: str, stages: list[dict[str,
     import markdown
 
     ctx = report_context(out, run_dir, profile, stages)
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    # Every value the template shows is escaped (safe_text.markdown: run names, paths and reader
+    # ids show as text, never as tags, links or table cells) but the Markdown this package wrote
+    # itself (tables, figure paths), which report_context marks as Markup.
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             finalize=safe_text.markdown)
     md = env.from_string(load_template()).render(**ctx)
     io.write_text(out / "report.md", md)
-    body = markdown.markdown(md, extensions=["tables", "fenced_code"])
+    converter = markdown.Markdown(extensions=["tables", "fenced_code"])
+    # and raw HTML is never passed through, should any reach the Markdown: it shows as text
+    converter.preprocessors.deregister("html_block")
+    converter.inlinePatterns.deregister("html")
+    body = converter.convert(md)
     io.write_text(out / "report.html", _html_page(_embed_images(body, out), ctx["title"]))
 
 
@@ -217,9 +251,11 @@ def report_context(out: Path, run_dir: Path, profile: str,
     scores_path = run_dir / "scores.json"
     scores = io.read_json(scores_path) if scores_path.exists() else {}
     cfg, data = run_cfg["config"], run_cfg["data"]
-    tables = {a.name: (out / a.file).read_text(encoding="utf-8").strip()
+    # Markup: Markdown written by plots.write_table (its cells and caption escaped there) and
+    # the registry's own file names, shown as they are
+    tables = {a.name: Markup((out / a.file).read_text(encoding="utf-8").strip())
               for a in artefacts.ARTEFACTS.values() if a.kind == "table" and (out / a.file).exists()}
-    figures = {section: [(a.file, a.title) for a in artefacts.in_section(section)
+    figures = {section: [(Markup(a.file), a.title) for a in artefacts.in_section(section)
                          if a.kind == "figure" and (out / a.file).exists()]
                for section in artefacts.SECTIONS}
     return {
@@ -261,10 +297,16 @@ def headline(scores: dict[str, Any]) -> str:
 
 
 def _embed_images(html: str, base: Path) -> str:
-    """Inline <img src="figures/x.png"> as data URIs so report.html reads offline, alone."""
+    """Inline <img src="figures/x.png"> as data URIs so report.html reads offline, alone.
+
+    Only the report's own figures (files under ``base/figures``) are read: no other path on
+    the machine ever ends up in the page.
+    """
+    figures = (base / "figures").resolve()
+
     def inline(m: re.Match) -> str:
-        path = base / m.group(1)
-        if not path.exists():
+        path = (base / m.group(1)).resolve()
+        if not path.is_relative_to(figures) or not path.is_file():
             return m.group(0)
         data = base64.b64encode(path.read_bytes()).decode("ascii")
         return f'src="data:image/png;base64,{data}"'

@@ -145,6 +145,22 @@ def list_snapshots(run_dir: str | Path, raw: bool = False) -> list[tuple[int, Pa
     return found
 
 
+def unfinished(run_dir: str | Path, used: int) -> str | None:
+    """A note when the run's training is unfinished (``used``: the snapshot iteration that a
+    score or quiz takes, its latest), else None.
+
+    Training always writes a snapshot at its last iteration, so a run whose latest snapshot
+    is before config.json's ``iterations`` was stopped (or is still training).
+    """
+    meta = load_run_config(run_dir)
+    total, name = int(meta["config"]["iterations"]), meta["config"]["name"]
+    if used >= total:
+        return None
+    return (f"note: run {name!r} is unfinished: its latest snapshot is iteration {used:,} of "
+            f"{total:,}, and that is the one used here. To finish it first: python -m gan_lib "
+            f"train --run {name} --resume (or make report RUN={name}).")
+
+
 def list_grids(run_dir: str | Path) -> list[tuple[int, int, Path]]:
     """[(epoch, iteration, grid PNG)] of a run's fixed-noise grids, first epoch first.
 

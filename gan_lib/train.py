@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from . import checkpoint, config, data, distributed, grids, io, models, runinfo
+from . import checkpoint, config, data, distributed, grids, io, models, runinfo, runlock
 from .augment import Augment
 from .batches import (
     derived_seed,
@@ -84,6 +84,7 @@ class Run:
     elapsed: float = 0.0  # training seconds before this process started, from the checkpoint
     labels: torch.Tensor | None = None  # int64 [N] on the device: a conditional run's classes
     classes: dict | None = None  # a conditional run's class names and ratio (snapshots keep it)
+    data_info: dict | None = None  # config.json's "data" entry (runinfo.describe_data)
     _perm: tuple[int, torch.Tensor] | None = field(default=None, repr=False)
 
     @property
@@ -124,21 +125,36 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Pa
 
     An existing run folder is an error unless ``resume=True`` (continue from checkpoint.pt,
     exactly as if never interrupted) or ``overwrite=True`` (delete it and start again); resume
-    takes precedence. Settings, device and data problems are raised before anything is written.
+    takes precedence. Settings, device and data problems are raised before anything is written,
+    and a new run that fails before its first checkpoint is removed again, so that a plain rerun
+    starts it afresh. The run is locked for the whole call (runlock.py): a second process
+    training, scoring or resuming the same run stops with the holder's pid.
 
     >>> run_dir = train(config.make_train_config("smoke", source="phantom"), overwrite=True)  # doctest: +SKIP
     """
-    run = _prepare(cfg, resume, overwrite)
-    if run.step == cfg.iterations:
-        _say(f"run {cfg.name!r} is already trained to iteration {run.step}: nothing to do")
-        return run.folder
-    ranks = distributed.world_size()
-    _say(f"training {cfg.name!r}: {len(run.images):,} images of {run.description}, on "
-         f"{run.images.device} ({run.precision}), iterations {run.step}..{cfg.iterations}, "
-         f"batch {cfg.batch_size}" + (f" ({ranks} processes of {cfg.batch_size // ranks})"
-                                     if ranks > 1 else ""))
-    _loop(run)
-    distributed.barrier()  # the run folder is complete when any rank returns
+    folder = config.RUNS_DIR / cfg.name
+    with runlock.hold(folder, "train"):
+        if distributed.is_main():
+            for sub in ("", "grids", "snapshots", f"snapshots/{runinfo.RAW_SNAPSHOTS}"):
+                io.remove_stale_temps(folder / sub)  # left by a writer killed mid-write
+        run, ckpt = _prepare(cfg, resume, overwrite)
+        if run.step == cfg.iterations:
+            _say(f"run {cfg.name!r} is already trained to iteration {run.step}: nothing to do")
+            return run.folder
+        try:
+            _start(run, ckpt, existing=folder.is_dir() and any(folder.iterdir()))
+            ranks = distributed.world_size()
+            _say(f"training {cfg.name!r}: {len(run.images):,} images of {run.description}, on "
+                 f"{run.images.device} ({run.precision}), iterations {run.step}..{cfg.iterations}"
+                 f", batch {cfg.batch_size}" + (f" ({ranks} processes of {cfg.batch_size // ranks})"
+                                                if ranks > 1 else ""))
+            _loop(run)
+        except Exception:
+            if ckpt is None and distributed.is_main() and not (folder / "checkpoint.pt").exists():
+                shutil.rmtree(folder, ignore_errors=True)  # nothing in it can be resumed
+                _say(f"removed {folder}: the new run failed before its first checkpoint")
+            raise
+        distributed.barrier()  # the run folder is complete when any rank returns
     return run.folder
 
 
@@ -147,8 +163,9 @@ def _say(message: str) -> None:
         print(message)
 
 
-def _prepare(cfg: TrainConfig, resume: bool, overwrite: bool) -> Run:
-    """Check everything, then write config.json and build (or restore) the networks."""
+def _prepare(cfg: TrainConfig, resume: bool, overwrite: bool) -> tuple[Run, dict | None]:
+    """Check everything and build (or restore) the networks; write nothing. Returns the run
+    and the checkpoint it resumes (None: a new run)."""
     folder = config.RUNS_DIR / cfg.name
     ckpt_path = folder / "checkpoint.pt"
     existing = folder.is_dir() and any(folder.iterdir())
@@ -169,16 +186,7 @@ def _prepare(cfg: TrainConfig, resume: bool, overwrite: bool) -> Run:
     ckpt = checkpoint.read(ckpt_path) if resuming else None
     if ckpt is not None:
         checkpoint.check_resumable(cfg, ckpt, precision)
-        before = int(ckpt.get("world_size", 1))
-        if before != ranks:
-            _say(f"resuming {cfg.name!r} with {ranks} process(es); it was trained with {before} "
-                 "until now. The epoch order and the latents are global, so the steps are the "
-                 "same up to the order of floating-point reductions.")
-        changes = checkpoint.compute_changes(ckpt, device)
-        if changes:
-            _say(f"resuming {cfg.name!r} under other compute settings ({changes}): the steps "
-                 "are the same up to the order of floating-point reductions, so the rest of "
-                 "the run is not expected to equal an uninterrupted run bitwise")
+        _say_resume_changes(cfg, ckpt, device)
     with distributed.main_first():  # rank 0 builds a missing data cache, the others read it
         ds = data.load_dataset(cfg.source, split="train", image_size=cfg.image_size)
     images = select_subset(ds.images, cfg)  # uint8 [N, 1, S, S], CPU
@@ -195,24 +203,51 @@ def _prepare(cfg: TrainConfig, resume: bool, overwrite: bool) -> Run:
                          f"{ckpt['data_fingerprint']}. Restore the data or start a new run.")
     if ckpt is not None and int(ckpt["step"]) == cfg.iterations:  # finished: reuse, write nothing
         return Run(cfg, build_nets(cfg, device, n_classes), images, folder, precision,
-                   ds.fingerprint, ds.description, step=int(ckpt["step"]))
-    distributed.barrier()  # every rank has checked the folder before rank 0 changes it
-    if distributed.is_main():
-        if ckpt is not None:  # before anything is written: a log that cannot be read stops here
-            checkpoint.truncate_log(folder / "losses.jsonl", int(ckpt["step"]))
-        elif existing:
-            shutil.rmtree(folder)  # overwrite=True, checked above
-        start = int(ckpt["step"]) if ckpt is not None else 0
-        meta = runinfo.run_metadata(cfg, runinfo.describe_data(ds, len(images)), device,
-                                    precision, start,
-                                    previous=folder / "config.json" if resuming else None)
-        io.write_json(folder / "config.json", meta)
+                   ds.fingerprint, ds.description, step=int(ckpt["step"])), ckpt
+    if ckpt is not None:  # a log that cannot be read whole, or lacks rows, stops here
+        problem = checkpoint.log_problem(folder / "losses.jsonl", int(ckpt["step"])) \
+            if distributed.is_main() else None
+        if distributed.total(int(problem is not None)):
+            raise ValueError(problem or "rank 0 refused the run's losses.jsonl; see its message")
     run = Run(cfg, build_nets(cfg, device, n_classes), images.to(device), folder, precision,
               ds.fingerprint, ds.description,
               labels=labels.to(device) if labels is not None else None, classes=classes)
+    run.data_info = runinfo.describe_data(ds, len(images))
     if ckpt is not None:
         run.step, run.elapsed = checkpoint.restore(ckpt, run.nets)
-    return run
+    return run, ckpt
+
+
+def _say_resume_changes(cfg: TrainConfig, ckpt: dict, device: torch.device) -> None:
+    """Say what differs from the checkpoint's processes and compute settings (allowed)."""
+    before, ranks = int(ckpt.get("world_size", 1)), distributed.world_size()
+    if before != ranks:
+        _say(f"resuming {cfg.name!r} with {ranks} process(es); it was trained with {before} "
+             "until now. The epoch order and the latents are global, so the steps are the "
+             "same up to the order of floating-point reductions.")
+    changes = checkpoint.compute_changes(ckpt, device)
+    if changes:
+        _say(f"resuming {cfg.name!r} under other compute settings ({changes}): the steps "
+             "are the same up to the order of floating-point reductions, so the rest of "
+             "the run is not expected to equal an uninterrupted run bitwise")
+
+
+def _start(run: Run, ckpt: dict | None, existing: bool) -> None:
+    """Write the run folder's start: config.json (a new segment), the log cut to the checkpoint.
+
+    A new run first removes an existing folder (overwrite=True, checked by _prepare).
+    """
+    distributed.barrier()  # every rank has checked the folder before rank 0 changes it
+    if not distributed.is_main():
+        return
+    if ckpt is not None:
+        checkpoint.truncate_log(run.folder / "losses.jsonl", run.step)
+    elif existing:
+        shutil.rmtree(run.folder)
+    device = run.images.device
+    meta = runinfo.run_metadata(run.cfg, run.data_info, device, run.precision, run.step,
+                                previous=run.folder / "config.json" if ckpt is not None else None)
+    io.write_json(run.folder / "config.json", meta)
 
 
 def build_nets(cfg: TrainConfig, device: torch.device, n_classes: int = 0) -> Networks:
@@ -272,6 +307,8 @@ def _loop(run: Run) -> None:
             try:
                 if any(due) or len(pending) >= log_every:
                     _flush(pending, log, bar, cfg.batch_size)
+                if due.checkpoint and main:  # the log on disk covers every checkpointed step
+                    os.fsync(log.fileno())
                 if any(due) and main:
                     run.elapsed = time.perf_counter() - t0
                     _write_milestones(run, due)
@@ -412,9 +449,10 @@ def _diverged(err: FloatingPointError, folder: Path) -> FloatingPointError:
     path = folder / "checkpoint.pt"
     saved = int(io.load_torch(path)["step"]) if path.is_file() else None
     return FloatingPointError(
-        f"{err}. " + (f"The last good checkpoint ({path}, iteration {saved}) is intact."
-                      if saved else "No checkpoint had been written yet.")
-        + " Lower lr or change seed, and start again with overwrite=True.")
+        f"{err}. " + (f"The last good checkpoint ({path}, iteration {saved}) is intact. "
+                      "Lower lr or change seed, and start again with overwrite=True."
+                      if saved else "No checkpoint had been written yet, so the new run "
+                      "folder is removed. Lower lr or change seed, and start again."))
 
 
 def ema_decay_at(decay: float, updates: int, warmup: bool = True) -> float:

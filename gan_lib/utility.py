@@ -46,7 +46,7 @@ import pandas as pd
 import sklearn
 import torch
 
-from . import io, metrics, models, plots, runinfo
+from . import io, metrics, models, plots, runinfo, runlock
 from .batches import derived_seed
 from .classifier import (
     ClassifierConfig,
@@ -168,6 +168,7 @@ def tstr(real_train: Pair, sample: Sampler | Pair, real_test: Pair,
             "seconds_total": time.perf_counter() - t_start}
 
 
+@runlock.locked("utility")
 def utility_run(run_dir: str | os.PathLike, cfg: ClassifierConfig | None = None,
                 seeds: Sequence[int] = (0, 1, 2), ways: Sequence[str] = WAYS,
                 progress: bool = True) -> dict[str, Any]:

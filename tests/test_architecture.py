@@ -14,10 +14,10 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gan_lib"
 
 # Layers, lowest first: a module may import only modules of its own or a lower layer.
 LAYERS = [
-    {"config", "io"},
-    {"device", "distributed", "frechet"},
+    {"config", "io", "safe_text"},
+    {"device", "distributed", "frechet", "runlock"},
     {"imagefile", "phantom", "pneumoniamnist", "data", "models", "grids", "batches", "augment",
-     "classifier"},
+     "classifier", "quiz_page"},
     {"checkpoint", "runinfo", "train", "inception"},
     {"features", "launch"},
     {"metrics"},

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import functools
+import os
 import shutil
+import struct
 import warnings
+import zlib
 
 import numpy as np
 import pytest
@@ -77,6 +80,32 @@ def test_folder_reader_decodes_all_formats_and_skips_bad_files(tmp_path):
     assert "truncated" in reasons["truncated.jpeg"]
     sizes = dict(zip(ds.raw_modes, ds.raw_sizes.tolist(), strict=False))
     assert sizes["RGB"] == [151, 233] and sizes["I;16"] == [90, 70]
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A ~70-byte PNG whose header claims width x height pixels (a decompression bomb)."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 9))
+            + chunk(b"IEND", b""))
+
+
+@pytest.mark.parametrize("side", [20000, 12000])  # over Pillow's error limit, between its two
+def test_a_decompression_bomb_and_a_non_utf8_name_are_skipped_and_listed(tmp_path, side):
+    root = make_kermany(tmp_path / "xr")
+    normal = root / "train" / "NORMAL"
+    (normal / "bomb.png").write_bytes(bomb_png(side, side))
+    os.rename(normal / "gray.jpeg", os.fsencode(normal) + b"/gr\xe4y.jpeg")  # Latin-1 name
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Pillow's own warning, and "skipped 5 unreadable"
+        ds = data.load_dataset(str(root), "train", 64)
+    assert len(ds) == 5  # the folder loads: the six good images but the renamed one
+    reasons = {p.split("/")[-1]: r for p, r in ds.skipped}
+    bomb = reasons["bomb.png"]
+    assert "decompression bomb" in bomb and (f"{side} x {side}" in bomb or f"{side**2}" in bomb)
+    assert "not valid UTF-8" in reasons["gr\\xe4y.jpeg"]
+    assert "skipped:     5 file(s)" in data.summarize(ds)  # printable: no encoding error
 
 
 def test_pixels_rgb_to_gray_16bit_full_range_and_aspect_preserving_crop(tmp_path):
@@ -254,7 +283,9 @@ def test_split_counts_and_raw_size_stats(tmp_path):
         counts = data.split_counts(str(root), 32).set_index("split")
         ds = data.load_dataset(str(root), "train", 32)
     assert counts.loc["train", "total"] == 6 and counts.loc["train", "skipped"] == 3
-    assert counts.loc["val", "total"] == 0 and "layout" in counts.loc["val", "note"]
+    note = counts.loc["val", "note"]  # the layout is right: only val/ is missing
+    assert counts.loc["val", "total"] == 0 and "layout" not in note
+    assert note.endswith("has no val/ folder (it has train)")
     stats = data.raw_size_stats(ds).set_index("class")
     assert stats.loc["NORMAL", "width_max"] == 300 and stats.loc["NORMAL", "n"] == 3
 

@@ -80,3 +80,49 @@ def test_papermill_sees_every_parameter_with_its_help(path: Path):
     seen = papermill.inspect_notebook(str(path))
     assert list(seen) == names, "papermill skips a line with more than one '=' (even in a comment)"
     assert all(p["help"] for p in seen.values()), "every parameter needs a comment for --help-notebook"
+
+
+def _stub(folder: Path, name: str, body: str) -> None:
+    (folder / name).write_text(f"#!/bin/sh\n{body}\n")
+    (folder / name).chmod(0o755)
+
+
+@pytest.mark.parametrize(("have", "uid", "expect", "message"), [
+    ({"apt-get"}, 0, 0, "installing the distribution's chromium"),
+    ({"apt-get", "sudo"}, 1000, 0, "installing the distribution's chromium"),
+    ({"apt-get"}, 1000, 1, "for the quiz page test (not root, and no sudo)"),
+    (set(), 0, 1, "for the quiz page test (no apt-get on this system)"),
+    ({"apt-get", "chromium", "chromedriver"}, 0, 0, ""),
+])
+def test_make_test_installs_the_browser_when_missing(tmp_path, have, uid, expect, message):
+    """.ci/ensure-browser (make test's first step) on a machine without Chromium: apt-get
+    installs chromium and chromium-driver (sudo where not root), else a message says what to do."""
+    import subprocess
+
+    assert "sh .ci/ensure-browser" in (ROOT / "Makefile").read_text().split("\ntest:")[1]
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
+    bin_dir.mkdir()
+    _stub(bin_dir, "id", f"echo {uid}")
+    makes = f"for c in chromium chromedriver; do printf '#!/bin/sh\\n' > {bin_dir}/$c; " \
+            f"/bin/chmod +x {bin_dir}/$c; done"
+    stubs = {"apt-get": f'echo "apt-get $*" >> {log}\ncase "$*" in *install*) {makes};; esac',
+             "sudo": f'echo "sudo" >> {log}\nexec "$@"', "chromium": "", "chromedriver": ""}
+    for name in have:
+        _stub(bin_dir, name, stubs[name])
+    env = {"PATH": str(bin_dir), "HOME": str(tmp_path)}
+    done = subprocess.run(["/bin/sh", str(ROOT / ".ci" / "ensure-browser")], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == expect, done
+    assert message in done.stdout + done.stderr
+    calls = log.read_text().splitlines() if log.exists() else []
+    if expect == 0 and message:
+        assert calls[-1] == "apt-get install -y -qq chromium chromium-driver"
+        assert ("sudo" in calls) == (uid != 0)
+    else:
+        assert not any("install" in c for c in calls)
+    if expect:
+        assert "CXR_GAN_NO_BROWSER=1 make test" in done.stderr
+    skipped = subprocess.run(["/bin/sh", str(ROOT / ".ci" / "ensure-browser")],
+                             env={**env, "CXR_GAN_NO_BROWSER": "1"}, capture_output=True,
+                             text=True, timeout=60)
+    assert skipped.returncode == 0 and "skipped" in skipped.stdout

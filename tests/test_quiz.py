@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from scipy.stats import beta
 
-from gan_lib import config, io, models, quiz, quiz_stats
+from gan_lib import config, io, models, quiz, quiz_page, quiz_stats
 
 N = 40  # images per quiz: 20 real, 20 fake
 
@@ -93,35 +93,63 @@ def by_reader(table: pd.DataFrame) -> dict[str, pd.Series]:
 # --- the quiz page and its key ------------------------------------------------------------------
 
 
+def page_data(page: Path) -> dict:
+    """The QUIZ object of a quiz page."""
+    return json.loads(page.read_text().split("const QUIZ = ")[1].split(";\n")[0])
+
+
+def page_pngs(page: Path) -> list[bytes]:
+    """The PNG of each image of a page, in page order, unmasked as the page's script does."""
+    return [quiz_page.mask(base64.b64decode(i["png"]), i["mask"])
+            for i in page_data(page)["images"]]
+
+
 def test_quiz_holds_half_real_half_fake_shuffled_and_no_answer_key(built):
     page, key = built
     html = page.read_text()
     kinds = truth(key)
     assert kinds.count("real") == kinds.count("fake") == N // 2
     assert kinds != sorted(kinds)  # shuffled
-    assert html.count("data:image/png;base64,") == N and "http" not in html.split("<script>")[1]
-    data = json.loads(html.split("const QUIZ = ")[1].split(";\n")[0])
+    code = html.split("<script>")[1].replace(html.split("const QUIZ = ")[1].split(";\n")[0], "")
+    assert "http" not in code and key["secret"] not in html  # the data is base64: any letters
+    data = page_data(page)
     assert data["quiz_id"] == key["quiz_id"] and data["n"] == N
-    assert [set(i) for i in data["images"]] == [{"id", "src"}] * N  # no truth, no index
-    assert [i["id"] for i in data["images"]] == [i["id"] for i in key["images"]]
+    assert [set(i) for i in data["images"]] == [{"id", "mask", "png"}] * N  # no truth, no index
+    assert [i["id"] for i in data["images"]] == [i["id"] for i in key["images"]] == list(
+        range(1, N + 1))  # ids are positions, and the order is the secret's
     assert (key["run"], key["snapshot"]["iteration"], key["seed"]) == ("tiny", 4, 3)
     assert key["data"]["fingerprint"] == "blobs-train" and key["data"]["real_split"] == "test"
     assert key["display"] == {"size": 256, "filter": "nearest"}  # 32 px x 8, both kinds
 
 
-def test_the_page_shows_the_keys_images_and_their_sizes_do_not_tell_the_kind(built):
-    """Every embedded PNG has one length (compressed size would betray generated images), and
-    decodes to its key entry's image upscaled by nearest neighbour."""
+def test_the_page_shows_the_keys_images_and_their_bytes_do_not_tell_the_kind(built):
+    """Every image is an uncompressed PNG of one length and chunk layout (compressed size
+    would betray generated images), masked into noise of one length, and decodes to its key
+    entry's image upscaled by nearest neighbour."""
     page, key = built
-    data = json.loads(page.read_text().split("const QUIZ = ")[1].split(";\n")[0])
-    pngs = [base64.b64decode(i["src"].split(",", 1)[1]) for i in data["images"]]
+    data = page_data(page)
+    assert len({len(i["png"]) for i in data["images"]}) == 1
+    assert not any(i["png"].startswith(base64.b64encode(b"\x89PNG").decode()[:4])
+                   for i in data["images"])  # masked: not a PNG until the script unmasks it
+    pngs = page_pngs(page)
     assert len({len(p) for p in pngs}) == 1
     for png, entry in zip(pngs, key["images"], strict=True):
-        shown = np.asarray(Image.open(iolib.BytesIO(png)))  # 256 x 256, padding chunk skipped
+        shown = np.asarray(Image.open(iolib.BytesIO(png)))  # 256 x 256
         small = torch.from_numpy(shown[::8, ::8].copy())[None]
         assert shown.shape == (256, 256) and np.array_equal(shown, np.kron(small[0], np.ones(
             (8, 8), dtype=np.uint8)))
         assert quiz.hashlib.sha256(small.numpy().tobytes()).hexdigest()[:16] == entry["sha256"]
+
+
+def test_the_order_comes_from_the_runs_secret_not_from_the_public_seed(built, tmp_path):
+    page, key = built
+    secret_file = config.RUNS_DIR / "tiny" / quiz.SECRET_FILE
+    assert secret_file.read_text().strip() == key["secret"] and len(key["secret"]) == 32
+    secret_file.write_text("another run's secret\n")
+    other = quiz.read_key(quiz.build_quiz("tiny", tmp_path / "other", n=N, seed=3).parent
+                          / "key.json")
+    assert {i["sha256"] for i in other["images"]} == {i["sha256"] for i in key["images"]}
+    assert truth(other) != truth(key) and other["quiz_id"] != key["quiz_id"]
 
 
 def test_same_arguments_give_the_same_quiz_and_images_come_from_their_sources(built, tmp_path):

@@ -1,14 +1,15 @@
 """The quiz page in a real headless browser: answered by keyboard, CSV downloaded, then scored.
 
 Uses the system Chromium and its driver (Debian: ``apt-get install -y chromium
-chromium-driver``; ``.ci/run`` installs them when missing) through selenium; no browser is
-downloaded. Without them this test FAILS with that instruction: the page is the study's
-instrument, so a green run must have opened it. ``CXR_GAN_NO_BROWSER=1`` skips it, for a
-machine that cannot have a browser (say why where you set it).
+chromium-driver``; ``make test`` installs them when missing, .ci/ensure-browser) through
+selenium; no browser is downloaded. Without them this test FAILS with that instruction: the
+page is the study's instrument, so a green run must have opened it. ``CXR_GAN_NO_BROWSER=1``
+skips it, for a machine that cannot have a browser (say why where you set it).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -16,13 +17,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from gan_lib import config, quiz
-from tests.test_quiz import N, built, tiny_run  # noqa: F401 (fixtures)
+from tests.test_quiz import N, built, page_pngs, tiny_run  # noqa: F401 (fixtures)
 
-INSTALL = "apt-get install -y chromium chromium-driver  (Debian/Ubuntu; .ci/run does it)"
+INSTALL = "apt-get install -y chromium chromium-driver  (Debian/Ubuntu; make test does it)"
 
 
 def find_browser() -> tuple[str, str]:
@@ -138,6 +141,16 @@ def test_screenshot_of_an_image_page(built, browser, tmp_path):  # noqa: F811
     assert shot.is_displayed() and int(shot.get_attribute("data-id")) == key["images"][0]["id"]
     assert driver.execute_script(
         "return getComputedStyle(arguments[0]).imageRendering", shot) == "pixelated"
+    # the page's script unmasks the image to exactly the PNG that Python wrote
+    wait_for(lambda: driver.execute_script("return arguments[0].complete", shot))
+    gray = driver.execute_script("""
+        const img = arguments[0], c = document.createElement("canvas");
+        c.width = img.naturalWidth; c.height = img.naturalHeight;
+        const ctx = c.getContext("2d"); ctx.drawImage(img, 0, 0);
+        const rgba = ctx.getImageData(0, 0, c.width, c.height).data;
+        return Array.from(rgba.filter((_, i) => i % 4 === 0));""", shot)
+    expected = np.asarray(Image.open(io.BytesIO(page_pngs(page)[0])))
+    assert np.array_equal(np.array(gray, dtype=np.uint8).reshape(expected.shape), expected)
     assert driver.save_screenshot(str(tmp_path / "quiz.png"))
     assert Path(tmp_path / "quiz.png").stat().st_size > 1000
 

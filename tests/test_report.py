@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gan_lib import artefacts, config, io, report
+from gan_lib import artefacts, config, io, report, safe_text
 
 # Optional artefacts: the reader study's are written only when answers exist (none here); the
 # FID protocols' ("Why FIDs disagree") unless the report is built with fid_protocols=False.
@@ -117,8 +117,8 @@ def test_why_fids_disagree_is_added_beside_table_1_and_its_standard_row_is_table
     held_out = fid[fid["compared"] == "real train, held out vs real train reference"]["FID"]
     assert float(standard["floor (real vs real)"]) == pytest.approx(float(held_out.iloc[0]),
                                                                      rel=5e-4)
-    for label in table["protocol"]:  # every protocol is explained in the section
-        assert md.count(label) >= 2, label
+    for label in table["protocol"]:  # every protocol is explained in the section (as text)
+        assert md.count(safe_text.markdown(label)) >= 2, label
 
 
 def test_report_html_embeds_every_figure(smoke_report):
@@ -345,3 +345,21 @@ def test_cli_score_defaults_to_the_runs_own_profile(home):
     main(["score", "tinyrun", "--metrics", "is"])
     settings = io.read_json(run_dir / "scores.json")["settings"]
     assert (settings["n_fake_is"], settings["n_fake"], settings["n_real"]) == (32, 32, 64)
+
+
+def test_notebook_02_run_again_reuses_the_finished_run(home, monkeypatch):
+    """A second "Run All" of notebook 02 with its default parameters (after make report) plans
+    as make report RUN=... does: the finished run is reused, not refused as existing."""
+    import papermill as pm
+
+    from gan_lib import train
+
+    monkeypatch.setenv("GAN_LIB_OFFLINE", "1")
+    run_dir = train.train(config.make_train_config("smoke", name="smoke", source="auto"))
+    before = (run_dir / "losses.jsonl").read_bytes()
+    out = home / "02.ipynb"
+    pm.execute_notebook(str(config.NOTEBOOKS_DIR / "02_train.ipynb"), str(out),
+                        kernel_name="python3", cwd=str(config.NOTEBOOKS_DIR), progress_bar=False)
+    text = out.read_text()
+    assert "reusing the finished run" in text and "FileExistsError" not in text
+    assert (run_dir / "losses.jsonl").read_bytes() == before
