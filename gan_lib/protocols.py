@@ -43,6 +43,7 @@ from .inception import EXTRACTOR, Extractor, load_extractor
 # The original report's FIDs at iterations 500 / 1000 / 2000 (DESIGN.md): what is tested here
 # is only which protocols' measured ranges could hold them, never how they were computed.
 ORIGINAL_FIDS = (7.09, 3.83, 3.37)
+ORIGINAL_ITERATIONS = (500, 1000, 2000)  # where the original report measured them
 SMALL_FRACTION = 4  # fresh extractions use n_fake // 4 generated vs n_real // 4 real images
 
 
@@ -199,9 +200,11 @@ def score_protocols(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = 
         "n_pairs": sets.pairs, "iterations": [it for it, _ in snapshots],
         "protocols": [{**asdict(p), "final_only": p.final_only, "recipes": {
             k: r.name if r else "none" for k, r in p.recipes().items()}} for p in PROTOCOLS],
-        "original": {"fid": list(ORIGINAL_FIDS), "iterations": [500, 1000, 2000],
+        "original": {"fid": list(ORIGINAL_FIDS), "iterations": list(ORIGINAL_ITERATIONS),
                      "source": "the original report (DESIGN.md)"},
-        "records": records, "consistency": [consistency(records, p.name) for p in PROTOCOLS],
+        "records": records,
+        "consistency": [consistency(records, p.name, not_comparable(
+            [it for it, _ in snapshots], bool(ds.is_synthetic))) for p in PROTOCOLS],
         "images_extracted": sets.extracted, "seconds": round(time.perf_counter() - t0, 2),
     }
     io.write_json(run_dir / "protocols.json", result)
@@ -311,8 +314,26 @@ def _score(sets: _Sets, p: Protocol) -> list[dict[str, Any]]:
                        "seconds": round(time.perf_counter() - t0, 2)}]
 
 
-def consistency(records: list[dict[str, Any]], name: str) -> dict[str, Any]:
+def not_comparable(iterations: list[int], is_synthetic: bool) -> str | None:
+    """Why this run's numbers cannot place the original report's FIDs, or None.
+
+    >>> not_comparable([200, 400, 600], False)
+    "this run's snapshots are at iterations 200 / 400 / 600, the original's at 500 / 1000 / 2000"
+    """
+    if is_synthetic:
+        return "synthetic phantom data: the original's FIDs are of real chest X-rays"
+    if tuple(iterations) != ORIGINAL_ITERATIONS:
+        return (f"this run's snapshots are at iterations {' / '.join(map(str, iterations))}, "
+                f"the original's at {' / '.join(map(str, ORIGINAL_ITERATIONS))}")
+    return None
+
+
+def consistency(records: list[dict[str, Any]], name: str,
+                why_not: str | None = None) -> dict[str, Any]:
     """Where each of the original report's FIDs falls against protocol ``name``'s measurements.
+
+    ``why_not`` (from :func:`not_comparable`): the run differs from the original in data or
+    iterations, so no verdict is given, only that reason.
 
     Below its real-vs-real floor: real images score more at this n pair, so no generator is
     expected there. Between the floor and the highest snapshot value: inside the measured range.
@@ -324,6 +345,8 @@ def consistency(records: list[dict[str, Any]], name: str) -> dict[str, Any]:
     >>> consistency(recs, "p")["verdict"]
     'partly: 3.83, 3.37 below the floor'
     """
+    if why_not:
+        return {"protocol": name, "verdict": "not comparable", "reason": why_not}
     mine = [r for r in records if r["protocol"] == name and r["value"] is not None]
     if not any(r["kind"] == "generated" for r in mine):
         return {"protocol": name, "verdict": "not measured", "reason": "not measured here"}

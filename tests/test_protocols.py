@@ -241,6 +241,12 @@ def test_verdicts_follow_from_the_measured_range():
     mixed = protocols.consistency(recs([5.0], 3.5), "p")
     assert mixed["verdict"] == "partly: 7.09 above every value measured; 3.37 below the floor"
     assert "4 generated vs 8 real" in mixed["reason"]
+    # another length or synthetic data: no verdict, only why
+    why = protocols.not_comparable([200, 400, 600], False)
+    assert protocols.consistency(recs([300.0, 150.0], 1.0), "p", why) == {
+        "protocol": "p", "verdict": "not comparable", "reason": why}
+    assert "synthetic" in protocols.not_comparable([500, 1000, 2000], True)
+    assert protocols.not_comparable([500, 1000, 2000], False) is None
 
 
 def test_the_extractor_requests_the_narrower_widths_and_its_cache_key_says_so():
