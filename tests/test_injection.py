@@ -22,14 +22,16 @@ class Tags(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.tags: list[tuple[str, dict]] = []
-        self.rows: list[int] = []
+        self.tables: list[list[int]] = []  # per table, the cell count of each row
 
     def handle_starttag(self, tag, attrs):
         self.tags.append((tag, dict(attrs)))
-        if tag == "tr":
-            self.rows.append(0)
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append(0)
         elif tag in ("td", "th"):
-            self.rows[-1] += 1
+            self.tables[-1][-1] += 1
 
 
 def render(home: Path, run_name: str, description: str) -> tuple[str, str]:
@@ -62,7 +64,9 @@ def test_hostile_run_names_paths_and_reader_ids_stay_text(built, home, tmp_path)
     assert not any(name.startswith("on") for _, attrs in tags.tags for name in attrs)
     assert not any(a.get("href", "").startswith("javascript") for t, a in tags.tags if t == "a")
     assert base64.b64encode(local.read_bytes()).decode() not in html
-    assert len(set(tags.rows[-6:])) == 1  # the reader table: 4 readers + pooled, no extra cell
+    # no table row gains a cell (a '|' in a reader id would shift its row)
+    assert all(len(set(rows)) == 1 for rows in tags.tables), tags.tables
+    assert any(len(rows) == 6 for rows in tags.tables)  # the reader table: 4 readers + pooled
     assert EVIL not in md and safe_text.markdown(EVIL) in md  # shown, as text
     assert html.count("&lt;img src=x onerror=alert(1)&gt;") >= 3  # run, path, reader id
     # and should a tag reach the HTML, only the report's own figures are ever inlined
