@@ -116,3 +116,35 @@ def test_tables_print_only_numbers_that_are_in_the_result(small_data):
 def test_a_setting_not_timed_says_so(small_data):
     rows = [row("baseline", None, {600: 100.0})]
     assert small_data.table(rows, {}).splitlines()[2].endswith("| not timed | not timed |")
+
+
+@pytest.fixture(scope="module")
+def real_data():
+    path = PATH.parent / "real_data.py"
+    spec = importlib.util.spec_from_file_location("real_data", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_paired_difference_follows_the_declared_rule(real_data):
+    out = real_data.paired_difference([3.0, 4.0, 5.0], [1.0, 1.0, 1.0])
+    assert out["per_seed"] == [2.0, 3.0, 4.0] and out["mean"] == 3.0 and out["sd"] == 1.0
+    # t(0.975, 2) = 4.3027: 3 +/- 4.3027 / sqrt(3)
+    assert out["ci95"] == pytest.approx([3 - 2.4842, 3 + 2.4842], abs=1e-3)
+    assert out["verdict"].startswith("change")
+    noisy = real_data.paired_difference([1.0, 2.0, 3.0], [2.0, 1.0, 3.0])
+    assert noisy["verdict"].startswith("no change") and noisy["ci95"][0] < 0 < noisy["ci95"][1]
+
+
+def test_summary_is_mean_and_sd_over_seeds(real_data):
+    def one(fid, floor, precision):
+        return {"fid": {"600": fid}, "kid": {"600": fid / 1000},
+                "floors": {"train": {"fid": floor, "kid": 0.0}},
+                "audit": {"precision": precision, "iteration": 600}}
+
+    out = real_data.summary([one(300.0, 12.0, 0.1), one(310.0, 12.0, 0.3), one(320.0, 12.0, 0.2)])
+    assert out["fid"]["600"] == {"mean": 310.0, "sd": 10.0, "n_seeds": 3}
+    assert out["floors"]["train"]["fid"]["sd"] == 0.0
+    assert out["audit"]["precision"]["mean"] == pytest.approx(0.2)
+    assert "iteration" not in out["audit"]  # settings are not averaged
