@@ -1,0 +1,85 @@
+"""How long the README's two commands take from a fresh clone, timed: real_quick_report.json.
+
+Clones this repository (its committed HEAD) into an empty folder, puts the data folder given by
+``--data`` at ``data/raw/chest_xray`` (a symbolic link: the loader reads it as it is), and runs
+the README's commands there, timed separately: ``make .venv/.installed`` (the environment), then
+``make report`` (the quick profile: training, scoring, audit, the usefulness notebook, the
+protocols). Nothing is cached: the clone has its own data/cache and runs/. The report's own
+build.json gives each notebook's seconds and images put through Inception. Run it on an idle
+machine (the numbers are wall time); the CPU class and thread count are recorded.
+
+    .venv/bin/python benchmarks/report_timing.py --data ../shared/data/chest_xray \\
+        --json benchmarks/results/real_quick_report.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from gan_lib import config, device, io, runinfo
+
+DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "real_quick_report.json"
+
+
+def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, env=env, check=True)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", required=True, help="a Kermany-layout folder of chest X-rays")
+    p.add_argument("--profile", default="quick")
+    p.add_argument("--workdir", help="where to clone (default: a new temporary folder)")
+    p.add_argument("--json", nargs="?", const=str(DEFAULT_JSON))
+    args = p.parse_args()
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="cxr-gan-fresh-"))
+    clone = work / "clone"
+    subprocess.run(["git", "clone", "-q", str(config.REPO_ROOT), str(clone)], check=True)
+    (clone / "data" / "raw").mkdir(parents=True, exist_ok=True)
+    (clone / "data" / "raw" / "chest_xray").symlink_to(Path(args.data).resolve())
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GAN_LIB_")}
+    env["MPLBACKEND"] = "Agg"
+    setup = timed(["make", ".venv/.installed"], clone, env)
+    report = timed(["make", "report", f"PROFILE={args.profile}"], clone, env)
+    build = io.read_json(clone / "reports" / "build.json")
+    run_dir = clone / "runs" / args.profile
+    scores, meta = io.read_json(run_dir / "scores.json"), io.read_json(run_dir / "config.json")
+    result = {
+        "what": (f"the README's two commands on a fresh clone with the Kermany folder at "
+                 f"data/raw/chest_xray: make .venv/.installed, then make report "
+                 f"PROFILE={args.profile} (nothing cached)"),
+        "setup_seconds": round(setup, 1), "report_seconds": round(report, 1),
+        "report_minutes": round(report / 60, 2),
+        "stages": [{k: s[k] for k in ("notebook", "seconds", "images_extracted")}
+                   for s in build["stages"]],
+        "images_extracted": sum(s["images_extracted"] for s in build["stages"]),
+        "total_seconds": build["total_seconds"], "git_commit": build.get("git_commit"),
+        "cpu_isa": device.cpu_isa(), "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(), "training": {"precision": meta["precision"],
+                                                  "segments": meta["segments"]},
+        "scoring": {"extraction": scores.get("extraction"), "settings": scores["settings"],
+                    "seconds": scores["seconds"]},
+        "data": scores["data"], "load_average_end": list(os.getloadavg()),
+        "versions": runinfo.versions(),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["benchmarks/report_timing.py", *sys.argv[1:]]),
+    }
+    print(f"setup {setup:.0f} s, report {report:.0f} s ({report / 60:.1f} min) on "
+          f"{result['cpu_isa']}, {result['images_extracted']:,} images through Inception")
+    if args.json:
+        io.write_json(Path(args.json), result)
+
+
+if __name__ == "__main__":
+    main()
