@@ -232,21 +232,120 @@ def pooled_tstr(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--source", required=True, help="a Kermany-layout folder of real X-rays")
+    p.add_argument("--source", help="a Kermany-layout folder of real X-rays (to make runs)")
     p.add_argument("--study", default="all", choices=[*STUDIES, "all"])
     p.add_argument("--seeds", help="comma-separated training seeds (default: the study's)")
     p.add_argument("--out", default=str(RESULTS), help="folder for real_<study>.json")
     p.add_argument("--profile", help="replace each study's profile (smoke: a quick check)")
+    p.add_argument("--markdown", action="store_true", help="print the README tables of the "
+                   "studies' JSON files in --out, with their bindings; compute nothing")
     p.add_argument("--tstr-seeds", default="0", help="classifier seeds per conditional run "
                    "(the spread over generator seeds is pooled across runs)")
     args = p.parse_args()
     for study in STUDIES if args.study == "all" else [args.study]:
+        if args.markdown:
+            print(markdown(io.read_json(Path(args.out) / f"real_{study}.json")) + "\n")
+            continue
+        if not args.source:
+            p.error("--source is needed to make or score runs")
         seeds = ([int(s) for s in args.seeds.split(",")] if args.seeds
                  else list(STUDIES[study][3]))
         result = run_study(study, seeds, args.source, args.profile,
                            tuple(int(s) for s in args.tstr_seeds.split(",")))
         io.write_json(Path(args.out) / f"real_{study}.json", result)
         print(f"wrote {Path(args.out) / f'real_{study}.json'}")
+
+
+
+# --- the README's tables, printed with their bindings (tests/readme_numbers.py) -------------
+
+
+def _cell(expr: str, value: float, digits: int, sd: tuple[str, float] | None = None) -> tuple:
+    text = f"{value:.{digits}f}" + (f" ± {sd[1]:.{digits}f}" if sd else "")
+    return text, expr + (f"; {sd[0]}" if sd else "")
+
+
+def _table(file: str, header: list[str], rows: list[tuple[str, list[tuple[str, str]]]]) -> str:
+    """A Markdown table with its binding comment: rows of (key, [(text, expression or '-')])."""
+    lines = [f"<!-- numbers: benchmarks/results/{file}"]
+    lines += [f"{key}: " + " | ".join(expr for _, expr in cells) for key, cells in rows]
+    lines += ["-->", "| " + " | ".join(header) + " |",
+              "| " + " | ".join("---" if i == 0 else "---:" for i in range(len(header))) + " |"]
+    lines += ["| " + " | ".join(text for text, _ in cells) + " |" for _, cells in rows]
+    return "\n".join(lines)
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The README's tables of one study's JSON, each bound column by column to its fields."""
+    file, its = f"real_{result['study']}.json", list(result["rows"][0]["fid"])
+    s = result["summary"]
+    fid_rows = []
+    for r in result["rows"]:
+        at = f"rows[seed={r['seed']}]"
+        fid_rows.append((str(r["seed"]), [(str(r["seed"]), f"{at}.seed")] + [
+            _cell(f"{at}.fid.{it}", r["fid"][it], 1) for it in its] + [
+            _cell(f"{at}.kid.{its[-1]}", r["kid"][its[-1]], 4)]))
+    if len(result["rows"]) > 1:
+        fid_rows.append(("mean", [("mean ± sd", "-")] + [
+            _cell(f"summary.fid.{it}.mean", s["fid"][it]["mean"], 1,
+                  (f"summary.fid.{it}.sd", s["fid"][it]["sd"])) for it in its] + [
+            _cell(f"summary.kid.{its[-1]}.mean", s["kid"][its[-1]]["mean"], 4,
+                  (f"summary.kid.{its[-1]}.sd", s["kid"][its[-1]]["sd"]))]))
+    r0 = result["rows"][0]
+    for which, label in (("train", "floor: held-out training images"), ("test", "floor: test")):
+        f = r0["floors"][which]
+        fid_rows.append((which, [(f"{label} ({f['n_fake']} vs {f['n_real']})", "-")]
+                         + [("", "-")] * (len(its) - 1) + [
+            _cell(f"rows[0].floors.{which}.fid", f["fid"], 1),
+            _cell(f"rows[0].floors.{which}.kid", f["kid"], 4)]))
+    fid_table = _table(file, ["training seed", *(f"FID at {it}" for it in its),
+                              f"KID at {its[-1]}"], fid_rows)
+    keys = [("precision", 3), ("recall", 3), ("density", 3), ("coverage", 3),
+            ("copy_rate_feature", 3), ("copy_rate_pixel", 3), ("C_T", 2), ("fid_inf", 1)]
+    audit_rows = []
+    for r in result["rows"]:
+        at = f"rows[seed={r['seed']}]"
+        audit_rows.append((str(r["seed"]), [(str(r["seed"]), f"{at}.seed")] + [
+            _cell(f"{at}.audit.{k}", r["audit"][k], d) for k, d in keys]))
+    if len(result["rows"]) > 1:
+        audit_rows.append(("mean", [("mean ± sd", "-")] + [
+            _cell(f"summary.audit.{k}.mean", s["audit"][k]["mean"], d,
+                  (f"summary.audit.{k}.sd", s["audit"][k]["sd"])) for k, d in keys]))
+    held = r0["audit"]["held_out"]
+    audit_rows.append(("held", [("held-out real images", "-")] + [
+        _cell(f"rows[0].audit.held_out.{k}", held[k], d) for k, d in keys[:4]]
+        + [("", "-")] * 4))
+    audit_table = _table(file, ["training seed", "precision", "recall", "density", "coverage",
+                                "copy rate, features", "copy rate, pixels", "C_T", "FID_inf"],
+                         audit_rows)
+    out = [fid_table, "", audit_table]
+    if result["study"] == "conditional":
+        out += ["", tstr_markdown(result)]
+    return "\n".join(out)
+
+
+def tstr_markdown(result: dict[str, Any]) -> str:
+    """Intra-class FID per class and seed, and the pooled TSTR table."""
+    file, rows = f"real_{result['study']}.json", []
+    its = [k for k in result["rows"][0]["per_class"][0]["fid"] if k != "floor"]
+    for i, r in enumerate(result["rows"]):
+        for j, c in enumerate(r["per_class"]):
+            at = f"rows[{i}].per_class[{j}]"
+            rows.append((f"{i}{c['class']}", [(str(r["seed"]), f"rows[{i}].seed"),
+                                             (c["class"], "-")] + [
+                _cell(f"{at}.fid.{it}", c["fid"][it], 1) for it in its] + [
+                _cell(f"{at}.fid.floor", c["fid"]["floor"], 1)]))
+    per_class = _table(file, ["training seed", "class", *(f"FID at {it}" for it in its),
+                              "floor"], rows)
+    pooled, rows = result["tstr_pooled"], []
+    for way in (w for w in utility.WAYS if w in pooled):
+        rows.append((way.replace(" ", "_").replace("(", "").replace(")", "").replace("+", "and"),
+                     [(way, "-")] + [_cell(f"tstr_pooled[{way}].{m}.mean", pooled[way][m]["mean"],
+                                           3, (f"tstr_pooled[{way}].{m}.sd",
+                                               pooled[way][m]["sd"]))
+                                     for m in utility.METRICS]))
+    tstr = _table(file, ["trained on", *utility.METRICS], rows)
+    return per_class + "\n\n" + tstr
 
 
 if __name__ == "__main__":
