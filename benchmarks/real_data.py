@@ -63,6 +63,8 @@ def prepare(study: str, seed: int, source: str, profile: str | None = None) -> P
     profile = profile or own
     run_dir = config.RUNS_DIR / name
     cfg = config.make_train_config(profile, name=name, source=source, seed=seed, **overrides)
+    if small_data.finished(run_dir, cfg.iterations):  # trained, or a raw view made before
+        return run_dir
     ema_twin = config.RUNS_DIR / f"real-sd-ema-all-s{seed}"
     if (study == "quick" and not run_dir.exists()
             and small_data.finished(ema_twin, cfg.iterations, raw=True)):
