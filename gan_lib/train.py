@@ -42,6 +42,7 @@ from tqdm import tqdm
 from . import checkpoint, config, data, distributed, grids, io, models, runinfo, runlock
 from .augment import Augment
 from .batches import (
+    STREAM_BN,
     derived_seed,
     epoch_permutation,
     real_batch,
@@ -403,7 +404,7 @@ def sampling_generator(run: Run, raw: bool = False) -> tuple[nn.Module, dict[str
     come from their own seed stream, so it leaves training's randomness untouched.
     """
     shown = run.nets.ema if run.nets.ema is not None and not raw else run.nets.G
-    seed = derived_seed(run.cfg.seed, 3, run.step)
+    seed = derived_seed(run.cfg.seed, STREAM_BN, run.step)
     sampler = models.recalibrate_batchnorm(shown, run.cfg.bn_batches, run.cfg.batch_size, seed,
                                            run.classes)
     return sampler, models.sampling_record(run.cfg.bn_batches, run.cfg.batch_size, seed)
