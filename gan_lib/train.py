@@ -24,7 +24,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import math
 import os
@@ -52,22 +51,7 @@ from .batches import (
 )
 from .config import TrainConfig
 from .device import autocast_context, resolve_device, resolve_precision
-
-
-@dataclass
-class Networks:
-    """G and D with their Adam optimisers. ``G``/``D`` may be torch.compile wrappers."""
-
-    G: nn.Module
-    D: nn.Module
-    opt_G: torch.optim.Optimizer
-    opt_D: torch.optim.Optimizer
-    ema: nn.Module | None = None  # exponential moving average of G's weights, or None
-    ema_decay: float = 0.0
-    ema_warmup: bool = True  # the decay ramps up (ema_decay_at)
-    # D without DDP's wrapper, for the G step: its backward needs no D weight gradients, so
-    # nothing of D's is to be averaged over the ranks. None: D itself (one process).
-    D_in_G_step: nn.Module | None = None
+from .nets import Networks, build_nets, update_ema
 
 
 @dataclass
@@ -251,37 +235,6 @@ def _start(run: Run, ckpt: dict | None, existing: bool) -> None:
     io.write_json(run.folder / "config.json", meta)
 
 
-def build_nets(cfg: TrainConfig, device: torch.device, n_classes: int = 0) -> Networks:
-    """Initialised G, D (DCGAN init, seeded, identical on every device) and their Adam optimisers.
-
-    ``n_classes`` > 0 (a conditional run): G and D take class labels (models.py).
-    Under torchrun both get BatchNorm over the global batch and a DDP wrapper that averages
-    their gradients over the ranks; the optimisers hold the same parameters either way.
-    """
-    with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
-        torch.manual_seed(cfg.seed)
-        G = models.Generator(cfg.z_dim, cfg.g_channels, cfg.image_size, n_classes=n_classes,
-                             conditioning=cfg.g_conditioning)
-        D = models.Discriminator(cfg.d_channels, cfg.image_size, n_classes=n_classes)
-        G.apply(models.weights_init)
-        D.apply(models.weights_init)
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    G, D = G.to(device, memory_format=fmt), D.to(device, memory_format=fmt)
-    ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
-    betas = (cfg.beta1, cfg.beta2)
-    opt_G = torch.optim.Adam(G.parameters(), cfg.lr, betas=betas)
-    opt_D = torch.optim.Adam(D.parameters(), cfg.lr, betas=betas)
-    D_alone = None
-    if distributed.active():
-        G, D = distributed.sync_batchnorm(G, device), distributed.sync_batchnorm(D, device)
-        D_alone = D
-        G, D = distributed.data_parallel(G, device), distributed.data_parallel(D, device)
-    if cfg.compile:
-        G, D = torch.compile(G), torch.compile(D)
-        D_alone = torch.compile(D_alone) if D_alone is not None else None
-    return Networks(G, D, opt_G, opt_D, ema, cfg.ema_decay, cfg.ema_warmup, D_alone)
-
-
 def _loop(run: Run) -> None:
     """Iterations step+1..iterations; milestones flush the log first, so NaNs stop us early."""
     cfg, device = run.cfg, run.images.device
@@ -331,7 +284,6 @@ def train_step(nets: Networks, real: torch.Tensor, z: torch.Tensor,
     too, so D sees the same class mix in real and generated batches.
     """
     G, D = nets.G, nets.D
-    D_fixed = nets.D_in_G_step or D
     aug = augment or (lambda x, step, call: x)
     ones = torch.ones(real.shape[0], device=real.device)
     # (1) Update D: maximise log D(x) + log(1 - D(G(z))), i.e. minimise BCE with label 1 on
@@ -348,16 +300,15 @@ def train_step(nets: Networks, real: torch.Tensor, z: torch.Tensor,
     # (2) Update G: maximise log D(G(z)) (the non-saturating loss), i.e. minimise BCE with
     #     label 1 on the fakes, scored by the updated D.
     with autocast:
-        loss_G = F.binary_cross_entropy_with_logits(D_fixed(aug(fake, step, 2), labels).float(),
-                                                    ones)
+        logit_G = nets.D_without_ddp(aug(fake, step, 2), labels)  # Networks says why
+        loss_G = F.binary_cross_entropy_with_logits(logit_G.float(), ones)
     nets.opt_G.zero_grad(set_to_none=True)
     # Only G's gradients: D's weight gradients of this pass would be discarded anyway
     # (~25% of this backward's FLOPs). D's zero_grad above already dropped its own.
     loss_G.backward(inputs=list(models.unwrap(G).parameters()))
     nets.opt_G.step()
     # (3) EMA of G's weights (its BatchNorm statistics are re-estimated at each milestone).
-    if nets.ema is not None:
-        _update_ema(nets.ema, models.unwrap(G), ema_decay_at(nets.ema_decay, step, nets.ema_warmup))
+    update_ema(nets, step)
     d_x = torch.sigmoid(logit_real.detach().float()).mean()
     d_g_z = torch.sigmoid(logit_fake.detach().float()).mean()
     return torch.stack([loss_D.detach(), loss_G.detach(), d_x, d_g_z])  # no graph kept alive
@@ -456,29 +407,4 @@ def _diverged(err: FloatingPointError, folder: Path) -> FloatingPointError:
                       "folder is removed. Lower lr or change seed, and start again."))
 
 
-def ema_decay_at(decay: float, updates: int, warmup: bool = True) -> float:
-    """The EMA's decay at its update number ``updates`` (0 for the first).
-
-    Warmed up as tf.train.ExponentialMovingAverage does with ``num_updates``:
-    min(decay, (1 + n) / (10 + n)), so the average forgets G's random initial weights early and
-    reaches ``decay`` after (10 decay - 1) / (1 - decay) updates (8,991 for 0.999). Without
-    it, an EMA of decay 0.999 still holds 0.999^600 = 55% of the initial weights after 600
-    iterations, the quick profile's whole run. One line here rather than ema-pytorch: that
-    package's defaults (update every 10th step after step 100, its own warm-up and step counter,
-    BatchNorm buffers copied from G) would each have to be undone or checkpointed, and
-    BatchNorm statistics are re-estimated at each snapshot anyway (sampling_generator).
-
-    >>> [round(ema_decay_at(0.999, n), 3) for n in (0, 90, 600, 9000)]
-    [0.1, 0.91, 0.985, 0.999]
-    """
-    return min(decay, (1 + updates) / (10 + updates)) if warmup else decay
-
-
-@torch.no_grad()
-def _update_ema(ema: nn.Module, G: nn.Module, decay: float) -> None:
-    for e, p in zip(ema.parameters(), G.parameters(), strict=True):
-        e.lerp_(p, 1.0 - decay)
-
-
-__all__ = ["train", "train_step", "build_nets", "Networks", "Run", "Milestones",
-           "sampling_generator", "ema_decay_at"]
+__all__ = ["train", "train_step", "build_nets", "Run", "Milestones", "sampling_generator"]

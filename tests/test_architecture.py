@@ -16,8 +16,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gan_lib"
 LAYERS = [
     {"config", "io", "safe_text"},
     {"device", "distributed", "frechet", "runlock"},
-    {"imagefile", "phantom", "pneumoniamnist", "data", "models", "grids", "batches", "augment",
-     "classifier", "quiz_page"},
+    {"imagefile", "phantom", "pneumoniamnist", "data", "models", "nets", "grids", "batches",
+     "augment", "classifier", "quiz_page"},
     {"checkpoint", "runinfo", "train", "inception"},
     {"features", "launch"},
     {"metrics"},
