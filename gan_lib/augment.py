@@ -77,6 +77,9 @@ class Augment:
         return x.contiguous(memory_format=self.memory_format)  # the layout D trains in
 
 
+NO_AUGMENT = Augment("", seed=0)  # every batch as it is: train_step's default
+
+
 class _Draws:
     """Random parameters, one per image of the global batch of ``total``; ``rows`` are ours."""
 

@@ -18,7 +18,7 @@ LAYERS = [
     {"device", "distributed", "frechet", "runlock"},
     {"imagefile", "phantom", "pneumoniamnist", "data", "models", "nets", "grids", "batches",
      "augment", "classifier", "quiz_page"},
-    {"checkpoint", "runinfo", "train", "inception"},
+    {"checkpoint", "runinfo", "run_state", "milestones", "train", "inception"},
     {"features", "launch"},
     {"metrics"},
     {"score_tables", "plots", "audit", "quiz_stats", "utility", "protocols"},
