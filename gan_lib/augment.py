@@ -28,10 +28,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .batches import derived_seed
+from .batches import STREAM_AUGMENT, derived_seed
 from .config import AUGMENT_OPS as OPS
 
-STREAM = 4  # derived_seed stream of augmentation (1 epoch order, 2 latents, 3 BN)
 CALLS = 3  # D evaluations per step: real (D step), fake (D step), fake (G step)
 
 
@@ -70,12 +69,15 @@ class Augment:
         if not self.ops:
             return x
         g = torch.Generator(device=x.device)
-        g.manual_seed(derived_seed(self.seed, STREAM, step * CALLS + call))
+        g.manual_seed(derived_seed(self.seed, STREAM_AUGMENT, step * CALLS + call))
         b = x.shape[0]
         draw = _Draws(g, x.device, b * self.world, slice(self.rank * b, (self.rank + 1) * b))
         for op in self.ops:
             x = _OPS[op](x, draw)
         return x.contiguous(memory_format=self.memory_format)  # the layout D trains in
+
+
+NO_AUGMENT = Augment("", seed=0)  # every batch as it is: train_step's default
 
 
 class _Draws:

@@ -15,6 +15,15 @@ import torch
 
 from .config import TrainConfig
 
+# The random streams of derived_seed: each kind of randomness draws from its own, so a change in
+# one never shifts another. The numbers are part of every run's results; never reuse one.
+STREAM_EPOCH_ORDER = 1  # the order of the images in each epoch (item: the epoch)
+STREAM_LATENTS = 2  # the latents of each training step (item: the step)
+STREAM_BN = 3  # latents that re-estimate BatchNorm at a milestone (item: the step)
+STREAM_AUGMENT = 4  # DiffAugment's draws (item: step * 3 + which D evaluation; augment.py)
+STREAM_LABELS = 5  # class labels drawn for a conditional G (item: 0; models.sample_labels)
+# classifier.py uses 11-12 and utility.py 13-14.
+
 
 def select_subset(images: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
     """The training images of ``cfg``: all, or ``cfg.subset`` of them in a seeded random order.
@@ -61,15 +70,16 @@ def real_batch(images: torch.Tensor, idx: torch.Tensor, channels_last: bool = Fa
 
 def step_latents(cfg: TrainConfig, step: int, noise: torch.Generator) -> torch.Tensor:
     """The latents [B, z_dim] of iteration ``step`` + 1: a function of (seed, step) only."""
-    noise.manual_seed(derived_seed(cfg.seed, 2, step))
+    noise.manual_seed(derived_seed(cfg.seed, STREAM_LATENTS, step))
     return torch.randn(cfg.batch_size, cfg.z_dim, device=noise.device, generator=noise)
 
 
 def derived_seed(seed: int, stream: int, k: int) -> int:
-    """A 63-bit seed for item ``k`` of random ``stream`` (1 epoch order, 2 latents, 3 BN)."""
+    """A 63-bit seed for item ``k`` of random ``stream`` (one of the STREAM_* above)."""
     return (seed * 0x9E3779B97F4A7C15 + stream * 0xBF58476D1CE4E5B9 + k * 0x94D049BB133111EB) % 2**63
 
 
 def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
     """The order of the ``n`` training images in ``epoch`` (0-based), on the CPU."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(derived_seed(seed, 1, epoch)))
+    order = torch.Generator().manual_seed(derived_seed(seed, STREAM_EPOCH_ORDER, epoch))
+    return torch.randperm(n, generator=order)

@@ -20,16 +20,14 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
 from . import io, models
 from .config import TrainConfig
 from .device import compute_context
-
-if TYPE_CHECKING:
-    from .train import Networks
+from .nets import Networks
 
 FORMAT = 2  # 2: records the precision; snapshots re-estimate BatchNorm (see models.py)
 

@@ -32,11 +32,10 @@ import torch
 from torch import nn
 
 from . import distributed, io
-from .batches import derived_seed
+from .batches import STREAM_LABELS, derived_seed
 from .config import G_CONDITIONINGS
 
 CLASS_DIM = 50  # size of G's class embedding, concatenated with z
-LABEL_STREAM = 5  # derived_seed stream of sampled class labels (see batches.derived_seed)
 
 
 def _n_scales(image_size: int) -> int:
@@ -378,7 +377,7 @@ def sample_labels(classes: dict[str, Any], n: int, seed: int) -> torch.Tensor:
     >>> sample_labels({"names": ["a", "b"], "ratio": [0.0, 1.0]}, 3, seed=0).tolist()
     [1, 1, 1]
     """
-    u = torch.rand(n, generator=torch.Generator().manual_seed(derived_seed(seed, LABEL_STREAM, 0)),
+    u = torch.rand(n, generator=torch.Generator().manual_seed(derived_seed(seed, STREAM_LABELS, 0)),
                    dtype=torch.float64)
     edges = torch.tensor(classes["ratio"], dtype=torch.float64).cumsum(0)[:-1]
     return torch.bucketize(u, edges, right=True)

@@ -1,15 +1,22 @@
-"""DCGAN training: the loop, logging, fixed-noise grids, snapshots and exact checkpoint/resume.
+"""DCGAN training: the loop, its log, and what it writes at milestones; exact resume.
 
 ``train(cfg)`` writes the run folder (config.json, losses.jsonl, grids/, snapshots/,
-checkpoint.pt; see ARCHITECTURE.md) under ``config.RUNS_DIR / cfg.name`` and returns it. The
-data set lives on the device as one uint8 tensor; each step takes a batch by index and scales
-it to [-1, 1] there. All randomness of a step (the epoch's permutation, the latents) is derived
-from (seed, epoch) or (seed, step), so a resumed run repeats the uninterrupted one exactly on a
-CPU with the same intra-op thread count and CPU class (another changes the order of float sums:
-device.compute_context, recorded in config.json and the checkpoint). Read it top to bottom: train() -> _loop() -> train_step(), then the milestones.
+checkpoint.pt; see ARCHITECTURE.md) under ``config.RUNS_DIR / cfg.name`` and returns it.
+Read it top to bottom: ``train()`` checks and prepares the run (``_prepare``), ``_loop()`` takes
+the steps, ``train_step()`` is one step of the DCGAN paper, ``_write_milestones()`` writes grids,
+snapshots and checkpoints. The extras enter where they act: DiffAugment (augment.py) on every
+batch D sees, the EMA of G (nets.update_ema) after G's update, BatchNorm re-estimation
+(milestones.recalibrated_generator) before a grid or snapshot.
+
+The data set lives on the device as one uint8 tensor; each step takes a batch by index and
+scales it to [-1, 1] there. All randomness of a step (the epoch's order, the latents, the
+augmentation) is derived from (seed, epoch) or (seed, step) (batches.py), so a resumed run
+repeats the uninterrupted one exactly on a CPU with the same intra-op thread count and CPU class
+(another changes the order of float sums: device.compute_context, recorded in config.json and
+the checkpoint).
 
 Under ``torchrun`` (see distributed.py) every process runs this same loop on its slice of each
-global batch: the same permutation and latents, sliced by rank; DDP averages the gradients and
+global batch: the same order and latents, sliced by rank; DDP averages the gradients and
 BatchNorm normalises over the global batch, so the steps are those of one process up to the
 order of floating-point reductions. Rank 0 alone writes the run folder.
 
@@ -24,100 +31,32 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import math
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, TextIO
+from typing import TextIO
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from tqdm import tqdm
 
-from . import checkpoint, config, data, distributed, grids, io, models, runinfo, runlock
-from .augment import Augment
-from .batches import (
-    derived_seed,
-    epoch_permutation,
-    real_batch,
-    select_subset,
-    step_latents,
-    trained_indices,
-)
+from . import checkpoint, config, data, distributed, io, models, runinfo, runlock
+from .augment import NO_AUGMENT, Augment
+from .batches import select_subset, step_latents, trained_indices
 from .config import TrainConfig
 from .device import autocast_context, resolve_device, resolve_precision
-
-
-@dataclass
-class Networks:
-    """G and D with their Adam optimisers. ``G``/``D`` may be torch.compile wrappers."""
-
-    G: nn.Module
-    D: nn.Module
-    opt_G: torch.optim.Optimizer
-    opt_D: torch.optim.Optimizer
-    ema: nn.Module | None = None  # exponential moving average of G's weights, or None
-    ema_decay: float = 0.0
-    ema_warmup: bool = True  # the decay ramps up (ema_decay_at)
-    # D without DDP's wrapper, for the G step: its backward needs no D weight gradients, so
-    # nothing of D's is to be averaged over the ranks. None: D itself (one process).
-    D_in_G_step: nn.Module | None = None
-
-
-@dataclass
-class Run:
-    """One training run as the loop sees it: settings, networks, data, where it writes, progress."""
-
-    cfg: TrainConfig
-    nets: Networks
-    images: torch.Tensor  # uint8 [N, 1, S, S] on the training device
-    folder: Path  # runs/<name>
-    precision: str  # resolved: fp32 | bf16
-    fingerprint: str  # of the data source (recorded in every checkpoint)
-    description: str  # of the data source, for people ("synthetic phantom data ...")
-    step: int = 0  # iterations done
-    elapsed: float = 0.0  # training seconds before this process started, from the checkpoint
-    labels: torch.Tensor | None = None  # int64 [N] on the device: a conditional run's classes
-    classes: dict | None = None  # a conditional run's class names and ratio (snapshots keep it)
-    data_info: dict | None = None  # config.json's "data" entry (runinfo.describe_data)
-    _perm: tuple[int, torch.Tensor] | None = field(default=None, repr=False)
-
-    @property
-    def per_epoch(self) -> int:
-        """Batches per epoch: the last incomplete batch of each epoch is dropped."""
-        return len(self.images) // self.cfg.batch_size
-
-    def next_batch(self) -> tuple[int, torch.Tensor, torch.Tensor | None]:
-        """(1-based epoch, real batch in [-1, 1], its class labels or None) of iteration
-        ``step`` + 1."""
-        epoch, pos = divmod(self.step, self.per_epoch)
-        if self._perm is None or self._perm[0] != epoch:  # a fresh order for each epoch
-            order = epoch_permutation(len(self.images), self.cfg.seed, epoch)
-            self._perm = (epoch, order.to(self.images.device))
-        B = self.cfg.batch_size
-        idx = self._perm[1][pos * B:(pos + 1) * B][distributed.shard(B)]  # this rank's slice
-        labels = self.labels[idx] if self.labels is not None else None
-        return epoch + 1, real_batch(self.images, idx, self.cfg.channels_last), labels
-
-
-class Milestones(NamedTuple):
-    """What is written after an iteration (a checkpoint implies the log is flushed first)."""
-
-    grid: bool  # the fixed-noise grid: at the end of every epoch and of training
-    snapshot: bool  # a generator snapshot for scoring: at cfg.snapshot_at and the end
-    checkpoint: bool  # everything to resume: every cfg.checkpoint_every and the end
-
-    @classmethod
-    def after(cls, step: int, cfg: TrainConfig, per_epoch: int) -> Milestones:
-        last = step == cfg.iterations
-        return cls(grid=step % per_epoch == 0 or last,
-                   snapshot=step in cfg.snapshot_at or last,
-                   checkpoint=step % cfg.checkpoint_every == 0 or last)
+from .milestones import (
+    Milestones,
+    check_weights_finite,
+    recalibrated_generator,
+    save_grid,
+    save_snapshot,
+)
+from .nets import Networks, build_nets, update_ema
+from .run_state import Run
 
 
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Path:
@@ -250,37 +189,6 @@ def _start(run: Run, ckpt: dict | None, existing: bool) -> None:
     io.write_json(run.folder / "config.json", meta)
 
 
-def build_nets(cfg: TrainConfig, device: torch.device, n_classes: int = 0) -> Networks:
-    """Initialised G, D (DCGAN init, seeded, identical on every device) and their Adam optimisers.
-
-    ``n_classes`` > 0 (a conditional run): G and D take class labels (models.py).
-    Under torchrun both get BatchNorm over the global batch and a DDP wrapper that averages
-    their gradients over the ranks; the optimisers hold the same parameters either way.
-    """
-    with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
-        torch.manual_seed(cfg.seed)
-        G = models.Generator(cfg.z_dim, cfg.g_channels, cfg.image_size, n_classes=n_classes,
-                             conditioning=cfg.g_conditioning)
-        D = models.Discriminator(cfg.d_channels, cfg.image_size, n_classes=n_classes)
-        G.apply(models.weights_init)
-        D.apply(models.weights_init)
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    G, D = G.to(device, memory_format=fmt), D.to(device, memory_format=fmt)
-    ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
-    betas = (cfg.beta1, cfg.beta2)
-    opt_G = torch.optim.Adam(G.parameters(), cfg.lr, betas=betas)
-    opt_D = torch.optim.Adam(D.parameters(), cfg.lr, betas=betas)
-    D_alone = None
-    if distributed.active():
-        G, D = distributed.sync_batchnorm(G, device), distributed.sync_batchnorm(D, device)
-        D_alone = D
-        G, D = distributed.data_parallel(G, device), distributed.data_parallel(D, device)
-    if cfg.compile:
-        G, D = torch.compile(G), torch.compile(D)
-        D_alone = torch.compile(D_alone) if D_alone is not None else None
-    return Networks(G, D, opt_G, opt_D, ema, cfg.ema_decay, cfg.ema_warmup, D_alone)
-
-
 def _loop(run: Run) -> None:
     """Iterations step+1..iterations; milestones flush the log first, so NaNs stop us early."""
     cfg, device = run.cfg, run.images.device
@@ -289,8 +197,8 @@ def _loop(run: Run) -> None:
     noise = torch.Generator(device=device)
     augment = Augment(cfg.augment, cfg.seed, cfg.channels_last,
                       shard=(distributed.rank(), distributed.world_size()))
-    mine = distributed.shard(cfg.batch_size)  # this rank's rows of every global batch
-    pending: list[tuple] = []  # (iteration, epoch, stats on device, seconds), not yet logged
+    my_rows = distributed.shard(cfg.batch_size)  # this process's rows of every global batch
+    unlogged: list[tuple] = []  # (iteration, epoch, stats on the device, seconds)
     main = distributed.is_main()
     bar = tqdm(total=cfg.iterations, initial=run.step, desc=f"train {cfg.name}", unit="it",
                **distributed.progress_bar())
@@ -298,15 +206,15 @@ def _loop(run: Run) -> None:
     with open(run.folder / "losses.jsonl" if main else os.devnull, "a", encoding="utf-8") as log:
         while run.step < cfg.iterations:
             epoch, real, labels = run.next_batch()
-            z = step_latents(cfg, run.step, noise)[mine]
-            stats = distributed.mean(train_step(run.nets, real, z, autocast, augment, run.step,
-                                                labels))
+            z = step_latents(cfg, run.step, noise)[my_rows]
+            stats = train_step(run.nets, real, z, autocast, augment, run.step, labels)
+            stats = distributed.mean(stats)  # the same log row on every process
             run.step += 1
-            pending.append((run.step, epoch, stats, time.perf_counter() - t0))
+            unlogged.append((run.step, epoch, stats, time.perf_counter() - t0))
             due = Milestones.after(run.step, cfg, run.per_epoch)
             try:
-                if any(due) or len(pending) >= log_every:
-                    _flush(pending, log, bar, cfg.batch_size)
+                if any(due) or len(unlogged) >= log_every:
+                    _flush(unlogged, log, bar, cfg.batch_size)
                 if due.checkpoint and main:  # the log on disk covers every checkpointed step
                     os.fsync(log.fileno())
                 if any(due) and main:
@@ -319,116 +227,69 @@ def _loop(run: Run) -> None:
 
 
 def train_step(nets: Networks, real: torch.Tensor, z: torch.Tensor,
-               autocast: contextlib.AbstractContextManager, augment: Augment | None = None,
+               autocast: contextlib.AbstractContextManager, augment: Augment = NO_AUGMENT,
                step: int = 0, labels: torch.Tensor | None = None) -> torch.Tensor:
     """One D update and one G update; returns [loss_D, loss_G, D(x), D(G(z))] (fp32, on device).
 
     real: [B, 1, S, S] in [-1, 1]; z: [B, z_dim]. Two forward passes through D, so BatchNorm
-    sees pure batches, as in the DCGAN paper. D(G(z)) is measured before D's update.
-    ``augment`` (DiffAugment) transforms every batch D sees, with randomness of ``step``.
-    ``labels`` (a conditional run): the real batch's classes, which its fakes are asked for
-    too, so D sees the same class mix in real and generated batches.
+    sees pure batches, as in the DCGAN paper. D(x) and D(G(z)) are batch means before D's update.
+    ``augment`` (DiffAugment) transforms every batch D sees, with randomness of ``step`` and of
+    which of the step's three D evaluations it is. ``labels`` (a conditional run): the real
+    batch's classes, which its fakes are asked for too, so D sees the same class mix in both.
     """
     G, D = nets.G, nets.D
-    D_fixed = nets.D_in_G_step or D
-    aug = augment or (lambda x, step, call: x)
     ones = torch.ones(real.shape[0], device=real.device)
-    # (1) Update D: maximise log D(x) + log(1 - D(G(z))), i.e. minimise BCE with label 1 on
-    #     the real batch and 0 on the fake batch.
+    # (1) Update D: maximise log D(x) + log(1 - D(G(z))),
+    #     i.e. minimise BCE with target 1 on the real batch and 0 on the fake batch.
     with autocast:
         fake = G(z, labels)
-        logit_real = D(aug(real, step, 0), labels)
-        logit_fake = D(aug(fake.detach(), step, 1), labels)
+        logit_real = D(augment(real, step, 0), labels)
+        logit_fake = D(augment(fake.detach(), step, 1), labels)  # detach: G is not updated here
         loss_D = (F.binary_cross_entropy_with_logits(logit_real.float(), ones)
                   + F.binary_cross_entropy_with_logits(logit_fake.float(), torch.zeros_like(ones)))
     nets.opt_D.zero_grad(set_to_none=True)
     loss_D.backward()
     nets.opt_D.step()
-    # (2) Update G: maximise log D(G(z)) (the non-saturating loss), i.e. minimise BCE with
-    #     label 1 on the fakes, scored by the updated D.
+    # (2) Update G: maximise log D(G(z)), the non-saturating loss (log(1 - D(G(z))) would give G
+    #     almost no gradient while D rejects its fakes), i.e. minimise BCE with target 1 on the
+    #     fakes, scored by the updated D.
     with autocast:
-        loss_G = F.binary_cross_entropy_with_logits(D_fixed(aug(fake, step, 2), labels).float(),
-                                                    ones)
+        logit_G = nets.D_without_ddp(augment(fake, step, 2), labels)  # D (why: nets.Networks)
+        loss_G = F.binary_cross_entropy_with_logits(logit_G.float(), ones)
     nets.opt_G.zero_grad(set_to_none=True)
-    # Only G's gradients: D's weight gradients of this pass would be discarded anyway
-    # (~25% of this backward's FLOPs). D's zero_grad above already dropped its own.
+    # Only G's gradients: D is not updated here, and its weight gradients would cost ~25% of
+    # this backward's FLOPs.
     loss_G.backward(inputs=list(models.unwrap(G).parameters()))
     nets.opt_G.step()
-    # (3) EMA of G's weights (its BatchNorm statistics are re-estimated at each milestone).
-    if nets.ema is not None:
-        _update_ema(nets.ema, models.unwrap(G), ema_decay_at(nets.ema_decay, step, nets.ema_warmup))
+    # (3) The EMA of G's weights follows G (with ema_decay > 0; grids and snapshots show it).
+    update_ema(nets, step)
     d_x = torch.sigmoid(logit_real.detach().float()).mean()
     d_g_z = torch.sigmoid(logit_fake.detach().float()).mean()
     return torch.stack([loss_D.detach(), loss_G.detach(), d_x, d_g_z])  # no graph kept alive
 
 
 def _write_milestones(run: Run, due: Milestones) -> None:
-    """Grid, snapshot, checkpoint after ``run.step`` (the checkpoint last: it implies the others)."""
-    nets, cfg, step = run.nets, run.cfg, run.step
-    params = [*nets.G.parameters(), *nets.D.parameters()]
-    if not all(torch.isfinite(p).all() for p in params):  # finite loss, overflowed update
-        raise FloatingPointError(f"Training diverged at iteration {step}: non-finite weights "
-                                 "after a finite loss (an overflowing update)")
-    if due.grid or due.snapshot:
-        sampler, sampling = sampling_generator(run)
+    """Grid, snapshots, checkpoint after ``run.step`` (the checkpoint last: it implies the others)."""
+    check_weights_finite(run)  # no overflowed update reaches a file
+    if due.grid or due.snapshot:  # the sampling rule: BatchNorm re-estimated on the shown weights
+        G_shown, sampling = recalibrated_generator(run)  # the EMA if on, else G
     if due.grid:
-        epoch = (step - 1) // run.per_epoch + 1  # 1-based, the epoch the step belongs to
-        nrow = int(math.sqrt(cfg.grid_size))
-        labels, row_labels = None, None
-        if run.classes is not None:  # one block of rows per class, labelled
-            labels = models.grid_labels(len(run.classes["names"]), cfg.grid_size)
-            row_labels = [run.classes["names"][k] for k in labels[::nrow].tolist()]
-        grid = models.generate(sampler, cfg.grid_size, seed=cfg.seed, labels=labels)  # fixed noise
-        grids.save_grid_png(grid, run.folder / "grids" / f"epoch_{epoch:04d}.png", nrow=nrow,
-                            row_labels=row_labels)
+        save_grid(run, G_shown)
     if due.snapshot:
-        name, ema = f"G_iter_{step:06d}.pt", nets.ema is not None
-        _save_snapshot(run, sampler, sampling, run.folder / "snapshots" / name, ema)
-        if ema:  # G's own weights too (snapshots/raw/): the EMA's effect from this one run
-            _save_snapshot(run, *sampling_generator(run, raw=True),
-                           run.folder / "snapshots" / runinfo.RAW_SNAPSHOTS / name, ema=False)
+        save_snapshot(run, G_shown, sampling)
+        if run.nets.ema is not None:  # G's own weights too (snapshots/raw/): the EMA's effect
+            save_snapshot(run, *recalibrated_generator(run, raw=True), raw=True)
     if due.checkpoint:
-        checkpoint.save(run.folder / "checkpoint.pt", cfg, nets, step, run.per_epoch,
+        checkpoint.save(run.folder / "checkpoint.pt", run.cfg, run.nets, run.step, run.per_epoch,
                         run.elapsed, run.precision, run.fingerprint,
                         world_size=distributed.world_size())
 
 
-def sampling_generator(run: Run, raw: bool = False) -> tuple[nn.Module, dict[str, object]]:
-    """(generator, how it samples) that grids and snapshots show: the EMA (if on and not
-    ``raw``) or G, with BatchNorm statistics re-estimated on its own weights
-    (models.recalibrate_batchnorm).
-
-    The statistics BatchNorm kept during training (momentum 0.1) lag G and, for the EMA, belong
-    to other weights; benchmarks/README.md measures the difference. The re-estimation's latents
-    come from their own seed stream, so it leaves training's randomness untouched.
-    """
-    shown = run.nets.ema if run.nets.ema is not None and not raw else run.nets.G
-    seed = derived_seed(run.cfg.seed, 3, run.step)
-    sampler = models.recalibrate_batchnorm(shown, run.cfg.bn_batches, run.cfg.batch_size, seed,
-                                           run.classes)
-    return sampler, models.sampling_record(run.cfg.bn_batches, run.cfg.batch_size, seed)
-
-
-def _save_snapshot(run: Run, weights: nn.Module, sampling: dict[str, object], path: Path,
-                   ema: bool) -> None:
-    """One snapshot file: the weights, their sampling rule, which weights they are (G or its
-    EMA), and the running BatchNorm statistics training kept (G's: before the sampling rule,
-    eval mode used these for G and for its EMA alike)."""
-    kept = {k: v.detach().cpu() for k, v in models.unwrap(run.nets.G).state_dict().items()
-            if k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
-    warm = ", warmed up as min(decay, (1 + n) / (10 + n))" if run.cfg.ema_warmup else ""
-    models.save_snapshot(weights, path, run.step, sampling=sampling, run=run.cfg.name,
-                         precision=run.precision,
-                         **({"classes": run.classes} if run.classes else {}), ema=ema,
-                         weights=f"EMA of G (decay {run.cfg.ema_decay}{warm})" if ema else "G",
-                         training_bn_stats=kept)
-
-
-def _flush(pending: list, log: TextIO, bar: tqdm, batch_size: int) -> None:
-    """Write the pending rows to losses.jsonl; stop at the first non-finite value."""
-    values = torch.stack([p[2] for p in pending]).tolist()  # one host sync for all rows
+def _flush(unlogged: list, log: TextIO, bar: tqdm, batch_size: int) -> None:
+    """Write the unlogged rows to losses.jsonl; stop at the first non-finite value."""
+    values = torch.stack([row[2] for row in unlogged]).tolist()  # one host sync for all rows
     keys = ("loss_D", "loss_G", "D_x", "D_G_z")
-    for (it, epoch, _, seconds), v in zip(pending, values, strict=True):
+    for (it, epoch, _, seconds), v in zip(unlogged, values, strict=True):
         if not all(math.isfinite(x) for x in v):
             log.flush()
             raise FloatingPointError(f"Training diverged at iteration {it}: " + ", ".join(
@@ -440,8 +301,8 @@ def _flush(pending: list, log: TextIO, bar: tqdm, batch_size: int) -> None:
     rate = bar.format_dict.get("rate")  # tqdm's smoothed iterations per second
     bar.set_postfix(loss_D=f"{values[-1][0]:.3f}", loss_G=f"{values[-1][1]:.3f}",
                     img_s=f"{rate * batch_size:.0f}" if rate else "?", refresh=False)
-    bar.update(len(pending))  # redraws at most every bar.mininterval seconds
-    pending.clear()
+    bar.update(len(unlogged))  # redraws at most every bar.mininterval seconds
+    unlogged.clear()
 
 
 def _diverged(err: FloatingPointError, folder: Path) -> FloatingPointError:
@@ -455,29 +316,4 @@ def _diverged(err: FloatingPointError, folder: Path) -> FloatingPointError:
                       "folder is removed. Lower lr or change seed, and start again."))
 
 
-def ema_decay_at(decay: float, updates: int, warmup: bool = True) -> float:
-    """The EMA's decay at its update number ``updates`` (0 for the first).
-
-    Warmed up as tf.train.ExponentialMovingAverage does with ``num_updates``:
-    min(decay, (1 + n) / (10 + n)), so the average forgets G's random initial weights early and
-    reaches ``decay`` after (10 decay - 1) / (1 - decay) updates (8,991 for 0.999). Without
-    it, an EMA of decay 0.999 still holds 0.999^600 = 55% of the initial weights after 600
-    iterations, the quick profile's whole run. One line here rather than ema-pytorch: that
-    package's defaults (update every 10th step after step 100, its own warm-up and step counter,
-    BatchNorm buffers copied from G) would each have to be undone or checkpointed, and
-    BatchNorm statistics are re-estimated at each snapshot anyway (sampling_generator).
-
-    >>> [round(ema_decay_at(0.999, n), 3) for n in (0, 90, 600, 9000)]
-    [0.1, 0.91, 0.985, 0.999]
-    """
-    return min(decay, (1 + updates) / (10 + updates)) if warmup else decay
-
-
-@torch.no_grad()
-def _update_ema(ema: nn.Module, G: nn.Module, decay: float) -> None:
-    for e, p in zip(ema.parameters(), G.parameters(), strict=True):
-        e.lerp_(p, 1.0 - decay)
-
-
-__all__ = ["train", "train_step", "build_nets", "Networks", "Run", "Milestones",
-           "sampling_generator", "ema_decay_at"]
+__all__ = ["train", "train_step", "build_nets"]

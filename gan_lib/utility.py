@@ -67,7 +67,7 @@ BASELINE = {"synthetic": "real", "real + synthetic": "real", "synthetic (half)":
 # Colour by what the images are, dashed at half size.
 WAY_STYLE = {"real": ("C0", "-"), "synthetic": ("C1", "-"), "real + synthetic": ("C2", "-"),
              "real (half)": ("C0", "--"), "synthetic (half)": ("C1", "--")}
-# Random streams of derived_seed (batches.py uses 1-3, classifier.py 11-12).
+# Random streams of derived_seed (batches.py lists 1-5, classifier.py 11-12).
 STREAM_HALF, STREAM_SAMPLE = 13, 14
 
 
