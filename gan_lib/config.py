@@ -172,10 +172,12 @@ class ScoreConfig:
     batch_size: int = 64
     device: str = "auto"
     # Inception arithmetic: auto = the measured default (inception.resolve_extraction), or
-    # fp32 | bf16 | fastmath; fold_bn folds each BatchNorm into its convolution (exact up to
-    # float rounding). Both are part of every score's provenance and of the feature cache key.
+    # fp32 | bf16 | fastmath; fold_bn: fold each BatchNorm into its convolution (True/False),
+    # None = as measured (folded in fp32, where it is exact up to rounding; separate in bf16,
+    # where folding moved the FID past the rule). Both are recorded in every score's
+    # provenance and are part of the feature cache key.
     precision: str = "auto"
-    fold_bn: bool = True
+    fold_bn: bool | None = None
     is_splits: int = 10
     kid_subset_size: int = 1000  # torch-fidelity's default; lowered to n when fewer images
     kid_subsets: int = 100
