@@ -205,7 +205,8 @@ def protocol_table(result: dict[str, Any]) -> pd.DataFrame:
                                       "final only" if p["final_only"] else "unavailable")
         floor = next((r for r in mine if r["kind"] == "floor"), None)
         row[floor_col] = ("unavailable" if floor is None or floor["value"] is None
-                          else f"{floor['value']:.4g}")
+                          else f"{floor['value']:.4g}" if floor.get("same_n", True)
+                          else f"{floor['value']:.4g} ({floor['n_fake']} vs {floor['n_real']})")
         row["original's " + " / ".join(f"{v:g}" for v in result["original"]["fid"])] = \
             verdicts[p["name"]]
         rows.append(row)

@@ -253,3 +253,17 @@ def test_the_extractor_requests_the_narrower_widths_and_its_cache_key_says_so():
     net = inception.load_extractor(tiny_cfg(), WIDE)
     assert sorted(net.module.get_requested_features_list()) == ["192", "2048", "64", "768"]
     assert net.key()["features"] == ["192", "2048", "64", "768"] and net.layers["fid"] == "2048"
+
+
+def test_at_the_paper_n_pair_the_floor_is_table_1s_halves(run):
+    # n_real None: the reference is every training image, as in the paper profile
+    cfg = tiny_cfg(metrics=("fid",), n_real=None, n_fake=32)
+    scores = metrics.score_run(run, cfg, extractor=WIDE)
+    result = protocols.score_protocols(run, cfg, extractor=WIDE)
+    halves = next(r for r in scores["scores"] if r["kind"] == "floor"
+                  and r["compared"].startswith("real train: half A"))
+    floor = next(r for r in result["records"] if r["protocol"] == "standard"
+                 and r["kind"] == "floor")
+    assert floor["value"] == pytest.approx(halves["value"], rel=1e-6)
+    assert (floor["n_fake"], floor["n_real"], floor["same_n"]) == (
+        halves["n_fake"], halves["n_real"], False) and "two disjoint halves" in floor["note"]
