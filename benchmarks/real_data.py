@@ -294,12 +294,15 @@ def markdown(result: dict[str, Any]) -> str:
             _cell(f"summary.kid.{its[-1]}.mean", s["kid"][its[-1]]["mean"], 4,
                   (f"summary.kid.{its[-1]}.sd", s["kid"][its[-1]]["sd"]))]))
     r0 = result["rows"][0]
-    for which, label in (("train", "floor: held-out training images"), ("test", "floor: test")):
+    for which in ("train", "test"):
         f = r0["floors"][which]
+        label = ("floor: test images" if which == "test" else
+                 "floor: held-out training images" if f["same_n"] else
+                 "floor: two halves of the reference set")
         fid_rows.append((which, [(f"{label} ({f['n_fake']} vs {f['n_real']})", "-")]
                          + [("", "-")] * (len(its) - 1) + [
             _cell(f"rows[0].floors.{which}.fid", f["fid"], 1),
-            _cell(f"rows[0].floors.{which}.kid", f["kid"], 4)]))
+            (f"{f['kid']:.1e}", f"rows[0].floors.{which}.kid")]))
     fid_table = _table(file, ["training seed", *(f"FID at {it}" for it in its),
                               f"KID at {its[-1]}"], fid_rows)
     keys = [("precision", 3), ("recall", 3), ("density", 3), ("coverage", 3),
