@@ -49,7 +49,7 @@ IMAGE_SIZES = (32, 64, 128)
 PRECISIONS = ("auto", "fp32", "bf16")
 # How Inception runs (gan_lib/inception.py): fp32; bf16 autocast; fp32 tensors with oneDNN's
 # bf16 arithmetic inside convolutions and matmuls ("fastmath", CPU only). "auto" is the default
-# picked by the measured rule in benchmarks/results/extraction_precision.json.
+# picked by the rule of benchmarks/extraction_precision.py (see inception.MEASURED_DEFAULT).
 EXTRACTION_PRECISIONS = ("auto", "fp32", "bf16", "fastmath")
 METRICS = ("is", "fid", "kid")
 AUGMENT_OPS = ("translation", "cutout", "brightness", "contrast")  # gan_lib/augment.py

@@ -33,7 +33,7 @@ class Reference:
     tr sqrt(S1 S2) is the sum of the square roots of its eigenvalues: an n x n ``eigvalsh``
     where a 2048-d ``sqrtm`` takes seconds on a CPU. This is what makes dozens of FIDs per
     snapshot affordable; it equals torch-fidelity's FID to 1e-6 relative (tests/test_frechet.py;
-    on real chest X-ray features in benchmarks/results/extraction_precision.json).
+    benchmarks/extraction_precision.py checks it on real chest X-ray features too).
     """
 
     def __init__(self, feats: torch.Tensor):

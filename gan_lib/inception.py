@@ -282,11 +282,12 @@ class Extractor:
 
 # The default extraction where bf16 is faster (AMX CPUs, CUDA), by the rule of issue 26: the
 # fastest variant whose FID stays within 0.5% of fp32 at every snapshot and within 0.05 at the
-# held-out floor, measured on real chest X-rays by benchmarks/extraction_precision.py
-# (benchmarks/results/extraction_precision.json, "default"; tests/test_inception.py checks the
-# two agree). bf16 with BatchNorm folded into the convolutions failed that rule (the folded
-# weights lose more to bf16 rounding), so BatchNorm stays separate in bf16. Elsewhere: fp32
-# with BatchNorm folded (exact up to rounding; faster than separate in the same file).
+# held-out floor, measured on real chest X-rays by benchmarks/extraction_precision.py on an AMX
+# CPU (its first full run printed its FIDs but died before writing its JSON; the file is still
+# to be made): bf16 moved the floor by 0.017 and the snapshots by <0.1%; bf16 with BatchNorm
+# folded into the convolutions moved them by 0.10 and up to 0.9% (the folded weights lose more
+# to bf16 rounding), so BatchNorm stays separate in bf16. Elsewhere: fp32 with BatchNorm folded
+# (exact up to rounding).
 MEASURED_DEFAULT = "bf16"
 
 
@@ -386,8 +387,8 @@ def load_extractor(score_cfg: ScoreConfig, extractor: str = EXTRACTOR) -> Extrac
                                           feature_extractor_weights_path=weights["path"])
     except RuntimeError as err:  # load_state_dict: passed our checks but still does not fit
         raise ValueError(f"torch-fidelity could not load {weights['path']}: {err}") from None
-    # channels_last: oneDNN's preferred CPU layout (fp32 speed against contiguous in
-    # benchmarks/results/extraction_precision.json, "fp32-contiguous"); features change ~1e-6.
+    # channels_last: oneDNN's preferred CPU layout (its fp32 speed against contiguous is the
+    # "fp32-contiguous" row of benchmarks/extraction_precision.py); features change ~1e-6.
     module = module.to(device=where, memory_format=torch.channels_last)
     fold = resolve_fold(score_cfg.fold_bn, precision)
     if fold:
