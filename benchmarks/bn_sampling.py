@@ -106,7 +106,7 @@ def mode_generators(G: torch.nn.Module, recal: list[int],
 def score(ex: Any, feats: dict[str, torch.Tensor], real: dict[str, Any],
           score_cfg: config.ScoreConfig) -> dict[str, Any]:
     """FID and KID of a feature set against the real reference, with the n pair."""
-    fid = metrics.fid_from_statistics(metrics.statistics(feats[ex.layers["fid"]]), real["stats"])
+    fid = metrics.frechet_distance(feats[ex.layers["fid"]], real["features"][ex.layers["fid"]])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "KID subset size lowered": recorded below instead
         kid, kid_std, size = metrics.kid_from_features(

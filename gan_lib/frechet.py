@@ -68,8 +68,14 @@ def _cov_factor(centred: torch.Tensor) -> torch.Tensor:
     return (vecs * vals.clamp_min(0).sqrt()) @ vecs.T
 
 
+def fid_from_statistics(stats_1: dict, stats_2: dict) -> float:
+    """FID of two {'mu', 'sigma'} statistics by torch-fidelity's sqrtm route, clamped at 0
+    (identical sets give -1e-12, not < 0). For a pytorch-fid ``.npz`` made elsewhere, and as
+    the yardstick of :class:`Reference`."""
+    out = metric_fid.fid_statistics_to_metric(stats_1, stats_2, False)
+    return max(0.0, float(out[metric_fid.KEY_METRIC_FID]))
+
+
 def torch_fidelity_fid(f1: torch.Tensor, f2: torch.Tensor) -> float:
     """torch-fidelity's FID of two feature sets (statistics, then scipy sqrtm), clamped at 0."""
-    stats = [metric_fid.fid_features_to_statistics(f) for f in (f1, f2)]
-    out = metric_fid.fid_statistics_to_metric(stats[0], stats[1], False)
-    return max(0.0, float(out[metric_fid.KEY_METRIC_FID]))
+    return fid_from_statistics(*(metric_fid.fid_features_to_statistics(f) for f in (f1, f2)))

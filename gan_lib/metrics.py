@@ -33,7 +33,12 @@ from torch_fidelity import metric_fid, metric_isc, metric_kid
 from . import config, distributed, inception, io, models, runinfo, runlock
 from .config import ScoreConfig
 from .features import at_indices, class_positions, fake_features, real_features
-from .frechet import Reference, frechet_distance, torch_fidelity_fid  # noqa: F401 (public here)
+from .frechet import (  # noqa: F401 (public here)
+    Reference,
+    fid_from_statistics,
+    frechet_distance,
+    torch_fidelity_fid,
+)
 from .inception import EXTRACTOR, Extractor, extract_features, load_extractor
 
 RNG_SEED = 2020  # torch-fidelity's default seed: KID subsets and IS split shuffling match it
@@ -56,13 +61,6 @@ def statistics(features: torch.Tensor) -> dict[str, np.ndarray]:
     if len(features) < 2:
         raise ValueError(f"FID needs at least 2 images per set, got {len(features)}")
     return metric_fid.fid_features_to_statistics(features)
-
-
-def fid_from_statistics(stats_1: dict[str, np.ndarray], stats_2: dict[str, np.ndarray]) -> float:
-    """FID of two cached statistics (torch-fidelity's sqrtm route), clamped at 0. For a
-    pytorch-fid ``.npz`` from elsewhere; gan_lib's own FIDs use :func:`frechet_distance`."""
-    out = metric_fid.fid_statistics_to_metric(stats_1, stats_2, False)
-    return max(0.0, float(out[metric_fid.KEY_METRIC_FID]))
 
 
 def kid_from_features(f1: torch.Tensor, f2: torch.Tensor, subsets: int,
