@@ -36,6 +36,7 @@ import functools
 import json
 import os
 import secrets
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -123,7 +124,7 @@ def _acquire(path: Path, action: str) -> tuple[int | None, str | None]:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        found = _read(fd)
+        found = _holder_record(fd)
         os.close(fd)
         if found.get("token") and found["token"] in os.environ.get(ENV, "").split(","):
             return None, None
@@ -142,6 +143,31 @@ def _busy_message(path: Path, found: dict[str, Any]) -> str:
     return (f"Run folder {run} is in use by {who}: one process at a time may write into a "
             f"run. Wait for it to finish (or stop it: kill {found.get('pid', 'PID')}), then "
             "try again; to work on a copy, use another run name.")
+
+
+def _holder_record(fd: int, patience: float = 2.0) -> dict[str, Any]:
+    """The record of the process holding the lock on ``fd``'s file.
+
+    The holder writes its record just after it takes the lock, so a process that meets the
+    lock in that instant reads an empty file or the previous holder's record: read again
+    (for up to ``patience`` seconds) until the record names a living process.
+    """
+    end = time.monotonic() + patience
+    while True:
+        found = _read(fd)
+        if ("pid" in found and _alive(found["pid"])) or time.monotonic() > end:
+            return found
+        time.sleep(0.02)
+
+
+def _alive(pid: Any) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError, TypeError, OverflowError):
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
 
 
 def _read(fd: int) -> dict[str, Any]:

@@ -92,6 +92,27 @@ def test_resume_overwrite_and_score_are_refused_while_a_run_trains(home, fake_da
     assert [r["iter"] for r in losses(run_dir)] == list(range(1, 13))
 
 
+def test_a_process_meeting_the_lock_before_its_holder_writes_its_pid_waits_for_it(tmp_path):
+    """The holder writes its record just after flock: the one who meets the lock in that
+    instant (an empty file, or the last holder's record of a dead pid) must name the holder."""
+    import fcntl
+    import threading
+    path = runlock.lock_path(tmp_path / "cc")
+    path.write_text(json.dumps({"pid": 2 ** 22 + 12345, "action": "old"}))  # a dead holder
+    fd = os.open(path, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    record = json.dumps({"pid": os.getpid(), "action": "train", "started": "now"}).encode()
+    late = threading.Timer(0.3, lambda: (os.ftruncate(fd, 0), os.pwrite(fd, record, 0)))
+    late.start()
+    try:
+        with pytest.raises(runlock.RunBusy, match=f"in use by process {os.getpid()} \\(train"):
+            with runlock.hold(tmp_path / "cc", "score"):
+                pass
+    finally:
+        late.join()
+        os.close(fd)
+
+
 def test_the_reports_kernels_work_under_its_lock_other_processes_do_not(home):
     run_dir = config.RUNS_DIR / "shared"
     probe = ("import sys; from gan_lib import runlock\n"
