@@ -105,9 +105,9 @@ def test_a_process_meeting_the_lock_before_its_holder_writes_its_pid_waits_for_i
     late = threading.Timer(0.3, lambda: (os.ftruncate(fd, 0), os.pwrite(fd, record, 0)))
     late.start()
     try:
-        with pytest.raises(runlock.RunBusy, match=f"in use by process {os.getpid()} \\(train"):
-            with runlock.hold(tmp_path / "cc", "score"):
-                pass
+        busy = pytest.raises(runlock.RunBusy, match=f"in use by process {os.getpid()} \\(train")
+        with busy, runlock.hold(tmp_path / "cc", "score"):
+            pass
     finally:
         late.join()
         os.close(fd)
