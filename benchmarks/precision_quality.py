@@ -31,7 +31,9 @@ import torch
 from gan_lib import batches, config, data, device, io, runinfo, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import real_data  # noqa: E402  (benchmarks/ is not a package)
+import benchmark_runs as runs  # noqa: E402
+import over_seeds  # noqa: E402  (benchmarks/ is not a package)
+import real_data  # noqa: E402
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "precision_quality.json"
 
@@ -73,12 +75,12 @@ def step_speed(source: str, rounds: int, steps: int) -> dict[str, Any]:
 
 
 def paired(rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
-    """Per snapshot: each seed's bf16 - fp32 FID, and real_data.paired_difference of them."""
+    """Per snapshot: each seed's bf16 - fp32 FID, and over_seeds.paired_difference of them."""
     out = {}
     for it in rows["fp32"][0]["fid"]:
         a = [r["fid"][it] for r in rows["fp32"]]
         b = [r["fid"][it] for r in rows["bf16"]]
-        out[it] = real_data.paired_difference(b, a)
+        out[it] = over_seeds.paired_difference(b, a)
     return out
 
 
@@ -98,13 +100,13 @@ def main() -> None:
             meta = runinfo.load_run_config(run_dir)
             if meta["precision"] != precision:
                 raise SystemExit(f"{run_dir} was trained in {meta['precision']}, not {precision}")
-            scores, audited = real_data.scored(run_dir)
+            scores, audited = runs.scored(run_dir)
             rows[precision].append(real_data.row(run_dir, scores, audited))
     speed = step_speed(args.source, args.rounds, args.steps)
     differences = paired(rows)
     result = {
         "what": "bf16 vs fp32 training, quick profile, paired by training seed, real images",
-        "rule": real_data.PAIRED_RULE, "seeds": seeds, "rows": rows, "paired": differences,
+        "rule": over_seeds.PAIRED_RULE, "seeds": seeds, "rows": rows, "paired": differences,
         "summary": {p: real_data.summary(r) for p, r in rows.items()}, "speed": speed,
         **real_data.provenance(run_dir, scores),
         "command": " ".join(["benchmarks/precision_quality.py", *sys.argv[1:]]),

@@ -15,7 +15,7 @@ studies, each written to its own JSON in benchmarks/results/:
 
 A run that exists and is finished is reused; one that is not is trained (or resumed). A quick run
 may also be taken from the raw snapshots of an EMA run with the same settings
-(real-sd-ema-all-s<seed>, benchmarks/small_data.py): training does not depend on the EMA, so
+(real-sd-ema-all-s<seed>, benchmarks/small_data.py --prefix real-): training does not depend on the EMA, so
 those are its weights (tests/test_train.py); its config.json says so. Scores and audits are
 recomputed unless the run folder holds ones made under the current extraction settings.
 
@@ -30,19 +30,19 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from gan_lib import audit, config, device, inception, io, metrics, runinfo, train, utility
+from gan_lib import config, device, io, runinfo, train, utility
 from gan_lib.classifier import ClassifierConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchmark_runs as runs  # noqa: E402
 import conditional_quick  # noqa: E402  (benchmarks/ is not a package)
-import small_data  # noqa: E402
+from over_seeds import bound_table, cell, mean_sd  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 STUDIES = {  # study -> (profile, run name stem, TrainConfig overrides, default seeds)
@@ -63,28 +63,16 @@ def prepare(study: str, seed: int, source: str, profile: str | None = None) -> P
     profile = profile or own
     run_dir = config.RUNS_DIR / name
     cfg = config.make_train_config(profile, name=name, source=source, seed=seed, **overrides)
-    if small_data.finished(run_dir, cfg.iterations):  # trained, or a raw view made before
+    if runs.finished(run_dir, cfg.iterations):  # trained, or a raw view made before
         return run_dir
     ema_twin = config.RUNS_DIR / f"real-sd-ema-all-s{seed}"
     if (study == "quick" and not run_dir.exists()
-            and small_data.finished(ema_twin, cfg.iterations, raw=True)):
-        small_data.raw_run(ema_twin, run_dir)
+            and runs.finished(ema_twin, cfg.iterations, raw=True)):
+        runs.raw_run(ema_twin, run_dir)
         print(f"{name}: the raw snapshots of {ema_twin.name}")
         return run_dir
     train.train(cfg, resume=(run_dir / "checkpoint.pt").is_file())
     return run_dir
-
-
-def scored(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(scores.json, audit.json) of a run, made now unless both exist under today's extraction."""
-    score_cfg = metrics.score_config(run=run_dir)
-    wanted = inception.variant_name(score_cfg)
-    paths = run_dir / "scores.json", run_dir / "audit.json"
-    if all(p.is_file() for p in paths):
-        scores, audited = (io.read_json(p) for p in paths)
-        if scores.get("extraction") == wanted and audited.get("extraction") == wanted:
-            return scores, audited
-    return metrics.score_run(run_dir, score_cfg), audit.audit_run(run_dir, score_cfg)
 
 
 def row(run_dir: Path, scores: dict[str, Any], audited: dict[str, Any]) -> dict[str, Any]:
@@ -121,36 +109,6 @@ def row(run_dir: Path, scores: dict[str, Any], audited: dict[str, Any]) -> dict[
         "held_out": {k: audited["sets"][0][k] for k in ("precision", "recall", "density",
                                                          "coverage")}}
     return out
-
-
-PAIRED_RULE = ("a paired difference (same training seed, one run per arm) is called a change only "
-               "if its 95% t-interval over seeds excludes 0; otherwise no change is detected "
-               "with this many seeds")
-
-
-def paired_difference(a: list[float], b: list[float]) -> dict[str, Any]:
-    """a - b per seed (paired), its mean, sd (ddof 1), 95% t-interval and the verdict by
-    :data:`PAIRED_RULE`.
-
-    >>> paired_difference([3.0, 4.0, 5.0], [1.0, 1.0, 1.0])["verdict"]
-    'change (interval excludes 0)'
-    """
-    from scipy.stats import t
-
-    diffs = [x - y for x, y in zip(a, b, strict=True)]
-    mean = statistics.fmean(diffs)
-    sd = statistics.stdev(diffs) if len(diffs) > 1 else float("nan")
-    half = t.ppf(0.975, len(diffs) - 1) * sd / len(diffs) ** 0.5 if len(diffs) > 1 else float("inf")
-    lo, hi = mean - half, mean + half
-    verdict = ("change (interval excludes 0)" if lo > 0 or hi < 0
-               else "no change detected (interval includes 0)")
-    return {"per_seed": diffs, "mean": mean, "sd": sd, "ci95": [lo, hi], "verdict": verdict,
-            "n_seeds": len(diffs)}
-
-
-def mean_sd(values: list[float]) -> dict[str, float | None]:
-    return {"mean": statistics.fmean(values),
-            "sd": statistics.stdev(values) if len(values) > 1 else None, "n_seeds": len(values)}
 
 
 def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -199,7 +157,7 @@ def run_study(study: str, seeds: list[int], source: str, profile: str | None = N
     rows, scores = [], None
     for seed in seeds:
         run_dir = prepare(study, seed, source, profile)
-        scores, audited = scored(run_dir)
+        scores, audited = runs.scored(run_dir)
         r = row(run_dir, scores, audited)
         if study == "conditional":
             r.update(conditional_extra(run_dir, scores, tstr_seeds))
@@ -262,21 +220,6 @@ def main() -> None:
 # --- the README's tables, printed with their bindings (tests/readme_numbers.py) -------------
 
 
-def _cell(expr: str, value: float, digits: int, sd: tuple[str, float] | None = None) -> tuple:
-    text = f"{value:.{digits}f}" + (f" ± {sd[1]:.{digits}f}" if sd else "")
-    return text, expr + (f"; {sd[0]}" if sd else "")
-
-
-def _table(file: str, header: list[str], rows: list[tuple[str, list[tuple[str, str]]]]) -> str:
-    """A Markdown table with its binding comment: rows of (key, [(text, expression or '-')])."""
-    lines = [f"<!-- numbers: benchmarks/results/{file}"]
-    lines += [f"{key}: " + " | ".join(expr for _, expr in cells) for key, cells in rows]
-    lines += ["-->", "| " + " | ".join(header) + " |",
-              "| " + " | ".join("---" if i == 0 else "---:" for i in range(len(header))) + " |"]
-    lines += ["| " + " | ".join(text for text, _ in cells) + " |" for _, cells in rows]
-    return "\n".join(lines)
-
-
 def markdown(result: dict[str, Any]) -> str:
     """The README's tables of one study's JSON, each bound column by column to its fields."""
     file, its = f"real_{result['study']}.json", list(result["rows"][0]["fid"])
@@ -285,13 +228,13 @@ def markdown(result: dict[str, Any]) -> str:
     for r in result["rows"]:
         at = f"rows[seed={r['seed']}]"
         fid_rows.append((str(r["seed"]), [(str(r["seed"]), f"{at}.seed")] + [
-            _cell(f"{at}.fid.{it}", r["fid"][it], 1) for it in its] + [
-            _cell(f"{at}.kid.{its[-1]}", r["kid"][its[-1]], 4)]))
+            cell(f"{at}.fid.{it}", r["fid"][it], 1) for it in its] + [
+            cell(f"{at}.kid.{its[-1]}", r["kid"][its[-1]], 4)]))
     if len(result["rows"]) > 1:
         fid_rows.append(("mean", [("mean ± sd", "-")] + [
-            _cell(f"summary.fid.{it}.mean", s["fid"][it]["mean"], 1,
+            cell(f"summary.fid.{it}.mean", s["fid"][it]["mean"], 1,
                   (f"summary.fid.{it}.sd", s["fid"][it]["sd"])) for it in its] + [
-            _cell(f"summary.kid.{its[-1]}.mean", s["kid"][its[-1]]["mean"], 4,
+            cell(f"summary.kid.{its[-1]}.mean", s["kid"][its[-1]]["mean"], 4,
                   (f"summary.kid.{its[-1]}.sd", s["kid"][its[-1]]["sd"]))]))
     r0 = result["rows"][0]
     for which in ("train", "test"):
@@ -301,9 +244,9 @@ def markdown(result: dict[str, Any]) -> str:
                  "floor: two halves of the reference set")
         fid_rows.append((which, [(f"{label} ({f['n_fake']} vs {f['n_real']})", "-")]
                          + [("", "-")] * (len(its) - 1) + [
-            _cell(f"rows[0].floors.{which}.fid", f["fid"], 1),
+            cell(f"rows[0].floors.{which}.fid", f["fid"], 1),
             (f"{f['kid']:.1e}", f"rows[0].floors.{which}.kid")]))
-    fid_table = _table(file, ["training seed", *(f"FID at {it}" for it in its),
+    fid_table = bound_table(file, ["training seed", *(f"FID at {it}" for it in its),
                               f"KID at {its[-1]}"], fid_rows)
     keys = [("precision", 3), ("recall", 3), ("density", 3), ("coverage", 3),
             ("copy_rate_feature", 3), ("copy_rate_pixel", 3), ("C_T", 2), ("fid_inf", 1)]
@@ -311,16 +254,16 @@ def markdown(result: dict[str, Any]) -> str:
     for r in result["rows"]:
         at = f"rows[seed={r['seed']}]"
         audit_rows.append((str(r["seed"]), [(str(r["seed"]), f"{at}.seed")] + [
-            _cell(f"{at}.audit.{k}", r["audit"][k], d) for k, d in keys]))
+            cell(f"{at}.audit.{k}", r["audit"][k], d) for k, d in keys]))
     if len(result["rows"]) > 1:
         audit_rows.append(("mean", [("mean ± sd", "-")] + [
-            _cell(f"summary.audit.{k}.mean", s["audit"][k]["mean"], d,
+            cell(f"summary.audit.{k}.mean", s["audit"][k]["mean"], d,
                   (f"summary.audit.{k}.sd", s["audit"][k]["sd"])) for k, d in keys]))
     held = r0["audit"]["held_out"]
     audit_rows.append(("held", [("held-out real images", "-")] + [
-        _cell(f"rows[0].audit.held_out.{k}", held[k], d) for k, d in keys[:4]]
+        cell(f"rows[0].audit.held_out.{k}", held[k], d) for k, d in keys[:4]]
         + [("", "-")] * 4))
-    audit_table = _table(file, ["training seed", "precision", "recall", "density", "coverage",
+    audit_table = bound_table(file, ["training seed", "precision", "recall", "density", "coverage",
                                 "copy rate, features", "copy rate, pixels", "C_T", "FID_inf"],
                          audit_rows)
     out = [fid_table, "", audit_table]
@@ -338,18 +281,18 @@ def tstr_markdown(result: dict[str, Any]) -> str:
             at = f"rows[{i}].per_class[{j}]"
             rows.append((f"{i}{c['class']}", [(str(r["seed"]), f"rows[{i}].seed"),
                                              (c["class"], "-")] + [
-                _cell(f"{at}.fid.{it}", c["fid"][it], 1) for it in its] + [
-                _cell(f"{at}.fid.floor", c["fid"]["floor"], 1)]))
-    per_class = _table(file, ["training seed", "class", *(f"FID at {it}" for it in its),
+                cell(f"{at}.fid.{it}", c["fid"][it], 1) for it in its] + [
+                cell(f"{at}.fid.floor", c["fid"]["floor"], 1)]))
+    per_class = bound_table(file, ["training seed", "class", *(f"FID at {it}" for it in its),
                               "floor"], rows)
     pooled, rows = result["tstr_pooled"], []
     for way in (w for w in utility.WAYS if w in pooled):
         rows.append((way.replace(" ", "_").replace("(", "").replace(")", "").replace("+", "and"),
-                     [(way, "-")] + [_cell(f"tstr_pooled[{way}].{m}.mean", pooled[way][m]["mean"],
+                     [(way, "-")] + [cell(f"tstr_pooled[{way}].{m}.mean", pooled[way][m]["mean"],
                                            3, (f"tstr_pooled[{way}].{m}.sd",
                                                pooled[way][m]["sd"]))
                                      for m in utility.METRICS]))
-    tstr = _table(file, ["trained on", *utility.METRICS], rows)
+    tstr = bound_table(file, ["trained on", *utility.METRICS], rows)
     return per_class + "\n\n" + tstr
 
 

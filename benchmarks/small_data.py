@@ -1,40 +1,49 @@
-"""Does small-data training help? DiffAugment and an EMA generator, measured on this data.
+"""Does small-data training help? DiffAugment and an EMA generator, over several training seeds.
 
-Trains the same run four ways (baseline, DiffAugment, EMA, both), each on the full training
-split and on a subset, with one seed, profile, precision and data; then scores every snapshot
-with Table 1's rules (FID/KID against the reference set, floors at the same n pair) and audits
-the final snapshot (copy rate, C_T). Prints two Markdown tables (every run; each option against
-the baseline on the same images) and how the numbers were made; ``--json`` writes all of it.
+Trains the same run four ways (baseline, DiffAugment, EMA, both) with each of several seeds, on
+the full training split and on a subset, with one profile, precision and data; scores every
+snapshot with Table 1's rules (FID/KID against the reference set, floors at the same n pair)
+and audits the final snapshot (copy rate, C_T). Each option is compared with the baseline of the
+same seed and images, paired by seed, by the rule declared in over_seeds.PAIRED_RULE (applied to
+the final snapshot's FID; the other snapshots are shown, not judged). Prints the tables (every
+arm as mean ± sd over seeds; each option's paired difference) and ``--json`` writes all of it;
+``--markdown`` prints the tables of a written JSON with their bindings (tests/readme_numbers.py).
 
-    .venv/bin/python benchmarks/small_data.py --json    # benchmarks/results/small_data.json
-    .venv/bin/python benchmarks/small_data.py --profile smoke --sizes 64 \\
+    .venv/bin/python benchmarks/small_data.py --source ../shared/data/chest_xray --prefix real- \\
+        --json                                     # benchmarks/results/small_data.json
+    .venv/bin/python benchmarks/small_data.py --markdown   # its tables, for docs/small-data.md
+    .venv/bin/python benchmarks/small_data.py --profile smoke --sizes 64 --seeds 0,1 \\
         --settings baseline,diffaug --json /tmp/small_data_smoke.json    # a tiny check
 
 Baseline and DiffAugment are not trained: they are the raw snapshots (snapshots/raw/) of the EMA
-and "both" runs, since training does not depend on the EMA. Cost on the 2-core CPU at the quick
-profile, one thread per process: ~30 min of training per EMA run and ~10 min of scoring per run,
-about 2 h per size. Runs already finished are reused (their folders under runs/ are named
-sd-<setting>-<size>, with the profile after "sd-" for other profiles), so it can be stopped and
-restarted, and ``--runs-only --sizes all`` and ``--runs-only --sizes 1000`` prepare the runs in
-two processes before the timed, tabulated call (benchmarks/README.md).
+and "both" runs (benchmark_runs.raw_run), since training does not depend on the EMA. So EMA vs
+baseline is a within-training comparison (the same training's raw and averaged weights), and
+DiffAugment or both vs baseline compare two trainings with the same seed: both are paired, and
+analysed as paired. Runs already finished are reused (runs/<prefix>sd-<setting>-<size>-s<seed>,
+with the profile after "sd-" for other profiles), so the study can be stopped and restarted, and
+``--runs-only`` prepares the runs in parallel processes before the tabulated call.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import platform
-import shutil
 import statistics
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from gan_lib import audit, checkpoint, config, io, metrics, runinfo, train
+from gan_lib import config, runinfo, train
 from gan_lib import device as device_lib
+from gan_lib import io as gio
 from gan_lib.augment import Augment
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchmark_runs as runs  # noqa: E402  (benchmarks/ is not a package)
+from over_seeds import PAIRED_RULE, bound_table, cell, mean_sd, paired_difference  # noqa: E402
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "small_data.json"
 SETTINGS = {
@@ -43,130 +52,56 @@ SETTINGS = {
     "ema": {"ema_decay": 0.999},
     "both": {"augment": "translation,cutout", "ema_decay": 0.999},
 }
+# the run whose raw snapshots (G's own weights beside its EMA) are each setting without EMA
+TRAINED_WITH_EMA = {"baseline": "ema", "diffaug": "both"}
+PAIRING = {"ema": "within one training: its raw and EMA weights",
+           "diffaug": "two trainings with the same seed and images",
+           "both": "two trainings with the same seed and images"}
 
 
-# Training does not depend on the EMA, so an EMA run's raw snapshots (snapshots/raw/) are the
-# run without it (tests/test_train.py::test_an_ema_run_keeps_the_raw_snapshots_of_the_same_run_
-# without_ema): baseline and DiffAugment come from the EMA runs instead of a second training.
-RAW_OF = {"baseline": "ema", "diffaug": "both"}
-
-
-def run_name(profile: str, setting: str, size: int | None) -> str:
-    tail = f"{setting}-{size or 'all'}"
-    return f"sd-{tail}" if profile == "quick" else f"sd-{profile}-{tail}"
-
-
-def last_snapshot(run_dir: Path, iterations: int, raw: bool = False) -> Path:
-    return run_dir / "snapshots" / (runinfo.RAW_SNAPSHOTS if raw else "") / \
-        f"G_iter_{iterations:06d}.pt"
-
-
-def finished(run_dir: Path, iterations: int, raw: bool = False) -> bool:
-    return last_snapshot(run_dir, iterations, raw).is_file()
-
-
-def raw_run(ema_dir: Path, run_dir: Path) -> None:
-    """Make ``run_dir`` the run without EMA from the EMA run ``ema_dir``: its config with
-    ema_decay 0, its log, and its raw snapshots (written whole: a folder, then one rename)."""
-    record = io.read_json(ema_dir / "config.json")
-    record["config"] |= {"name": run_dir.name, "ema_decay": 0.0}
-    record["raw_snapshots_of"] = (f"{ema_dir.name}: G's own weights beside its EMA; training "
-                                  "does not depend on the EMA, so these are this run's")
-    tmp = run_dir.with_name(run_dir.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "snapshots").mkdir(parents=True)
-    io.write_json(tmp / "config.json", record)
-    shutil.copy2(ema_dir / "losses.jsonl", tmp / "losses.jsonl")
-    for _, path in runinfo.list_snapshots(ema_dir, raw=True):
-        shutil.copy2(path, tmp / "snapshots" / path.name)
-    tmp.rename(run_dir)
-
-
-def raw_check(run_dir: Path, ema_dir: Path, iterations: int) -> dict[str, Any] | None:
-    """For a run trained on its own: are its final weights those of the EMA run's raw snapshot
-    (the tensors; metadata such as the run name aside)? None when there is no such snapshot."""
-    if not finished(ema_dir, iterations, raw=True):
-        return None
-    a = io.load_torch(last_snapshot(run_dir, iterations))["state_dict"]
-    b = io.load_torch(last_snapshot(ema_dir, iterations, raw=True))["state_dict"]
-    return {"run": ema_dir.name, "final_snapshot_weights_equal":
-            a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)}
-
-
-def one_run(profile: str, setting: str, size: int | None, precision: str,
-            source: str) -> dict[str, Any]:
-    """Train (or reuse, or take from its EMA run) one run, score and audit it; its result row."""
-    name = run_name(profile, setting, size)
-    cfg = config.make_train_config(profile, name=name, source=source, precision=precision,
-                                   subset=size, **SETTINGS[setting])
-    run_dir = config.RUNS_DIR / name
-    partner = setting in RAW_OF and config.RUNS_DIR / run_name(profile, RAW_OF[setting], size)
-    if not finished(run_dir, cfg.iterations):
-        if partner and not run_dir.exists() and finished(partner, cfg.iterations, raw=True):
-            raw_run(partner, run_dir)
-        else:
-            train.train(cfg, resume=run_dir.is_dir() and any(run_dir.iterdir()))
-    source_of = io.read_json(run_dir / "config.json").get("raw_snapshots_of")
-    check = raw_check(run_dir, partner, cfg.iterations) if partner and not source_of else None
-    # a run scored and audited after its last snapshot (python -m gan_lib score/audit, or an
-    # earlier call) is read back: the same functions wrote those files; delete them to rescore
-    made = last_snapshot(run_dir, cfg.iterations).stat().st_mtime
-    done = all((run_dir / f).is_file() and (run_dir / f).stat().st_mtime > made
-               for f in ("scores.json", "audit.json"))
-    scores = io.read_json(run_dir / "scores.json") if done else metrics.score_run(run_dir)
-    audited = io.read_json(run_dir / "audit.json") if done else audit.audit_run(run_dir)
-    return result_row(setting, size, run_dir, cfg.to_dict(), scores, audited,
-                      trained=f"raw snapshots of {source_of}" if source_of else "trained on its own",
-                      raw_snapshots_of_ema_run_checked=check)
-
-
-REPEATED = "baseline, repeated"  # the baseline's settings, trained again: run-to-run variation
-
-
-def repeat_run(name: str, profile: str, size: int | None, precision: str,
-               source: str) -> dict[str, Any]:
-    """The row of ``name``, a finished, scored and audited run with the baseline's settings.
-
-    Two runs of equal settings and seed differ only where their arithmetic does (e.g. the thread
-    count changes the order of float sums); GAN training amplifies that, so the FID difference
-    of the two is what one seed per setting cannot tell apart from an effect.
+def run_name(profile: str, setting: str, size: int | None, seed: int, prefix: str = "") -> str:
+    """>>> run_name("quick", "ema", None, 2, "real-")
+    'real-sd-ema-all-s2'
     """
+    tail = f"{setting}-{size or 'all'}-s{seed}"
+    return f"{prefix}sd-{tail}" if profile == "quick" else f"{prefix}sd-{profile}-{tail}"
+
+
+def one_run(profile: str, setting: str, size: int | None, seed: int, precision: str,
+            source: str, prefix: str = "") -> dict[str, Any]:
+    """Train (or reuse, or take from its EMA run) one run, score and audit it; its result row."""
+    name = run_name(profile, setting, size, seed, prefix)
+    cfg = config.make_train_config(profile, name=name, source=source, precision=precision,
+                                   subset=size, seed=seed, **SETTINGS[setting])
     run_dir = config.RUNS_DIR / name
-    base = config.make_train_config(profile, name=run_name(profile, "baseline", size),
-                                    source=source, precision=precision, subset=size).to_dict()
-    record = io.read_json(run_dir / "config.json")
-    saved = checkpoint.saved_config(record)  # settings added since, at the values it ran with
-    differ = checkpoint.differing(saved, base, ignore={"name"})
-    if differ:
-        raise SystemExit(f"--repeat {name}: expected the baseline's settings; differs in {differ}")
-    if not all((run_dir / f).is_file() for f in ("scores.json", "audit.json")):
-        raise SystemExit(f"--repeat {name}: score and audit it first (python -m gan_lib score "
-                         f"{name}; python -m gan_lib audit {name})")
-    check = raw_check(run_dir, config.RUNS_DIR / run_name(profile, RAW_OF["baseline"], size),
-                      base["iterations"])
-    return result_row(REPEATED, size, run_dir, saved,
-                      io.read_json(run_dir / "scores.json"), io.read_json(run_dir / "audit.json"),
-                      trained="trained on its own; segments: " + "; ".join(
-                          f"from iteration {g['from_iteration']}: {g['device_name']}, "
-                          f"commit {g.get('git_commit', '?')[:7]}"
-                          for g in record.get("segments", [])),
-                      raw_snapshots_of_ema_run_checked=check)
-
-
-def result_row(setting: str, size: int | None, run_dir: Path, cfg: dict[str, Any],
-               scores: dict[str, Any], audited: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """One run's entry of the result: its FID/KID rows, copy rates, C_T, provenance."""
+    partner = (setting in TRAINED_WITH_EMA and
+               config.RUNS_DIR / run_name(profile, TRAINED_WITH_EMA[setting], size, seed, prefix))
+    if not runs.finished(run_dir, cfg.iterations):
+        if partner and not run_dir.exists() and runs.finished(partner, cfg.iterations, raw=True):
+            runs.raw_run(partner, run_dir)
+        else:
+            train.train(cfg, resume=(run_dir / "checkpoint.pt").is_file())
+    source_of = gio.read_json(run_dir / "config.json").get("raw_snapshots_of")
+    check = runs.raw_check(run_dir, partner, cfg.iterations) if partner and not source_of \
+        else None
+    scores, audited = runs.scored(run_dir)
     memo = audited["memorization"]
     return {
-        "setting": setting, "subset": size, "run": run_dir.name, "config": cfg, **extra,
+        "setting": setting, "subset": size, "seed": seed, "run": run_dir.name,
+        "config": cfg.to_dict(),
+        "trained": f"raw snapshots of {source_of}" if source_of else "trained on its own",
+        "raw_snapshots_of_ema_run_checked": check,
+        "segments": runinfo.load_run_config(run_dir).get("segments", []),
         "scores": [{k: r.get(k) for k in ("metric", "kind", "iteration", "value", "std",
                                           "n_fake", "n_real", "compared", "same_n")}
                    for r in scores["scores"] if r["metric"] in ("fid", "kid")],
         "copy_rate": {space: memo[space]["copy_rate"]
                       for space in ("feature (cosine)", "pixel (RMS)")},
         "C_T": memo["C_T"],
-        "extractor": scores["extractor"], "weights_sha256": scores["weights"]["sha256"],
-        "sampling": scores["sampling"], "data": scores["data"]["description"],
+        "extractor": scores["extractor"], "extraction": scores.get("extraction"),
+        "weights_sha256": scores["weights"]["sha256"], "sampling": scores["sampling"],
+        "data": scores["data"]["description"],
+        "data_fingerprint": scores["data"].get("fingerprint"),
     }
 
 
@@ -210,9 +145,10 @@ def fid_by_iteration(row: dict[str, Any]) -> dict[int, float]:
             if r["metric"] == "fid" and r["kind"] == "generated"}
 
 
-def final_fid(row: dict[str, Any]) -> float:
-    fid = fid_by_iteration(row)
-    return fid[max(fid)]
+def kid_final(row: dict[str, Any]) -> float:
+    kid = {r["iteration"]: r["value"] for r in row["scores"]
+           if r["metric"] == "kid" and r["kind"] == "generated"}
+    return kid[max(kid)]
 
 
 def floor(row: dict[str, Any], metric: str = "fid") -> dict[str, Any]:
@@ -221,103 +157,112 @@ def floor(row: dict[str, Any], metric: str = "fid") -> dict[str, Any]:
                 and r["same_n"])
 
 
-def compare(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each run against the baseline trained on the same images: FID change per snapshot.
+def arm_id(setting: str, subset: int | None) -> str:
+    return f"{setting}-{subset or 'all'}"
 
-    A negative change is better than the baseline. ``better_at_every_snapshot`` asks more of an
-    option than its final FID does: with one seed per setting, an option that wins at one
-    snapshot and loses at another has not shown an effect. Where the baseline was repeated
-    (:data:`REPEATED`), ``beyond_run_to_run`` says whether the final change is larger than the
-    two baselines' difference (None: not measured for that subset).
-    """
+
+def arms(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each (setting, subset) over its seeds: FID per snapshot, final KID, copy rate and C_T
+    as mean ± sd (ddof 1), each seed's final FID, and the floor (the same for every seed)."""
     out = []
-    noise = {r["subset"]: abs(final_fid(r) - final_fid(b))
-             for r in rows if r["setting"] == REPEATED
-             for b in rows if b["setting"] == "baseline" and b["subset"] == r["subset"]}
-    for row in rows:
-        base = next((b for b in rows if b["setting"] == "baseline"
-                     and b["subset"] == row["subset"]), None)
-        if base is None:
-            continue
-        fid, ref = fid_by_iteration(row), fid_by_iteration(base)
-        final = max(fid)
-        change = {it: round(fid[it] - ref[it], 1) for it in sorted(fid)}
+    for key in dict.fromkeys((r["setting"], r["subset"]) for r in rows):
+        mine = sorted((r for r in rows if (r["setting"], r["subset"]) == key),
+                      key=lambda r: r["seed"])
+        fids = [fid_by_iteration(r) for r in mine]
         out.append({
-            "setting": row["setting"], "subset": row["subset"], "final_iteration": final,
-            "fid_final": round(fid[final], 1), "baseline_fid_final": round(ref[final], 1),
-            "fid_change_final": change[final],
-            "fid_change_final_percent": round(100 * (fid[final] - ref[final]) / ref[final], 1),
-            "fid_change_by_iteration": {str(it): v for it, v in change.items()},
-            "better_at_every_snapshot": all(v < 0 for v in change.values()),
-            "run_to_run_final": round(noise[row["subset"]], 1) if row["subset"] in noise
-            else None,
-            "beyond_run_to_run": abs(fid[final] - ref[final]) > noise[row["subset"]]
-            if row["subset"] in noise and row["setting"] != REPEATED else None,
-            "copy_rate_feature": row["copy_rate"]["feature (cosine)"],
-            "baseline_copy_rate_feature": base["copy_rate"]["feature (cosine)"],
-            "C_T": row["C_T"]["C_T"], "baseline_C_T": base["C_T"]["C_T"],
+            "id": arm_id(*key), "setting": key[0], "subset": key[1],
+            "seeds": [r["seed"] for r in mine],
+            "fid": {str(it): mean_sd([f[it] for f in fids]) for it in sorted(fids[0])},
+            "fid_final_per_seed": [f[max(f)] for f in fids],
+            "kid_final": mean_sd([kid_final(r) for r in mine]),
+            "copy_rate_feature": mean_sd([r["copy_rate"]["feature (cosine)"] for r in mine]),
+            "C_T": mean_sd([r["C_T"]["C_T"] for r in mine]),
+            "floor_fid": floor(mine[0])["value"],
         })
     return out
 
 
-def table(rows: list[dict[str, Any]], cost: dict[str, dict[str, Any]]) -> str:
-    """FID per snapshot, KID at the end, the floor, copy rates, C_T and img/s: one row per run."""
-    iterations = sorted({it for row in rows for it in fid_by_iteration(row)})
-    last = iterations[-1]
-    head = ["setting", "subset", *(f"FID it {it}" for it in iterations), f"KID it {last}",
-            "FID floor", "copy rate feat.", "copy rate px", "C_T", "step img/s", "vs baseline"]
-    out = ["| " + " | ".join(head) + " |", "| --- | --- |" + " ---: |" * (len(head) - 2)]
+def compare(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each option against the baseline of the same seed and images: the paired FID difference
+    (option - baseline; negative is better) at every snapshot, judged at the final one by
+    :data:`PAIRED_RULE`. Seeds without both runs are left out (and not counted)."""
+    out = []
     for row in rows:
-        fid = fid_by_iteration(row)
-        kid = next(r for r in row["scores"] if r["metric"] == "kid" and r["kind"] == "generated"
-                   and r["iteration"] == last)
-        step = cost.get(row["setting"], {})
-        cells = [row["setting"], str(row["subset"] or "all"),
-                 *(f"{fid[it]:.1f}" for it in iterations),
-                 f"{kid['value']:.4f} ± {kid['std']:.4f}", f"{floor(row)['value']:.2f}",
-                 f"{row['copy_rate']['feature (cosine)']:.4f}",
-                 f"{row['copy_rate']['pixel (RMS)']:.4f}", f"{row['C_T']['C_T']:.2f}",
-                 f"{step['images_per_second']:.1f}" if step else "not timed",
-                 f"{step['vs_baseline']:.3f}x" if step.get("vs_baseline") else "not timed"]
-        out.append("| " + " | ".join(cells) + " |")
-    return "\n".join(out)
-
-
-def comparison_table(comparisons: list[dict[str, Any]]) -> str:
-    """Each option against its baseline: final FID, its change, and whether it won throughout."""
-    head = ["setting", "subset", "FID at the end", "baseline's", "change", "change %",
-            "lower at every snapshot", "beyond run-to-run", "copy rate feat.",
-            "baseline's copy rate", "C_T", "baseline's C_T"]
-    out = ["| " + " | ".join(head) + " |", "| --- | --- |" + " ---: |" * (len(head) - 2)]
-    for c in comparisons:
-        if c["setting"] == "baseline":
+        if row["setting"] == "baseline" or any(
+                c["setting"] == row["setting"] and c["subset"] == row["subset"] for c in out):
             continue
-        cells = [c["setting"], str(c["subset"] or "all"), f"{c['fid_final']:.1f}",
-                 f"{c['baseline_fid_final']:.1f}", f"{c['fid_change_final']:+.1f}",
-                 f"{c['fid_change_final_percent']:+.1f}%",
-                 "yes" if c["better_at_every_snapshot"] else "no",
-                 {True: "yes", False: "no", None: "not measured"}[c["beyond_run_to_run"]]
-                 if c["setting"] != REPEATED else "(is the run-to-run)",
-                 f"{c['copy_rate_feature']:.4f}", f"{c['baseline_copy_rate_feature']:.4f}",
-                 f"{c['C_T']:.2f}", f"{c['baseline_C_T']:.2f}"]
-        out.append("| " + " | ".join(cells) + " |")
-    return "\n".join(out)
+        option = {r["seed"]: fid_by_iteration(r) for r in rows
+                  if (r["setting"], r["subset"]) == (row["setting"], row["subset"])}
+        base = {r["seed"]: fid_by_iteration(r) for r in rows
+                if (r["setting"], r["subset"]) == ("baseline", row["subset"])}
+        seeds = sorted(set(option) & set(base))
+        if not seeds:
+            continue
+        iterations = sorted(option[seeds[0]])
+        by_it = {str(it): paired_difference([option[s][it] for s in seeds],
+                                            [base[s][it] for s in seeds]) for it in iterations}
+        final = by_it[str(iterations[-1])]
+        direction = ("lower FID" if final["ci95"][1] < 0 else "higher FID"
+                     if final["ci95"][0] > 0 else "no change detected")
+        out.append({"id": arm_id(row["setting"], row["subset"]), "setting": row["setting"],
+                    "subset": row["subset"], "pairing": PAIRING.get(row["setting"], "by seed"),
+                    "seeds": seeds, "final_iteration": iterations[-1], "by_iteration": by_it,
+                    "final": final, "verdict": direction})
+    return out
+
+
+def markdown(result: dict[str, Any]) -> str:
+    """The two tables of a small_data.json, each cell bound to its field."""
+    file = "small_data.json"
+    its = list(result["arms"][0]["fid"])
+    rows = []
+    for a in result["arms"]:
+        at = f"arms[id={a['id']}]"
+        step = (result.get("step_cost") or {}).get(a["setting"])
+        rows.append((a["id"], [
+            (a["setting"], "-"), (str(a["subset"] or "all"), "-"),
+            *(cell(f"{at}.fid.{it}.mean", a["fid"][it]["mean"], 1,
+                   (f"{at}.fid.{it}.sd", a["fid"][it]["sd"])) for it in its),
+            cell(f"{at}.kid_final.mean", a["kid_final"]["mean"], 4,
+                 (f"{at}.kid_final.sd", a["kid_final"]["sd"])),
+            cell(f"{at}.floor_fid", a["floor_fid"], 2),
+            cell(f"{at}.copy_rate_feature.mean", a["copy_rate_feature"]["mean"], 4),
+            cell(f"{at}.C_T.mean", a["C_T"]["mean"], 2),
+            cell(f"step_cost.{a['setting']}.vs_baseline", step["vs_baseline"], 2)
+            if step and step.get("vs_baseline") else ("not timed", "-")]))
+    arms_table = bound_table(file, ["setting", "subset", *(f"FID at {it}" for it in its),
+                                    f"KID at {its[-1]}", "FID floor", "copy rate, features",
+                                    "C_T", "step speed vs baseline"], rows)
+    rows = []
+    for c in result["comparisons"]:
+        at = f"comparisons[id={c['id']}]"
+        per_seed = c["final"]["per_seed"]
+        rows.append((c["id"], [
+            (c["setting"], "-"), (str(c["subset"] or "all"), "-"), (c["pairing"], "-"),
+            *(cell(f"{at}.final.per_seed[{i}]", v, 1) for i, v in enumerate(per_seed)),
+            cell(f"{at}.final.mean", c["final"]["mean"], 1, (f"{at}.final.sd", c["final"]["sd"])),
+            cell(f"{at}.final.ci95[0]", c["final"]["ci95"][0], 1),
+            cell(f"{at}.final.ci95[1]", c["final"]["ci95"][1], 1), (c["verdict"], "-")]))
+    seeds = result["comparisons"][0]["seeds"] if result["comparisons"] else []
+    comparison_table = bound_table(file, [
+        "option", "subset", "paired as", *(f"seed {s}" for s in seeds), "mean ± sd",
+        "95% interval from", "to", "verdict"], rows)
+    return "\n".join([arms_table, "", comparison_table])
 
 
 def provenance(rows: list[dict[str, Any]], precision: str, profile: str) -> str:
     """How the numbers were made, in words, for under the tables."""
     row = rows[0]
     cfg, fl = row["config"], floor(row)
-    return (f"Data: {row['data']}. Profile {profile} ({cfg['iterations']} iterations, batch "
-            f"{cfg['batch_size']}, {cfg['image_size']} px), {precision}, seed {cfg['seed']}, one "
-            f"run per row. FID/KID: {row['extractor']}, weights SHA-256 "
-            f"{row['weights_sha256'][:12]}, fp32, {fl['n_fake']} generated images against "
-            f"{fl['n_real']} real training images (the full training split's reference, also "
-            f"for the subset runs); floor: {fl['compared']} at the same n pair. Sampling: "
-            f"{row['sampling']}. Copy rate and C_T: the final snapshot's audit against the "
-            "images the run trained on. Step img/s: one training step on a fixed batch, each "
-            "setting timed in interleaved rounds in one process (median). " + " ".join(
-                f"{r['setting']} ({r['subset'] or 'all'}): {r['trained']}." for r in rows))
+    seeds = sorted({r["seed"] for r in rows})
+    return (f"Data: {row['data']} (fingerprint {row['data_fingerprint']}). Profile {profile} "
+            f"({cfg['iterations']} iterations, batch {cfg['batch_size']}, {cfg['image_size']} "
+            f"px), {precision}, training seeds {seeds}, one run per arm and seed. FID/KID: "
+            f"{row['extractor']}, weights SHA-256 "
+            f"{row['weights_sha256'][:12]}, {fl['n_fake']} generated images against "
+            f"{fl['n_real']} real training images (the full split's reference, also for the "
+            f"subset runs); floor: {fl['compared']} at the same n pair. Sampling: "
+            f"{row['sampling']}. Verdicts: {PAIRED_RULE}, at the final snapshot.")
 
 
 def main() -> None:
@@ -326,49 +271,51 @@ def main() -> None:
     p.add_argument("--profile", default="quick", choices=tuple(config.PROFILES))
     p.add_argument("--settings", default=",".join(SETTINGS), help=f"of {list(SETTINGS)}")
     p.add_argument("--sizes", default="all,1000", help="'all' or a subset size, comma-separated")
+    p.add_argument("--seeds", default="0,1,2", help="training seeds, comma-separated")
     p.add_argument("--precision", default="bf16", choices=config.PRECISIONS)
     p.add_argument("--source", default="phantom")
-    p.add_argument("--repeat", metavar="RUN",
-                   help="a finished, scored and audited run with the baseline's settings on the "
-                        "full split (e.g. trained with another thread count): its FID difference "
-                        "to the baseline is the run-to-run variation the options must exceed")
+    p.add_argument("--prefix", default="", help="before each run's name (e.g. real-)")
     p.add_argument("--runs-only", action="store_true",
                    help="train (or derive), score and audit the runs, nothing else: to prepare "
-                        "them in parallel processes before the timed, tabulated call")
+                        "them in parallel processes before the tabulated call")
     p.add_argument("--json", type=Path, nargs="?", const=DEFAULT_JSON,
                    help=f"write all results with provenance here (alone: {DEFAULT_JSON.name})")
+    p.add_argument("--markdown", type=Path, nargs="?", const=DEFAULT_JSON,
+                   help="print the tables of this JSON with their bindings; compute nothing")
     args = p.parse_args()
+    if args.markdown:
+        print(markdown(gio.read_json(args.markdown)))
+        return
     settings = [s.strip() for s in args.settings.split(",") if s.strip()]
     unknown = sorted(set(settings) - set(SETTINGS))
     if unknown:
         raise SystemExit(f"--settings: unknown {unknown}; expected some of {list(SETTINGS)}")
     sizes = [None if s.strip() == "all" else int(s) for s in args.sizes.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
     t0 = time.perf_counter()
     # timed first, on a machine at rest (the runs' own wall times share it with other work)
     cost = None if args.runs_only else step_cost(args.profile, settings, args.precision)
     # the EMA runs first: baseline and DiffAugment are then their raw snapshots, not retrained
-    first = sorted(settings, key=lambda s: s in RAW_OF)
-    done = {(size, setting): one_run(args.profile, setting, size, args.precision, args.source)
-            for size in sizes for setting in first}
+    first = sorted(settings, key=lambda s: s in TRAINED_WITH_EMA)
+    done = {(size, setting, seed): one_run(args.profile, setting, size, seed, args.precision,
+                                           args.source, args.prefix)
+            for seed in seeds for size in sizes for setting in first}
     if args.runs_only:
         return
-    rows = [done[size, setting] for size in sizes for setting in settings]
-    if args.repeat:
-        rows.append(repeat_run(args.repeat, args.profile, None, args.precision, args.source))
-    comparisons = compare(rows)
-    print(table(rows, cost), "", comparison_table(comparisons), "",
-          provenance(rows, args.precision, args.profile), sep="\n")
+    rows = [done[size, setting, seed] for size in sizes for setting in settings for seed in seeds]
+    result = {
+        "benchmark": "small_data", "rule": PAIRED_RULE,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(["benchmarks/small_data.py", *sys.argv[1:]]),
+        "versions": runinfo.versions(), "git_commit": runinfo.git_commit(),
+        "scoring_threads": torch.get_num_threads(), "cpu_isa": device_lib.cpu_isa(),
+        "provenance": provenance(rows, args.precision, args.profile),
+        "arms": arms(rows), "comparisons": compare(rows), "rows": rows, "step_cost": cost,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+    print(markdown(result), "", result["provenance"], sep="\n")
     if args.json:
-        result = {
-            "benchmark": "small_data", "created": dt.datetime.now(dt.timezone.utc).isoformat(
-                timespec="seconds"),
-            "command": vars(args) | {"json": str(args.json)},
-            "versions": {"python": platform.python_version(), "torch": torch.__version__},
-            "threads": torch.get_num_threads(), "git_commit": runinfo.git_commit(),
-            "rows": rows, "comparisons": comparisons, "step_cost": cost,
-            "seconds": round(time.perf_counter() - t0, 1),
-        }
-        io.write_json(args.json, result)
+        gio.write_json(args.json, result)
         print(f"wrote {args.json}")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.readme_numbers import cell_numbers, rounds_to
+from tests.readme_numbers import annotations, check_table
 
 PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "small_data.py"
 
@@ -39,8 +39,8 @@ def numeric_leaves(obj) -> list[float]:
     return []
 
 
-def row(setting: str, subset: int | None, fids: dict[int, float], copy: float = 0.01,
-        c_t: float = -2.0) -> dict:
+def row(setting: str, subset: int | None, fids: dict[int, float], seed: int = 0,
+        copy: float = 0.01, c_t: float = -2.0) -> dict:
     scores = [{"metric": "fid", "kind": "floor", "iteration": None, "value": 3.9, "std": None,
                "n_fake": 1024, "n_real": 2048, "compared": "real train, held out vs reference",
                "same_n": True},
@@ -51,71 +51,84 @@ def row(setting: str, subset: int | None, fids: dict[int, float], copy: float = 
         scores += [{"metric": "fid", "kind": "generated", "iteration": it, "value": v},
                    {"metric": "kid", "kind": "generated", "iteration": it, "value": v / 1000,
                     "std": 0.002}]
-    return {"setting": setting, "subset": subset, "scores": scores,
+    return {"setting": setting, "subset": subset, "seed": seed, "scores": scores,
             "copy_rate": {"feature (cosine)": copy, "pixel (RMS)": copy / 2},
             "C_T": {"C_T": c_t}}
 
 
-def test_compare_takes_the_baseline_of_the_same_subset(small_data):
-    rows = [row("baseline", None, {200: 300.0, 600: 100.0}),
-            row("diffaug", None, {200: 250.0, 600: 90.0}),
-            row("baseline", 1000, {200: 320.0, 600: 150.0}),
-            row("diffaug", 1000, {200: 330.0, 600: 120.0})]
-    got = {(c["setting"], c["subset"]): c for c in small_data.compare(rows)}
-    full, sub = got["diffaug", None], got["diffaug", 1000]
-    assert full["fid_change_final"] == -10.0 and full["fid_change_final_percent"] == -10.0
-    assert full["baseline_fid_final"] == 100.0 and full["better_at_every_snapshot"]
-    assert sub["fid_change_final"] == -30.0 and sub["fid_change_final_percent"] == -20.0
-    assert sub["fid_change_by_iteration"] == {"200": 10.0, "600": -30.0}
-    assert not sub["better_at_every_snapshot"]  # worse at 200: no effect shown
-    assert got["baseline", 1000]["fid_change_final"] == 0.0
+def seeds(setting, subset, finals, first=300.0):
+    return [row(setting, subset, {200: first, 600: f}, seed=k) for k, f in enumerate(finals)]
 
 
-def test_a_repeated_baseline_sets_the_run_to_run_bar(small_data):
-    rows = [row("baseline", None, {200: 300.0, 600: 100.0}),
-            row(small_data.REPEATED, None, {200: 310.0, 600: 92.0}),  # 8 apart at the end
-            row("diffaug", None, {200: 250.0, 600: 95.0}),  # 5 better: within run-to-run
-            row("ema", None, {200: 250.0, 600: 80.0}),  # 20 better: beyond it
-            row("baseline", 1000, {600: 150.0}), row("ema", 1000, {600: 120.0})]
-    got = {(c["setting"], c["subset"]): c for c in small_data.compare(rows)}
-    assert got["diffaug", None]["run_to_run_final"] == 8.0
-    assert got["diffaug", None]["better_at_every_snapshot"]
-    assert got["diffaug", None]["beyond_run_to_run"] is False
-    assert got["ema", None]["beyond_run_to_run"] is True
-    assert got["ema", 1000]["beyond_run_to_run"] is None  # no repeat of the subset baseline
-    assert got[small_data.REPEATED, None]["beyond_run_to_run"] is None
-    lines = small_data.comparison_table(small_data.compare(rows)).splitlines()
-    assert "| yes | no |" in lines[3] and "| yes | yes |" in lines[4]
-    assert "(is the run-to-run)" in lines[2] and "not measured" in lines[5]
+def test_compare_pairs_each_option_with_the_baseline_of_its_seed_and_subset(small_data):
+    rows = [*seeds("baseline", None, [100.0, 120.0, 90.0]),
+            *reversed(seeds("diffaug", None, [91.0, 109.0, 80.5])),  # 9, 11, 9.5 lower
+            *seeds("baseline", 1000, [150.0, 160.0, 140.0]),
+            *seeds("diffaug", 1000, [140.0, 165.0, 139.0], first=290.0)]  # -10, +5, -1
+    got = {c["id"]: c for c in small_data.compare(rows)}
+    assert set(got) == {"diffaug-all", "diffaug-1000"}  # no baseline-vs-itself
+    full, sub = got["diffaug-all"], got["diffaug-1000"]
+    assert full["final"]["per_seed"] == [-9.0, -11.0, -9.5] and full["seeds"] == [0, 1, 2]
+    assert full["final"]["mean"] == pytest.approx(-9.8333, abs=1e-4)
+    assert full["verdict"] == "lower FID" and full["final"]["ci95"][1] < 0
+    assert sub["final"]["per_seed"] == [-10.0, 5.0, -1.0]
+    assert sub["verdict"] == "no change detected"  # the interval includes 0
+    assert sub["by_iteration"]["200"]["per_seed"] == [-10.0, -10.0, -10.0]  # shown, not judged
+    assert full["pairing"].startswith("two trainings")
 
 
-def test_compare_skips_runs_without_a_baseline(small_data):
+def test_an_option_worse_in_every_seed_is_called_higher(small_data):
+    rows = [*seeds("baseline", None, [100.0, 120.0, 90.0]),
+            *seeds("ema", None, [110.0, 131.0, 99.0])]
+    (c,) = small_data.compare(rows)
+    assert c["verdict"] == "higher FID" and c["pairing"].startswith("within one training")
+
+
+def test_compare_uses_only_seeds_that_both_arms_have(small_data):
+    rows = [*seeds("baseline", None, [100.0, 120.0]), *seeds("ema", None, [90.0, 110.0, 70.0])]
+    (c,) = small_data.compare(rows)
+    assert c["seeds"] == [0, 1] and c["final"]["n_seeds"] == 2
     assert small_data.compare([row("ema", 500, {600: 80.0})]) == []
 
 
-def test_tables_print_only_numbers_that_are_in_the_result(small_data):
-    """Every numeric cell of both tables is a value of what --json writes, so the README can
-    bind it to its field (tests/readme_numbers.py)."""
-    rows = [row("baseline", None, {200: 300.04, 600: 100.06}, copy=0.0123, c_t=-1.234),
-            row("both", None, {200: 280.0, 600: 95.55})]
-    cost = {"baseline": {"images_per_second": 40.0, "vs_baseline": 1.0},
-            "both": {"images_per_second": 33.3, "vs_baseline": 0.833}}
-    comparisons = small_data.compare(rows)
-    leaves = numeric_leaves({"rows": rows, "comparisons": comparisons, "step_cost": cost})
-    lines = [*small_data.table(rows, cost).splitlines()[2:],
-             *small_data.comparison_table(comparisons).splitlines()[2:]]
-    assert len(lines) == 3  # two runs, one comparison (the baseline is not compared with itself)
-    for line in lines:
-        for cell in line.strip("|").split("|"):
-            for number in cell_numbers(cell):
-                assert any(rounds_to(number, v) for v in leaves), (cell, line)
-    assert "| both | all | 280.0 | 95.5 |" in small_data.table(rows, cost)
-    assert "| 95.5 | 100.1 | -4.5 | -4.5% | yes |" in small_data.comparison_table(comparisons)
+def test_arms_are_mean_and_sd_over_seeds(small_data):
+    (arm,) = small_data.arms(seeds("both", 1000, [90.0, 100.0, 110.0]))
+    assert arm["id"] == "both-1000" and arm["seeds"] == [0, 1, 2]
+    assert arm["fid"]["600"] == {"mean": 100.0, "sd": 10.0, "n_seeds": 3}
+    assert arm["fid_final_per_seed"] == [90.0, 100.0, 110.0] and arm["floor_fid"] == 3.9
+
+
+def check_bound_markdown(text: str, doc) -> int:
+    """Check every table of ``text`` against ``doc`` as tests/readme_numbers.py checks the
+    README; the number of cells checked."""
+    checked = 0
+    for line, _, bindings, first, block in annotations(text.splitlines()):
+        n, problems = check_table(block, bindings, doc, first)
+        assert not problems, (line, problems)
+        checked += n
+    return checked
+
+
+def test_markdown_tables_are_bound_cell_by_cell_and_a_swap_fails(small_data):
+    rows = [*seeds("baseline", None, [100.04, 120.0, 90.0]),
+            *seeds("both", None, [95.55, 101.0, 88.0])]
+    result = {"arms": small_data.arms(rows), "comparisons": small_data.compare(rows),
+              "step_cost": {"baseline": {"vs_baseline": 1.0}, "both": {"vs_baseline": 0.833}}}
+    text = small_data.markdown(result)
+    assert check_bound_markdown(text, result) == 2 * 7 + 6  # 2 arms x 7 numbers, 3 seeds + mean + interval
+    assert "| both | all | 300.0 ± 0.0 | 94.9 ± 6.5 |" in text
+    # the table of these numbers, checked against a result whose two columns are swapped
+    swapped = [a | {"fid": {"200": a["fid"]["600"], "600": a["fid"]["200"]}}
+               for a in result["arms"]]
+    with pytest.raises(AssertionError):
+        check_bound_markdown(text, result | {"arms": swapped})
 
 
 def test_a_setting_not_timed_says_so(small_data):
-    rows = [row("baseline", None, {600: 100.0})]
-    assert small_data.table(rows, {}).splitlines()[2].endswith("| not timed | not timed |")
+    rows = seeds("baseline", None, [100.0, 110.0])
+    text = small_data.markdown({"arms": small_data.arms(rows), "comparisons": [],
+                                "step_cost": None})
+    assert "| not timed |" in text
 
 
 @pytest.fixture(scope="module")
@@ -127,13 +140,21 @@ def real_data():
     return module
 
 
-def test_paired_difference_follows_the_declared_rule(real_data):
-    out = real_data.paired_difference([3.0, 4.0, 5.0], [1.0, 1.0, 1.0])
+@pytest.fixture(scope="module")
+def over_seeds():
+    spec = importlib.util.spec_from_file_location("over_seeds", PATH.parent / "over_seeds.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_paired_difference_follows_the_declared_rule(over_seeds):
+    out = over_seeds.paired_difference([3.0, 4.0, 5.0], [1.0, 1.0, 1.0])
     assert out["per_seed"] == [2.0, 3.0, 4.0] and out["mean"] == 3.0 and out["sd"] == 1.0
     # t(0.975, 2) = 4.3027: 3 +/- 4.3027 / sqrt(3)
     assert out["ci95"] == pytest.approx([3 - 2.4842, 3 + 2.4842], abs=1e-3)
     assert out["verdict"].startswith("change")
-    noisy = real_data.paired_difference([1.0, 2.0, 3.0], [2.0, 1.0, 3.0])
+    noisy = over_seeds.paired_difference([1.0, 2.0, 3.0], [2.0, 1.0, 3.0])
     assert noisy["verdict"].startswith("no change") and noisy["ci95"][0] < 0 < noisy["ci95"][1]
 
 

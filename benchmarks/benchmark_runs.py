@@ -1,0 +1,66 @@
+"""The runs that benchmark scripts share: finished or not, raw views of EMA runs, scored once.
+
+Training does not depend on the EMA (tests/test_train.py::test_an_ema_run_keeps_the_raw_
+snapshots_of_the_same_run_without_ema), so an EMA run's raw snapshots (snapshots/raw/) are the
+run without EMA: :func:`raw_run` makes that run's folder from them instead of a second training.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gan_lib import audit, inception, io, metrics, runinfo
+
+
+def last_snapshot(run_dir: Path, iterations: int, raw: bool = False) -> Path:
+    return run_dir / "snapshots" / (runinfo.RAW_SNAPSHOTS if raw else "") / \
+        f"G_iter_{iterations:06d}.pt"
+
+
+def finished(run_dir: Path, iterations: int, raw: bool = False) -> bool:
+    return last_snapshot(run_dir, iterations, raw).is_file()
+
+
+def raw_run(ema_dir: Path, run_dir: Path) -> None:
+    """Make ``run_dir`` the run without EMA from the EMA run ``ema_dir``: its config with
+    ema_decay 0, its log, and its raw snapshots (written whole: a folder, then one rename)."""
+    record = io.read_json(ema_dir / "config.json")
+    record["config"] |= {"name": run_dir.name, "ema_decay": 0.0}
+    record["raw_snapshots_of"] = (f"{ema_dir.name}: G's own weights beside its EMA; training "
+                                  "does not depend on the EMA, so these are this run's")
+    tmp = run_dir.with_name(run_dir.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "snapshots").mkdir(parents=True)
+    io.write_json(tmp / "config.json", record)
+    shutil.copy2(ema_dir / "losses.jsonl", tmp / "losses.jsonl")
+    for _, path in runinfo.list_snapshots(ema_dir, raw=True):
+        shutil.copy2(path, tmp / "snapshots" / path.name)
+    tmp.rename(run_dir)
+
+
+def raw_check(run_dir: Path, ema_dir: Path, iterations: int) -> dict[str, Any] | None:
+    """For a run trained on its own: are its final weights those of the EMA run's raw snapshot
+    (the tensors; metadata such as the run name aside)? None when there is no such snapshot."""
+    if not finished(ema_dir, iterations, raw=True):
+        return None
+    a = io.load_torch(last_snapshot(run_dir, iterations))["state_dict"]
+    b = io.load_torch(last_snapshot(ema_dir, iterations, raw=True))["state_dict"]
+    return {"run": ema_dir.name, "final_snapshot_weights_equal":
+            a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)}
+
+
+def scored(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(scores.json, audit.json) of a run, made now unless both exist under today's extraction
+    (the variant recorded in each, :func:`gan_lib.inception.variant_name`)."""
+    score_cfg = metrics.score_config(run=run_dir)
+    wanted = inception.variant_name(score_cfg)
+    paths = run_dir / "scores.json", run_dir / "audit.json"
+    if all(p.is_file() for p in paths):
+        scores, audited = (io.read_json(p) for p in paths)
+        if scores.get("extraction") == wanted and audited.get("extraction") == wanted:
+            return scores, audited
+    return metrics.score_run(run_dir, score_cfg), audit.audit_run(run_dir, score_cfg)
