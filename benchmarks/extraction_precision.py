@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from gan_lib import config, device, features, inception, io, metrics, models, runinfo
+from gan_lib import config, device, features, frechet, inception, io, metrics, models, runinfo
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "extraction_precision.json"
 VARIANTS = {  # name -> (precision, fold_bn, memory format)
@@ -101,10 +101,13 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--json", nargs="?", const=str(DEFAULT_JSON), help="write the result here")
+    p.add_argument("--n-fake", type=int, help="replace the quick profile's (a quick check only)")
+    p.add_argument("--n-real", type=int, help="replace the quick profile's (a quick check only)")
     args = p.parse_args()
     t_start = time.perf_counter()
     run_dir = runinfo.run_path(args.run)
-    score = config.make_score_config("quick")
+    score = config.make_score_config("quick", **{k: v for k, v in (
+        ("n_fake", args.n_fake), ("n_real", args.n_real)) if v is not None})
     sets, ds = image_sets(run_dir, score.n_fake, score.n_real, score.seed)
     nets = {k: extractor(k, v, args.device) for k, v in {**VARIANTS, **SPEED_ONLY}.items()}
     rows: dict[str, dict] = {}
@@ -149,7 +152,7 @@ def main() -> None:
     engine = []
     for k in ("held-out", *[s for s in sets if s.startswith("iteration")]):
         ours = metrics.frechet_distance(ref_feats[k], ref_feats["reference"])
-        theirs = metrics.fid_torch_fidelity(ref_feats[k], ref_feats["reference"])
+        theirs = frechet.torch_fidelity_fid(ref_feats[k], ref_feats["reference"])
         engine.append({"set": k, "ours": ours, "torch_fidelity": theirs,
                        "relative_difference": abs(ours - theirs) / theirs})
     default = verdict(rows)
