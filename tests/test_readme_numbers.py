@@ -43,6 +43,7 @@ def test_numbers_equal_their_fields(document):
 def test_the_quoted_results_are_bound():
     """The README's headline tables and the docs pages together bind the published numbers."""
     checked = {d: check_readme((ROOT / d).read_text(encoding="utf-8"), ROOT)[0] for d in documents()}
+    assert len([d for d in checked if d.startswith("docs/")]) >= 10, checked  # one per capability
     assert checked["README.md"] > 30, checked
     assert sum(checked[d] for d in checked if d.startswith("docs/")) > 300, checked
 
@@ -79,14 +80,16 @@ def test_relative_links_and_anchors_resolve():
 
 
 def test_a_docs_page_with_a_wrong_number_fails():
-    """A docs/ page is checked like the README: change one bound cell and it fails."""
-    page = ROOT / "docs" / "audit.md"
-    text = page.read_text(encoding="utf-8")
+    """A docs/ page is checked like the README: two swapped cells of a bound table fail."""
+    text = (ROOT / "docs" / "audit.md").read_text(encoding="utf-8")
     assert check_readme(text, ROOT)[1] == []
-    wrong = text.replace("| 12.17 | 351.9 |", "| 12.17 | 315.8 |", 1)  # seed 1's FID_inf in seed 0's row
-    assert wrong != text
-    problems = check_readme(wrong, ROOT)[1]
-    assert len(problems) == 1 and "351.9" not in problems[0] and "315.8" in problems[0], problems
+    lines = text.splitlines()
+    row = next(k for k, line in enumerate(lines) if line.startswith("| 0 |"))  # seed 0's audit
+    cells = lines[row].strip("|").split("|")
+    cells[-2], cells[-1] = cells[-1], cells[-2]  # C_T and FID_inf swapped
+    lines[row] = "|" + "|".join(cells) + "|"
+    problems = check_readme("\n".join(lines), ROOT)[1]
+    assert len(problems) == 2 and all(f"line {row + 1}," in p for p in problems), problems
 
 
 # --- a constructed README and result file -------------------------------------------------------
