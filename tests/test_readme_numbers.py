@@ -1,12 +1,15 @@
-"""Every result a README quotes equals the field of a committed result file it is bound to.
+"""Every result a README or docs/ page quotes equals the field of a committed result file it is
+bound to.
 
-The binding syntax is in tests/readme_numbers.py. These tests check the two READMEs, then the
-checker itself on constructed snippets: each kind of wrong number must fail.
+The binding syntax is in tests/readme_numbers.py. These tests check README.md,
+benchmarks/README.md and every docs/*.md page, the README's length and links, then the checker
+itself on constructed snippets: each kind of wrong number must fail.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -22,14 +25,71 @@ from tests.readme_numbers import (
 
 ROOT = Path(__file__).resolve().parents[1]
 
-READMES = ("README.md", "benchmarks/README.md")
+README_MAX_LINES = 250  # a front door, not the manual (issue 25): the rest lives in docs/
 
 
-@pytest.mark.parametrize("readme", READMES)
-def test_readme_numbers_equal_their_fields(readme):
-    checked, problems = check_readme((ROOT / readme).read_text(encoding="utf-8"), ROOT)
-    assert not problems, f"{readme}:\n" + "\n".join(problems)
-    assert checked > 50, f"{readme}: only {checked} numbers are bound"
+def documents() -> list[str]:
+    """Every Markdown file whose numbers are checked: the READMEs and each docs/ page."""
+    return ["README.md", "benchmarks/README.md",
+            *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").glob("*.md"))]
+
+
+@pytest.mark.parametrize("document", documents())
+def test_numbers_equal_their_fields(document):
+    checked, problems = check_readme((ROOT / document).read_text(encoding="utf-8"), ROOT)
+    assert not problems, f"{document}:\n" + "\n".join(problems)
+
+
+def test_the_quoted_results_are_bound():
+    """The README's headline tables and the docs pages together bind the published numbers."""
+    checked = {d: check_readme((ROOT / d).read_text(encoding="utf-8"), ROOT)[0] for d in documents()}
+    assert len([d for d in checked if d.startswith("docs/")]) >= 10, checked  # one per capability
+    assert checked["README.md"] > 30, checked
+    assert sum(checked[d] for d in checked if d.startswith("docs/")) > 300, checked
+
+
+def test_the_readme_is_short_and_its_docs_links_resolve():
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= README_MAX_LINES
+    links = re.findall(r"\]\((docs/[^)#\s]+)(?:#[^)]*)?\)", text)
+    assert len(links) >= 10, links  # one page per capability
+    missing = [link for link in links if not (ROOT / link).is_file()]
+    assert not missing, f"README.md links to docs pages that do not exist: {missing}"
+
+
+def anchor(heading: str) -> str:
+    """GitHub's anchor of a Markdown heading: lower case, punctuation dropped, spaces to '-'."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_relative_links_and_anchors_resolve():
+    """Every relative link of the READMEs and docs/ pages names a file, and an anchor a heading."""
+    broken = []
+    for document in documents():
+        here = (ROOT / document).parent
+        for target, _, fragment in re.findall(r"\]\(([^)#\s:]*)(#([^)\s]*))?\)",
+                                               (ROOT / document).read_text(encoding="utf-8")):
+            file = (here / target).resolve() if target else ROOT / document
+            if not file.exists():
+                broken.append(f"{document}: {target}")
+            elif fragment and file.suffix == ".md":
+                headings = re.findall(r"^#+ (.+)$", file.read_text(encoding="utf-8"), re.M)
+                if fragment not in {anchor(h) for h in headings}:
+                    broken.append(f"{document}: {target}#{fragment}")
+    assert not broken, broken
+
+
+def test_a_docs_page_with_a_wrong_number_fails():
+    """A docs/ page is checked like the README: two swapped cells of a bound table fail."""
+    text = (ROOT / "docs" / "audit.md").read_text(encoding="utf-8")
+    assert check_readme(text, ROOT)[1] == []
+    lines = text.splitlines()
+    row = next(k for k, line in enumerate(lines) if line.startswith("| 0 |"))  # seed 0's audit
+    cells = lines[row].strip("|").split("|")
+    cells[-2], cells[-1] = cells[-1], cells[-2]  # C_T and FID_inf swapped
+    lines[row] = "|" + "|".join(cells) + "|"
+    problems = check_readme("\n".join(lines), ROOT)[1]
+    assert len(problems) == 2 and all(f"line {row + 1}," in p for p in problems), problems
 
 
 # --- a constructed README and result file -------------------------------------------------------
