@@ -84,6 +84,36 @@ def paired(rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     return out
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The README/docs table of a precision_quality.json, each cell bound to its field."""
+    file, its = "precision_quality.json", list(result["paired"])
+    rows = []
+    for k, seed in enumerate(result["seeds"]):
+        cells = [(str(seed), f"seeds[{k}]")]
+        for precision in ("fp32", "bf16"):
+            at = f"rows.{precision}[seed={seed}]"
+            cells += [over_seeds.cell(f"{at}.fid.{it}", result["rows"][precision][k]["fid"][it], 1)
+                      for it in its]
+        cells += [over_seeds.cell(f"paired.{it}.per_seed[{k}]",
+                                  result["paired"][it]["per_seed"][k], 1) for it in its]
+        rows.append((str(seed), cells))
+    mean = [("mean ± sd", "-")]
+    for precision in ("fp32", "bf16"):
+        s = result["summary"][precision]["fid"]
+        mean += [over_seeds.cell(f"summary.{precision}.fid.{it}.mean", s[it]["mean"], 1,
+                                 (f"summary.{precision}.fid.{it}.sd", s[it]["sd"])) for it in its]
+    mean += [over_seeds.cell(f"paired.{it}.mean", result["paired"][it]["mean"], 1,
+                             (f"paired.{it}.sd", result["paired"][it]["sd"])) for it in its]
+    rows.append(("mean", mean))
+    header = ["training seed", *(f"fp32 FID at {it}" for it in its),
+              *(f"bf16 FID at {it}" for it in its), *(f"bf16 - fp32 at {it}" for it in its)]
+    table = over_seeds.bound_table(file, header, rows)
+    verdicts = "; ".join(
+        f"at {it}: {d['verdict']} (95% interval {d['ci95'][0]:.1f} .. {d['ci95'][1]:.1f})"
+        for it, d in result["paired"].items())
+    return f"{table}\n\nVerdicts by the declared rule: {verdicts}."
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--source", required=True)
@@ -91,7 +121,12 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--json", nargs="?", const=str(DEFAULT_JSON))
+    p.add_argument("--markdown", nargs="?", const=str(DEFAULT_JSON),
+                   help="print the table of this JSON with its bindings; compute nothing")
     args = p.parse_args()
+    if args.markdown:
+        print(markdown(io.read_json(Path(args.markdown))))
+        return
     seeds = [int(s) for s in args.seeds.split(",")]
     rows: dict[str, list[dict[str, Any]]] = {"bf16": [], "fp32": []}
     for seed in seeds:
@@ -116,6 +151,7 @@ def main() -> None:
               f" mean {d['mean']:.1f} (95% CI {d['ci95'][0]:.1f} .. {d['ci95'][1]:.1f}): "
               f"{d['verdict']}")
     print(f"step speed bf16 / fp32: {speed['bf16_over_fp32']:.2f}x on {device.cpu_isa()}")
+    print(markdown(result))
     if args.json:
         io.write_json(Path(args.json), result)
 

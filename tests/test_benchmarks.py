@@ -169,3 +169,22 @@ def test_summary_is_mean_and_sd_over_seeds(real_data):
     assert out["floors"]["train"]["fid"]["sd"] == 0.0
     assert out["audit"]["precision"]["mean"] == pytest.approx(0.2)
     assert "iteration" not in out["audit"]  # settings are not averaged
+
+
+def test_precision_quality_table_is_bound_and_paired_by_seed(over_seeds):
+    spec = importlib.util.spec_from_file_location("precision_quality",
+                                                  PATH.parent / "precision_quality.py")
+    pq = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(pq)
+    fids = {"fp32": [400.0, 380.0, 390.0], "bf16": [395.0, 381.0, 392.0]}
+    rows = {p: [{"seed": k, "fid": {"200": 500.0 + k, "600": v}} for k, v in enumerate(vs)]
+            for p, vs in fids.items()}
+    paired = pq.paired(rows)
+    assert paired["600"]["per_seed"] == [-5.0, 1.0, 2.0]  # bf16 - fp32, seed by seed
+    summary = {p: {"fid": {it: over_seeds.mean_sd([r["fid"][it] for r in rs])
+                           for it in ("200", "600")}} for p, rs in rows.items()}
+    result = {"seeds": [0, 1, 2], "rows": rows, "paired": paired, "summary": summary}
+    text = pq.markdown(result)
+    assert check_bound_markdown(text, result) == 3 * 7 + 6
+    assert "| 0 | 500.0 | 400.0 | 500.0 | 395.0 | 0.0 | -5.0 |" in text
+    assert "at 600: no change detected" in text
