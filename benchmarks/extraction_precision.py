@@ -95,15 +95,56 @@ def verdict(rows: dict[str, dict]) -> str:
     return max(ok, key=lambda k: rows[k]["img_per_s_interleaved"])
 
 
+def markdown(result: dict) -> str:
+    """The docs table of an extraction_precision.json, each number bound to its field."""
+    rows = []
+    for name, r in result["rows"].items():
+        at = f"rows[{name}]"
+        measured = r.get("meets_rule") is not None
+
+        def num(key: str, digits: int, r=r, at=at, measured=measured) -> tuple[str, str]:
+            if key not in r or (not measured and key != "img_per_s_interleaved"
+                                and key != "speed_vs_fp32"):
+                return "speed only", "-"
+            return f"{r[key]:.{digits}f}", f"{at}.{key}"
+
+        rows.append((name, [
+            (name + (" (default)" if name == result["default"] else ""), "-"),
+            num("img_per_s_interleaved", 1), num("speed_vs_fp32", 2),
+            num("img_per_s_full_pass", 1),
+            (f"{100 * r['max_abs_relative_change_at_snapshots']:.2g}",
+             f"100 * {at}.max_abs_relative_change_at_snapshots") if measured else
+            ("speed only", "-"),
+            (f"{r['abs_change_at_floor']:.2g}", f"{at}.abs_change_at_floor") if measured else
+            ("speed only", "-"),
+            ({True: "yes", False: "no"}[r["meets_rule"]], "-") if measured else ("", "-")]))
+    lines = ["<!-- numbers: benchmarks/results/extraction_precision.json"]
+    lines += [f"{key}: " + " | ".join(e for _, e in cells) for key, cells in rows]
+    header = ["variant", "img/s (interleaved)", "vs fp32", "img/s (full pass)",
+              "largest FID change at a snapshot (%)", "FID change at the floor",
+              "meets the rule"]
+    lines += ["-->", "| " + " | ".join(header) + " |",
+              "| --- |" + " ---: |" * (len(header) - 1)]
+    lines += ["| " + " | ".join(t for t, _ in cells) + " |" for _, cells in rows]
+    return "\n".join(lines)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--run", required=True, help="a quick-profile run folder with 3 snapshots")
+    p.add_argument("--run", help="a quick-profile run folder with 3 snapshots")
     p.add_argument("--device", default="cpu")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--json", nargs="?", const=str(DEFAULT_JSON), help="write the result here")
+    p.add_argument("--markdown", nargs="?", const=str(DEFAULT_JSON),
+                   help="print the table of this JSON with its bindings; compute nothing")
     p.add_argument("--n-fake", type=int, help="replace the quick profile's (a quick check only)")
     p.add_argument("--n-real", type=int, help="replace the quick profile's (a quick check only)")
     args = p.parse_args()
+    if args.markdown:
+        print(markdown(io.read_json(Path(args.markdown))))
+        return
+    if not args.run:
+        p.error("--run is needed to measure")
     t_start = time.perf_counter()
     run_dir = runinfo.run_path(args.run)
     score = config.make_score_config("quick", **{k: v for k, v in (
