@@ -6,11 +6,12 @@ snapshot with Table 1's rules (FID/KID against the reference set, floors at the 
 and audits the final snapshot (copy rate, C_T). Each option is compared with the baseline of the
 same seed and images, paired by seed, by the rule declared in over_seeds.PAIRED_RULE (applied to
 the final snapshot's FID; the other snapshots are shown, not judged). Prints the tables (every
-arm as mean ± sd over seeds; each option's paired difference) and ``--json`` writes all of it;
+arm as mean ± sd over seeds; each option's paired difference) and ``--json`` writes all of it (real_small_data.json; small_data.json is the older one-seed study on
+the phantom);
 ``--markdown`` prints the tables of a written JSON with their bindings (tests/readme_numbers.py).
 
     .venv/bin/python benchmarks/small_data.py --source ../shared/data/chest_xray --prefix real- \\
-        --json                                     # benchmarks/results/small_data.json
+        --json                                     # benchmarks/results/real_small_data.json
     .venv/bin/python benchmarks/small_data.py --markdown   # its tables, for docs/small-data.md
     .venv/bin/python benchmarks/small_data.py --profile smoke --sizes 64 --seeds 0,1 \\
         --settings baseline,diffaug --json /tmp/small_data_smoke.json    # a tiny check
@@ -45,7 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchmark_runs as runs  # noqa: E402  (benchmarks/ is not a package)
 from over_seeds import PAIRED_RULE, bound_table, cell, mean_sd, paired_difference  # noqa: E402
 
-DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "small_data.json"
+# small_data.json: the one-seed study on the phantom, kept as the software check it was
+DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "real_small_data.json"
 SETTINGS = {
     "baseline": {},
     "diffaug": {"augment": "translation,cutout"},
@@ -211,9 +213,9 @@ def compare(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def markdown(result: dict[str, Any]) -> str:
-    """The two tables of a small_data.json, each cell bound to its field."""
-    file = "small_data.json"
+def markdown(result: dict[str, Any], file: str = "real_small_data.json") -> str:
+    """The two tables of a small-data result (``file`` in benchmarks/results/), each cell bound
+    to its field."""
     its = list(result["arms"][0]["fid"])
     rows = []
     for a in result["arms"]:
@@ -284,7 +286,7 @@ def main() -> None:
                    help="print the tables of this JSON with their bindings; compute nothing")
     args = p.parse_args()
     if args.markdown:
-        print(markdown(gio.read_json(args.markdown)))
+        print(markdown(gio.read_json(args.markdown), args.markdown.name))
         return
     settings = [s.strip() for s in args.settings.split(",") if s.strip()]
     unknown = sorted(set(settings) - set(SETTINGS))
@@ -313,7 +315,7 @@ def main() -> None:
         "arms": arms(rows), "comparisons": compare(rows), "rows": rows, "step_cost": cost,
         "seconds": round(time.perf_counter() - t0, 1),
     }
-    print(markdown(result), "", result["provenance"], sep="\n")
+    print(markdown(result, (args.json or DEFAULT_JSON).name), "", result["provenance"], sep="\n")
     if args.json:
         gio.write_json(args.json, result)
         print(f"wrote {args.json}")

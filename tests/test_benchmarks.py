@@ -115,7 +115,7 @@ def test_markdown_tables_are_bound_cell_by_cell_and_a_swap_fails(small_data):
     result = {"arms": small_data.arms(rows), "comparisons": small_data.compare(rows),
               "step_cost": {"baseline": {"vs_baseline": 1.0}, "both": {"vs_baseline": 0.833}}}
     text = small_data.markdown(result)
-    assert check_bound_markdown(text, result) == 2 * 7 + 6  # 2 arms x 7 numbers, 3 seeds + mean + interval
+    assert check_bound_markdown(text, result) == 2 * 7 + 6  # 2 arms x 7; 3 seeds, mean, interval
     assert "| both | all | 300.0 ± 0.0 | 94.9 ± 6.5 |" in text
     # the table of these numbers, checked against a result whose two columns are swapped
     swapped = [a | {"fid": {"200": a["fid"]["600"], "600": a["fid"]["200"]}}
