@@ -6,8 +6,8 @@ snapshot with Table 1's rules (FID/KID against the reference set, floors at the 
 and audits the final snapshot (copy rate, C_T). Each option is compared with the baseline of the
 same seed and images, paired by seed, by the rule declared in over_seeds.PAIRED_RULE (applied to
 the final snapshot's FID; the other snapshots are shown, not judged). Prints the tables (every
-arm as mean ± sd over seeds; each option's paired difference) and ``--json`` writes all of it (real_small_data.json; small_data.json is the older one-seed study on
-the phantom);
+arm as mean ± sd over seeds; each option's paired difference); ``--json`` writes all of it
+(real_small_data.json; small_data.json is the older one-seed study on the phantom), and
 ``--markdown`` prints the tables of a written JSON with their bindings (tests/readme_numbers.py).
 
     .venv/bin/python benchmarks/small_data.py --source ../shared/data/chest_xray --prefix real- \\
