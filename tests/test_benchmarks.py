@@ -1,8 +1,10 @@
-"""The small-data benchmark's arithmetic: each option against the baseline on the same images.
+"""The benchmarks' own logic, on constructed inputs: nothing is trained or timed.
 
 benchmarks/small_data.py's training and scoring are gan_lib's own (tested elsewhere); what it
-adds is the comparison the README's recommendation rests on, tested here on constructed rows.
-Fast and offline: nothing is trained.
+adds is the comparison of each option with the baseline on the same images, tested here on
+constructed rows. benchmarks/train_throughput.py's tutorial reference must read the same
+in-memory uint8 tensor as gan_lib (no decoding in its timed loop): its batch function is
+tested here, not its timing. Fast and offline.
 """
 
 from __future__ import annotations
@@ -169,3 +171,48 @@ def test_summary_is_mean_and_sd_over_seeds(real_data):
     assert out["floors"]["train"]["fid"]["sd"] == 0.0
     assert out["audit"]["precision"]["mean"] == pytest.approx(0.2)
     assert "iteration" not in out["audit"]  # settings are not averaged
+
+
+@pytest.fixture(scope="module")
+def train_throughput():
+    spec = importlib.util.spec_from_file_location("train_throughput",
+                                                  PATH.parent / "train_throughput.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_tutorial_reference_takes_its_batches_from_the_in_memory_tensor(train_throughput):
+    """The reference gets gan_lib's advantage (the uint8 tensor, batches by index) and keeps
+    the tutorial's conversion: ToTensor + Normalize((0.5,), (0.5,)) of each indexed image."""
+    import torch
+    import torchvision.transforms as T
+
+    images = torch.randint(0, 256, (10, 1, 4, 4), dtype=torch.uint8)
+    loader = train_throughput.tutorial_batches(images, 4, torch.Generator().manual_seed(0))
+    tutorial = T.Compose([T.ToTensor(), T.Normalize((0.5,), (0.5,))])
+    epochs = [[next(loader) for _ in range(2)] for _ in range(2)]  # drop_last: 2 batches of 4
+    for epoch in epochs:
+        seen = []
+        for batch in epoch:
+            assert batch.shape == (4, 1, 4, 4) and batch.dtype == torch.float32
+            for x in batch:  # each row is one stored image, converted the tutorial's way
+                k = next(i for i in range(10)
+                         if torch.allclose(x, tutorial(images[i, 0].numpy()), atol=1e-6))
+                seen.append(k)
+        assert len(set(seen)) == 8  # no image twice within an epoch
+    assert epochs[0][0].tolist() != epochs[1][0].tolist()  # a fresh order each epoch
+
+
+def test_the_json_says_every_contestant_reads_the_same_tensor(train_throughput):
+    import argparse
+
+    import torch
+
+    args = argparse.Namespace(batch_size=8, channels_last=True, compile=False)
+    images = torch.zeros(20, 1, 8, 8, dtype=torch.uint8)
+    rec = train_throughput.contestants_record(args, ["fp32", "bf16"], images, torch.device("cpu"))
+    assert set(rec) == {"reference fp32", "gan_lib fp32", "gan_lib bf16"}
+    assert len({c["data"] for c in rec.values()}) == 1 and "[20, 1, 8, 8]" in rec["gan_lib fp32"]["data"]
+    assert not any(c["decoding or DataLoader workers in the timed loop"] for c in rec.values())
+    assert rec["reference fp32"]["precision"] == "fp32" and "BCELoss" in rec["reference fp32"]["loss"]
