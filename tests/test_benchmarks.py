@@ -20,12 +20,17 @@ from tests.readme_numbers import annotations, check_table
 PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "small_data.py"
 
 
-@pytest.fixture(scope="module")
-def small_data():
-    spec = importlib.util.spec_from_file_location("small_data", PATH)
+def bench_module(name: str):
+    """benchmarks/<name>.py imported as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, PATH.parent / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    return bench_module("small_data")
 
 
 def numeric_leaves(obj) -> list[float]:
@@ -135,19 +140,12 @@ def test_a_setting_not_timed_says_so(small_data):
 
 @pytest.fixture(scope="module")
 def real_data():
-    path = PATH.parent / "real_data.py"
-    spec = importlib.util.spec_from_file_location("real_data", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_module("real_data")
 
 
 @pytest.fixture(scope="module")
 def over_seeds():
-    spec = importlib.util.spec_from_file_location("over_seeds", PATH.parent / "over_seeds.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_module("over_seeds")
 
 
 def test_paired_difference_follows_the_declared_rule(over_seeds):
@@ -175,11 +173,7 @@ def test_summary_is_mean_and_sd_over_seeds(real_data):
 
 @pytest.fixture(scope="module")
 def train_throughput():
-    spec = importlib.util.spec_from_file_location("train_throughput",
-                                                  PATH.parent / "train_throughput.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_module("train_throughput")
 
 
 def test_the_tutorial_reference_takes_its_batches_from_the_in_memory_tensor(train_throughput):
@@ -216,3 +210,32 @@ def test_the_json_says_every_contestant_reads_the_same_tensor(train_throughput):
     assert len({c["data"] for c in rec.values()}) == 1 and "[20, 1, 8, 8]" in rec["gan_lib fp32"]["data"]
     assert not any(c["decoding or DataLoader workers in the timed loop"] for c in rec.values())
     assert rec["reference fp32"]["precision"] == "fp32" and "BCELoss" in rec["reference fp32"]["loss"]
+
+
+@pytest.fixture(scope="module")
+def score_throughput():
+    return bench_module("score_throughput")
+
+
+def test_scoring_benchmark_defaults_to_the_quick_profiles_sizes(score_throughput):
+    from gan_lib import config
+
+    quick = config.make_score_config("quick")
+    args = score_throughput.parse_args([])
+    assert (args.n_fake, args.n_real, args.batch_size) == (quick.n_fake, quick.n_real,
+                                                           quick.batch_size)
+    assert (args.n_fake, args.n_real) == (1024, 2048) and args.source == "phantom"
+    small = score_throughput.parse_args(["--n-fake", "16", "--n-real", "32"])
+    assert (small.n_fake, small.n_real) == (16, 32)  # smoke checks stay possible
+
+
+def test_both_scorers_run_in_this_process_unless_asked(score_throughput):
+    rec = score_throughput.contestants_record(score_throughput.parse_args([]))
+    assert "no worker processes" in rec["torch-fidelity"]["loader"]
+    assert rec["torch-fidelity"]["cache"].startswith("part 1: on")
+    assert rec["torch-fidelity"]["threads"] == rec["gan_lib"]["threads"]
+    assert "in this process's memory" in rec["gan_lib"]["images"]
+    workers = score_throughput.contestants_record(
+        score_throughput.parse_args(["--fidelity-workers", "--with-no-cache"]))
+    assert "save_cpu_ram=False" in workers["torch-fidelity"]["loader"]
+    assert "off (--with-no-cache)" in workers["torch-fidelity"]["cache"]
