@@ -50,7 +50,7 @@ device, weights origin and sha256, the exact settings) and, under ``contestants`
 side gets; ``--json`` alone writes benchmarks/results/score_throughput.json, the file
 docs/benchmarks.md quotes.
 
-    .venv/bin/python benchmarks/score_throughput.py --threads 2      # make bench, quick n
+    .venv/bin/python benchmarks/score_throughput.py --threads 2      # quick n: 1-2 h on 2 cores
     .venv/bin/python benchmarks/score_throughput.py --source ../shared/data/chest_xray --json
     .venv/bin/python benchmarks/score_throughput.py --n-fake 16 --n-real 32 --rounds 1   # smoke
 
@@ -174,6 +174,7 @@ def part1(ds, args, weights: str) -> dict:
     x_theirs, x_ours = n / min(times["torch-fidelity"]), n / min(times["gan_lib"])
     return {"images": n, "n_fake": len(fake), "n_real": len(real), "rounds": args.rounds,
             "end_to_end_torch_fidelity_cache": "on, cold (empty cache_root)",
+            "gan_lib_extractor": warm_up.describe(),
             "fid_torch_fidelity": theirs,
             "fid_gan_lib": ours, "abs_fid_difference": abs(ours - theirs),
             "end_to_end_seconds_torch_fidelity": t_theirs, "end_to_end_seconds_gan_lib": t_ours,
@@ -290,7 +291,8 @@ def contestants_record(args) -> dict:
         "gan_lib": {
             **shared, "reads": "the tensors streamed in batches (metrics.extract_features)",
             "loader": "none: no DataLoader, no worker processes",
-            "extractor": "metrics.load_extractor (the same network and weights, channels_last)",
+            "extractor": "metrics.load_extractor: the same network and weights, channels_last, "
+                         "BatchNorm folded where fp32 (part1.gan_lib_extractor says which)",
             "cache": "part 1: none; part 2: its real-statistics cache, empty then warm "
                      "(generated features extracted again in the warm run)"}}
 
