@@ -1,12 +1,22 @@
-"""Scoring speed: gan_lib's FID against a direct torch-fidelity call, and the real-statistics cache.
+"""Scoring speed: gan_lib's FID against torch-fidelity with its feature cache on.
 
-Part 1, same inputs, same weights, in one process, alternating (torch-fidelity first):
+Both sides get the same advantage: the generated and real images are uint8 tensors in memory
+(torch-fidelity reads them through a Dataset that indexes them, gan_lib streams them), they
+run in one process on the same torch threads (torch-fidelity's DataLoader without worker
+processes, ``save_cpu_ram=True``, unless ``--fidelity-workers``), with the same weights, in
+fp32. By default the sizes are the quick profile's (``config.make_score_config("quick")``:
+1,024 generated against 2,048 real images, batch 64, KID on subsets of 500), on the synthetic
+phantom; ``--source`` takes a Kermany folder (e.g. ``../shared/data/chest_xray``) for real
+images.
+
+Part 1, one FID of the same fakes and reals, in one process (torch-fidelity first):
 
   torch-fidelity  ``torch_fidelity.calculate_metrics(input1=fake, input2=real, fid=True,
-                  feature_extractor_weights_path=W)`` as a user would call it (its DataLoader
-                  with workers, its defaults otherwise).
-  gan_lib         ``metrics.score_images`` with the same weights: the extractor, features
-                  streamed from in-memory uint8 tensors, torch-fidelity's FID function.
+                  feature_extractor_weights_path=W, cache=True, input2_cache_name=...,
+                  cache_root=<empty temporary folder>)``: its cache on, cold (it extracts both
+                  sets and stores the real features).
+  gan_lib         ``metrics.load_extractor`` + ``metrics.extract_features`` of both sets +
+                  ``metrics.compare`` (torch-fidelity's FID function) with the same weights.
 
   It prints the seconds of each end to end and |FID difference| (must be < 1e-3 in fp32), then
   the images/s of the feature extraction alone (torch-fidelity's extractor and DataLoader path
@@ -14,21 +24,20 @@ Part 1, same inputs, same weights, in one process, alternating (torch-fidelity f
   on both sides (~10-20 s for 2048-d on a 2-core CPU, whatever n), is left out of the ratio.
   Extraction rounds alternate which side goes first; the best of each counts (noisy machines).
 
-Part 2, three generator snapshots of a throw-away run on the same real images:
+Part 2, three generator snapshots of a throw-away run against the same real images:
 
-  torch-fidelity, no cache    one ``calculate_metrics(..., cache=False)`` call per snapshot:
-                              the real images are extracted again for every snapshot;
   torch-fidelity, own cache   one call per snapshot with ``cache=True``,
                               ``input2_cache_name=...`` and ``cache_root`` in a fresh temporary
                               folder: cold (the first call extracts and stores the real
                               features, the other two load them) and warm (the same three calls
-                              again, all loading them). This is the honest baseline: a
-                              torch-fidelity user who scores several snapshots also makes one
-                              pass over the real images;
+                              again, all loading them): like gan_lib, one pass over the real
+                              images;
   gan_lib, cold cache         ``metrics.score_run`` with an empty cache: one pass over the real
                               images (plus the test split, for the real-vs-real floors, which
                               it also scores), then only the fakes of each snapshot;
-  gan_lib, warm cache         ``metrics.score_run`` again: no real pass at all.
+  gan_lib, warm cache         ``metrics.score_run`` again: no real pass at all;
+  torch-fidelity, no cache    only with ``--with-no-cache``: one ``cache=False`` call per
+                              snapshot, the real images extracted again for every snapshot.
 
   The default metric in part 2 is KID, whose math is cheap, so the timings show extraction;
   a 2048-d FID adds ~15 s of eigen-decomposition per snapshot and floor on a 2-core CPU.
@@ -37,11 +46,15 @@ Part 2, three generator snapshots of a throw-away run on the same real images:
   silently returns stale features. gan_lib's cache key includes both.
 
 ``--json FILE`` writes every printed number with its provenance (date, versions, threads,
-device, weights origin and sha256, the exact settings); ``--json`` alone writes
-benchmarks/results/score_throughput.json, the file benchmarks/README.md quotes.
+device, weights origin and sha256, the exact settings) and, under ``contestants``, what each
+side gets; ``--json`` alone writes benchmarks/results/score_throughput.json, the file
+docs/benchmarks.md quotes.
 
-    .venv/bin/python benchmarks/score_throughput.py              # make bench: a few minutes
-    .venv/bin/python benchmarks/score_throughput.py --n-fake 8 --n-real 8 --rounds 1 --skip-cache
+    .venv/bin/python benchmarks/score_throughput.py --threads 2      # quick n: 1-2 h on 2 cores
+    .venv/bin/python benchmarks/score_throughput.py --source ../shared/data/chest_xray --json
+    .venv/bin/python benchmarks/score_throughput.py --n-fake 16 --n-real 32 --rounds 1   # smoke
+
+Run it on an idle machine: other jobs on the same cores change both sides' times unevenly.
 """
 
 from __future__ import annotations
@@ -81,14 +94,16 @@ class Images(torch.utils.data.Dataset):
 
 def fidelity(fake: torch.Tensor, real: torch.Tensor, args, weights: str,
              cache_root: str | None = None, **metric) -> dict:
-    """torch_fidelity.calculate_metrics as a user calls it: no cache, or (``cache_root`` given)
-    its own file cache for the real images (``input2_cache_name``) under ``cache_root``."""
+    """torch_fidelity.calculate_metrics as a user calls it: its own file cache for the real
+    images (``input2_cache_name``) under ``cache_root``, or (None) no cache. Without
+    ``--fidelity-workers`` its DataLoader runs in this process (``save_cpu_ram=True``: no
+    worker processes competing with the compute threads, as gan_lib has none)."""
     cache = {"cache": False} if cache_root is None else {
         "cache": True, "cache_root": cache_root, "input2_cache_name": "bench-real"}
     return torch_fidelity.calculate_metrics(
         input1=Images(fake), input2=Images(real), cuda=args.device.type == "cuda",
         batch_size=args.batch_size, feature_extractor_weights_path=weights, verbose=False,
-        **cache, **metric)
+        save_cpu_ram=not args.fidelity_workers, **cache, **metric)
 
 
 def snapshot(path: Path, seed: int, image_size: int) -> Path:
@@ -119,13 +134,15 @@ def fidelity_features(images: torch.Tensor, args, weights: str) -> torch.Tensor:
     fe = create_feature_extractor("inception-v3-compat", ["2048"], cuda=args.device.type == "cuda",
                                   feature_extractor_weights_path=weights, verbose=False)
     return get_featuresdict_from_dataset(Images(images), fe, args.batch_size,
-                                         args.device.type == "cuda", False, False)["2048"]
+                                         args.device.type == "cuda",
+                                         not args.fidelity_workers, False)["2048"]
 
 
 def part1(ds, args, weights: str) -> dict:
     """FID of the same fakes and reals: gan_lib vs torch-fidelity, images/s and agreement.
 
-    End to end once (extractor, features, FID math), then feature extraction alone (the part
+    End to end once (extractor, features, FID math; torch-fidelity with its cache on, cold, in
+    an empty temporary folder), then feature extraction alone (the part
     that scales with n; the FID math is the same torch-fidelity function on both sides) in
     rounds that alternate which side goes first; the best round of each counts.
     """
@@ -138,9 +155,11 @@ def part1(ds, args, weights: str) -> dict:
                              device=str(args.device), precision="fp32")
     warm_up = metrics.load_extractor(cfg)  # weights into the page cache, oneDNN initialised
     metrics.extract_features(warm_up, fake[:2])
-    t0 = time.perf_counter()
-    theirs = fidelity(fake, real, args, weights, fid=True)["frechet_inception_distance"]
-    t_theirs = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory() as cache_root:
+        t0 = time.perf_counter()
+        theirs = fidelity(fake, real, args, weights, cache_root=cache_root,
+                          fid=True)["frechet_inception_distance"]
+        t_theirs = time.perf_counter() - t0
     ours, split = gan_lib_fid(fake, real, cfg)
     t_ours = sum(split.values())
     times: dict[str, list[float]] = {"torch-fidelity": [], "gan_lib": []}
@@ -153,7 +172,10 @@ def part1(ds, args, weights: str) -> dict:
                 metrics.extract_features(metrics.load_extractor(cfg), both)
             times[who].append(time.perf_counter() - t0)
     x_theirs, x_ours = n / min(times["torch-fidelity"]), n / min(times["gan_lib"])
-    return {"images": n, "rounds": args.rounds, "fid_torch_fidelity": theirs,
+    return {"images": n, "n_fake": len(fake), "n_real": len(real), "rounds": args.rounds,
+            "end_to_end_torch_fidelity_cache": "on, cold (empty cache_root)",
+            "gan_lib_extractor": warm_up.describe(),
+            "fid_torch_fidelity": theirs,
             "fid_gan_lib": ours, "abs_fid_difference": abs(ours - theirs),
             "end_to_end_seconds_torch_fidelity": t_theirs, "end_to_end_seconds_gan_lib": t_ours,
             "gan_lib_split_s": split, "extraction_seconds": times,
@@ -165,10 +187,11 @@ def part2(ds, args, weights: str) -> dict:
     """Three snapshots: torch-fidelity without and with its own cache (cold, warm), and
     gan_lib's score_run with a cold and a warm cache."""
     chosen = tuple(args.cache_metrics.split(","))
-    cfg = config.ScoreConfig(n_fake=args.n_fake, n_real=args.n_real, metrics=chosen,
-                             batch_size=args.batch_size, weights=weights,
-                             kid_subset_size=min(args.n_fake, args.n_real // 2), kid_subsets=20,
-                             device=str(args.device), precision="fp32")
+    quick = config.make_score_config("quick")
+    cfg = config.make_score_config(
+        "quick", n_fake=args.n_fake, n_real=args.n_real, metrics=chosen,
+        batch_size=args.batch_size, weights=weights, device=str(args.device), precision="fp32",
+        kid_subset_size=min(quick.kid_subset_size, args.n_fake, args.n_real // 2))
     with tempfile.TemporaryDirectory() as tmp:
         config.CACHE_DIR = Path(tmp) / "cache"  # a fresh, empty real-statistics cache
         run_dir = Path(tmp) / "bench"
@@ -203,8 +226,8 @@ def part2(ds, args, weights: str) -> dict:
             return time.perf_counter() - t0, scores
 
         tf_root = str(Path(tmp) / "fidelity_cache")  # torch-fidelity's own cache, empty
-        calls = {"torch-fidelity, no cache": fidelity_calls(None),
-                 "torch-fidelity, own cache, cold": fidelity_calls(tf_root)}
+        calls = {"torch-fidelity, no cache": fidelity_calls(None)} if args.with_no_cache else {}
+        calls["torch-fidelity, own cache, cold"] = fidelity_calls(tf_root)
         assert any(Path(tf_root).glob("bench-real-*.pt")), "torch-fidelity wrote no cache"
         t_cold, cold = score_run()
         calls["torch-fidelity, own cache, warm"] = fidelity_calls(tf_root)
@@ -217,20 +240,20 @@ def part2(ds, args, weights: str) -> dict:
     seconds |= {"gan_lib, cold cache": t_cold, "gan_lib, warm cache": t_warm}
     tf_cold, tf_warm = (seconds["torch-fidelity, own cache, cold"],
                         seconds["torch-fidelity, own cache, warm"])
+    ratios = {"torch-fidelity own cache cold / gan_lib cold": tf_cold / t_cold,
+              "torch-fidelity own cache warm / gan_lib warm": tf_warm / t_warm}
+    if args.with_no_cache:
+        no_cache = seconds["torch-fidelity, no cache"]
+        ratios |= {"torch-fidelity no cache / gan_lib cold": no_cache / t_cold,
+                   "torch-fidelity no cache / torch-fidelity own cache cold": no_cache / tf_cold}
     return {"metrics": list(chosen), "snapshots": len(paths), "n_fake": args.n_fake,
             "n_real": args.n_real, "kid_subset_size": cfg.kid_subset_size,
             "kid_subsets": cfg.kid_subsets, "seconds": seconds,
             "torch_fidelity_call_seconds": calls,
             "gan_lib_real_pass_seconds": cold["real_stats"]["seconds"],
-            "ratios": {
-                "torch-fidelity no cache / gan_lib cold": seconds["torch-fidelity, no cache"] / t_cold,
-                "torch-fidelity own cache cold / gan_lib cold": tf_cold / t_cold,
-                "torch-fidelity own cache warm / gan_lib warm": tf_warm / t_warm,
-                "torch-fidelity no cache / torch-fidelity own cache cold":
-                    seconds["torch-fidelity, no cache"] / tf_cold},
-            "order": ["torch-fidelity, no cache", "torch-fidelity, own cache, cold",
-                      "gan_lib, cold cache", "torch-fidelity, own cache, warm",
-                      "gan_lib, warm cache"],
+            "ratios": ratios,
+            "order": [*(k for k in calls if not k.endswith("warm")), "gan_lib, cold cache",
+                      "torch-fidelity, own cache, warm", "gan_lib, warm cache"],
             "note": "gan_lib cold and warm also score the real-vs-real floors (two halves of the "
                     "real images; test vs train), which the torch-fidelity calls do not; each "
                     "torch-fidelity call builds its extractor, score_run builds it once"}
@@ -250,22 +273,60 @@ def provenance(args, weights: dict, ds) -> dict:
                      "fingerprint": ds.fingerprint, "is_synthetic": bool(ds.is_synthetic)}}
 
 
-def main() -> None:
+def contestants_record(args) -> dict:
+    """What each side gets, for the JSON: the same images in memory, threads and weights."""
+    shared = {"images": "uint8 tensors in this process's memory, the same for both sides",
+              "threads": torch.get_num_threads(), "batch_size": args.batch_size,
+              "precision": "fp32", "weights": "the same file (provenance.weights)"}
+    workers = ("its DataLoader's default worker processes, min(4, 2 x CPUs) (save_cpu_ram=False)"
+               if args.fidelity_workers else
+               "no worker processes: its DataLoader runs in this process (save_cpu_ram=True)")
+    return {
+        "torch-fidelity": {
+            **shared, "reads": "a Dataset indexing the tensors (one [3, H, W] uint8 item each)",
+            "loader": workers, "extractor": "inception-v3-compat, built in every call",
+            "cache": "part 1: on, cold (empty cache_root); part 2: on, input2_cache_name in "
+                     "an empty cache_root, cold then warm" + (
+                         "; and off (--with-no-cache)" if args.with_no_cache else "")},
+        "gan_lib": {
+            **shared, "reads": "the tensors streamed in batches (metrics.extract_features)",
+            "loader": "none: no DataLoader, no worker processes",
+            "extractor": "metrics.load_extractor: the same network and weights, channels_last, "
+                         "BatchNorm folded where fp32 (part1.gan_lib_extractor says which)",
+            "cache": "part 1: none; part 2: its real-statistics cache, empty then warm "
+                     "(generated features extracted again in the warm run)"}}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; sizes default to the quick profile's ScoreConfig."""
+    quick = config.make_score_config("quick")
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--n-fake", type=int, default=32, help="generated images (part 1, per snapshot)")
-    p.add_argument("--n-real", type=int, default=32, help="real images")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--n-fake", type=int, default=quick.n_fake,
+                   help="generated images per snapshot (default: the quick profile's)")
+    p.add_argument("--n-real", type=int, default=quick.n_real,
+                   help="real images (default: the quick profile's)")
+    p.add_argument("--batch-size", type=int, default=quick.batch_size)
     p.add_argument("--image-size", type=int, default=64)
-    p.add_argument("--rounds", type=int, default=3, help="part 1 rounds (order alternates)")
-    p.add_argument("--source", default="auto", help="real data: auto | phantom | PATH")
+    p.add_argument("--rounds", type=int, default=2, help="part 1 rounds (order alternates)")
+    p.add_argument("--source", default="phantom",
+                   help="real images: phantom (default) | pneumoniamnist | a Kermany folder")
     p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads of both sides (0 = torch's default)")
+    p.add_argument("--fidelity-workers", action="store_true",
+                   help="let torch-fidelity's DataLoader start its default worker processes")
+    p.add_argument("--with-no-cache", action="store_true",
+                   help="part 2 also times torch-fidelity with its cache off")
     p.add_argument("--cache-metrics", default="kid", help="metrics of part 2, e.g. kid or fid,kid")
     p.add_argument("--skip-cache", action="store_true", help="run part 1 only")
     p.add_argument("--json", "--out", type=Path, nargs="?", const=DEFAULT_JSON,
                    help=f"also write the results as JSON here (no value: {DEFAULT_JSON})")
-    args = p.parse_args()
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     args.device = resolve_device(args.device)
@@ -276,7 +337,8 @@ def main() -> None:
     settings = {k: str(v) if isinstance(v, Path | torch.device) else v
                 for k, v in vars(args).items()}
     result = {"benchmark": "score_throughput", "provenance": provenance(args, weights, ds),
-              "settings": settings, "part1": part1(ds, args, weights["path"])}
+              "settings": settings, "contestants": contestants_record(args),
+              "part1": part1(ds, args, weights["path"])}
     r = result["part1"]
     print(f"\nFID of {args.n_fake} fake vs {args.n_real} real images, end to end:")
     print(f"  torch-fidelity calculate_metrics {r['end_to_end_seconds_torch_fidelity']:6.1f} s"

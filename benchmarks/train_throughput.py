@@ -1,48 +1,57 @@
 """Training speed: gan_lib's loop against the plain PyTorch DCGAN tutorial loop, side by side.
 
-Both train the same DCGAN (64x64, one channel, batch 128 by default) on the same phantom folder,
-in one process, alternating rounds of the same number of timed iterations after warm-up:
+Both train the same DCGAN (64x64, one channel, batch 128 by default) on the same images, in one
+process, on the same torch threads, alternating rounds of the same number of timed iterations
+after warm-up. Both get the same advantage: the training split is decoded once, before any
+timing, into one uint8 tensor [N, 1, S, S] on the device, and every batch is taken from it by
+index. No JPEG decoding and no DataLoader workers run in any timed loop, so the ratio measures
+the training code, not the input pipeline:
 
-  reference       what a user writes from the PyTorch DCGAN tutorial: torchvision ImageFolder
-                  (Grayscale, Resize, CenterCrop, ToTensor, Normalize), a DataLoader with
-                  workers that decodes every image of every batch, Sigmoid + BCELoss, fp32 eager.
+  reference       what a user writes from the PyTorch DCGAN tutorial, fed from that tensor:
+                  a fresh random order each epoch (DataLoader's shuffle=True, drop_last=True)
+                  and the tutorial's conversion of each batch (ToTensor then
+                  Normalize((0.5,), (0.5,)): x / 255, then (x - 0.5) / 0.5; see
+                  :func:`tutorial_batches`); the tutorial's model and loss choices kept:
+                  D ends in a Sigmoid, BCELoss, fp32 eager, contiguous layout, G's update
+                  backpropagates into D's weights too, three ``.item()`` syncs a step.
   gan_lib fp32    gan_lib.train's step (train.train_step, the function train() runs) on the
-                  data set held as one uint8 tensor, batches taken by index.
-  gan_lib bf16    the same with bf16 autocast (what precision="auto" picks on CPUs with
-                  AVX512-BF16/AMX and on recent GPUs).
+                  same tensor: batches by gan_lib.batches (epoch order from the seed,
+                  ``real_batch``), logits + BCE-with-logits, channels_last and compile as
+                  TrainConfig's defaults unless given, one host sync a step.
+  gan_lib bf16    the same with bf16 autocast, where the device computes bf16 natively
+                  (``precision="auto"`` picks it on CUDA and on AMX CPUs only).
 
-It prints images/s, seconds per step and GFLOP/s of each (FLOPs of one step counted by
-torch.utils.flop_counter), and each one's ratio to the reference, overall and per round.
-``--json FILE`` writes every printed number with its provenance (date, versions, threads,
-device, the exact settings, data); ``--json`` alone writes benchmarks/results/train_throughput.json,
-the file benchmarks/README.md quotes.
+``--source`` picks the images (default the synthetic phantom; any Kermany-layout folder, e.g.
+``../shared/data/chest_xray``, or ``pneumoniamnist``): speed does not depend on the pixels,
+but the data set's size sets the epoch length. It prints images/s, seconds per step and
+GFLOP/s of each (FLOPs of one step counted by torch.utils.flop_counter), and each one's ratio
+to the reference, overall and per round. ``--json FILE`` writes every printed number with its
+provenance (date, versions, threads, device, the exact settings, the data) and, under
+``contestants``, exactly what each contestant gets; ``--json`` alone writes
+benchmarks/results/train_throughput.json, the file docs/benchmarks.md quotes.
 
     .venv/bin/python benchmarks/train_throughput.py                  # make bench: a few minutes
-    .venv/bin/python benchmarks/train_throughput.py --threads 1 --channels-last --json out.json
-    .venv/bin/python benchmarks/train_throughput.py --iters 2 --rounds 1 --batch-size 64   # smoke
+    .venv/bin/python benchmarks/train_throughput.py --source ../shared/data/chest_xray --json
+    .venv/bin/python benchmarks/train_throughput.py --iters 1 --rounds 1 --batch-size 16  # smoke
 
 On a machine shared with other jobs, ``--threads 1`` gives much steadier numbers: two OpenMP
-threads stall at every barrier while another process holds one of the cores. gan_lib's
-channels_last and compile follow TrainConfig's defaults unless given.
+threads stall at every barrier while another process holds one of the cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.metadata
-import itertools
 import json
 import os
 import platform
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
-import torchvision.transforms as T
 from torch import nn
-from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
-from torchvision.datasets import ImageFolder
 
 from gan_lib import batches, config, data, models, runinfo, train
 from gan_lib.device import autocast_context, bf16_probe, resolve_device
@@ -50,19 +59,32 @@ from gan_lib.device import autocast_context, bf16_probe, resolve_device
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "train_throughput.json"
 
 
-def reference_setup(folder: Path, args: argparse.Namespace, device: torch.device):
-    """The tutorial's data pipeline, networks (same sizes; D ends in a Sigmoid), loss, Adam."""
+def tutorial_batches(images: torch.Tensor, batch_size: int,
+                     generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """The tutorial's batches, epoch after epoch, taken by index from the in-memory uint8
+    images [N, 1, S, S]: what ``DataLoader(shuffle=True, drop_last=True)`` over
+    ``ToTensor()`` + ``Normalize((0.5,), (0.5,))`` yields, without decoding or workers.
+
+    >>> x = torch.tensor([0, 255], dtype=torch.uint8).view(2, 1, 1, 1)
+    >>> next(tutorial_batches(x, 2, torch.Generator().manual_seed(0))).flatten().sort().values
+    tensor([-1.,  1.])
+    """
+    while True:
+        order = torch.randperm(len(images), generator=generator).to(images.device)
+        for k in range(len(images) // batch_size):
+            idx = order[k * batch_size:(k + 1) * batch_size]
+            yield (images[idx].float() / 255 - 0.5) / 0.5  # ToTensor, then Normalize(0.5, 0.5)
+
+
+def reference_setup(images: torch.Tensor, args: argparse.Namespace, device: torch.device):
+    """The tutorial's batches (from ``images``), networks (same sizes; D ends in a Sigmoid), Adam."""
     size = args.image_size
-    dataset = ImageFolder(str(folder), transform=T.Compose([
-        T.Grayscale(1), T.Resize(size), T.CenterCrop(size), T.ToTensor(), T.Normalize((0.5,), (0.5,)),
-    ]))
-    loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True,
-                        num_workers=args.workers, drop_last=True)
     G = models.Generator(100, 64, size).apply(models.weights_init).to(device)
     D = nn.Sequential(models.Discriminator(64, size), nn.Sigmoid()).apply(models.weights_init)
     D = D.to(device)
     opt_G = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_D = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    loader = tutorial_batches(images, args.batch_size, torch.Generator().manual_seed(0))
     return loader, G, D, opt_G, opt_D
 
 
@@ -92,19 +114,15 @@ def reference_step(real: torch.Tensor, G, D, opt_G, opt_D) -> list[float]:
     return [(err_d_real + err_d_fake).item(), err_g.item(), d_x]
 
 
-def time_reference(setup, n: int, device: torch.device) -> float:
-    """Seconds for ``n`` iterations, batches from a fresh DataLoader iterator whose worker
-    start-up and first batch are not timed; the workers are shut down before returning, so
-    they do not prefetch while the other contestants are timed."""
+def time_reference(setup, n: int) -> float:
+    """Seconds for ``n`` tutorial iterations after one untimed warm-up iteration, the batches
+    continuing from the previous round as one DataLoader iterator's would."""
     loader, G, D, opt_G, opt_D = setup
-    batches = itertools.chain.from_iterable(itertools.repeat(loader))  # epoch after epoch
-    reference_step(next(batches)[0].to(device), G, D, opt_G, opt_D)  # warm-up, untimed
+    reference_step(next(loader), G, D, opt_G, opt_D)  # warm-up, untimed
     t0 = time.perf_counter()
     for _ in range(n):
-        reference_step(next(batches)[0].to(device), G, D, opt_G, opt_D)
-    elapsed = time.perf_counter() - t0
-    del batches  # ends the iterator, hence its worker processes
-    return elapsed
+        reference_step(next(loader), G, D, opt_G, opt_D)
+    return time.perf_counter() - t0
 
 
 def gan_lib_setup(images: torch.Tensor, args: argparse.Namespace, precision: str,
@@ -152,13 +170,45 @@ def step_flops(args: argparse.Namespace) -> int:
     return counter.get_total_flops()
 
 
-def reference_step_flops(folder: Path, args: argparse.Namespace) -> int:
+def reference_step_flops(args: argparse.Namespace) -> int:
     """FLOPs of one tutorial-loop step (its G update also computes D's weight gradients)."""
-    _, G, D, opt_G, opt_D = reference_setup(folder, args, torch.device("cpu"))
+    zeros = torch.zeros(args.batch_size, 1, args.image_size, args.image_size, dtype=torch.uint8)
+    _, G, D, opt_G, opt_D = reference_setup(zeros, args, torch.device("cpu"))
     real = torch.zeros(args.batch_size, 1, args.image_size, args.image_size)
     with FlopCounterMode(display=False) as counter:
         reference_step(real, G, D, opt_G, opt_D)
     return counter.get_total_flops()
+
+
+def contestants_record(args: argparse.Namespace, precisions: list[str], images: torch.Tensor,
+                       device: torch.device) -> dict:
+    """What each contestant gets, for the JSON: the same data, each its own code."""
+    shared = {"data": f"the training split decoded once, before timing, into one "
+                      f"{str(images.dtype).removeprefix('torch.')} tensor "
+                      f"{list(images.shape)} on {device}, the same tensor for every contestant",
+              "decoding or DataLoader workers in the timed loop": False,
+              "threads": torch.get_num_threads(), "batch_size": args.batch_size,
+              "warm_up": "one untimed iteration before each round"}
+    out = {"reference fp32": {
+        **shared, "code": "the PyTorch DCGAN tutorial's loop (reference_step)",
+        "batches": "a fresh torch.randperm order each epoch, drop_last (DataLoader "
+                   "shuffle=True); batch = images[idx].float() / 255, then (x - 0.5) / 0.5 "
+                   "(ToTensor + Normalize((0.5,), (0.5,)))",
+        "model": "same DCGAN sizes (latent 100, 64 channels); D ends in nn.Sigmoid",
+        "loss": "nn.BCELoss; G's update backpropagates into D's weight gradients too",
+        "optimizer": "Adam lr 2e-4 betas (0.5, 0.999)", "precision": "fp32",
+        "memory_format": "contiguous", "compile": False, "host_syncs_per_step": 3}}
+    for precision in precisions:
+        out[f"gan_lib {precision}"] = {
+            **shared, "code": "gan_lib.train.train_step, as train() runs it (gan_lib_iteration)",
+            "batches": "gan_lib.batches.epoch_permutation(seed, epoch) order; "
+                       "batches.real_batch: images[idx].float() / 127.5 - 1",
+            "model": "gan_lib.train.build_nets (same DCGAN sizes); D returns logits",
+            "loss": "binary_cross_entropy_with_logits; G's update computes G's gradients only",
+            "optimizer": "Adam lr 2e-4 betas (0.5, 0.999)", "precision": precision,
+            "memory_format": "channels_last" if args.channels_last else "contiguous",
+            "compile": args.compile, "host_syncs_per_step": 1}
+    return out
 
 
 def provenance(device: torch.device) -> dict:
@@ -173,44 +223,47 @@ def provenance(device: torch.device) -> dict:
             "bf16_probe": bf16_probe(device)}
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--source", default="phantom",
+                   help="training images: phantom (default) | pneumoniamnist | a Kermany folder")
     p.add_argument("--iters", type=int, default=4, help="timed iterations per round and contestant")
     p.add_argument("--rounds", type=int, default=2, help="alternations of the contestants")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--image-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=2, help="DataLoader workers of the reference")
     p.add_argument("--device", default="auto")
     defaults = config.TrainConfig()
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
                    default=defaults.channels_last, help="gan_lib: channels_last memory format")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=defaults.compile,
                    help="gan_lib: torch.compile G and D")
-    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, help="torch intra-op threads of every contestant "
+                   "(default: torch's choice)")
     p.add_argument("--json", type=Path, nargs="?", const=DEFAULT_JSON,
                    help=f"also write the results to this JSON file (no value: {DEFAULT_JSON})")
-    args = p.parse_args(argv)
+    return p.parse_args(argv)
 
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     if args.threads:
-        torch.set_num_threads(args.threads)  # both contestants; DataLoader workers use their own
+        torch.set_num_threads(args.threads)  # every contestant runs in this process
     device = resolve_device(args.device)
     prov = provenance(device)  # before the timings: the load average at the start
-    ds = data.load_dataset("phantom", split="train", image_size=args.image_size)
-    folder = config.PHANTOM_DIR / "train"  # the Kermany-layout folder load_dataset read
-    if not folder.is_dir():
-        raise SystemExit(f"phantom folder {folder} not found; run: python -m gan_lib data --source phantom")
+    ds = data.load_dataset(args.source, split="train", image_size=args.image_size)
+    images = ds.images.to(device)  # decoded once; every contestant indexes this tensor
     torch.manual_seed(0)
-    ref = reference_setup(folder, args, device)
-    ours = {"fp32": gan_lib_setup(ds.images, args, "fp32", device)}
+    ref = reference_setup(images, args, device)
+    ours = {"fp32": gan_lib_setup(images, args, "fp32", device)}
     if bf16_probe(device) is not None:
-        ours["bf16"] = gan_lib_setup(ds.images, args, "bf16", device)
-    contestants = {"reference fp32": lambda n: time_reference(ref, n, device)}
+        ours["bf16"] = gan_lib_setup(images, args, "bf16", device)
+    contestants = {"reference fp32": lambda n: time_reference(ref, n)}
     for precision, state in ours.items():
         contestants[f"gan_lib {precision}"] = lambda n, s=state: time_gan_lib(s, n)
-    print(f"DCGAN {args.image_size}x{args.image_size}, batch {args.batch_size}, {len(ds.images):,} "
-          f"images ({ds.description}), {device}, {torch.get_num_threads()} threads; "
-          f"{args.rounds} rounds x {args.iters} timed iterations each; gan_lib channels_last="
-          f"{args.channels_last}, compile={args.compile}")
+    print(f"DCGAN {args.image_size}x{args.image_size}, batch {args.batch_size}, {len(images):,} "
+          f"images ({ds.description}) held in memory as uint8 for every contestant, {device}, "
+          f"{torch.get_num_threads()} threads; {args.rounds} rounds x {args.iters} timed "
+          f"iterations each; gan_lib channels_last={args.channels_last}, compile={args.compile}")
     seconds = dict.fromkeys(contestants, 0.0)
     rounds = []
     for r in range(args.rounds):
@@ -224,7 +277,7 @@ def main(argv: list[str] | None = None) -> None:
         rounds.append({"round": r + 1, "s_per_step": per_step, "ratio_vs_reference": ratios})
         print(f"  round {r + 1} vs reference: "
               + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()), flush=True)
-    flops, ref_flops = step_flops(args), reference_step_flops(folder, args)
+    flops, ref_flops = step_flops(args), reference_step_flops(args)
     n_steps = args.rounds * args.iters
     ref_rate = n_steps * args.batch_size / seconds["reference fp32"]
     print(f"\none step = {flops / 1e9:.1f} GFLOP (gan_lib's step, torch.utils.flop_counter, forward "
@@ -244,11 +297,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"gan_lib bf16 / gan_lib fp32: {bf16_fp32:.2f}x")
     if args.json:
         settings = {**vars(args), "json": str(args.json), "timed_steps_per_contestant": n_steps,
-                    "reference_optimizer": "Adam lr 2e-4 betas (0.5, 0.999)", "latent_size": 100}
+                    "latent_size": 100}
         out = {"benchmark": "train_throughput", "provenance": prov,
                "settings": settings,
-               "data": {"source": ds.source, "folder": str(folder), "n_images": len(ds.images),
-                        "fingerprint": ds.fingerprint, "is_synthetic": bool(ds.is_synthetic)},
+               "data": {"source": ds.source, "description": ds.description, "kind": ds.kind,
+                        "n_images": len(images), "fingerprint": ds.fingerprint,
+                        "is_synthetic": bool(ds.is_synthetic)},
+               "contestants": contestants_record(args, list(ours), images, device),
                "gflop_per_step": flops / 1e9, "gflop_per_step_reference": ref_flops / 1e9,
                "results": results, "rounds": rounds}
         if "gan_lib bf16" in results:

@@ -81,11 +81,16 @@ class TrainConfig:
     ema_warmup: bool = True
     conditional: bool = False  # class-conditional G and projection D; False = the report's DCGAN
     # How a conditional G takes its class: batchnorm (per-class gain and bias after each
-    # BatchNorm) | concat (an embedding beside z: collapsed within each class here, README)
+    # BatchNorm) | concat (an embedding beside z; its one phantom run collapsed within each
+    # class, docs/conditional.md: one training run per arm, so no verdict between the two)
     g_conditioning: str = "batchnorm"
     seed: int = 0
     device: str = "auto"  # auto = cuda when present, else cpu
-    precision: str = "auto"  # auto = bf16 autocast where measured faster (device.bf16_is_faster)
+    # auto = bf16 autocast on CUDA with native bf16 and on AMX CPUs, else fp32
+    # (device.bf16_is_faster). Measured: bf16 ran the step at 0.77x fp32 on a CPU with
+    # AVX512-BF16 but no AMX (benchmarks/results/train_throughput.json,
+    # ratio_gan_lib_bf16_over_fp32); no committed result file measures it on AMX or CUDA yet.
+    precision: str = "auto"
     # channels_last: the default; its speed against the contiguous layout has not been measured
     # (train_throughput.py runs every gan_lib contestant channels_last)
     channels_last: bool = True
@@ -94,7 +99,8 @@ class TrainConfig:
     grid_size: int = 64  # images in each fixed-noise grid (8 x 8)
     # Sampling rule: before each grid and snapshot, BatchNorm statistics are re-estimated on
     # the generator's own weights over this many batches of batch_size latents (precise BN;
-    # measured in benchmarks/README.md). Every grid, score and sample uses them.
+    # chosen because each image is then independent of its batch; docs/benchmarks.md shows the
+    # modes' FIDs on one phantom run, no verdict). Every grid, score and sample uses them.
     bn_batches: int = 16
     # DiffAugment policy (gan_lib/augment.py): a comma-separated subset of AUGMENT_OPS applied
     # to every batch D sees, real and generated; "" = off, as in the report.

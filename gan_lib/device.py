@@ -18,9 +18,11 @@ import torch
 # torch.cpu, so tests/test_device.py checks they exist in the pinned torch: a rename would
 # otherwise turn bf16 off silently.
 CPU_BF16_PROBES = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-# Only AMX (matrix tiles) makes bf16 autocast faster than fp32 on a CPU: on AVX512-BF16
-# without AMX the DCGAN step measured 0.77x fp32 (benchmarks/results/train_throughput.json,
-# "bf16_probe": "torch.cpu._is_avx512_bf16_supported"), so "auto" picks bf16 on AMX only.
+# On AVX512-BF16 without AMX the DCGAN step measured 0.77x fp32 in bf16 autocast
+# (benchmarks/results/train_throughput.json, ratio_gan_lib_bf16_over_fp32, "bf16_probe":
+# "torch.cpu._is_avx512_bf16_supported"), so "auto" picks bf16 on CPUs with AMX (matrix
+# tiles) only, where oneDNN has bf16 matrix kernels; no committed result file measures the
+# step on AMX yet.
 CPU_FAST_BF16_PROBE = "_is_amx_tile_supported"
 
 
@@ -56,15 +58,16 @@ def bf16_supported(device: torch.device) -> bool:
 
 
 def bf16_is_faster(device: torch.device) -> bool:
-    """Whether bf16 autocast beats fp32 on ``device`` as measured here: CUDA with native bf16,
-    or a CPU with AMX tiles. AVX512-BF16 alone computes bf16 but measured slower than fp32."""
+    """Whether ``precision="auto"`` picks bf16 autocast on ``device``: CUDA with native bf16,
+    or a CPU with AMX tiles. Measured here only where it says no: AVX512-BF16 alone ran the
+    step at 0.77x fp32 (train_throughput.json); no committed file measures AMX or CUDA yet."""
     if device.type == "cuda":
         return bf16_supported(device)
     return bool(getattr(torch.cpu, CPU_FAST_BF16_PROBE)())
 
 
 def resolve_precision(precision: str, device: str | torch.device = "auto") -> str:
-    """'auto' -> 'bf16' where it is measured faster than fp32 (:func:`bf16_is_faster`), else
+    """'auto' -> 'bf16' where :func:`bf16_is_faster` says so, else
     'fp32'; 'fp32' and 'bf16' are kept as asked."""
     device = resolve_device(device) if isinstance(device, str) else device
     if precision == "auto":

@@ -292,7 +292,7 @@ MEASURED_DEFAULT = "bf16"
 
 
 def resolve_extraction(precision: str, where: torch.device) -> str:
-    """'auto' -> :data:`MEASURED_DEFAULT` where bf16 is measured faster, else 'fp32'; others kept.
+    """'auto' -> :data:`MEASURED_DEFAULT` where ``device.bf16_is_faster``, else 'fp32'; others kept.
     'fastmath' is oneDNN's (CPU) and falls back to fp32 on a GPU, which has no such mode here.
 
     >>> resolve_extraction("fp32", torch.device("cpu"))

@@ -1,8 +1,10 @@
-"""The small-data benchmark's arithmetic: each option against the baseline on the same images.
+"""The benchmarks' own logic, on constructed inputs: nothing is trained or timed.
 
 benchmarks/small_data.py's training and scoring are gan_lib's own (tested elsewhere); what it
-adds is the comparison the README's recommendation rests on, tested here on constructed rows.
-Fast and offline: nothing is trained.
+adds is the comparison of each option with the baseline on the same images, tested here on
+constructed rows. benchmarks/train_throughput.py's tutorial reference must read the same
+in-memory uint8 tensor as gan_lib (no decoding in its timed loop): its batch function is
+tested here, not its timing. Fast and offline.
 """
 
 from __future__ import annotations
@@ -18,12 +20,17 @@ from tests.readme_numbers import annotations, check_table
 PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "small_data.py"
 
 
-@pytest.fixture(scope="module")
-def small_data():
-    spec = importlib.util.spec_from_file_location("small_data", PATH)
+def bench_module(name: str):
+    """benchmarks/<name>.py imported as a module (benchmarks/ is not a package)."""
+    spec = importlib.util.spec_from_file_location(name, PATH.parent / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    return bench_module("small_data")
 
 
 def numeric_leaves(obj) -> list[float]:
@@ -133,19 +140,12 @@ def test_a_setting_not_timed_says_so(small_data):
 
 @pytest.fixture(scope="module")
 def real_data():
-    path = PATH.parent / "real_data.py"
-    spec = importlib.util.spec_from_file_location("real_data", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_module("real_data")
 
 
 @pytest.fixture(scope="module")
 def over_seeds():
-    spec = importlib.util.spec_from_file_location("over_seeds", PATH.parent / "over_seeds.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_module("over_seeds")
 
 
 def test_paired_difference_follows_the_declared_rule(over_seeds):
@@ -172,10 +172,7 @@ def test_summary_is_mean_and_sd_over_seeds(real_data):
 
 
 def test_precision_quality_table_is_bound_and_paired_by_seed(over_seeds):
-    spec = importlib.util.spec_from_file_location("precision_quality",
-                                                  PATH.parent / "precision_quality.py")
-    pq = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(pq)
+    pq = bench_module("precision_quality")
     fids = {"fp32": [400.0, 380.0, 390.0], "bf16": [395.0, 381.0, 392.0]}
     rows = {p: [{"seed": k, "fid": {"200": 500.0 + k, "600": v}} for k, v in enumerate(vs)]
             for p, vs in fids.items()}
@@ -188,3 +185,73 @@ def test_precision_quality_table_is_bound_and_paired_by_seed(over_seeds):
     assert check_bound_markdown(text, result) == 3 * 7 + 6
     assert "| 0 | 500.0 | 400.0 | 500.0 | 395.0 | 0.0 | -5.0 |" in text
     assert "at 600: no change detected" in text
+
+
+@pytest.fixture(scope="module")
+def train_throughput():
+    return bench_module("train_throughput")
+
+
+def test_the_tutorial_reference_takes_its_batches_from_the_in_memory_tensor(train_throughput):
+    """The reference gets gan_lib's advantage (the uint8 tensor, batches by index) and keeps
+    the tutorial's conversion: ToTensor + Normalize((0.5,), (0.5,)) of each indexed image."""
+    import torch
+    import torchvision.transforms as T
+
+    images = torch.randint(0, 256, (10, 1, 4, 4), dtype=torch.uint8)
+    loader = train_throughput.tutorial_batches(images, 4, torch.Generator().manual_seed(0))
+    tutorial = T.Compose([T.ToTensor(), T.Normalize((0.5,), (0.5,))])
+    epochs = [[next(loader) for _ in range(2)] for _ in range(2)]  # drop_last: 2 batches of 4
+    for epoch in epochs:
+        seen = []
+        for batch in epoch:
+            assert batch.shape == (4, 1, 4, 4) and batch.dtype == torch.float32
+            for x in batch:  # each row is one stored image, converted the tutorial's way
+                k = next(i for i in range(10)
+                         if torch.allclose(x, tutorial(images[i, 0].numpy()), atol=1e-6))
+                seen.append(k)
+        assert len(set(seen)) == 8  # no image twice within an epoch
+    assert epochs[0][0].tolist() != epochs[1][0].tolist()  # a fresh order each epoch
+
+
+def test_the_json_says_every_contestant_reads_the_same_tensor(train_throughput):
+    import argparse
+
+    import torch
+
+    args = argparse.Namespace(batch_size=8, channels_last=True, compile=False)
+    images = torch.zeros(20, 1, 8, 8, dtype=torch.uint8)
+    rec = train_throughput.contestants_record(args, ["fp32", "bf16"], images, torch.device("cpu"))
+    assert set(rec) == {"reference fp32", "gan_lib fp32", "gan_lib bf16"}
+    assert len({c["data"] for c in rec.values()}) == 1 and "[20, 1, 8, 8]" in rec["gan_lib fp32"]["data"]
+    assert not any(c["decoding or DataLoader workers in the timed loop"] for c in rec.values())
+    assert rec["reference fp32"]["precision"] == "fp32" and "BCELoss" in rec["reference fp32"]["loss"]
+
+
+@pytest.fixture(scope="module")
+def score_throughput():
+    return bench_module("score_throughput")
+
+
+def test_scoring_benchmark_defaults_to_the_quick_profiles_sizes(score_throughput):
+    from gan_lib import config
+
+    quick = config.make_score_config("quick")
+    args = score_throughput.parse_args([])
+    assert (args.n_fake, args.n_real, args.batch_size) == (quick.n_fake, quick.n_real,
+                                                           quick.batch_size)
+    assert (args.n_fake, args.n_real) == (1024, 2048) and args.source == "phantom"
+    small = score_throughput.parse_args(["--n-fake", "16", "--n-real", "32"])
+    assert (small.n_fake, small.n_real) == (16, 32)  # smoke checks stay possible
+
+
+def test_both_scorers_run_in_this_process_unless_asked(score_throughput):
+    rec = score_throughput.contestants_record(score_throughput.parse_args([]))
+    assert "no worker processes" in rec["torch-fidelity"]["loader"]
+    assert rec["torch-fidelity"]["cache"].startswith("part 1: on")
+    assert rec["torch-fidelity"]["threads"] == rec["gan_lib"]["threads"]
+    assert "in this process's memory" in rec["gan_lib"]["images"]
+    workers = score_throughput.contestants_record(
+        score_throughput.parse_args(["--fidelity-workers", "--with-no-cache"]))
+    assert "save_cpu_ram=False" in workers["torch-fidelity"]["loader"]
+    assert "off (--with-no-cache)" in workers["torch-fidelity"]["cache"]
