@@ -44,7 +44,9 @@ from typing import Any
 
 import torch
 
-from gan_lib import config, features, inception, metrics, models, runinfo, train
+from gan_lib import config, metrics
+from gan_lib.gan import models, runinfo, train
+from gan_lib.metrics import features, inception
 
 LATENT_SEED = 1234  # latent i = row i of torch.randn(n, z_dim, generator=seed 1234)
 RECAL_SEED = 4321  # latents of the recalibration batches: independent of the scored latents

@@ -18,8 +18,9 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from gan_lib import checkpoint, config, io, runinfo
-from gan_lib.utility import METRICS, WAYS, verdict
+from gan_lib import config, io
+from gan_lib.gan import checkpoint, runinfo
+from gan_lib.studies.utility import METRICS, WAYS, verdict
 
 
 def per_class(scores: dict[str, Any]) -> list[dict[str, Any]]:

@@ -35,7 +35,9 @@ from pathlib import Path
 
 import torch
 
-from gan_lib import config, device, features, inception, io, metrics, models, runinfo
+from gan_lib import config, device, io, metrics
+from gan_lib.gan import models, runinfo
+from gan_lib.metrics import features, inception
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "extraction_precision.json"
 VARIANTS = {  # name -> (precision, fold_bn, memory format)

@@ -37,8 +37,11 @@ from typing import Any
 
 import torch
 
-from gan_lib import audit, config, device, inception, io, metrics, runinfo, train, utility
-from gan_lib.classifier import ClassifierConfig
+from gan_lib import config, device, io, metrics
+from gan_lib.gan import runinfo, train
+from gan_lib.metrics import inception
+from gan_lib.studies import audit, utility
+from gan_lib.studies.classifier import ClassifierConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import conditional_quick  # noqa: E402  (benchmarks/ is not a package)

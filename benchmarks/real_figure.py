@@ -21,7 +21,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from gan_lib import config, features, grids, io, metrics, models, plots, runinfo  # noqa: E402
+from gan_lib import config, io, metrics
+from gan_lib.gan import grids, models, runinfo
+from gan_lib.metrics import features
+from gan_lib.report import plots  # noqa: E402
 
 MAX_BYTES = 300_000
 

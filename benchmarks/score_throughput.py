@@ -60,8 +60,10 @@ import torch
 import torch_fidelity
 from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 
-from gan_lib import config, data, features, inception, io, metrics, models, runinfo
+from gan_lib import config, data, io, metrics
 from gan_lib.device import resolve_device
+from gan_lib.gan import models, runinfo
+from gan_lib.metrics import features, inception
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "score_throughput.json"
 

@@ -32,9 +32,11 @@ from typing import Any
 
 import torch
 
-from gan_lib import audit, checkpoint, config, io, metrics, runinfo, train
+from gan_lib import config, io, metrics
 from gan_lib import device as device_lib
-from gan_lib.augment import Augment
+from gan_lib.gan import checkpoint, runinfo, train
+from gan_lib.gan.augment import Augment
+from gan_lib.studies import audit
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "small_data.json"
 SETTINGS = {

@@ -44,8 +44,9 @@ from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.datasets import ImageFolder
 
-from gan_lib import batches, config, data, models, runinfo, train
+from gan_lib import config, data
 from gan_lib.device import autocast_context, bf16_probe, resolve_device
+from gan_lib.gan import batches, models, runinfo, train
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "train_throughput.json"
 

@@ -26,9 +26,11 @@ from typing import Any
 
 import torch
 
-from gan_lib import classifier, io, plots, utility
-from gan_lib.classifier import ClassifierConfig
+from gan_lib import io
 from gan_lib.data import load_dataset
+from gan_lib.report import plots
+from gan_lib.studies import classifier, utility
+from gan_lib.studies.classifier import ClassifierConfig
 
 BUDGETED = ("real", "synthetic", "real + synthetic")  # the "all three trainings"
 REFERENCE = ("real (half)", "synthetic (half)")
@@ -135,7 +137,7 @@ def main() -> None:
     print(utility.results_table(merged).to_markdown(index=False, floatfmt=".4g"))
     print({k: v for k, v in result.items() if k in ("per_seed", "all_seeds", "thread_check")})
     if args.figure:
-        plots.save_figure(utility.plot_training_curves(merged), args.figure)
+        plots.save_figure(plots.plot_utility_curves(merged), args.figure)
 
 
 if __name__ == "__main__":

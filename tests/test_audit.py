@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from gan_lib import audit, frechet
+from gan_lib.metrics import frechet
+from gan_lib.studies import audit
 
 
 def gaussians(n, d=8, shift=0.0, seed=0):

@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_lib import io, models, runinfo, train
+from gan_lib import io
+from gan_lib.gan import models, runinfo, train
 from tests.test_train import fake_data, losses, tiny  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("fake_data")
@@ -145,8 +146,8 @@ def test_a_conditional_run_needs_two_classes_in_its_images(home, monkeypatch):
 
 
 def test_utility_trains_on_the_conditional_snapshots_images_per_class(home, monkeypatch):
-    from gan_lib import utility
-    from gan_lib.classifier import ClassifierConfig
+    from gan_lib.studies import utility
+    from gan_lib.studies.classifier import ClassifierConfig
 
     run_dir = train.train(conditional())
     calls = []
@@ -167,7 +168,7 @@ def test_utility_trains_on_the_conditional_snapshots_images_per_class(home, monk
 
 
 def test_utility_refuses_an_unconditional_run(home):
-    from gan_lib import utility
+    from gan_lib.studies import utility
 
     run_dir = train.train(tiny(name="plain"))
     with pytest.raises(ValueError, match="conditional=true"):
@@ -177,8 +178,9 @@ def test_utility_refuses_an_unconditional_run(home):
 
 def test_intra_class_scores_compare_each_class_with_its_own_real_images(home, tmp_path,
                                                                          monkeypatch):
-    from gan_lib import config, features, metrics
-    from gan_lib.inception import extract_features, load_extractor
+    from gan_lib import config, metrics
+    from gan_lib.metrics import features
+    from gan_lib.metrics.inception import extract_features, load_extractor
     from tests.test_metrics import TINY, tiny_cfg
 
     monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
@@ -214,7 +216,7 @@ def test_intra_class_scores_compare_each_class_with_its_own_real_images(home, tm
 
 
 def test_table_1_gains_per_class_rows_only_for_a_conditional_run():
-    from gan_lib import score_tables
+    from gan_lib.metrics import score_tables
 
     def rec(kind, it, compared, value, class_name=None):
         r = {"metric": "fid", "kind": kind, "iteration": it, "compared": compared,

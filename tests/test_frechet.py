@@ -6,7 +6,8 @@ import pytest
 import torch
 from pytorch_fid.fid_score import calculate_frechet_distance
 
-from gan_lib import frechet, metrics
+from gan_lib import metrics
+from gan_lib.metrics import frechet
 
 
 def features(n: int, d: int, seed: int, shift: float = 0.0) -> torch.Tensor:

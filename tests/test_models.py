@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gan_lib import models
+from gan_lib.gan import models
 
 
 @pytest.fixture(autouse=True)

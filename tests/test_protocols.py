@@ -15,7 +15,10 @@ from torch_fidelity.interpolate_compat_tensorflow import (
 )
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-from gan_lib import features, inception, metrics, models, protocols, score_tables
+from gan_lib import metrics
+from gan_lib.gan import models
+from gan_lib.metrics import features, inception, score_tables
+from gan_lib.studies import protocols
 from tests.test_metrics import TinyExtractor, blobs, fake_real, tiny_cfg
 from tests.test_metrics import run as run  # noqa: F401, PLC0414 (the fixture, by its name)
 

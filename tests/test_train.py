@@ -15,7 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_lib import batches, config, data, device, io, models, runinfo, train
+from gan_lib import config, data, device, io
+from gan_lib.gan import batches, models, runinfo, train
 
 REPO = config.REPO_ROOT
 LOSS_KEYS = ("iter", "epoch", "loss_D", "loss_G", "D_x", "D_G_z")
@@ -374,7 +375,8 @@ def test_an_ema_run_keeps_the_raw_snapshots_of_the_same_run_without_ema(home, fa
 KILLED_RUN = """
 import sys, time
 sys.path.insert(0, {repo!r})
-from gan_lib import data, train
+from gan_lib import data
+from gan_lib.gan import train
 from tests.test_train import fake_dataset, tiny
 data.load_dataset = lambda source, split, image_size: fake_dataset(source, split, image_size)
 step = train.train_step
