@@ -60,7 +60,7 @@ def tstr(utility: dict[str, Any]) -> dict[str, Any]:
     return {"ways": ways, "ratios": utility["ratios"], "verdict": verdict(utility),
             "seeds": utility["seeds"],
             "test": utility["test"], "classifier": utility["classifier"],
-            "snapshot_iteration": utility["iteration"], "weights": utility["weights"],
+            "snapshot_iteration": utility["iteration"], "weights": utility["generator"],
             "seconds_total": utility["seconds_total"]}
 
 

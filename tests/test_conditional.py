@@ -11,6 +11,7 @@ from PIL import Image
 
 from gan_lib import io
 from gan_lib.gan import models, runinfo, train
+from tests.test_metrics import assert_header
 from tests.test_train import fake_data, losses, tiny  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("fake_data")
@@ -162,6 +163,8 @@ def test_utility_trains_on_the_conditional_snapshots_images_per_class(home, monk
                                  ways=("real", "synthetic"), progress=False)
     assert calls == [[24, 24]]  # as many as the real split (48), in its class counts
     assert io.read_json(run_dir / "utility.json")["iteration"] == 6
+    assert_header(result, run_dir, extractor=False)  # no features: no extractor
+    assert result["data"]["n_train"] == 48
     assert result["ways"]["synthetic"]["class_counts"] == result["ways"]["real"]["class_counts"]
     assert result["classes"]["names"] == ["NORMAL", "PNEUMONIA"]
     assert 0.0 <= result["ways"]["synthetic"]["seeds"]["0"]["auroc"] <= 1.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -21,7 +22,7 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from gan_lib import config, io
 from gan_lib.gan import models
-from gan_lib.metrics import features, frechet, inception, score_tables, scoring
+from gan_lib.metrics import features, frechet, inception, provenance, score_tables, scoring
 from tests.test_pytorch_fid import sqrtm_disp_deprecation
 
 TINY = "gan-lib-test-tiny"
@@ -275,10 +276,26 @@ def count_real_passes(monkeypatch):
     return lambda: sum(d.startswith("real") for d in calls)
 
 
+def assert_header(result: dict, run_dir: Path, extractor: bool) -> None:
+    """The result file opens with the one provenance header (scores, audit, protocols, utility
+    files alike): the same keys in the same order, the data's keys too."""
+    assert tuple(result)[:len(provenance.HEADER_KEYS)] == provenance.HEADER_KEYS
+    assert result["run"] == run_dir.name and result["run_dir"] == str(run_dir)
+    assert {"source", "description", "kind", "split", "fingerprint", "n_images",
+            "is_synthetic"} <= set(result["data"])
+    assert result["sampling"].startswith("eval-mode BatchNorm with statistics re-estimated")
+    assert result["generator"] == "G" or result["generator"].startswith("EMA")
+    assert (result["extractor"] is not None) == extractor
+    if extractor:
+        assert "sha256" in result["weights"] and result["extraction"]
+    assert result["threads"] >= 1 and result["processes"] == 1
+
+
 def test_score_run_records_every_score_and_matches_torch_fidelity(run, count_real_passes):
     cfg = tiny_cfg()
     scores = scoring.score_run(run, cfg, extractor=TINY)
     assert json.loads((run / "scores.json").read_text()) == json.loads(json.dumps(scores))
+    assert_header(scores, run, extractor=True)
     names = {(r["name"], r["compared"]) for r in scores["scores"]}
     assert ("fid24", "generated (iteration 10) vs real train reference") in names
     assert ("fid24", "real train, held out vs real train reference") in names  # 80 = 48 + 24 + 8
@@ -347,6 +364,7 @@ def test_audit_at_the_paper_profiles_n_pair_falls_back_to_the_reference_halves(r
 
     cfg = tiny_cfg(n_real=None, n_fake=32, metrics=("fid",))
     result = audit.audit_run(run, cfg, extractor=TINY)
+    assert_header(result, run, extractor=True)
     rows = {r["set"]: r for r in result["sets"]}
     held = rows["held-out train"]
     assert (held["n"], held["n_real"]) == (40, 40) and "two disjoint halves" in held["note"]

@@ -19,7 +19,7 @@ from gan_lib import metrics
 from gan_lib.gan import models
 from gan_lib.metrics import features, inception, score_tables
 from gan_lib.studies import protocols
-from tests.test_metrics import TinyExtractor, blobs, fake_real, tiny_cfg
+from tests.test_metrics import TinyExtractor, assert_header, blobs, fake_real, tiny_cfg
 from tests.test_metrics import run as run  # noqa: F401, PLC0414 (the fixture, by its name)
 
 WIDE = "gan-lib-test-widths"
@@ -142,6 +142,7 @@ def test_recipes_reach_the_extractor_as_named(scored, run):
 def test_every_number_says_how_it_was_made(scored, run):
     _, result, _, _ = scored
     assert json.loads((run / "protocols.json").read_text()) == json.loads(json.dumps(result))
+    assert_header(result, run, extractor=True)
     assert result["n_pairs"] == {"standard": (24, 48), "n1000": (24, 48), "small": (6, 12)}
     names = [p["name"] for p in result["protocols"]]
     assert names == [p.name for p in protocols.PROTOCOLS]

@@ -4,11 +4,12 @@
 the features of real and generated sets by what produced them; ``frechet`` is the one
 Fréchet distance; ``scoring`` has IS / FID / KID over features and :func:`score_run`, which
 scores every snapshot of a run with its floors into ``scores.json``; ``score_tables`` turns
-scores into the tables and captions people read. It reads runs from disk (``gan``) and
-never imports training.
+scores into the tables and captions people read; ``provenance`` builds the one header that
+scores.json, audit.json, protocols.json and utility.json begin with. It reads runs from disk
+(``gan``) and never imports training.
 """
 
-from . import features, frechet, inception, score_tables, scoring
+from . import features, frechet, inception, provenance, score_tables, scoring
 from .frechet import fid_from_statistics, frechet_distance, torch_fidelity_fid
 from .inception import EXTRACTOR, Extractor, extract_features, load_extractor
 from .scoring import (
@@ -25,7 +26,7 @@ from .scoring import (
     statistics,
 )
 
-__all__ = ["inception", "features", "frechet", "scoring", "score_tables",
+__all__ = ["inception", "features", "frechet", "scoring", "score_tables", "provenance",
            "score_run", "score_config", "score_images", "load_real", "compare", "floor_plan",
            "generated_count", "metric_name", "statistics", "inception_score",
            "kid_from_features", "frechet_distance", "fid_from_statistics", "torch_fidelity_fid", "EXTRACTOR",

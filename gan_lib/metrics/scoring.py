@@ -19,7 +19,6 @@ Tables and captions of these scores are in :mod:`gan_lib.score_tables`.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import time
 import warnings
@@ -34,7 +33,7 @@ from .. import config, io
 from ..config import ScoreConfig
 from ..gan import models, runinfo, runlock
 from ..scale import distributed
-from . import inception
+from . import inception, provenance
 from .features import at_indices, class_positions, fake_features, real_features
 from .frechet import Reference
 from .inception import EXTRACTOR, Extractor, extract_features, load_extractor
@@ -203,19 +202,11 @@ def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
     if classes and _wants_pairs(score_cfg):  # a conditional run: intra-class scores too
         records += _class_records(net, ds, real, snapshots, classes, image_size, score_cfg, base)
     scores = {
-        "run": run_dir.name, "run_dir": str(run_dir),
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "settings": score_cfg.to_dict(), "extractor": net.describe(), "layers": net.layers,
-        "weights": net.weights, "device": str(net.device), "precision": net.precision,
-        "extraction": net.variant,
-        "sampling": final["sampling"]["description"],
-        "data": {"source": ds.source, "description": ds.description, "kind": ds.kind,
-                 "split": "train",
-                 "fingerprint": ds.fingerprint, "n_images": len(ds.images),
-                 "image_size": image_size, "is_synthetic": bool(ds.is_synthetic)},
+        **provenance.header(run_dir, provenance.data_record(ds, "train", image_size=image_size),
+                            snapshots[-1][1], net),
+        "settings": score_cfg.to_dict(),
         "real_stats": {k: real[k] for k in ("path", "cache", "n", "seconds")},
         "scores": records, "seconds": round(time.perf_counter() - t0, 2),
-        "processes": distributed.world_size(),  # torchrun ranks that shared the extraction
     }
     if distributed.is_main():
         io.write_json(run_dir / "scores.json", scores)

@@ -24,7 +24,6 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import io as stdio
 import math
 import os
@@ -37,7 +36,7 @@ import torch
 from .. import io
 from ..config import TrainConfig
 from ..gan import batches, models, runinfo, runlock
-from ..metrics import features, frechet, inception, scoring
+from ..metrics import features, frechet, inception, provenance, scoring
 from ..scale import distributed
 
 PR_K, DC_K = 3, 5  # neighbourhood sizes of the two papers
@@ -224,18 +223,12 @@ def audit_run(run_dir: str | os.PathLike, score_cfg: Any = None,
                         fake_images=models.generate(final_path, score_cfg.n_fake,
                                                     seed=score_cfg.seed))
     result = {
-        "run": run_dir.name, "created": dt.datetime.now(dt.timezone.utc).isoformat(
-            timespec="seconds"),
-        "extractor": net.describe(), "weights": net.weights, "layer": layer,
-        "precision": net.precision, "extraction": net.variant,
-        "data": {"description": ds.description, "source": ds.source,
-                 "fingerprint": ds.fingerprint, "is_synthetic": bool(ds.is_synthetic)},
-        "sampling": models.read_snapshot(final_path)["sampling"]["description"],
+        **provenance.header(run_dir, provenance.data_record(ds, "train"), final_path, net),
+        "layer": layer,
         "settings": {"n_fake": score_cfg.n_fake, "n_real": ref["n"], "seed": score_cfg.seed,
                      "pr_k": PR_K, "dc_k": DC_K},
         "sets": rows, "memorization": {"iteration": snapshots[-1][0], **memo},
         "seconds": round(time.perf_counter() - t0, 2),
-        "processes": distributed.world_size(),  # torchrun ranks that shared the extraction
     }
     if distributed.is_main():
         io.write_json(run_dir / "audit.json", result)

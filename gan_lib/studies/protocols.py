@@ -22,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import io as stdio
 import os
@@ -36,8 +35,8 @@ from PIL import Image
 
 from .. import io
 from ..config import ScoreConfig
-from ..gan import models, runinfo, runlock
-from ..metrics import features, scoring
+from ..gan import runinfo, runlock
+from ..metrics import features, provenance, scoring
 from ..metrics.features import Recipe
 from ..metrics.frechet import Reference
 from ..metrics.inception import EXTRACTOR, Extractor, load_extractor
@@ -191,14 +190,8 @@ def score_protocols(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = 
     records = [rec for p in PROTOCOLS for rec in _score(sets, p)]
     ds = sets.ds
     result = {
-        "run": run_dir.name, "run_dir": str(run_dir),
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "settings": score_cfg.to_dict(), "extractor": net.describe(), "weights": net.weights,
-        "device": str(net.device), "precision": net.precision, "extraction": net.variant,
-        "sampling": models.read_snapshot(snapshots[-1][1])["sampling"]["description"],
-        "data": {"source": ds.source, "description": ds.description, "split": "train",
-                 "fingerprint": ds.fingerprint, "n_images": len(ds.images),
-                 "is_synthetic": bool(ds.is_synthetic)},
+        **provenance.header(run_dir, provenance.data_record(ds, "train"), snapshots[-1][1], net),
+        "settings": score_cfg.to_dict(),
         "n_pairs": sets.pairs, "iterations": [it for it, _ in snapshots],
         "protocols": [{**asdict(p), "final_only": p.final_only, "recipes": {
             k: r.name if r else "none" for k, r in p.recipes().items()}} for p in PROTOCOLS],

@@ -50,7 +50,7 @@ from .. import io
 from ..device import resolve_device
 from ..gan import models, runinfo, runlock
 from ..gan.batches import derived_seed
-from ..metrics import scoring
+from ..metrics import provenance, scoring
 from .classifier import (
     ClassifierConfig,
     build,
@@ -199,13 +199,11 @@ def utility_run(run_dir: str | os.PathLike, cfg: ClassifierConfig | None = None,
     t0 = time.perf_counter()
     results = tstr((train_set.images, train_set.labels), sample,
                    (test_set.images, test_set.labels), cfg, seeds, ways, progress)
-    results.update({
-        "run": meta["config"]["name"], "iteration": iteration, "snapshot": str(snapshot),
-        "weights": blob.get("weights", "G"), "classes": blob["classes"],
-        "data": {"source": train_set.source, "description": train_set.description,
-                 "fingerprint": train_set.fingerprint, "is_synthetic": bool(train_set.is_synthetic),
-                 "n_train": len(train_set.images), "n_test": len(test_set.images)},
-        "seconds_with_generation": time.perf_counter() - t0})
+    data = provenance.data_record(train_set, "train", n_train=len(train_set.images),
+                                  n_test=len(test_set.images))
+    results = {**provenance.header(run_dir, data, snapshot), **results,
+               "iteration": iteration, "snapshot": str(snapshot), "classes": blob["classes"],
+               "seconds_with_generation": time.perf_counter() - t0}
     io.write_json(run_dir / "utility.json", results)
     return results
 
