@@ -36,7 +36,8 @@ from pathlib import Path
 import torch
 
 from gan_lib import config, device, io, metrics
-from gan_lib.gan import models, runinfo
+from gan_lib.gan import runinfo
+from gan_lib.gan import sampling as models  # models.generate is sampling.generate now
 from gan_lib.metrics import features, inception
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "extraction_precision.json"

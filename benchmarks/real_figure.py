@@ -22,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from gan_lib import config, io, metrics
-from gan_lib.gan import grids, models, runinfo
+from gan_lib.gan import grids, runinfo, sampling
 from gan_lib.metrics import features
 from gan_lib.report import plots  # noqa: E402
 
@@ -39,7 +39,7 @@ def panels(runs: list[str], n: int) -> tuple[list[tuple[str, object]], dict]:
     for run in runs:
         iteration, path = runinfo.list_snapshots(run)[-1]
         run_meta = runinfo.load_run_config(run)
-        fakes = models.generate(path, n, seed=seed)
+        fakes = sampling.generate(path, n, seed=seed)
         out.append((f"{runinfo.run_path(run).name}\n(seed {run_meta['config']['seed']}, "
                     f"iteration {iteration})", grids.grid_array(fakes, nrow=4)))
     return out, {"description": ds.description, "fingerprint": ds.fingerprint}

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from . import config
 from .scale import is_main, launched, requested
+from .typed_settings import parse_set
 
 
 def _data(args: argparse.Namespace) -> None:
@@ -40,7 +41,7 @@ def _data(args: argparse.Namespace) -> None:
 def _train(args: argparse.Namespace) -> None:
     from .gan import train
 
-    overrides = config.parse_set(args.set or [])
+    overrides = parse_set(args.set or [], config.TrainConfig)
     if args.run:
         overrides["name"] = args.run
     if args.source:
@@ -55,7 +56,7 @@ def _score(args: argparse.Namespace) -> None:
     from .gan import run_path
     from .metrics import score_config, score_run, score_tables
 
-    overrides = config.parse_set(args.set or [], config.ScoreConfig)
+    overrides = parse_set(args.set or [], config.ScoreConfig)
     if args.weights:
         overrides["weights"] = args.weights
     run_dir = run_path(args.run)

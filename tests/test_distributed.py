@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from gan_lib import __main__ as main
-from gan_lib import config, io, metrics
+from gan_lib import config, io, metrics, typed_settings
 from gan_lib.gan import launch, train
 from gan_lib.scale import distributed
 from tests.test_metrics import TINY, fake_real, run, tiny_cfg  # noqa: F401  (fixture)
@@ -192,7 +192,8 @@ def test_the_launch_command_carries_every_setting():
     assert args[:4] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4"]
     parsed = main.build_parser().parse_args(args[args.index("--") + 1:])
     assert parsed.command == "train" and parsed.run == "carried" and parsed.resume
-    sets = config.parse_set([s.removeprefix("--set=") for s in args if s.startswith("--set=")])
+    sets = typed_settings.parse_set([s.removeprefix("--set=") for s in args
+                                     if s.startswith("--set=")], config.TrainConfig)
     assert config.make_train_config(parsed.profile, name=parsed.run, **sets) == cfg
 
 

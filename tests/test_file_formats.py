@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from gan_lib import config, io
-from gan_lib.gan import checkpoint, models, nets, runinfo
+from gan_lib.gan import checkpoint, nets, runinfo, sampling
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "pre_move"
 IMAGES_SHA256 = {  # generate(snapshot, 8, seed=0).numpy().tobytes(), by the pre-move code
@@ -35,13 +35,13 @@ def _one_thread(one_thread):
 @pytest.mark.parametrize("run", sorted(IMAGES_SHA256))
 def test_a_pre_move_snapshot_gives_the_same_images(run):
     snapshot = FIXTURES / run / "snapshots" / "G_iter_000002.pt"
-    images = models.generate(snapshot, 8, seed=0)
+    images = sampling.generate(snapshot, 8, seed=0)
     assert images.dtype == torch.uint8 and tuple(images.shape) == (8, 1, 32, 32)
     assert hashlib.sha256(images.numpy().tobytes()).hexdigest() == IMAGES_SHA256[run]
 
 
 def test_the_pre_move_concat_generator_keeps_its_conditioning():
-    G = models.load_generator(FIXTURES / "premove-concat" / "snapshots" / "G_iter_000002.pt")
+    G = sampling.load_generator(FIXTURES / "premove-concat" / "snapshots" / "G_iter_000002.pt")
     assert G.kwargs["conditioning"] == "concat" and G.embed is not None
 
 

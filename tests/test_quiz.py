@@ -17,7 +17,7 @@ from PIL import Image
 from scipy.stats import beta
 
 from gan_lib import config, io
-from gan_lib.gan import models
+from gan_lib.gan import models, sampling
 from gan_lib.report import pipeline, reader_study
 from gan_lib.studies import quiz, quiz_page, quiz_stats
 
@@ -45,8 +45,8 @@ def tiny_run(home, monkeypatch):
     G = models.Generator(z_dim=8, g_channels=4, image_size=32)
     torch.manual_seed(0)
     G.apply(models.weights_init)
-    models.save_snapshot(G, run_dir / "snapshots" / "G_iter_000004.pt", 4,
-                         sampling=models.sampling_record(1, 4, 0))
+    sampling.save_snapshot(G, run_dir / "snapshots" / "G_iter_000004.pt", 4,
+                         sampling=sampling.sampling_record(1, 4, 0))
     cfg = config.make_train_config("smoke", name="tiny", image_size=32, z_dim=8, g_channels=4)
     io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
         "source": "blobs", "description": "test blobs (not X-rays)", "kind": "phantom",
@@ -162,7 +162,7 @@ def test_same_arguments_give_the_same_quiz_and_images_come_from_their_sources(bu
     assert again["quiz_id"] == key["quiz_id"]
     assert quiz.read_key(quiz.build_quiz("tiny", tmp_path / "other", n=N, seed=4).parent
                          / "key.json")["quiz_id"] != key["quiz_id"]
-    fakes = models.generate(config.RUNS_DIR / "tiny" / "snapshots" / "G_iter_000004.pt",
+    fakes = sampling.generate(config.RUNS_DIR / "tiny" / "snapshots" / "G_iter_000004.pt",
                             N // 2, seed=3)
     real = fake_real({}, "test").images
     for img in key["images"]:  # each image is the one its key entry names

@@ -337,13 +337,13 @@ def test_cli_report_refuses_a_run_of_other_settings_before_any_work(home, capsys
 def test_cli_score_defaults_to_the_runs_own_profile(home):
     """A smoke run is scored at smoke sizes (IS of 32 fakes), not the quick profile's 1,024."""
     from gan_lib.__main__ import main
-    from gan_lib.gan import models
+    from gan_lib.gan import models, sampling
 
     run_dir = home / "runs" / "tinyrun"
     cfg = config.make_train_config("smoke", name="tinyrun", image_size=32, g_channels=4)
     G = models.Generator(cfg.z_dim, cfg.g_channels, cfg.image_size)
-    models.save_snapshot(G, run_dir / "snapshots" / "G_iter_000020.pt", 20,
-                         sampling=models.sampling_record(1, 4, 0))
+    sampling.save_snapshot(G, run_dir / "snapshots" / "G_iter_000020.pt", 20,
+                         sampling=sampling.sampling_record(1, 4, 0))
     io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
         "source": "phantom", "description": "synthetic phantom data", "kind": "phantom",
         "fingerprint": "x", "n_images": 256, "is_synthetic": True}})

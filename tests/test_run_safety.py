@@ -25,7 +25,7 @@ fake_data, tiny_net = test_train.fake_data, test_features.tiny  # fixtures
 CLI_RUN = """
 import sys, time
 sys.path.insert(0, {repo!r})
-from gan_lib import config, data
+from gan_lib import config, data, typed_settings
 from gan_lib.gan import train
 from gan_lib.__main__ import main
 from tests.test_train import fake_dataset, tiny
@@ -38,7 +38,7 @@ train.train_step = slow_step
 cfg = tiny(name="cc", iterations=12, snapshot_at=(12,), checkpoint_every=4)
 settings = {{k: v for k, v in cfg.to_dict().items() if k not in ("name", "profile")}}
 main(["train", "--profile", "smoke", "--run", "cc", *sys.argv[1:],
-      *("--set=" + s for s in config.format_set(settings))])
+      *("--set=" + s for s in typed_settings.format_set(settings))])
 """
 
 

@@ -21,7 +21,7 @@ STREAM_EPOCH_ORDER = 1  # the order of the images in each epoch (item: the epoch
 STREAM_LATENTS = 2  # the latents of each training step (item: the step)
 STREAM_BN = 3  # latents that re-estimate BatchNorm at a milestone (item: the step)
 STREAM_AUGMENT = 4  # DiffAugment's draws (item: step * 3 + which D evaluation; augment.py)
-STREAM_LABELS = 5  # class labels drawn for a conditional G (item: 0; models.sample_labels)
+STREAM_LABELS = 5  # class labels drawn for a conditional G (item: 0; sampling.sample_labels)
 # classifier.py uses 11-12 and utility.py 13-14.
 
 

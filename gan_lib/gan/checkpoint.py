@@ -28,9 +28,10 @@ from .. import io
 from ..config import TrainConfig
 from ..device import compute_context
 from . import models
+from .legacy import saved_config
 from .nets import Networks
 
-FORMAT = 2  # 2: records the precision; snapshots re-estimate BatchNorm (see models.py)
+FORMAT = 2  # 2: records the precision; snapshots re-estimate BatchNorm (see sampling.py)
 
 # Settings that may differ between a checkpoint and the config that resumes it: they change how
 # long training goes or what is written, not the arithmetic of the steps already taken. The
@@ -154,36 +155,6 @@ def differing(old: dict[str, Any], new: dict[str, Any], ignore: Iterable[str] = 
     """
     skip = set(ignore)
     return sorted(k for k in set(old) | set(new) if k not in skip and old.get(k) != new.get(k))
-
-
-# Settings added since some runs were written, whose default has changed since: the value those
-# runs trained with, for the runs where the setting acts (in the others it reads as its default,
-# so they still match today's profiles).
-BEFORE_THEY_EXISTED = {
-    # only a conditional G takes a class: it was concatenated with z
-    "g_conditioning": ("concat", lambda saved: bool(saved.get("conditional"))),
-    # only an EMA run has an EMA: its decay was ema_decay from the first update
-    "ema_warmup": (False, lambda saved: saved.get("ema_decay", 0.0) > 0),
-}
-
-
-def saved_config(ckpt: dict[str, Any]) -> dict[str, Any]:
-    """The checkpoint's config, with settings added since it was written at the values it
-    trained with: their defaults (e.g. ``augment`` was '' before it existed), or, where they
-    act, :data:`BEFORE_THEY_EXISTED`.
-
-    >>> saved_config({"config": {"lr": 1e-3}})["augment"]
-    ''
-    >>> saved_config({"config": {"conditional": True}})["g_conditioning"]
-    'concat'
-    >>> saved_config({"config": {"conditional": False}})["g_conditioning"]  # as today's default
-    'batchnorm'
-    >>> saved_config({"config": {"ema_decay": 0.999}})["ema_warmup"]
-    False
-    """
-    saved = ckpt.get("config", {})
-    before = {k: value for k, (value, acts) in BEFORE_THEY_EXISTED.items() if acts(saved)}
-    return {**TrainConfig().to_dict(), **before, **saved}
 
 
 def check_resumable(cfg: TrainConfig, ckpt: dict[str, Any], precision: str) -> None:

@@ -24,6 +24,7 @@ import torch
 
 from .. import config
 from ..config import TrainConfig
+from ..typed_settings import format_set
 from . import train as training
 
 
@@ -66,7 +67,7 @@ def command(cfg: TrainConfig, processes: int, resume: bool = False,
     return ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}",
             # "--": the rest is gan_lib's (torchrun would take --run, a prefix of its --run-path)
             "-m", "gan_lib", "--", "train", "--profile", profile, "--run", cfg.name,
-            *(f"--set={s}" for s in config.format_set(settings)),
+            *(f"--set={s}" for s in format_set(settings)),
             *(["--resume"] if resume else []), *(["--overwrite"] if overwrite else [])]
 
 

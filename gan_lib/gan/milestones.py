@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
-from . import grids, models, runinfo
+from . import grids, models, runinfo, sampling
 from .batches import STREAM_BN, derived_seed
 from .run_state import Run
 
@@ -54,7 +54,7 @@ def check_weights_finite(run: Run) -> None:
 def recalibrated_generator(run: Run, raw: bool = False) -> tuple[nn.Module, dict[str, object]]:
     """(generator, how it samples) that grids and snapshots show: the EMA (if on and not
     ``raw``) or G, with BatchNorm statistics re-estimated on its own weights
-    (models.recalibrate_batchnorm).
+    (sampling.recalibrate_batchnorm).
 
     The statistics BatchNorm kept during training (momentum 0.1) lag G and, for the EMA, belong
     to other weights; benchmarks/README.md measures the difference. The re-estimation's latents
@@ -62,9 +62,9 @@ def recalibrated_generator(run: Run, raw: bool = False) -> tuple[nn.Module, dict
     """
     shown = run.nets.ema if run.nets.ema is not None and not raw else run.nets.G
     seed = derived_seed(run.cfg.seed, STREAM_BN, run.step)
-    sampler = models.recalibrate_batchnorm(shown, run.cfg.bn_batches, run.cfg.batch_size, seed,
+    sampler = sampling.recalibrate_batchnorm(shown, run.cfg.bn_batches, run.cfg.batch_size, seed,
                                            run.classes)
-    return sampler, models.sampling_record(run.cfg.bn_batches, run.cfg.batch_size, seed)
+    return sampler, sampling.sampling_record(run.cfg.bn_batches, run.cfg.batch_size, seed)
 
 
 def save_grid(run: Run, sampler: nn.Module) -> None:
@@ -74,14 +74,14 @@ def save_grid(run: Run, sampler: nn.Module) -> None:
     nrow = int(math.sqrt(cfg.grid_size))
     labels, row_labels = None, None
     if run.classes is not None:  # one block of rows per class, labelled
-        labels = models.grid_labels(len(run.classes["names"]), cfg.grid_size)
+        labels = sampling.grid_labels(len(run.classes["names"]), cfg.grid_size)
         row_labels = [run.classes["names"][k] for k in labels[::nrow].tolist()]
-    grid = models.generate(sampler, cfg.grid_size, seed=cfg.seed, labels=labels)  # fixed noise
+    grid = sampling.generate(sampler, cfg.grid_size, seed=cfg.seed, labels=labels)  # fixed noise
     grids.save_grid_png(grid, run.folder / "grids" / f"epoch_{epoch:04d}.png", nrow=nrow,
                         row_labels=row_labels)
 
 
-def save_snapshot(run: Run, weights: nn.Module, sampling: dict[str, object],
+def save_snapshot(run: Run, weights: nn.Module, rule: dict[str, object],
                   raw: bool = False) -> Path:
     """snapshots/G_iter_XXXXXX.pt (``raw``: snapshots/raw/, G's own weights in an EMA run).
 
@@ -95,11 +95,11 @@ def save_snapshot(run: Run, weights: nn.Module, sampling: dict[str, object],
     kept = {k: v.detach().cpu() for k, v in models.unwrap(run.nets.G).state_dict().items()
             if k.endswith(("running_mean", "running_var", "num_batches_tracked"))}
     warm = ", warmed up as min(decay, (1 + n) / (10 + n))" if run.cfg.ema_warmup else ""
-    models.save_snapshot(weights, path, run.step, sampling=sampling, run=run.cfg.name,
-                         precision=run.precision,
-                         **({"classes": run.classes} if run.classes else {}), ema=ema,
-                         weights=f"EMA of G (decay {run.cfg.ema_decay}{warm})" if ema else "G",
-                         training_bn_stats=kept)
+    sampling.save_snapshot(weights, path, run.step, sampling=rule, run=run.cfg.name,
+                           precision=run.precision,
+                           **({"classes": run.classes} if run.classes else {}), ema=ema,
+                           weights=f"EMA of G (decay {run.cfg.ema_decay}{warm})" if ema else "G",
+                           training_bn_stats=kept)
     return path
 
 

@@ -47,7 +47,7 @@ from .. import config, data, io
 from ..config import TrainConfig
 from ..device import autocast_context, resolve_device, resolve_precision
 from ..scale import distributed
-from . import checkpoint, models, runinfo, runlock
+from . import checkpoint, models, runinfo, runlock, sampling
 from .augment import NO_AUGMENT, Augment
 from .batches import select_subset, step_latents, trained_indices
 from .milestones import (
@@ -136,7 +136,7 @@ def _prepare(cfg: TrainConfig, resume: bool, overwrite: bool) -> tuple[Run, dict
         raise ValueError(f"conditional=True: the training images of {cfg.source!r} hold "
                          f"{len(labels.unique())} class(es) of {ds.class_names}; a conditional "
                          "run needs at least two (use more images, or conditional=False)")
-    classes = models.class_record(ds.class_names, labels) if labels is not None else None
+    classes = sampling.class_record(ds.class_names, labels) if labels is not None else None
     n_classes = len(classes["names"]) if classes else 0
     if ckpt is not None and ckpt["data_fingerprint"] != ds.fingerprint:
         raise ValueError(f"Cannot resume {folder}: the data source {cfg.source!r} now has "
@@ -274,11 +274,11 @@ def _write_milestones(run: Run, due: Milestones) -> None:
     """Grid, snapshots, checkpoint after ``run.step`` (the checkpoint last: it implies the others)."""
     check_weights_finite(run)  # no overflowed update reaches a file
     if due.grid or due.snapshot:  # the sampling rule: BatchNorm re-estimated on the shown weights
-        G_shown, sampling = recalibrated_generator(run)  # the EMA if on, else G
+        G_shown, rule = recalibrated_generator(run)  # the EMA if on, else G
     if due.grid:
         save_grid(run, G_shown)
     if due.snapshot:
-        save_snapshot(run, G_shown, sampling)
+        save_snapshot(run, G_shown, rule)
         if run.nets.ema is not None:  # G's own weights too (snapshots/raw/): the EMA's effect
             save_snapshot(run, *recalibrated_generator(run, raw=True), raw=True)
     if due.checkpoint:

@@ -37,7 +37,7 @@ import torch
 from torch_fidelity import metric_fid
 
 from .. import config, io
-from ..gan import models
+from ..gan import sampling
 from ..scale import distributed
 from .inception import Extractor, extract_features
 
@@ -137,7 +137,7 @@ def fake_features(net: Extractor, snapshot: str | os.PathLike, n: int,
            "n": n, **net.key()}
     stem = f"{net.name}-{Path(snapshot).stem}-seed{seed}-n{n}"
     return _cached(path_for("fake", key, stem, recipe), key, net,
-                   lambda rows: models.generate(snapshot, n, seed=seed, device=net.device,
+                   lambda rows: sampling.generate(snapshot, n, seed=seed, device=net.device,
                                                 rows=rows),
                    f"{Path(snapshot).stem} ({n})", recipe)
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ..gan import models, runinfo
+from ..gan import runinfo, sampling
 from ..scale import distributed
 from .inception import Extractor
 
@@ -47,7 +47,7 @@ def header(run_dir: str | os.PathLike, data: dict[str, Any], snapshot: str | os.
     reports (the final one); ``net`` the extractor of its features, or None when it has none.
     """
     run_dir = Path(run_dir)
-    blob = models.read_snapshot(snapshot)
+    blob = sampling.read_snapshot(snapshot)
     return {
         "run": run_dir.name, "run_dir": str(run_dir),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -1,20 +1,18 @@
-"""IS, FID and KID of a run's generator snapshots, computed by torch-fidelity.
+"""Scoring a run: every snapshot's IS, FID and KID, and the floors beside them, in scores.json.
 
-Extraction and metrics are separate: images (uint8, gray repeated to 3 channels) stream batch by
-batch through torch-fidelity's feature extractor; its own functions turn features into
-statistics and metrics (features -> mu, sigma -> FID; features -> KID; logits -> IS). Nothing
-here re-implements the metric formulas. The real set's features and statistics are computed once
-and cached as a pytorch-fid-compatible ``.npz`` (``mu``, ``sigma`` plus the features KID needs),
-keyed by everything that produced them, so scoring three snapshots makes one pass over the real
-images. Metric names carry their sample count: ``fid5k`` = FID on exactly 5,000 generated images,
-``fid1024`` on 1,024 ("k" only for exact thousands).
+:func:`score_run` reads the run folder, extracts the real set's features once (cached as a
+pytorch-fid-compatible ``.npz``, keyed by everything that produced them, so scoring three
+snapshots makes one pass over the real images), generates each snapshot's images under the
+sampling rule, and compares them with :mod:`gan_lib.metrics.measures`; floors (real vs real at
+the snapshots' n pair) say how low a FID can go on these images. Metric names carry their
+sample count: ``fid5k`` = FID on exactly 5,000 generated images, ``fid1024`` on 1,024.
 
 Example:
     >>> scores = score_run(config.RUNS_DIR / "smoke")  # doctest: +SKIP
     >>> scores["scores"][0]["name"]  # doctest: +SKIP
     'fid32'
 
-Tables and captions of these scores are in :mod:`gan_lib.score_tables`.
+Tables and captions of these scores are in :mod:`gan_lib.metrics.score_tables`.
 """
 
 from __future__ import annotations
@@ -25,103 +23,17 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
-from torch_fidelity import metric_fid, metric_isc, metric_kid
 
 from .. import config, io
 from ..config import ScoreConfig
-from ..gan import models, runinfo, runlock
+from ..gan import runinfo, runlock, sampling
 from ..scale import distributed
 from . import inception, provenance
 from .features import at_indices, class_positions, fake_features, real_features
 from .frechet import Reference
-from .inception import EXTRACTOR, Extractor, extract_features, load_extractor
-
-RNG_SEED = 2020  # torch-fidelity's default seed: KID subsets and IS split shuffling match it
-
-
-def metric_name(metric: str, n: int) -> str:
-    """Name with its sample count: ('fid', 5000) -> 'fid5k'; ('is', 4096) -> 'is4096'.
-
-    >>> metric_name("fid", 5000), metric_name("kid", 1024)
-    ('fid5k', 'kid1024')
-    """
-    return f"{metric}{n // 1000}k" if n >= 1000 and n % 1000 == 0 else f"{metric}{n}"
-
-
-# --- features -> statistics -> metrics (torch-fidelity's functions) ------------------------------
-
-
-def statistics(features: torch.Tensor) -> dict[str, np.ndarray]:
-    """float [N, D] -> {'mu': [D], 'sigma': [D, D]} (torch-fidelity, as pytorch-fid stores them)."""
-    if len(features) < 2:
-        raise ValueError(f"FID needs at least 2 images per set, got {len(features)}")
-    return metric_fid.fid_features_to_statistics(features)
-
-
-def kid_from_features(f1: torch.Tensor, f2: torch.Tensor, subsets: int,
-                      subset_size: int) -> tuple[float, float, int]:
-    """(KID mean, KID std, subset size used). The subset size is lowered to the smaller set."""
-    size = min(subset_size, len(f1), len(f2))
-    if size < 2:
-        raise ValueError(f"KID needs at least 2 images per set, got {len(f1)} and {len(f2)}")
-    if size < subset_size:
-        warnings.warn(f"KID subset size lowered from {subset_size} to {size} (the smaller set)",
-                      stacklevel=2)
-    out = metric_kid.kid_features_to_metric(f1, f2, kid_subsets=subsets, kid_subset_size=size,
-                                            rng_seed=RNG_SEED, verbose=False)
-    return (float(out[metric_kid.KEY_METRIC_KID_MEAN]), float(out[metric_kid.KEY_METRIC_KID_STD]),
-            size)
-
-
-def inception_score(logits: torch.Tensor, splits: int) -> tuple[float, float]:
-    """(IS mean, IS std over ``splits``) of classifier logits [N, C] (torch-fidelity)."""
-    if len(logits) < splits:
-        raise ValueError(f"Inception Score with {splits} splits needs at least {splits} images, "
-                         f"got {len(logits)}; raise n_fake_is or lower is_splits")
-    if not torch.isfinite(logits).all():
-        raise ValueError("Inception logits are not finite: these weights have no classifier")
-    out = metric_isc.isc_features_to_metric(logits, splits, True, RNG_SEED)
-    return float(out[metric_isc.KEY_METRIC_ISC_MEAN]), float(out[metric_isc.KEY_METRIC_ISC_STD])
-
-
-def compare(net: Extractor, f1: dict[str, torch.Tensor], f2: dict[str, torch.Tensor] | None,
-            score_cfg: ScoreConfig, reference: Reference | None = None,
-            metrics: tuple[str, ...] = ("fid", "kid", "is")) -> dict[str, Any]:
-    """Those of ``metrics`` that score_cfg asks for: FID/KID of set 1 vs set 2, IS of set 1.
-
-    ``reference`` (set 2 prepared by :class:`gan_lib.frechet.Reference`) saves recomputing
-    its covariance for every snapshot.
-    """
-    wanted = set(metrics) & set(score_cfg.metrics)
-    out: dict[str, Any] = {}
-    if "fid" in wanted and f2 is not None:
-        fid_layer = net.layers["fid"]
-        if len(f1[fid_layer]) < 2 or len(f2[fid_layer]) < 2:
-            raise ValueError(f"FID needs at least 2 images per set, got {len(f1[fid_layer])} "
-                             f"and {len(f2[fid_layer])}")
-        reference = reference if reference is not None else Reference(f2[fid_layer])
-        out["fid"] = reference.distance(f1[fid_layer])
-    if "kid" in wanted and f2 is not None:
-        mean, std, size = kid_from_features(f1[net.layers["kid"]], f2[net.layers["kid"]],
-                                            score_cfg.kid_subsets, score_cfg.kid_subset_size)
-        out.update(kid=mean, kid_std=std, kid_subset_size=size)
-    if "is" in wanted and "is" in net.layers:
-        out["is"], out["is_std"] = inception_score(f1[net.layers["is"]], score_cfg.is_splits)
-    return out
-
-
-def score_images(fake: torch.Tensor, real: torch.Tensor, score_cfg: ScoreConfig,
-                 extractor: str | Extractor = EXTRACTOR) -> dict[str, Any]:
-    """FID/KID of ``fake`` against ``real`` and IS of ``fake`` (uint8 images), uncached.
-
-    >>> score_images(fake, real, config.make_score_config("smoke"))["fid"]  # doctest: +SKIP
-    """
-    net = extractor if isinstance(extractor, Extractor) else load_extractor(score_cfg, extractor)
-    f_fake, f_real = extract_features(net, fake, "fake"), extract_features(net, real, "real")
-    return compare(net, f_fake, f_real, score_cfg)
-
+from .inception import EXTRACTOR, Extractor, load_extractor
+from .measures import compare, inception_score, metric_name
 
 # --- the real images ------------------------------------------------------------------------
 
@@ -197,7 +109,7 @@ def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
     for iteration, path in snapshots:
         records += _score_snapshot(net, iteration, path, real, score_cfg, base,
                                    final=iteration == snapshots[-1][0])
-    final = models.read_snapshot(snapshots[-1][1])
+    final = sampling.read_snapshot(snapshots[-1][1])
     classes = final.get("classes")
     if classes and _wants_pairs(score_cfg):  # a conditional run: intra-class scores too
         records += _class_records(net, ds, real, snapshots, classes, image_size, score_cfg, base)
@@ -230,7 +142,7 @@ def _score_snapshot(net: Extractor, iteration: int, path: Path, real: dict[str, 
         feats = fake_features(net, path, n_gen, score_cfg.seed)["features"]
     seconds = time.perf_counter() - t0
     fields = dict(kind="generated", iteration=iteration, snapshot=str(path),
-                  sampling=models.read_snapshot(path)["sampling"]["description"],
+                  sampling=sampling.read_snapshot(path)["sampling"]["description"],
                   compared=f"generated (iteration {iteration}) vs real train reference")
     records = []
     if _wants_pairs(score_cfg):
@@ -324,13 +236,13 @@ def _class_records(net: Extractor, ds: Any, real: dict[str, Any], snapshots: lis
     """Intra-class FID/KID (as StudioGAN reports them) of a conditional run, with floors.
 
     The generated images of class c are those of the snapshot's own FID set that were drawn
-    as class c (labels in the training ratio, models.labels_for), so no image is generated or
+    as class c (labels in the training ratio, sampling.labels_for), so no image is generated or
     extracted twice. They are compared with real training images of class c (the first
     ``n_real`` of that class in the reference order, at most all but ``n_c`` of them), and the
     floor is the next ``n_c`` held-out training images of class c against the same reference:
     the same n pair as the snapshots.
     """
-    labels = models.labels_for(classes, score_cfg.n_fake, score_cfg.seed)
+    labels = sampling.labels_for(classes, score_cfg.n_fake, score_cfg.seed)
     in_order = class_positions(ds)
     records: list[dict[str, Any]] = []
     refs: dict[int, dict[str, Any]] = {}  # class -> its reference set, for the snapshots below

@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 from .. import config, io
-from ..gan import models, runinfo, runlock
+from ..gan import runinfo, runlock, sampling
 from ..metrics import scoring
 from . import quiz_page
 
@@ -78,7 +78,7 @@ def build_quiz(run: str | os.PathLike, out_dir: str | os.PathLike | None = None,
         raise ValueError(f"n={n} needs {n // 2} real test images; the test split of "
                          f"{real_ds.description} has {len(real_ds.images)}: lower --n")
     real_idx = np.sort(rng.choice(len(real_ds.images), n // 2, replace=False))
-    fakes = models.generate(snapshot, n // 2, seed=seed)  # uint8 [n/2, 1, S, S]
+    fakes = sampling.generate(snapshot, n // 2, seed=seed)  # uint8 [n/2, 1, S, S]
     pool = [("real", int(i), real_ds.images[int(i)]) for i in real_idx]
     pool += [("fake", i, fakes[i]) for i in range(n // 2)]  # index = latent number
     secret = run_secret(run_dir)
@@ -127,7 +127,7 @@ def make_key(meta: dict[str, Any], run_dir: Path, snapshot: Path, iteration: int
     key = {
         "format": KEY_FORMAT, "quiz_id": "", "run": run_dir.name, "run_dir": str(run_dir),
         "snapshot": {"file": snapshot.name, "iteration": iteration,
-                     "sampling": models.read_snapshot(snapshot)["sampling"]["description"]},
+                     "sampling": sampling.read_snapshot(snapshot)["sampling"]["description"]},
         "seed": seed, "n": len(shown), "image_size": size,
         "display": {"size": size * max(1, DISPLAY_SIZE // size), "filter": FILTER},
         "data": {"source": meta["data"]["source"], "description": meta["data"]["description"],

@@ -48,7 +48,7 @@ import torch
 
 from .. import io
 from ..device import resolve_device
-from ..gan import models, runinfo, runlock
+from ..gan import runinfo, runlock, sampling
 from ..gan.batches import derived_seed
 from ..metrics import provenance, scoring
 from .classifier import (
@@ -184,7 +184,7 @@ def utility_run(run_dir: str | os.PathLike, cfg: ClassifierConfig | None = None,
     run_dir = Path(run_dir)
     meta = runinfo.load_run_config(run_dir)
     iteration, snapshot = runinfo.list_snapshots(run_dir)[-1]
-    blob = models.read_snapshot(snapshot)
+    blob = sampling.read_snapshot(snapshot)
     if not blob.get("classes"):
         raise ValueError(f"{snapshot} is unconditional: the usefulness study asks the generator "
                          "for images of each class. Train a conditional run (--set "
@@ -194,7 +194,7 @@ def utility_run(run_dir: str | os.PathLike, cfg: ClassifierConfig | None = None,
 
     def sample(counts: list[int], seed: int) -> Pair:
         y = torch.repeat_interleave(torch.arange(len(counts)), torch.tensor(counts))
-        return models.generate(snapshot, len(y), seed=seed, labels=y, device=device), y
+        return sampling.generate(snapshot, len(y), seed=seed, labels=y, device=device), y
 
     t0 = time.perf_counter()
     results = tstr((train_set.images, train_set.labels), sample,
