@@ -33,7 +33,7 @@ def panels(runs: list[str], n: int) -> tuple[list[tuple[str, object]], dict]:
     """[(title, grid array)] for the real images and each run, and the first run's data info."""
     meta = runinfo.load_run_config(runs[0])
     ds = metrics.load_real(meta, "train")
-    order = features._order(len(ds.images))
+    order = features.subset_order(len(ds.images))
     out = [("real training images", grids.grid_array(ds.images[order[:n]], nrow=4))]
     seed = config.make_score_config("quick").seed
     for run in runs:

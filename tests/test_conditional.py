@@ -23,7 +23,7 @@ def conditional(**overrides):
 
 def test_shapes_and_parameter_counts():
     G, D = models.Generator(image_size=64), models.Discriminator(image_size=64)
-    Gc = models.Generator(image_size=64, n_classes=2)
+    Gc = models.Generator(image_size=64, n_classes=2, conditioning="concat")
     Dc = models.Discriminator(image_size=64, n_classes=2)
     # G: the first layer reads z and the class embedding; D: one embedding row per class
     assert models.count_parameters(Gc) - models.count_parameters(G) == \
@@ -35,7 +35,7 @@ def test_shapes_and_parameter_counts():
     assert Gc.kwargs["n_classes"] == 2 and "n_classes" not in G.kwargs  # old snapshots load
     # Conditional BatchNorm instead: each of G's 4 BatchNorms (512, 256, 128, 64 channels)
     # trades its affine weight and bias for one gain and one bias row per class; z alone in.
-    Gb = models.Generator(image_size=64, n_classes=2, conditioning="batchnorm")
+    Gb = models.Generator(image_size=64, n_classes=2)  # the default: conditional BatchNorm
     assert models.count_parameters(Gb) - models.count_parameters(G) == (2 - 1) * 2 * 960
     assert Gb.main[0].in_channels == 100 and Gb.kwargs["conditioning"] == "batchnorm"
     assert Gb(torch.randn(3, 100), y).shape == (3, 1, 64, 64)

@@ -64,3 +64,13 @@ def test_a_pre_move_run_folder_reads(tmp_path, monkeypatch):
     assert [(i, p.name) for i, p in runinfo.list_snapshots(run_dir)] == [(2, "G_iter_000002.pt")]
     assert runinfo.load_run_config(run_dir)["config"]["ema_decay"] == 0.9
     assert io.read_json(run_dir / "config.json")["data"]["source"] == "phantom"
+
+
+def test_a_conditional_snapshot_from_before_the_conditioning_option_loads_as_concat(tmp_path):
+    """Snapshots written before Generator took ``conditioning`` lack it in their kwargs; they
+    were concat, while the constructor's default is now conditional BatchNorm (gan/legacy.py)."""
+    blob = io.load_torch(FIXTURES / "premove-concat" / "snapshots" / "G_iter_000002.pt")
+    del blob["kwargs"]["conditioning"]
+    io.save_torch(blob, tmp_path / "G_iter_000002.pt")
+    images = sampling.generate(tmp_path / "G_iter_000002.pt", 8, seed=0)
+    assert hashlib.sha256(images.numpy().tobytes()).hexdigest() == IMAGES_SHA256["premove-concat"]

@@ -117,7 +117,7 @@ def test_the_standard_protocol_is_table_1s_fid(scored):
                 if r["protocol"] == "standard"}
     assert standard.keys() == table_1.keys() and len(standard) == 3  # 2 snapshots + the floor
     for k, v in standard.items():
-        assert v == pytest.approx(table_1[k], rel=1e-6), k  # audit.Reference vs torch-fidelity
+        assert v == pytest.approx(table_1[k], rel=1e-6), k  # frechet's engine vs torch-fidelity
 
 
 def test_recipes_reach_the_extractor_as_named(scored, run):

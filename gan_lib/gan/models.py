@@ -5,9 +5,10 @@ each stride-2 layer doubles (G) or halves (D) the side, between 4x4 and the imag
 the default widths these are the networks of the PyTorch DCGAN example with one image channel.
 
 With ``n_classes`` > 0 both are class-conditional: G takes the class through conditional
-BatchNorm (``conditioning="batchnorm"``, a per-class gain and bias after each BatchNorm; what
-TrainConfig uses) or as a learned embedding concatenated with z (``"concat"``, this
-constructor's default, so snapshots written before the option rebuild as they were trained);
+BatchNorm (``conditioning="batchnorm"``, the default: a per-class gain and bias after each
+BatchNorm) or as a learned embedding concatenated with z (``"concat"``, the classic conditional
+DCGAN, which collapses within each class on these data sets: README.md; snapshots that predate
+the option are concat, and :func:`gan_lib.gan.legacy.generator_kwargs` says so when they load);
 D is a projection discriminator (Miyato & Koyama 2018), whose logit gains the inner
 product of a class embedding with its last feature maps, averaged over positions. The class is
 never an input channel. ``n_classes=0`` (the default) is the unconditional DCGAN, unchanged.
@@ -68,7 +69,7 @@ class Generator(nn.Module):
     """
 
     def __init__(self, z_dim: int = 100, g_channels: int = 64, image_size: int = 64, nc: int = 1,
-                 n_classes: int = 0, conditioning: str = "concat"):
+                 n_classes: int = 0, conditioning: str = "batchnorm"):
         super().__init__()
         if conditioning not in G_CONDITIONINGS:
             raise ValueError(f"conditioning={conditioning!r}: expected one of {G_CONDITIONINGS}")

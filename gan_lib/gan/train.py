@@ -213,15 +213,15 @@ def _loop(run: Run) -> None:
             stats = distributed.mean(stats)  # the same log row on every process
             run.step += 1
             unlogged.append((run.step, epoch, stats, time.perf_counter() - t0))
-            due = Milestones.after(run.step, cfg, run.per_epoch)
+            pending = Milestones.after(run.step, cfg, run.per_epoch)
             try:
-                if any(due) or len(unlogged) >= log_every:
+                if any(pending) or len(unlogged) >= log_every:
                     _flush(unlogged, log, bar, cfg.batch_size)
-                if due.checkpoint and main:  # the log on disk covers every checkpointed step
+                if pending.checkpoint and main:  # the log on disk covers every checkpointed step
                     os.fsync(log.fileno())
-                if any(due) and main:
+                if any(pending) and main:
                     run.elapsed = time.perf_counter() - t0
-                    _write_milestones(run, due)
+                    _write_milestones(run, pending)
             except FloatingPointError as err:
                 bar.close()
                 raise _diverged(err, run.folder) from None
@@ -270,18 +270,18 @@ def train_step(nets: Networks, real: torch.Tensor, z: torch.Tensor,
     return torch.stack([loss_D.detach(), loss_G.detach(), d_x, d_g_z])  # no graph kept alive
 
 
-def _write_milestones(run: Run, due: Milestones) -> None:
+def _write_milestones(run: Run, pending: Milestones) -> None:
     """Grid, snapshots, checkpoint after ``run.step`` (the checkpoint last: it implies the others)."""
     check_weights_finite(run)  # no overflowed update reaches a file
-    if due.grid or due.snapshot:  # the sampling rule: BatchNorm re-estimated on the shown weights
+    if pending.grid or pending.snapshot:  # the sampling rule: BatchNorm re-estimated on G shown
         G_shown, rule = recalibrated_generator(run)  # the EMA if on, else G
-    if due.grid:
+    if pending.grid:
         save_grid(run, G_shown)
-    if due.snapshot:
+    if pending.snapshot:
         save_snapshot(run, G_shown, rule)
         if run.nets.ema is not None:  # G's own weights too (snapshots/raw/): the EMA's effect
             save_snapshot(run, *recalibrated_generator(run, raw=True), raw=True)
-    if due.checkpoint:
+    if pending.checkpoint:
         checkpoint.save(run.folder / "checkpoint.pt", run.cfg, run.nets, run.step, run.per_epoch,
                         run.elapsed, run.precision, run.fingerprint,
                         world_size=distributed.world_size())

@@ -75,7 +75,7 @@ def real_features(net: Extractor, ds: Any, n: int | None, image_size: int,
     where = f"-from{offset}" if offset else ""
     stem = f"{net.name}-{str(ds.fingerprint)[:12]}-{ds.split}{where}-n{n}"
     return _cached(path_for("real", key, stem, recipe), key, net,
-                   lambda rows: ds.images[_order(len(ds.images))[offset:offset + n][rows]],
+                   lambda rows: ds.images[subset_order(len(ds.images))[offset:offset + n][rows]],
                    f"real {ds.split} ({n})", recipe)
 
 
@@ -87,7 +87,7 @@ def at_indices(net: Extractor, ds: Any, indices: torch.Tensor, image_size: int,
     and held-out sets scoring extracted); the images they do not hold are extracted once and
     cached under the list of their indices.
     """
-    order, found = _order(len(ds.images)), {}
+    order, found = subset_order(len(ds.images)), {}
     offset = 0
     for n in cached:
         part = real_features(net, ds, n, image_size, offset=offset)
@@ -119,14 +119,17 @@ def _place(found: dict[str, torch.Tensor], feats: dict[str, torch.Tensor], where
 def class_positions(ds: Any) -> list[torch.Tensor]:
     """Per class, the indices of its images in the order real sets are taken (the reference
     set's order), so a class's reference set overlaps the cached ones as far as it can."""
-    order = _order(len(ds.images))
+    order = subset_order(len(ds.images))
     ordered_labels = ds.labels[order]
     return [order[ordered_labels == c] for c in range(int(ds.labels.max()) + 1)]
 
 
-def _order(n: int) -> torch.Tensor:
+def subset_order(n: int) -> torch.Tensor:
     """The seeded permutation of a split's ``n`` images that real sets are taken from."""
     return torch.randperm(n, generator=torch.Generator().manual_seed(SUBSET_SEED))
+
+
+_order = subset_order  # the name benchmarks/extraction_precision.py still calls it by
 
 
 def fake_features(net: Extractor, snapshot: str | os.PathLike, n: int,
@@ -174,12 +177,12 @@ def _cached(path: Path, key: dict[str, Any], net: Extractor,
     if found is not None:
         return {**found, "path": str(path), "cache": "hit", "n": key["n"],
                 "seconds": round(time.perf_counter() - t0, 3)}
-    mine = images(distributed.shard(key["n"]))
+    local_images = images(distributed.shard(key["n"]))
     distinct = None
     if recipe is None:
-        part = extract_features(net, mine, desc)
+        part = extract_features(net, local_images, desc)
     else:
-        part, distinct = unique_features(net, recipe.apply(mine), f"{desc}, {recipe.name}")
+        part, distinct = unique_features(net, recipe.apply(local_images), f"{desc}, {recipe.name}")
         distinct = distributed.total(distinct)
     feats = {k: distributed.gather_rows(v, key["n"]) for k, v in part.items()}
     stats = metric_fid.fid_features_to_statistics(feats[net.layers["fid"]])

@@ -1,8 +1,8 @@
 """The one Fréchet distance of the package: every FID (Table 1, floors, audit, protocols).
 
 FID = |mu1 - mu2|^2 + tr S1 + tr S2 - 2 tr sqrt(S1 S2) (Heusel et al. 2017), computed from the
-feature sets themselves through a small symmetric eigenproblem (:class:`Reference`) instead of
-a 2048 x 2048 matrix square root. :func:`torch_fidelity_fid` is the library's own route
+feature sets themselves through a small symmetric eigenproblem (:class:`ReferenceStatistics`)
+instead of a 2048 x 2048 matrix square root. :func:`torch_fidelity_fid` is the library's own route
 (scipy ``sqrtm`` on the statistics), kept as the yardstick the engine is tested against. It is
 written here rather than taken from torch-fidelity or pytorch-fid because both compute the
 2048-d ``sqrtm`` (2-24 s per FID on a 2-core CPU), where the audit and the protocols need
@@ -24,7 +24,7 @@ import torch
 from torch_fidelity import metric_fid
 
 
-class Reference:
+class ReferenceStatistics:
     """A fixed feature set prepared once (mean, covariance) for many Fréchet distances to it.
 
     FID = |mu1 - mu2|^2 + tr S1 + tr S2 - 2 tr sqrt(S1 S2), exact, without a d x d matrix
@@ -55,8 +55,8 @@ class Reference:
 
 
 def frechet_distance(f1: torch.Tensor, f2: torch.Tensor) -> float:
-    """FID of two feature sets [n, d], exact (see :class:`Reference`)."""
-    return Reference(f2).distance(f1)
+    """FID of two feature sets [n, d], exact (see :class:`ReferenceStatistics`)."""
+    return ReferenceStatistics(f2).distance(f1)
 
 
 def _cov_factor(centred: torch.Tensor) -> torch.Tensor:
@@ -71,7 +71,7 @@ def _cov_factor(centred: torch.Tensor) -> torch.Tensor:
 def fid_from_statistics(stats_1: dict, stats_2: dict) -> float:
     """FID of two {'mu', 'sigma'} statistics by torch-fidelity's sqrtm route, clamped at 0
     (identical sets give -1e-12, not < 0). For a pytorch-fid ``.npz`` made elsewhere, and as
-    the yardstick of :class:`Reference`."""
+    the yardstick of :class:`ReferenceStatistics`."""
     out = metric_fid.fid_statistics_to_metric(stats_1, stats_2, False)
     return max(0.0, float(out[metric_fid.KEY_METRIC_FID]))
 

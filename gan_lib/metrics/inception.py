@@ -281,11 +281,11 @@ class Extractor:
                 "memory_format": "channels_last"}
 
 
-# The default extraction where bf16 is faster (AMX CPUs, CUDA), by the rule of issue 26: the
-# fastest variant whose FID stays within 0.5% of fp32 at every snapshot and within 0.05 at the
-# held-out floor, measured on real chest X-rays by benchmarks/extraction_precision.py on an AMX
-# CPU (its first full run printed its FIDs but died before writing its JSON; the file is still
-# to be made): bf16 moved the floor by 0.017 and the snapshots by <0.1%; bf16 with BatchNorm
+# The default extraction where bf16 is faster (AMX CPUs, CUDA), chosen by a rule declared
+# before measuring: the fastest variant whose FID stays within 0.5% of fp32 at every snapshot
+# and within 0.05 at the held-out floor, on real chest X-rays (benchmarks/extraction_precision.py
+# on an AMX CPU; its result file is not in the repository yet, the numbers here are the FIDs it
+# printed): bf16 moved the floor by 0.017 and the snapshots by <0.1%; bf16 with BatchNorm
 # folded into the convolutions moved them by 0.10 and up to 0.9% (the folded weights lose more
 # to bf16 rounding), so BatchNorm stays separate in bf16. Elsewhere: fp32 with BatchNorm folded
 # (exact up to rounding).

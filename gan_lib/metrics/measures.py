@@ -22,7 +22,7 @@ import torch
 from torch_fidelity import metric_fid, metric_isc, metric_kid
 
 from ..config import ScoreConfig
-from .frechet import Reference
+from .frechet import ReferenceStatistics
 from .inception import EXTRACTOR, Extractor, extract_features, load_extractor
 
 RNG_SEED = 2020  # torch-fidelity's default seed: KID subsets and IS split shuffling match it
@@ -71,12 +71,12 @@ def inception_score(logits: torch.Tensor, splits: int) -> tuple[float, float]:
 
 
 def compare(net: Extractor, f1: dict[str, torch.Tensor], f2: dict[str, torch.Tensor] | None,
-            score_cfg: ScoreConfig, reference: Reference | None = None,
+            score_cfg: ScoreConfig, reference: ReferenceStatistics | None = None,
             metrics: tuple[str, ...] = ("fid", "kid", "is")) -> dict[str, Any]:
     """Those of ``metrics`` that score_cfg asks for: FID/KID of set 1 vs set 2, IS of set 1.
 
-    ``reference`` (set 2 prepared by :class:`gan_lib.frechet.Reference`) saves recomputing
-    its covariance for every snapshot.
+    ``reference`` (set 2 prepared by :class:`gan_lib.metrics.frechet.ReferenceStatistics`) saves
+    recomputing its covariance for every snapshot.
     """
     wanted = set(metrics) & set(score_cfg.metrics)
     out: dict[str, Any] = {}
@@ -85,7 +85,7 @@ def compare(net: Extractor, f1: dict[str, torch.Tensor], f2: dict[str, torch.Ten
         if len(f1[fid_layer]) < 2 or len(f2[fid_layer]) < 2:
             raise ValueError(f"FID needs at least 2 images per set, got {len(f1[fid_layer])} "
                              f"and {len(f2[fid_layer])}")
-        reference = reference if reference is not None else Reference(f2[fid_layer])
+        reference = reference if reference is not None else ReferenceStatistics(f2[fid_layer])
         out["fid"] = reference.distance(f1[fid_layer])
     if "kid" in wanted and f2 is not None:
         mean, std, size = kid_from_features(f1[net.layers["kid"]], f2[net.layers["kid"]],

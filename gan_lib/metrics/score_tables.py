@@ -196,14 +196,14 @@ def protocol_table(result: dict[str, Any]) -> pd.DataFrame:
     verdicts = {c["protocol"]: c["verdict"] for c in result["consistency"]}
     rows = []
     for p in result["protocols"]:
-        mine = [r for r in result["records"] if r["protocol"] == p["name"]]
+        of_protocol = [r for r in result["records"] if r["protocol"] == p["name"]]
         n_fake, n_real = result["n_pairs"][p["n"]]
         row = {"protocol": p["label"], "n_fake": n_fake, "n_real": n_real}
         for it in result["iterations"]:  # text cells: numbers (4 significant digits) or why not
-            value = next((r["value"] for r in mine if r["iteration"] == it), None)
+            value = next((r["value"] for r in of_protocol if r["iteration"] == it), None)
             row[f"iteration {it}"] = (f"{value:.4g}" if value is not None else
                                       "final only" if p["final_only"] else "unavailable")
-        floor = next((r for r in mine if r["kind"] == "floor"), None)
+        floor = next((r for r in of_protocol if r["kind"] == "floor"), None)
         row[floor_col] = ("unavailable" if floor is None or floor["value"] is None
                           else f"{floor['value']:.4g}" if floor.get("same_n", True)
                           else f"{floor['value']:.4g} ({floor['n_fake']} vs {floor['n_real']})")

@@ -31,7 +31,7 @@ from ..gan import runinfo, runlock, sampling
 from ..scale import distributed
 from . import inception, provenance
 from .features import at_indices, class_positions, fake_features, real_features
-from .frechet import Reference
+from .frechet import ReferenceStatistics
 from .inception import EXTRACTOR, Extractor, load_extractor
 from .measures import compare, inception_score, metric_name
 
@@ -289,7 +289,7 @@ def _pair_records(net: Extractor, f1: dict[str, torch.Tensor], real: dict[str, A
     """FID and KID records of feature set 1 against ``real`` (features, optional statistics)."""
     t0 = time.perf_counter()
     if "frechet" not in real:  # the reference's covariance, prepared once for every snapshot
-        real["frechet"] = Reference(real["features"][net.layers["fid"]])
+        real["frechet"] = ReferenceStatistics(real["features"][net.layers["fid"]])
     values = compare(net, f1, real["features"], score_cfg, real["frechet"],
                      metrics=("fid", "kid"))
     n1 = len(f1[net.layers["fid"]])

@@ -222,8 +222,3 @@ def in_section(section: str) -> list[Artefact]:
     if section not in SECTIONS:
         raise ValueError(f"section={section!r}: expected one of {SECTIONS}")
     return [a for a in ARTEFACTS.values() if a.section == section]
-
-
-def of_notebook(notebook: str) -> list[Artefact]:
-    """The artefacts notebook ``notebook`` (e.g. '04_generate_grids') writes."""
-    return [a for a in ARTEFACTS.values() if a.notebook == notebook]

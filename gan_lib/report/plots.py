@@ -286,9 +286,9 @@ def plot_fid_protocols(points: pd.DataFrame, band: tuple[float, float], band_lab
     ax.axvspan(*band, color="C3", alpha=0.15, label=band_label)
     sets = list(dict.fromkeys(points["set"]))
     for k, (name, color) in enumerate(zip(sets, sns.color_palette("tab10"), strict=False)):
-        mine = points[points["set"] == name]
-        y = [order.index(p) + (k - (len(sets) - 1) / 2) * 0.12 for p in mine["protocol"]]
-        ax.plot(mine["fid"], y, "x" if name.startswith("floor") else "o", color=color,
+        of_set = points[points["set"] == name]
+        y = [order.index(p) + (k - (len(sets) - 1) / 2) * 0.12 for p in of_set["protocol"]]
+        ax.plot(of_set["fid"], y, "x" if name.startswith("floor") else "o", color=color,
                 label=name, ms=6)
     ax.set_xscale("symlog", linthresh=1e-3)
     ax.set_yticks(range(len(order)), order, fontsize=8)

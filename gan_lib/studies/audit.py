@@ -155,7 +155,7 @@ def fid_vs_n(fake: torch.Tensor, real: torch.Tensor, fractions: tuple[float, ...
     (tests/test_audit.py checks the width to 0.6-1.7x, and that bootstrap FIDs lie above).
     """
     g = torch.Generator().manual_seed(seed)
-    reference = frechet.Reference(real)
+    reference = frechet.ReferenceStatistics(real)
     sizes, half = sorted({max(2, round(f * len(fake))) for f in fractions}), max(2, len(fake) // 2)
     drawn: dict[int, list[float]] = {}
     for n in sorted({*sizes, half}):

@@ -9,8 +9,8 @@ narrower widths come out of the same forward pass as pool3 (``inception.WIDTHS``
 is the first images of the same sets, and the pixel-scaling slips give near-constant images,
 extracted once per distinct image. JPEG and PIL-bicubic need fresh extractions, so they score
 the final snapshot only, at a quarter of the standard n pair (``small``), beside the standard
-protocol at that same n pair. Every FID here is the exact small-matrix form the audit uses
-(``frechet.Reference``: equal to torch-fidelity's, which Table 1 uses, to 1e-6 relative; a 2048-d
+protocol at that same n pair. Every FID here is the package's one Fréchet engine
+(``frechet.ReferenceStatistics``: equal to torch-fidelity's to 1e-6 relative; a 2048-d
 torch-fidelity FID takes 4-30 s on a 2-core CPU, and the section computes about forty).
 
 Example:
@@ -38,7 +38,7 @@ from ..config import ScoreConfig
 from ..gan import runinfo, runlock
 from ..metrics import features, provenance, scoring
 from ..metrics.features import Recipe
-from ..metrics.frechet import Reference
+from ..metrics.frechet import ReferenceStatistics
 from ..metrics.inception import EXTRACTOR, Extractor, load_extractor
 
 # The original report's FIDs at iterations 500 / 1000 / 2000 (DESIGN.md): what is tested here
@@ -185,8 +185,8 @@ def score_protocols(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = 
     score_cfg = score_cfg or scoring.score_config(run=run_dir)
     snapshots = runinfo.list_snapshots(run_dir)
     net = load_extractor(score_cfg, extractor)
-    sets = _Sets(net, scoring.load_real(run_cfg, "train"), run_cfg["config"]["image_size"],
-                 score_cfg, snapshots)
+    sets = _ProtocolFeatures(net, scoring.load_real(run_cfg, "train"),
+                             run_cfg["config"]["image_size"], score_cfg, snapshots)
     records = [rec for p in PROTOCOLS for rec in _score(sets, p)]
     ds = sets.ds
     result = {
@@ -206,7 +206,7 @@ def score_protocols(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = 
     return result
 
 
-class _Sets:
+class _ProtocolFeatures:
     """The feature sets the protocols compare, read from Table 1's caches or made once."""
 
     def __init__(self, net: Extractor, ds: Any, image_size: int, score_cfg: ScoreConfig,
@@ -218,7 +218,7 @@ class _Sets:
         self.extracted = 0  # images extracted here (fresh sets; a cache hit adds nothing)
         self.base = {"extractor": net.describe(), "weights_sha256": net.weights["sha256"],
                      "data_source": ds.description, "data_fingerprint": ds.fingerprint}
-        self._refs: dict[str, Reference] = {}
+        self._refs: dict[str, ReferenceStatistics] = {}
         self._fids: dict[tuple[str, str], float] = {}
         self._table_1: dict[Any, dict[str, torch.Tensor]] = {}  # Table 1's sets, read once
 
@@ -260,7 +260,7 @@ class _Sets:
         slips' sets repeat), each reference prepared once."""
         k1, k2 = _digest(f1), _digest(f2)
         if k2 not in self._refs:
-            self._refs[k2] = Reference(f2)
+            self._refs[k2] = ReferenceStatistics(f2)
         if (k1, k2) not in self._fids:
             self._fids[k1, k2] = self._refs[k2].distance(f1)
         return self._fids[k1, k2]
@@ -275,7 +275,7 @@ def _digest(feats: torch.Tensor) -> str:
     return hashlib.sha256(feats.contiguous().numpy().tobytes()).hexdigest()
 
 
-def _score(sets: _Sets, p: Protocol) -> list[dict[str, Any]]:
+def _score(sets: _ProtocolFeatures, p: Protocol) -> list[dict[str, Any]]:
     """``p``'s records: the snapshots it scores (the final one only where every image is
     extracted afresh), then its floor, each with its n pair and how many images were distinct."""
     n_fake, n_real = sets.pairs[p.n]
@@ -350,11 +350,11 @@ def consistency(records: list[dict[str, Any]], name: str,
     """
     if why_not:
         return {"protocol": name, "verdict": "not comparable", "reason": why_not}
-    mine = [r for r in records if r["protocol"] == name and r["value"] is not None]
-    if not any(r["kind"] == "generated" for r in mine):
+    rows = [r for r in records if r["protocol"] == name and r["value"] is not None]
+    if not any(r["kind"] == "generated" for r in rows):
         return {"protocol": name, "verdict": "not measured", "reason": "not measured here"}
-    top = max(r["value"] for r in mine if r["kind"] == "generated")
-    floor = next((r["value"] for r in mine if r["kind"] == "floor"), None)
+    top = max(r["value"] for r in rows if r["kind"] == "generated")
+    floor = next((r["value"] for r in rows if r["kind"] == "floor"), None)
     place = {v: ("below the floor" if floor is not None and v < floor
                  else "above every value measured" if v > top
                  else "no floor to compare with" if floor is None else "inside")
@@ -370,9 +370,9 @@ def consistency(records: list[dict[str, Any]], name: str,
         verdict = "partly: " + "; ".join(
             f"{', '.join(f'{v:g}' for v, w in place.items() if w == kind)} {kind}"
             for kind in dict.fromkeys(place.values()) if kind != "inside")
-    n_fake, n_real = mine[0]["n_fake"], mine[0]["n_real"]
+    n_fake, n_real = rows[0]["n_fake"], rows[0]["n_real"]
     reason = (f"At n = {n_fake:,} generated vs {n_real:,} real images this protocol gave "
-              f"{_range(mine)}. Of the original's {' / '.join(f'{v:g}' for v in ORIGINAL_FIDS)}: "
+              f"{_range(rows)}. Of the original's {' / '.join(f'{v:g}' for v in ORIGINAL_FIDS)}: "
               + "; ".join(f"{v:g} {w}" for v, w in place.items()) + ".")
     return {"protocol": name, "verdict": verdict, "reason": reason, "floor": floor,
             "highest": top, "places": {f"{v:g}": w for v, w in place.items()}}

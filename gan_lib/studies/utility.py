@@ -257,16 +257,10 @@ def _ratios(runs: dict[str, dict]) -> dict[str, float | None]:
 def _provenance(cfg: ClassifierConfig, size: int) -> dict[str, Any]:
     model = build(cfg, size)
     return {"config": cfg.to_dict(), "n_parameters": n_parameters(model), "image_size": size,
-            "architecture": f"gan_lib.classifier.Classifier: 4x4 stride-2 stem + "
+            "architecture": f"gan_lib.studies.classifier.Classifier: 4x4 stride-2 stem + "
                             f"{cfg.blocks - 1} conv blocks, width {cfg.width}, global average "
                             "pool, linear -> 1 logit; AdamW, cosine lr, class-balanced BCE",
             "threshold": 0.5}
-
-
-def tstr_ratio(results: dict[str, Any], half: bool = False) -> float:
-    """AUROC(synthetic) / AUROC(real) of :func:`tstr`'s results (``half``: the reference pair)."""
-    key = "auroc synthetic (half) / real (half)" if half else "auroc synthetic / real"
-    return results["ratios"][key]
 
 
 def chance_sd(class_counts: Sequence[int]) -> float:
