@@ -6,7 +6,7 @@ in one process, alternating rounds of the same number of timed iterations after 
   reference       what a user writes from the PyTorch DCGAN tutorial: torchvision ImageFolder
                   (Grayscale, Resize, CenterCrop, ToTensor, Normalize), a DataLoader with
                   workers that decodes every image of every batch, Sigmoid + BCELoss, fp32 eager.
-  gan_lib fp32    gan_lib.train's step (train.train_step, the function train() runs) on the
+  gan_lib fp32    gan_lib.gan.train's step (train.train_step, the function train() runs) on the
                   data set held as one uint8 tensor, batches taken by index.
   gan_lib bf16    the same with bf16 autocast (what precision="auto" picks on CPUs with
                   AVX512-BF16/AMX and on recent GPUs).

@@ -1,6 +1,6 @@
 """What the usefulness study (TSTR) costs at the quick profile, and what it gives on the phantom.
 
-Runs ``gan_lib.utility.tstr`` with the quick classifier preset on the real training split
+Runs ``gan_lib.studies.utility.tstr`` with the quick classifier preset on the real training split
 (5,216 images at 64 px) and test split (624), with the *real training images standing in for
 generated ones* (``utility.pool_sampler``): the GAN is plugged in by ``python -m gan_lib utility``.
 So the timing is the study's own cost (generation excluded), and TSTR should come out ~ TRTR.

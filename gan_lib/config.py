@@ -47,13 +47,13 @@ def offline() -> bool:
 
 IMAGE_SIZES = (32, 64, 128)
 PRECISIONS = ("auto", "fp32", "bf16")
-# How Inception runs (gan_lib/inception.py): fp32; bf16 autocast; fp32 tensors with oneDNN's
+# How Inception runs (gan_lib/metrics/inception.py): fp32; bf16 autocast; fp32 tensors with oneDNN's
 # bf16 arithmetic inside convolutions and matmuls ("fastmath", CPU only). "auto" is the default
 # picked by the rule of benchmarks/extraction_precision.py (see inception.MEASURED_DEFAULT).
 EXTRACTION_PRECISIONS = ("auto", "fp32", "bf16", "fastmath")
 METRICS = ("is", "fid", "kid")
-AUGMENT_OPS = ("translation", "cutout", "brightness", "contrast")  # gan_lib/augment.py
-G_CONDITIONINGS = ("concat", "batchnorm")  # how a conditional G takes its class (models.py)
+AUGMENT_OPS = ("translation", "cutout", "brightness", "contrast")  # gan_lib/gan/augment.py
+G_CONDITIONINGS = ("concat", "batchnorm")  # how a conditional G takes its class (gan/models.py)
 MAX_NAME = 100  # characters of a run name: runs/<name> and the files beside it stay short
 
 
@@ -182,7 +182,7 @@ class ScoreConfig:
     kid_subset_size: int = 1000  # torch-fidelity's default; lowered to n when fewer images
     kid_subsets: int = 100
     seed: int = 1234  # latents for scoring, independent of the training seed
-    weights: str | None = None  # explicit Inception weights path (else resolved, see metrics.py)
+    weights: str | None = None  # explicit Inception weights path (else resolved, see metrics/inception.py)
 
     def __post_init__(self) -> None:
         check_types(self)

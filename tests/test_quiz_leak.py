@@ -4,7 +4,7 @@ ids, mask seeds) tells real images from generated ones, alone or all together in
 
 The one thing left is the images' content, which the readers are asked to judge: a smoke run's
 images look nothing like real ones, so the pixels themselves (and how well they compress) are
-not features here. See gan_lib/quiz_page.py for how the page is encoded.
+not features here. See gan_lib/studies/quiz_page.py for how the page is encoded.
 """
 
 from __future__ import annotations

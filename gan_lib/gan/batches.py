@@ -22,7 +22,7 @@ STREAM_LATENTS = 2  # the latents of each training step (item: the step)
 STREAM_BN = 3  # latents that re-estimate BatchNorm at a milestone (item: the step)
 STREAM_AUGMENT = 4  # DiffAugment's draws (item: step * 3 + which D evaluation; augment.py)
 STREAM_LABELS = 5  # class labels drawn for a conditional G (item: 0; sampling.sample_labels)
-# classifier.py uses 11-12 and utility.py 13-14.
+# studies/classifier.py uses 11-12 and studies/utility.py 13-14.
 
 
 def select_subset(images: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:

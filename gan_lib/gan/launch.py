@@ -2,7 +2,7 @@
 
 The notebooks and ``make report`` call :func:`train` instead of ``train.train``: with two or
 more GPUs it starts ``torchrun --standalone --nproc_per_node=N -m gan_lib -- train ...`` with
-the same settings (DDP, see distributed.py) and copies its output (rank 0's progress bar and
+the same settings (DDP, see scale/distributed.py) and copies its output (rank 0's progress bar and
 messages) to this process's stdout as it comes; with one GPU or none it is ``train.train`` in
 this process, unchanged.
 

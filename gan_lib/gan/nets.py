@@ -3,7 +3,7 @@
 :func:`build_nets` builds them from a :class:`~gan_lib.config.TrainConfig` (seeded, so every
 process and every resume starts from the same weights); :func:`update_ema` moves the EMA after
 each G update; checkpoint.py saves and restores the same :class:`Networks`. Under torchrun, G and
-D are wrapped by DDP (distributed.py), and :attr:`Networks.D_without_ddp` reaches D inside its
+D are wrapped by DDP (scale/distributed.py), and :attr:`Networks.D_without_ddp` reaches D inside its
 wrapper for G's update.
 
 Example:

@@ -15,7 +15,7 @@ repeats the uninterrupted one exactly on a CPU with the same intra-op thread cou
 (another changes the order of float sums: device.compute_context, recorded in config.json and
 the checkpoint).
 
-Under ``torchrun`` (see distributed.py) every process runs this same loop on its slice of each
+Under ``torchrun`` (see scale/distributed.py) every process runs this same loop on its slice of each
 global batch: the same order and latents, sliced by rank; DDP averages the gradients and
 BatchNorm normalises over the global batch, so the steps are those of one process up to the
 order of floating-point reductions. Rank 0 alone writes the run folder.

@@ -12,7 +12,7 @@ the features every metric needs, and the key it was made under; a file that does
 key or is unreadable is rebuilt with a warning. A set can be made under a :class:`Recipe` (a named
 change to the uint8 images before extraction, e.g. a JPEG round trip): its name is part of the key.
 
-Under torchrun (distributed.py) each rank generates and extracts its contiguous share of a set,
+Under torchrun (scale/distributed.py) each rank generates and extracts its contiguous share of a set,
 the shares are gathered in order on every rank, and rank 0 writes the cache: every rank then
 holds the features one process would have extracted.
 

@@ -92,7 +92,7 @@ def _evolution(meta: dict[str, Any]) -> str:
 def _samples(meta: dict[str, Any], snapshot: dict[str, Any], n: int, seed: int) -> str:
     return (f"Run '{meta['config']['name']}': {n} fresh samples (seed {seed}) from the final "
             f"snapshot ({snapshot['weights']}, iteration {snapshot['iteration']:,}; "
-            f"{snapshot['sampling']['description']}) via gan_lib.models.generate. "
+            f"{snapshot['sampling']['description']}) via gan_lib.gan.sampling.generate. "
             f"{_data_note(meta)}")
 
 

@@ -79,7 +79,7 @@ def build_report(profile: str | None = None, run: str | None = None, source: str
     overrides = {"conditional": True} if conditional else {}
     wanted = config.make_train_config(profile, name=run, source=source or "auto", **overrides)
     # The run stays locked until the report is built: the notebooks' kernels (children) train
-    # and score it under this lock, any other process is refused (runlock.py).
+    # and score it under this lock, any other process is refused (gan/runlock.py).
     with runlock.hold(config.RUNS_DIR / run, "report", share=True):
         training_plan(wanted, retrain)  # a mismatched run fails here; notebook 02 plans again
         return _build(wanted, retrain, reports_dir, fid_protocols)
@@ -238,7 +238,7 @@ def report_context(out: Path, run_dir: Path, profile: str,
     """Everything the template shows, read from the run folder and the artefacts just written.
 
     ``figures[section]`` lists (file, title) of the figures that section shows, in the order
-    of :data:`gan_lib.artefacts.ARTEFACTS`; ``tables[name]`` is a table's Markdown.
+    of :data:`gan_lib.report.artefacts.ARTEFACTS`; ``tables[name]`` is a table's Markdown.
     """
     run_cfg = runinfo.load_run_config(run_dir)
     scores_path = run_dir / "scores.json"

@@ -246,7 +246,7 @@ def plot_fid_vs_inverse_n(curves: dict[str, dict], caption: str) -> plt.Figure:
 def plot_reader_study(table: pd.DataFrame, roc: dict[str, np.ndarray], caption: str) -> plt.Figure:
     """Reader study: accuracy per reader and pooled with 95% intervals against chance; pooled ROC.
 
-    ``table`` is :func:`gan_lib.quiz_stats.study_table`'s (pooled row last), ``roc`` the pooled
+    ``table`` is :func:`gan_lib.studies.quiz_stats.study_table`'s (pooled row last), ``roc`` the pooled
     curve of the signed confidence ({'fpr', 'tpr'}).
     """
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2),

@@ -182,7 +182,7 @@ def audit_run(run_dir: str | os.PathLike, score_cfg: Any = None,
               extractor: str = inception.EXTRACTOR) -> dict[str, Any]:
     """Audit every snapshot of a run; write ``run_dir/audit.json`` (atomic) and return it.
 
-    Reads the feature sets scoring cached (features.py): the reference set of real training
+    Reads the feature sets scoring cached (metrics/features.py): the reference set of real training
     images, the held-out training images and the test images of Table 1's floors, and each
     snapshot's generated set, so after ``score_run`` only the rest of the training split is
     extracted (once, then cached). Memorization is measured for the final snapshot against

@@ -40,7 +40,7 @@ from tqdm.auto import tqdm
 from ..device import autocast_context, resolve_device, resolve_precision
 from ..gan.batches import derived_seed
 
-# Random streams of derived_seed (batches.py lists 1-5): weights, epoch order.
+# Random streams of derived_seed (gan/batches.py lists 1-5): weights, epoch order.
 STREAM_INIT, STREAM_ORDER = 11, 12
 THRESHOLD = 0.5  # probability above which an image is called class 1 (PNEUMONIA)
 

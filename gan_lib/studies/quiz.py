@@ -8,7 +8,7 @@ against the key (statistics in :mod:`gan_lib.studies.quiz_stats`;
 
 Real images come from the data source's test split: never trained on, so "real" means a
 radiograph the generator did not see. Fakes come from the run's final snapshot via
-:func:`gan_lib.models.generate` (the sampling rule every grid and score uses). Both kinds are
+:func:`gan_lib.gan.sampling.generate` (the sampling rule every grid and score uses). Both kinds are
 shown at the training resolution, upscaled by the same integer factor with the same filter.
 
 Example:

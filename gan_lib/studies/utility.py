@@ -1,6 +1,6 @@
 """Are generated images useful? Train on synthetic, test on real (TSTR).
 
-The same small pneumonia classifier (:mod:`gan_lib.classifier`) is trained several ways and
+The same small pneumonia classifier (:mod:`gan_lib.studies.classifier`) is trained several ways and
 always scored on the *real test split* (accuracy, balanced accuracy, AUROC; mean and sample
 standard deviation over seeds):
 
@@ -69,7 +69,7 @@ BASELINE = {"synthetic": "real", "real + synthetic": "real", "synthetic (half)":
 # Colour by what the images are, dashed at half size.
 WAY_STYLE = {"real": ("C0", "-"), "synthetic": ("C1", "-"), "real + synthetic": ("C2", "-"),
              "real (half)": ("C0", "--"), "synthetic (half)": ("C1", "--")}
-# Random streams of derived_seed (batches.py lists 1-5, classifier.py 11-12).
+# Random streams of derived_seed (gan/batches.py lists 1-5, classifier.py 11-12).
 STREAM_HALF, STREAM_SAMPLE = 13, 14
 
 
