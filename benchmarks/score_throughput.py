@@ -100,7 +100,7 @@ def snapshot(path: Path, seed: int, image_size: int) -> Path:
     batches, batch_size = 2, 32  # BatchNorm statistics re-estimated as train() does, briefly
     G = sampling.recalibrate_batchnorm(G, batches, batch_size, seed)
     sampling.save_snapshot(G, path, iteration=seed,
-                         sampling=sampling.sampling_record(batches, batch_size, seed))
+                           sampling=sampling.sampling_record(batches, batch_size, seed))
     return path
 
 
@@ -133,7 +133,7 @@ def part1(ds, args, weights: str) -> dict:
     """
     with tempfile.TemporaryDirectory() as tmp:
         fake = sampling.generate(snapshot(Path(tmp) / "G.pt", 1, args.image_size), args.n_fake,
-                               seed=0)
+                                 seed=0)
     real = ds.images[:args.n_real]
     both, n = torch.cat([fake, real]), len(fake) + len(real)
     cfg = config.ScoreConfig(metrics=("fid",), batch_size=args.batch_size, weights=weights,

@@ -263,7 +263,7 @@ def run(home, tmp_path, monkeypatch):
         torch.manual_seed(it)
         G.apply(models.weights_init)
         sampling.save_snapshot(G, run_dir / "snapshots" / f"G_iter_{it:06d}.pt", it,
-                             sampling=sampling.sampling_record(1, 4, 0))
+                               sampling=sampling.sampling_record(1, 4, 0))
     cfg = config.make_train_config("smoke", name="t", image_size=32)
     io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
         "source": "blobs", "description": "test blobs (not X-rays)", "kind": "phantom",

@@ -66,7 +66,7 @@ def test_generate_does_not_depend_on_batch_size(tmp_path):
     a = sampling.generate(sampler, 10, seed=3, batch_size=3)
     assert torch.equal(a, sampling.generate(sampler, 10, seed=3, batch_size=10))
     sampling.save_snapshot(sampler, tmp_path / "G.pt", iteration=7,
-                         sampling=sampling.sampling_record(4, 5, 1))
+                           sampling=sampling.sampling_record(4, 5, 1))
     assert torch.equal(sampling.generate(tmp_path / "G.pt", 10, seed=3), a)
 
 

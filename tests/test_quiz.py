@@ -46,7 +46,7 @@ def tiny_run(home, monkeypatch):
     torch.manual_seed(0)
     G.apply(models.weights_init)
     sampling.save_snapshot(G, run_dir / "snapshots" / "G_iter_000004.pt", 4,
-                         sampling=sampling.sampling_record(1, 4, 0))
+                           sampling=sampling.sampling_record(1, 4, 0))
     cfg = config.make_train_config("smoke", name="tiny", image_size=32, z_dim=8, g_channels=4)
     io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
         "source": "blobs", "description": "test blobs (not X-rays)", "kind": "phantom",
@@ -163,7 +163,7 @@ def test_same_arguments_give_the_same_quiz_and_images_come_from_their_sources(bu
     assert quiz.read_key(quiz.build_quiz("tiny", tmp_path / "other", n=N, seed=4).parent
                          / "key.json")["quiz_id"] != key["quiz_id"]
     fakes = sampling.generate(config.RUNS_DIR / "tiny" / "snapshots" / "G_iter_000004.pt",
-                            N // 2, seed=3)
+                              N // 2, seed=3)
     real = fake_real({}, "test").images
     for img in key["images"]:  # each image is the one its key entry names
         pixels = (fakes if img["truth"] == "fake" else real)[img["index"]]

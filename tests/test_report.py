@@ -170,7 +170,7 @@ def test_fid_protocols_off_skips_notebook_08_and_its_section(smoke_report, tmp_p
     monkeypatch.setattr(pipeline, "run_notebooks", stop)
     with pytest.raises(KeyboardInterrupt):
         pipeline.build_report(run="smoke", source="phantom", reports_dir=tmp_path / "off",
-                            fid_protocols=False)
+                              fid_protocols=False)
     assert given["skip"] == (pipeline.PROTOCOLS_NOTEBOOK,)
     assert "08_fid_protocols.ipynb is not run" in capsys.readouterr().out
 
@@ -343,7 +343,7 @@ def test_cli_score_defaults_to_the_runs_own_profile(home):
     cfg = config.make_train_config("smoke", name="tinyrun", image_size=32, g_channels=4)
     G = models.Generator(cfg.z_dim, cfg.g_channels, cfg.image_size)
     sampling.save_snapshot(G, run_dir / "snapshots" / "G_iter_000020.pt", 20,
-                         sampling=sampling.sampling_record(1, 4, 0))
+                           sampling=sampling.sampling_record(1, 4, 0))
     io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
         "source": "phantom", "description": "synthetic phantom data", "kind": "phantom",
         "fingerprint": "x", "n_images": 256, "is_synthetic": True}})

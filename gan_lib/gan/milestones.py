@@ -63,7 +63,7 @@ def recalibrated_generator(run: Run, raw: bool = False) -> tuple[nn.Module, dict
     shown = run.nets.ema if run.nets.ema is not None and not raw else run.nets.G
     seed = derived_seed(run.cfg.seed, STREAM_BN, run.step)
     sampler = sampling.recalibrate_batchnorm(shown, run.cfg.bn_batches, run.cfg.batch_size, seed,
-                                           run.classes)
+                                             run.classes)
     return sampler, sampling.sampling_record(run.cfg.bn_batches, run.cfg.batch_size, seed)
 
 

@@ -141,7 +141,7 @@ def fake_features(net: Extractor, snapshot: str | os.PathLike, n: int,
     stem = f"{net.name}-{Path(snapshot).stem}-seed{seed}-n{n}"
     return _cached(path_for("fake", key, stem, recipe), key, net,
                    lambda rows: sampling.generate(snapshot, n, seed=seed, device=net.device,
-                                                rows=rows),
+                                                  rows=rows),
                    f"{Path(snapshot).stem} ({n})", recipe)
 
 

@@ -221,7 +221,7 @@ def audit_run(run_dir: str | os.PathLike, score_cfg: Any = None,
                         test_features=test_set["features"][layer], fake_features=fakes["features"][layer],
                         train_images=ds.images[trained], test_images=test.images,
                         fake_images=sampling.generate(final_path, score_cfg.n_fake,
-                                                    seed=score_cfg.seed))
+                                                      seed=score_cfg.seed))
     result = {
         **provenance.header(run_dir, provenance.data_record(ds, "train"), final_path, net),
         "layer": layer,
@@ -295,7 +295,7 @@ def closest_pairs(run_dir: str | os.PathLike,
     pairs, s = audit["memorization"]["closest"], audit["settings"]
     fakes = sampling.generate(runinfo.list_snapshots(run_dir)[-1][1], s["n_fake"], seed=s["seed"])
     trained = batches.select_subset(scoring.load_real(run_cfg, "train").images,
-                                  TrainConfig.from_dict(run_cfg["config"]))
+                                    TrainConfig.from_dict(run_cfg["config"]))
     labels = [f"px {p['pixel']:.3f} · ft {p['feature']:.3f}\n{p['test_percentile']:.0f}th pct"
               for p in pairs]
     return (fakes[[p["fake"] for p in pairs]], trained[[p["train"] for p in pairs]], labels)
