@@ -13,7 +13,10 @@ from typing import Any
 
 import torch
 
-from gan_lib import audit, inception, io, metrics, runinfo
+from gan_lib import io, metrics
+from gan_lib.gan import runinfo
+from gan_lib.metrics import inception
+from gan_lib.studies import audit
 
 
 def last_snapshot(run_dir: Path, iterations: int, raw: bool = False) -> Path:
@@ -55,7 +58,7 @@ def raw_check(run_dir: Path, ema_dir: Path, iterations: int) -> dict[str, Any] |
 
 def scored(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     """(scores.json, audit.json) of a run, made now unless both exist under today's extraction
-    (the variant recorded in each, :func:`gan_lib.inception.variant_name`)."""
+    (the variant recorded in each, :func:`gan_lib.metrics.inception.variant_name`)."""
     score_cfg = metrics.score_config(run=run_dir)
     wanted = inception.variant_name(score_cfg)
     paths = run_dir / "scores.json", run_dir / "audit.json"

@@ -8,7 +8,7 @@ weights in each sampling mode:
 - ``eval``:     G.eval() with the stored running averages (what the project did until now);
 - ``batch``:    G.train() under no_grad: batch statistics, latents fed in consecutive batches of
                 the run's training batch size;
-- ``recal-K``:  ``models.recalibrate_batchnorm(G, batches=K, batch_size=<training batch size>,
+- ``recal-K``:  ``sampling.recalibrate_batchnorm(G, batches=K, batch_size=<training batch size>,
                 seed=RECAL_SEED)``: an eval-mode copy whose running statistics were re-estimated
                 on its own weights over K batches of fresh latents.
 
@@ -44,7 +44,9 @@ from typing import Any
 
 import torch
 
-from gan_lib import config, features, inception, metrics, models, runinfo, train
+from gan_lib import config, metrics
+from gan_lib.gan import models, runinfo, sampling, train
+from gan_lib.metrics import features, inception
 
 LATENT_SEED = 1234  # latent i = row i of torch.randn(n, z_dim, generator=seed 1234)
 RECAL_SEED = 4321  # latents of the recalibration batches: independent of the scored latents
@@ -95,7 +97,7 @@ def mode_generators(G: torch.nn.Module, recal: list[int],
                                                               "batch": (G, True, 0.0)}
     for k in recal:
         t0 = time.perf_counter()
-        net = models.recalibrate_batchnorm(G, batches=k, batch_size=batch_size, seed=RECAL_SEED)
+        net = sampling.recalibrate_batchnorm(G, batches=k, batch_size=batch_size, seed=RECAL_SEED)
         modes[f"recal-{k}"] = (net, False, time.perf_counter() - t0)
     return modes
 
@@ -155,7 +157,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     for iteration, path in snapshots:
         # the weights with the running averages training kept: the "eval" mode; batch and
         # recal modes ignore stored statistics
-        G = models.load_generator(path, ex.device, bn_stats="training")
+        G = sampling.load_generator(path, ex.device, bn_stats="training")
         for mode, (net, train_mode, prep) in mode_generators(G, recal, batch_size).items():
             t0 = time.perf_counter()
             imgs = sample(net, z, batch_size, train_mode)

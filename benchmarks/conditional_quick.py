@@ -18,8 +18,9 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from gan_lib import checkpoint, config, io, runinfo
-from gan_lib.utility import METRICS, WAYS, verdict
+from gan_lib import config, io
+from gan_lib.gan import checkpoint, runinfo
+from gan_lib.studies.utility import METRICS, WAYS, verdict
 
 
 def per_class(scores: dict[str, Any]) -> list[dict[str, Any]]:
@@ -59,7 +60,7 @@ def tstr(utility: dict[str, Any]) -> dict[str, Any]:
     return {"ways": ways, "ratios": utility["ratios"], "verdict": verdict(utility),
             "seeds": utility["seeds"],
             "test": utility["test"], "classifier": utility["classifier"],
-            "snapshot_iteration": utility["iteration"], "weights": utility["weights"],
+            "snapshot_iteration": utility["iteration"], "weights": utility["generator"],
             "seconds_total": utility["seconds_total"]}
 
 

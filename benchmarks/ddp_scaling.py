@@ -38,7 +38,8 @@ from typing import Any
 
 import torch
 
-from gan_lib import config, io, launch, runinfo
+from gan_lib import config, io
+from gan_lib.gan import launch, runinfo
 
 
 def one_launch(nproc: int, threads: int, args: argparse.Namespace, home: Path,

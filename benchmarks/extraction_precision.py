@@ -35,7 +35,9 @@ from pathlib import Path
 
 import torch
 
-from gan_lib import config, device, features, frechet, inception, io, metrics, models, runinfo
+from gan_lib import config, device, io, metrics
+from gan_lib.gan import runinfo, sampling
+from gan_lib.metrics import features, inception
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "extraction_precision.json"
 VARIANTS = {  # name -> (precision, fold_bn, memory format)
@@ -62,11 +64,11 @@ def image_sets(run_dir: Path, n_fake: int, n_real: int, seed: int) -> dict[str, 
     """uint8 images in memory: the reference, the held-out floor set, each snapshot's fakes."""
     run_cfg = runinfo.load_run_config(run_dir)
     ds = metrics.load_real(run_cfg, "train")
-    order = features._order(len(ds.images))
+    order = features.subset_order(len(ds.images))
     sets = {"reference": ds.images[order[:n_real]],
             "held-out": ds.images[order[n_real:n_real + n_fake]]}
     for it, path in runinfo.list_snapshots(run_dir):
-        sets[f"iteration {it}"] = models.generate(path, n_fake, seed=seed)
+        sets[f"iteration {it}"] = sampling.generate(path, n_fake, seed=seed)
     return sets, ds
 
 
@@ -193,7 +195,7 @@ def main() -> None:
     engine = []
     for k in ("held-out", *[s for s in sets if s.startswith("iteration")]):
         ours = metrics.frechet_distance(ref_feats[k], ref_feats["reference"])
-        theirs = frechet.torch_fidelity_fid(ref_feats[k], ref_feats["reference"])
+        theirs = metrics.torch_fidelity_fid(ref_feats[k], ref_feats["reference"])
         engine.append({"set": k, "ours": ours, "torch_fidelity": theirs,
                        "relative_difference": abs(ours - theirs) / theirs})
     default = verdict(rows)

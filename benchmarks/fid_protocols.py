@@ -2,7 +2,7 @@
 
 Reads what the report pipeline wrote, measures nothing itself:
 
-- ``runs/<run>/protocols.json`` (notebook 08, ``gan_lib.protocols.score_protocols``): the FID
+- ``runs/<run>/protocols.json`` (notebook 08, ``gan_lib.studies.score_protocols``): the FID
   of every snapshot and floor under each protocol, with its n pair, and the seconds the
   function took (Table 1's features already cached, as in the report);
 - ``runs/<run>/scores.json`` (notebook 05): Table 1, and the seconds scoring took;

@@ -28,7 +28,8 @@ from typing import Any
 
 import torch
 
-from gan_lib import batches, config, data, device, io, runinfo, train
+from gan_lib import config, data, device, io
+from gan_lib.gan import batches, runinfo, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchmark_runs as runs  # noqa: E402

@@ -36,8 +36,10 @@ from typing import Any
 
 import torch
 
-from gan_lib import config, device, io, runinfo, train, utility
-from gan_lib.classifier import ClassifierConfig
+from gan_lib import config, device, io
+from gan_lib.gan import runinfo, train
+from gan_lib.studies import utility
+from gan_lib.studies.classifier import ClassifierConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchmark_runs as runs  # noqa: E402

@@ -21,7 +21,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from gan_lib import config, features, grids, io, metrics, models, plots, runinfo  # noqa: E402
+from gan_lib import config, io, metrics
+from gan_lib.gan import grids, runinfo, sampling
+from gan_lib.metrics import features
+from gan_lib.report import plots  # noqa: E402
 
 MAX_BYTES = 300_000
 
@@ -30,13 +33,13 @@ def panels(runs: list[str], n: int) -> tuple[list[tuple[str, object]], dict]:
     """[(title, grid array)] for the real images and each run, and the first run's data info."""
     meta = runinfo.load_run_config(runs[0])
     ds = metrics.load_real(meta, "train")
-    order = features._order(len(ds.images))
+    order = features.subset_order(len(ds.images))
     out = [("real training images", grids.grid_array(ds.images[order[:n]], nrow=4))]
     seed = config.make_score_config("quick").seed
     for run in runs:
         iteration, path = runinfo.list_snapshots(run)[-1]
         run_meta = runinfo.load_run_config(run)
-        fakes = models.generate(path, n, seed=seed)
+        fakes = sampling.generate(path, n, seed=seed)
         out.append((f"{runinfo.run_path(run).name}\n(seed {run_meta['config']['seed']}, "
                     f"iteration {iteration})", grids.grid_array(fakes, nrow=4)))
     return out, {"description": ds.description, "fingerprint": ds.fingerprint}

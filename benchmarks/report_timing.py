@@ -28,7 +28,8 @@ from pathlib import Path
 
 import torch
 
-from gan_lib import config, device, io, runinfo
+from gan_lib import config, device, io
+from gan_lib.gan import runinfo
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "real_quick_report.json"
 

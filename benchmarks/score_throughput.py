@@ -73,8 +73,10 @@ import torch
 import torch_fidelity
 from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 
-from gan_lib import config, data, features, inception, io, metrics, models, runinfo
+from gan_lib import config, data, io, metrics
 from gan_lib.device import resolve_device
+from gan_lib.gan import models, runinfo, sampling
+from gan_lib.metrics import features, inception
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "score_throughput.json"
 
@@ -111,9 +113,9 @@ def snapshot(path: Path, seed: int, image_size: int) -> Path:
     torch.manual_seed(seed)
     G = models.Generator(image_size=image_size).apply(models.weights_init)
     batches, batch_size = 2, 32  # BatchNorm statistics re-estimated as train() does, briefly
-    G = models.recalibrate_batchnorm(G, batches, batch_size, seed)
-    models.save_snapshot(G, path, iteration=seed,
-                         sampling=models.sampling_record(batches, batch_size, seed))
+    G = sampling.recalibrate_batchnorm(G, batches, batch_size, seed)
+    sampling.save_snapshot(G, path, iteration=seed,
+                           sampling=sampling.sampling_record(batches, batch_size, seed))
     return path
 
 
@@ -147,8 +149,8 @@ def part1(ds, args, weights: str) -> dict:
     rounds that alternate which side goes first; the best round of each counts.
     """
     with tempfile.TemporaryDirectory() as tmp:
-        fake = models.generate(snapshot(Path(tmp) / "G.pt", 1, args.image_size), args.n_fake,
-                               seed=0)
+        fake = sampling.generate(snapshot(Path(tmp) / "G.pt", 1, args.image_size), args.n_fake,
+                                 seed=0)
     real = ds.images[:args.n_real]
     both, n = torch.cat([fake, real]), len(fake) + len(real)
     cfg = config.ScoreConfig(metrics=("fid",), batch_size=args.batch_size, weights=weights,
@@ -215,7 +217,7 @@ def part2(ds, args, weights: str) -> dict:
             out = []
             for p in paths:
                 t0 = time.perf_counter()
-                fake = models.generate(p, args.n_fake, seed=cfg.seed)
+                fake = sampling.generate(p, args.n_fake, seed=cfg.seed)
                 fidelity(fake, real, args, weights, cache_root=cache_root, **metric)
                 out.append(time.perf_counter() - t0)
             return out

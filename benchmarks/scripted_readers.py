@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gan_lib import quiz
+from gan_lib.studies import quiz
 
 
 def write_reader(key: dict, reader: str, skill: float, seed: int, out: Path) -> Path:

@@ -37,10 +37,11 @@ from typing import Any
 
 import torch
 
-from gan_lib import config, runinfo, train
+from gan_lib import config
 from gan_lib import device as device_lib
 from gan_lib import io as gio
-from gan_lib.augment import Augment
+from gan_lib.gan import runinfo, train
+from gan_lib.gan.augment import Augment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchmark_runs as runs  # noqa: E402  (benchmarks/ is not a package)

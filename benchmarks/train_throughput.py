@@ -53,8 +53,9 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from gan_lib import batches, config, data, models, runinfo, train
+from gan_lib import config, data
 from gan_lib.device import autocast_context, bf16_probe, resolve_device
+from gan_lib.gan import batches, models, runinfo, train
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "train_throughput.json"
 

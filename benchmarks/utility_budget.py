@@ -1,6 +1,6 @@
 """What the usefulness study (TSTR) costs at the quick profile, and what it gives on the phantom.
 
-Runs ``gan_lib.utility.tstr`` with the quick classifier preset on the real training split
+Runs ``gan_lib.studies.utility.tstr`` with the quick classifier preset on the real training split
 (5,216 images at 64 px) and test split (624), with the *real training images standing in for
 generated ones* (``utility.pool_sampler``): the GAN is plugged in by ``python -m gan_lib utility``.
 So the timing is the study's own cost (generation excluded), and TSTR should come out ~ TRTR.
@@ -26,9 +26,11 @@ from typing import Any
 
 import torch
 
-from gan_lib import classifier, io, plots, utility
-from gan_lib.classifier import ClassifierConfig
+from gan_lib import io
 from gan_lib.data import load_dataset
+from gan_lib.report import plots
+from gan_lib.studies import classifier, utility
+from gan_lib.studies.classifier import ClassifierConfig
 
 BUDGETED = ("real", "synthetic", "real + synthetic")  # the issue's "all three trainings"
 REFERENCE = ("real (half)", "synthetic (half)")
@@ -135,7 +137,7 @@ def main() -> None:
     print(utility.results_table(merged).to_markdown(index=False, floatfmt=".4g"))
     print({k: v for k, v in result.items() if k in ("per_seed", "all_seeds", "thread_check")})
     if args.figure:
-        plots.save_figure(utility.plot_training_curves(merged), args.figure)
+        plots.save_figure(plots.plot_utility_curves(merged), args.figure)
 
 
 if __name__ == "__main__":

@@ -19,17 +19,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import config, distributed
+from . import config
+from .scale import is_main, launched, requested
+from .typed_settings import parse_set
 
 
 def _data(args: argparse.Namespace) -> None:
-    from . import data, phantom
+    from . import data
 
     if args.action == "phantom":
         if not args.dir:
             raise SystemExit("usage: python -m gan_lib data phantom DIR [--n-train N --n-test N]")
-        root = phantom.make_phantom(Path(args.dir), n_train=args.n_train, n_test=args.n_test,
-                                    seed=args.seed)
+        root = data.make_phantom(Path(args.dir), n_train=args.n_train, n_test=args.n_test,
+                                 seed=args.seed)
         print(f"wrote synthetic phantom data (Kermany layout) to {root}")
         return
     ds = data.load_dataset(args.source, split=args.split, image_size=args.size)
@@ -37,39 +39,42 @@ def _data(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from .train import train
+    from .gan import train
 
-    overrides = config.parse_set(args.set or [])
+    overrides = parse_set(args.set or [], config.TrainConfig)
     if args.run:
         overrides["name"] = args.run
     if args.source:
         overrides["source"] = args.source
     cfg = config.make_train_config(args.profile, **overrides)
-    run_dir = train(cfg, resume=args.resume, overwrite=args.overwrite)
-    if distributed.is_main():
+    run_dir = train.train(cfg, resume=args.resume, overwrite=args.overwrite)
+    if is_main():
         print(f"run folder: {run_dir}")
 
 
 def _score(args: argparse.Namespace) -> None:
-    from . import metrics, runinfo, score_tables
+    from .gan import run_path
+    from .metrics import score_config, score_run, score_tables
 
-    overrides = config.parse_set(args.set or [], config.ScoreConfig)
+    overrides = parse_set(args.set or [], config.ScoreConfig)
     if args.weights:
         overrides["weights"] = args.weights
-    run_dir = runinfo.run_path(args.run)
-    score_cfg = metrics.score_config(args.profile, n_fake=args.n_fake, metrics=args.metrics,
-                                     run=run_dir, **overrides)
-    scores = metrics.score_run(run_dir, score_cfg)
-    if distributed.is_main():
+    run_dir = run_path(args.run)
+    score_cfg = score_config(args.profile, n_fake=args.n_fake, metrics=args.metrics,
+                             run=run_dir, **overrides)
+    scores = score_run(run_dir, score_cfg)
+    if is_main():
         print(score_tables.format_scores(scores))
 
 
 def _audit(args: argparse.Namespace) -> None:
-    from . import audit, metrics, runinfo, score_tables
+    from .gan import run_path
+    from .metrics import score_config, score_tables
+    from .studies import audit_run
 
-    run_dir = runinfo.run_path(args.run)
-    result = audit.audit_run(run_dir, metrics.score_config(args.profile, run=run_dir))
-    if not distributed.is_main():
+    run_dir = run_path(args.run)
+    result = audit_run(run_dir, score_config(args.profile, run=run_dir))
+    if not is_main():
         return
     print(score_tables.audit_table(result).to_string(index=False))
     print(score_tables.audit_caption(result, "audit"), "\n")
@@ -79,10 +84,10 @@ def _audit(args: argparse.Namespace) -> None:
 
 
 def _quiz(args: argparse.Namespace) -> None:
-    from . import quiz
+    from .studies import build_quiz, read_key
 
-    page = quiz.build_quiz(args.run, args.out, n=args.n, seed=args.seed)
-    key = quiz.read_key(page.parent / "key.json")
+    page = build_quiz(args.run, args.out, n=args.n, seed=args.seed)
+    key = read_key(page.parent / "key.json")
     print(f"quiz {key['quiz_id']}: {page} ({page.stat().st_size / 1e6:.1f} MB, {key['n']} "
           f"images, no answer key in it); key: {page.parent / 'key.json'}")
     print(f"collect the readers' CSVs in {page.parent / 'answers'}/, then: "
@@ -90,18 +95,19 @@ def _quiz(args: argparse.Namespace) -> None:
 
 
 def _quiz_score(args: argparse.Namespace) -> None:
-    from . import quiz
+    from .report import score_answers
 
-    result = quiz.score_answers(args.answers, args.key, args.reports_dir)
+    result = score_answers(args.answers, args.key, args.reports_dir)
     print(result["table"].to_string(index=False))
     print(result["caption"])
     print("wrote " + ", ".join(str(p) for p in result["files"]))
 
 
 def _utility(args: argparse.Namespace) -> None:
-    from . import runinfo, utility
+    from .gan import run_path
+    from .studies import utility
 
-    run_dir = runinfo.run_path(args.run)
+    run_dir = run_path(args.run)
     seeds = tuple(int(s) for s in args.seeds.split(","))
     result = utility.utility_run(run_dir, seeds=seeds)
     print(utility.results_table(result).to_string(index=False))
@@ -112,13 +118,13 @@ def _utility(args: argparse.Namespace) -> None:
 def _report(args: argparse.Namespace) -> None:
     import logging
 
-    from . import report
+    from .report import build_report
 
     # papermill streams each notebook's output through its logger: show it, unadorned.
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    out = report.build_report(profile=args.profile, run=args.run, source=args.source,
-                              retrain=args.retrain, conditional=args.conditional or None,
-                              fid_protocols=args.fid_protocols)
+    out = build_report(profile=args.profile, run=args.run, source=args.source,
+                       retrain=args.retrain, conditional=args.conditional or None,
+                       fid_protocols=args.fid_protocols)
     print(f"report: {out}")
 
 
@@ -207,18 +213,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-# Commands that may run as several processes under torchrun (see distributed.py).
+# Commands that may run as several processes under torchrun (see gan_lib/scale/distributed.py).
 DISTRIBUTED = ("train", "score", "audit")
 
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    if distributed.requested() and args.command not in DISTRIBUTED:
+    if requested() and args.command not in DISTRIBUTED:
         raise SystemExit(f"error: 'python -m gan_lib {args.command}' runs as one process; under "
                          f"torchrun only {', '.join(DISTRIBUTED)} do (drop torchrun for this "
                          "command)")
     try:
-        with distributed.launched():
+        with launched():
             args.func(args)
     except (ValueError, TypeError, FileNotFoundError, FileExistsError, FloatingPointError) as err:
         # Errors of input are the user's to fix: show the message, not a traceback.

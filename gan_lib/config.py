@@ -15,11 +15,11 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-import types
-import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .typed_settings import check_keys, check_types
 
 # ---------------------------------------------------------------------------------------------
 # Paths. Everything is resolved from the repository root, never from the working directory, so
@@ -47,13 +47,13 @@ def offline() -> bool:
 
 IMAGE_SIZES = (32, 64, 128)
 PRECISIONS = ("auto", "fp32", "bf16")
-# How Inception runs (gan_lib/inception.py): fp32; bf16 autocast; fp32 tensors with oneDNN's
+# How Inception runs (gan_lib/metrics/inception.py): fp32; bf16 autocast; fp32 tensors with oneDNN's
 # bf16 arithmetic inside convolutions and matmuls ("fastmath", CPU only). "auto" is the default
 # picked by the rule of benchmarks/extraction_precision.py (see inception.MEASURED_DEFAULT).
 EXTRACTION_PRECISIONS = ("auto", "fp32", "bf16", "fastmath")
 METRICS = ("is", "fid", "kid")
-AUGMENT_OPS = ("translation", "cutout", "brightness", "contrast")  # gan_lib/augment.py
-G_CONDITIONINGS = ("concat", "batchnorm")  # how a conditional G takes its class (models.py)
+AUGMENT_OPS = ("translation", "cutout", "brightness", "contrast")  # gan_lib/gan/augment.py
+G_CONDITIONINGS = ("concat", "batchnorm")  # how a conditional G takes its class (gan/models.py)
 MAX_NAME = 100  # characters of a run name: runs/<name> and the files beside it stay short
 
 
@@ -107,7 +107,7 @@ class TrainConfig:
     augment: str = ""
 
     def __post_init__(self) -> None:
-        _check_types(self)
+        check_types(self)
         ops = [op.strip() for op in self.augment.split(",") if op.strip()]
         object.__setattr__(self, "augment", ",".join(ops))  # one spelling: "a,b"
         # Lists from JSON / papermill become tuples so the config stays hashable and comparable.
@@ -163,7 +163,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        _check_keys(cls, d)
+        check_keys(cls, d)
         return cls(**d)
 
 
@@ -188,10 +188,10 @@ class ScoreConfig:
     kid_subset_size: int = 1000  # torch-fidelity's default; lowered to n when fewer images
     kid_subsets: int = 100
     seed: int = 1234  # latents for scoring, independent of the training seed
-    weights: str | None = None  # explicit Inception weights path (else resolved, see metrics.py)
+    weights: str | None = None  # explicit Inception weights path (else resolved, see metrics/inception.py)
 
     def __post_init__(self) -> None:
-        _check_types(self)
+        check_types(self)
         object.__setattr__(self, "metrics", tuple(m.lower() for m in self.metrics))
         unknown = sorted(set(self.metrics) - set(METRICS))
         if unknown:
@@ -217,7 +217,7 @@ class ScoreConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ScoreConfig:
-        _check_keys(cls, d)
+        check_keys(cls, d)
         return cls(**d)
 
 
@@ -256,111 +256,14 @@ def make_score_config(profile: str = "smoke", **overrides: Any) -> ScoreConfig:
     return ScoreConfig.from_dict({**_profile(profile)["score"], **overrides})
 
 
-def parse_set(pairs: list[str], cls: type = TrainConfig) -> dict[str, Any]:
-    """Parse command-line ``key=value`` overrides into typed values for ``cls``.
-
-    >>> parse_set(["iterations=300", "snapshot_at=100,300", "compile=true"])
-    {'iterations': 300, 'snapshot_at': (100, 300), 'compile': True}
-    """
-    hints = typing.get_type_hints(cls)
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep:
-            raise ValueError(f"--set {pair!r}: expected key=value, e.g. --set iterations=300")
-        if key not in hints:
-            raise ValueError(f"--set {key}: unknown setting; known: {', '.join(sorted(hints))}")
-        out[key] = _parse_value(key, raw, hints[key])
-    return out
-
-
-def format_set(values: dict[str, Any]) -> list[str]:
-    """``key=value`` strings that :func:`parse_set` reads back as ``values``.
-
-    >>> format_set({"iterations": 300, "snapshot_at": (100, 300), "subset": None})
-    ['iterations=300', 'snapshot_at=100,300', 'subset=none']
-    >>> parse_set(format_set({"snapshot_at": (100, 300), "augment": "translation,cutout"}))
-    {'snapshot_at': (100, 300), 'augment': 'translation,cutout'}
-    """
-    def text(v: Any) -> str:
-        if v is None:
-            return "none"
-        if isinstance(v, list | tuple):
-            return ",".join(map(str, v))
-        return str(v).lower() if isinstance(v, bool) else str(v)
-    return [f"{k}={text(v)}" for k, v in values.items()]
-
-
-def _parse_value(key: str, raw: str, hint: Any) -> Any:
-    base = hint
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):  # Optional[X]
-        if raw.lower() in ("none", "null"):
-            return None
-        base = next(a for a in typing.get_args(hint) if a is not type(None))
-    origin = typing.get_origin(base)
-    try:
-        if origin is tuple:
-            item = typing.get_args(base)[0]
-            return tuple(item(v) for v in raw.split(",") if v.strip())
-        if base is bool:
-            if raw.lower() not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError(raw)
-            return raw.lower() in ("true", "1", "yes")
-        return base(raw)
-    except (TypeError, ValueError):
-        raise ValueError(f"--set {key}={raw}: expected a value of type {hint}") from None
-
-
 def _profile(name: str) -> dict[str, dict[str, Any]]:
     if name not in PROFILES:
         raise ValueError(f"Unknown profile {name!r}: expected one of {', '.join(PROFILES)}")
     return PROFILES[name]
 
 
-def _check_keys(cls: type, d: dict[str, Any]) -> None:
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - known)
-    if unknown:
-        raise ValueError(
-            f"Unknown {cls.__name__} key(s) {unknown}; known keys: {', '.join(sorted(known))}"
-        )
-
-
-def _check_types(obj: Any) -> None:
-    """Reject ill-typed values (e.g. iterations='600') with the key's name, before any work."""
-    hints = typing.get_type_hints(type(obj))
-    for f in dataclasses.fields(obj):
-        value, hint = getattr(obj, f.name), hints[f.name]
-        if not _is_instance(value, hint):
-            raise TypeError(
-                f"{type(obj).__name__}.{f.name}={value!r}: expected {_describe(hint)}, "
-                f"got {type(value).__name__}"
-            )
-
-
-def _is_instance(value: Any, hint: Any) -> bool:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        return any(_is_instance(value, a) for a in args)
-    if hint is type(None):
-        return value is None
-    if origin is tuple:
-        return isinstance(value, (tuple, list)) and all(
-            _is_instance(v, args[0]) for v in value
-        )
-    if hint is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, hint)
-
-
-def _describe(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
-
-
 __all__ = [
     "REPO_ROOT", "HOME", "NOTEBOOKS_DIR", "DATA_DIR", "RAW_DIR", "CACHE_DIR", "PHANTOM_DIR",
     "RUNS_DIR", "REPORTS_DIR", "TrainConfig", "ScoreConfig", "PROFILES", "make_train_config",
-    "make_score_config", "parse_set", "format_set",
+    "make_score_config",
 ]

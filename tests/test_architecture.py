@@ -1,60 +1,83 @@
-"""The module import graph of gan_lib: dependencies point one way (see ARCHITECTURE.md).
+"""The import graph of gan_lib: stages point one way, no module cycle (see ARCHITECTURE.md).
 
 Run it as a script to print the graph: ``python tests/test_architecture.py``.
+gan_lib is a few bottom modules (config, io, device) and one subpackage per pipeline stage.
 Every import of a gan_lib module counts, wherever it stands: at the top, inside a function, or
-under ``if TYPE_CHECKING:`` (an annotation-only import still ties the two modules together, and
-is how a cycle hides). A module may import one of a lower layer or of its own; the second kind
-is what can close a cycle, so the graph must have none.
+under ``if TYPE_CHECKING:`` (an annotation-only import still ties two modules together, and is
+how a cycle hides), relative (``from ..gan import models``) or absolute. A module may import one
+of its own stage or of a lower one; imports within a stage are what can close a cycle, so the
+module graph must have none.
 """
 
 from __future__ import annotations
 
 import ast
-import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "gan_lib"
 
-# Layers, lowest first: a module may import only modules of its own or a lower layer.
-LAYERS = [
-    {"config", "io", "safe_text"},
-    {"device", "distributed", "frechet", "runlock"},
-    {"imagefile", "phantom", "pneumoniamnist", "data", "models", "nets", "grids", "batches",
-     "augment", "classifier", "quiz_page"},
-    {"checkpoint", "runinfo", "run_state", "milestones", "train", "inception"},
-    {"features", "launch"},
-    {"metrics"},
-    {"score_tables", "plots", "audit", "quiz_stats", "utility", "protocols"},
-    {"artefacts", "quiz"},
-    {"report"},
-    {"__main__", "__init__"},
-]
+# Stages, lowest first: a module may import only modules of its own or a lower stage.
+# "" is the bottom: the modules directly in gan_lib/ (config, io, device).
+STAGES = ["", "data", "scale", "gan", "metrics", "studies", "report", "__main__"]
+MAX_TOP_ENTRIES = 12
 
 
-def import_graph() -> dict[str, set[str]]:
+def module_name(path: Path, root: Path) -> str:
+    """'gan.train' for gan_lib/gan/train.py, 'metrics' for gan_lib/metrics/__init__.py."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts = parts[:-1] or ["__init__"]
+    return ".".join(parts)
+
+
+def _resolve(node: ast.ImportFrom, importer: str, is_package: bool) -> list[str]:
+    """The gan_lib modules (dotted, without 'gan_lib.') an ImportFrom names."""
+    if node.level == 0:
+        if not (node.module or "").startswith("gan_lib"):
+            return []
+        base = node.module.split(".")[1:]
+    else:
+        here = importer.split(".") if importer != "__init__" else []
+        if not is_package:
+            here = here[:-1]  # a module's package
+        base = here[:len(here) - (node.level - 1)] + (node.module.split(".") if node.module else [])
+    # "from pkg import name": name may be a submodule; the caller keeps what exists
+    return [".".join(base + [alias.name]) for alias in node.names] + [".".join(base)]
+
+
+def import_graph(root: Path | None = None) -> dict[str, set[str]]:
     """{module: gan_lib modules it imports}, from the source files' syntax trees."""
+    root = root or PACKAGE
+    paths = sorted(p for p in root.rglob("*.py") if "__pycache__" not in p.parts)
+    modules = {module_name(p, root) for p in paths}
     graph = {}
-    for path in sorted(PACKAGE.glob("*.py")):
+    for path in paths:
+        name = module_name(path, root)
         deps = set()
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Import):  # import gan_lib.x
-                deps.update(alias.name.split(".")[1] for alias in node.names
+            if isinstance(node, ast.Import):  # import gan_lib.x.y
+                deps.update(alias.name.split(".", 1)[1] for alias in node.names
                             if alias.name.startswith("gan_lib."))
-            elif not isinstance(node, ast.ImportFrom):
-                continue
-            elif node.level == 1 and node.module:  # from .x import y
-                deps.add(node.module.split(".")[0])
-            elif node.level == 1:  # from . import x, y
-                deps.update(alias.name for alias in node.names)
-            elif node.module and node.module.startswith("gan_lib"):
-                parts = node.module.split(".")
-                deps.update([parts[1]] if len(parts) > 1 else [a.name for a in node.names])
-        graph[path.stem] = deps - {path.stem}
+            elif isinstance(node, ast.ImportFrom):
+                found = _resolve(node, name, path.name == "__init__.py")
+                if not found:
+                    continue
+                named = [m for m in found[:-1] if m in modules]
+                # "from ..gan import models" imports gan.models; "from ..gan import Generator"
+                # imports the package gan (its __init__); "from . import x" in a package, x
+                deps.update(named or [found[-1] or "__init__"])
+        graph[name] = {d for d in deps if d in modules} - {name}
     return graph
 
 
-def layer_of(module: str) -> int:
-    return next(i for i, layer in enumerate(LAYERS) if module in layer)
+def stage_of(module: str) -> int:
+    """The stage index of a dotted module name ('gan.train' -> STAGES.index('gan'))."""
+    first = module.split(".")[0]
+    if "." not in module and first not in STAGES:
+        first = ""  # config, io, device, and gan_lib/__init__
+    if first == "__init__":
+        return len(STAGES)  # gan_lib/__init__ re-exports and sits above all
+    return STAGES.index(first)
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -90,57 +113,102 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_every_module_has_a_layer():
-    missing = sorted(set(import_graph()) - set().union(*LAYERS))
-    assert not missing, f"add {missing} to LAYERS in tests/test_architecture.py"
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The module graph folded onto stages: {stage: stages it imports}."""
+    name = [s or "bottom" for s in STAGES] + ["__init__"]
+    folded: dict[str, set[str]] = {}
+    for module, deps in graph.items():
+        folded.setdefault(name[stage_of(module)], set()).update(
+            name[stage_of(d)] for d in deps if stage_of(d) != stage_of(module))
+    return folded
+
+
+def test_every_module_belongs_to_a_stage():
+    for module in import_graph():
+        first = module.split(".")[0]
+        assert "." not in module or first in STAGES, (
+            f"gan_lib/{first}/ is not a stage: add it to STAGES in tests/test_architecture.py")
 
 
 def test_dependencies_point_one_way():
     upward = [f"{m} imports {d}" for m, deps in import_graph().items() for d in deps
-              if layer_of(d) > layer_of(m)]
+              if stage_of(d) > stage_of(m)]
     assert not upward, upward
 
 
 def test_there_is_no_import_cycle():
-    cycle = find_cycle(import_graph())
-    assert cycle is None, (
-        f"import cycle: {' -> '.join(cycle)}. Move what the lower module needs down into it "
-        "or into a module below both (TYPE_CHECKING imports count too)")
+    graph = import_graph()
+    for what, g in (("module", graph), ("stage", package_graph(graph))):
+        cycle = find_cycle(g)
+        assert cycle is None, (
+            f"{what} import cycle: {' -> '.join(cycle)}. Move what the lower module needs down "
+            "into it or into a module below both (TYPE_CHECKING imports count too)")
 
 
 def test_scoring_never_imports_training():
     graph = import_graph()
-    for module in ("inception", "metrics", "score_tables"):
-        assert "train" not in graph[module], module
+    for module in ("metrics.inception", "metrics.features", "metrics.scoring",
+                   "metrics.score_tables"):
+        assert "gan.train" not in graph[module], module
 
 
-def test_the_checker_sees_upward_and_annotation_imports(tmp_path, monkeypatch):
-    (tmp_path / "config.py").write_text("from . import train\n")
-    (tmp_path / "train.py").write_text(
-        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .metrics import x\n"
-        "def f():\n    import gan_lib.io\n")
-    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path)
-    graph = import_graph()
-    assert graph == {"config": {"train"}, "train": {"metrics", "io"}}
-    assert layer_of("train") > layer_of("config")
+def test_the_top_of_the_package_stays_small():
+    entries = sorted(p.name for p in PACKAGE.iterdir() if p.name != "__pycache__")
+    assert len(entries) <= MAX_TOP_ENTRIES, (
+        f"gan_lib/ has {len(entries)} entries ({entries}): at most {MAX_TOP_ENTRIES}; put a new "
+        "module in the subpackage of its pipeline stage")
 
 
-def test_the_checker_names_a_cycle_between_modules_of_one_layer(tmp_path, monkeypatch):
+def test_every_subpackage_says_its_job_and_exports_its_names():
+    for init in sorted(PACKAGE.glob("*/__init__.py")):
+        tree = ast.parse(init.read_text(encoding="utf-8"))
+        assert ast.get_docstring(tree), f"{init}: say the stage's job in a docstring"
+        assert any(isinstance(n, ast.Assign) and any(getattr(t, "id", "") == "__all__"
+                                                     for t in n.targets) for n in tree.body), (
+            f"{init}: list the public names in __all__")
+
+
+def _write(root: Path, files: dict[str, str]) -> Path:
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    return root
+
+
+def test_the_checker_sees_upward_annotation_and_relative_imports(tmp_path):
+    root = _write(tmp_path, {
+        "config.py": "from .gan import train\n",
+        "gan/__init__.py": "",
+        "gan/train.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                        "    from ..metrics.scoring import x\n"
+                        "def f():\n    import gan_lib.io\n    from . import nets\n",
+        "gan/nets.py": "from ..metrics import Extractor\n",
+        "metrics/__init__.py": "", "metrics/scoring.py": "", "io.py": ""})
+    graph = import_graph(root)
+    assert graph["config"] == {"gan.train"}
+    assert graph["gan.train"] == {"metrics.scoring", "io", "gan.nets"}
+    assert graph["gan.nets"] == {"metrics"}
+    assert stage_of("gan.train") > stage_of("config")
+    assert stage_of("metrics.scoring") > stage_of("gan.train")
+
+
+def test_the_checker_names_a_cycle_within_a_stage(tmp_path):
     """The cycle this package once had: checkpoint annotated with train's class, train
-    importing checkpoint; both are in one layer, so only the cycle test sees it."""
-    (tmp_path / "checkpoint.py").write_text(
-        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from .train import Networks\n")
-    (tmp_path / "train.py").write_text("from . import checkpoint, io\n")
-    (tmp_path / "io.py").write_text("")
-    monkeypatch.setattr(sys.modules[__name__], "PACKAGE", tmp_path)
-    assert find_cycle(import_graph()) == ["checkpoint", "train", "checkpoint"]
-    assert layer_of("checkpoint") == layer_of("train")
+    importing checkpoint; both are in one stage, so only the cycle test sees it."""
+    root = _write(tmp_path, {
+        "gan/__init__.py": "",
+        "gan/checkpoint.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+                             "    from .train import Networks\n",
+        "gan/train.py": "from . import checkpoint\nfrom .. import io\n", "io.py": ""})
+    assert find_cycle(import_graph(root)) == ["gan.checkpoint", "gan.train", "gan.checkpoint"]
 
 
 if __name__ == "__main__":
     graph = import_graph()
-    print("module -> what it imports (* the same layer)")
-    for module, deps in sorted(graph.items(), key=lambda kv: (layer_of(kv[0]), kv[0])):
-        names = [d + "*" * (layer_of(d) == layer_of(module)) for d in sorted(deps)]
-        print(f"{module:>14} -> {', '.join(names) or '-'}")
+    print("module -> what it imports (* the same stage)")
+    for module, deps in sorted(graph.items(), key=lambda kv: (stage_of(kv[0]), kv[0])):
+        names = [d + "*" * (stage_of(d) == stage_of(module)) for d in sorted(deps)]
+        print(f"{module:>22} -> {', '.join(names) or '-'}")
+    for stage, deps in package_graph(graph).items():
+        print(f"stage {stage:>9} -> {', '.join(sorted(deps)) or '-'}")
     print("import cycle:", " -> ".join(find_cycle(graph) or ["none"]))

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from gan_lib import audit, frechet
+from gan_lib.metrics import frechet
+from gan_lib.studies import audit
 
 
 def gaussians(n, d=8, shift=0.0, seed=0):
@@ -132,7 +133,7 @@ def test_fid_interval_is_as_wide_as_fids_spread_over_fresh_samples(d, n, mean_sh
     real = gaussians(4000, d=d, seed=20)
     shift = torch.zeros(d)
     shift[:3] = mean_shift
-    reference = frechet.Reference(real)
+    reference = frechet.ReferenceStatistics(real)
     fresh = [reference.distance(gaussians(n, d=d, shift=shift, seed=100 + i)) for i in range(60)]
     widths = []
     for seed in range(3):

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gan_lib import augment, config, models, train
-from gan_lib.augment import Augment
+from gan_lib import config
+from gan_lib.gan import augment, models, train
+from gan_lib.gan.augment import Augment
 
 
 def images(n=6, size=32, seed=0):

@@ -9,7 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_lib import io, models, runinfo, train
+from gan_lib import io
+from gan_lib.gan import models, runinfo, sampling, train
+from tests.test_metrics import assert_header
 from tests.test_train import fake_data, losses, tiny  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("fake_data")
@@ -21,7 +23,7 @@ def conditional(**overrides):
 
 def test_shapes_and_parameter_counts():
     G, D = models.Generator(image_size=64), models.Discriminator(image_size=64)
-    Gc = models.Generator(image_size=64, n_classes=2)
+    Gc = models.Generator(image_size=64, n_classes=2, conditioning="concat")
     Dc = models.Discriminator(image_size=64, n_classes=2)
     # G: the first layer reads z and the class embedding; D: one embedding row per class
     assert models.count_parameters(Gc) - models.count_parameters(G) == \
@@ -33,7 +35,7 @@ def test_shapes_and_parameter_counts():
     assert Gc.kwargs["n_classes"] == 2 and "n_classes" not in G.kwargs  # old snapshots load
     # Conditional BatchNorm instead: each of G's 4 BatchNorms (512, 256, 128, 64 channels)
     # trades its affine weight and bias for one gain and one bias row per class; z alone in.
-    Gb = models.Generator(image_size=64, n_classes=2, conditioning="batchnorm")
+    Gb = models.Generator(image_size=64, n_classes=2)  # the default: conditional BatchNorm
     assert models.count_parameters(Gb) - models.count_parameters(G) == (2 - 1) * 2 * 960
     assert Gb.main[0].in_channels == 100 and Gb.kwargs["conditioning"] == "batchnorm"
     assert Gb(torch.randn(3, 100), y).shape == (3, 1, 64, 64)
@@ -75,35 +77,35 @@ def test_missing_or_bad_labels_are_clear_errors(call, message, conditioning):
 def test_a_conditional_run_samples_by_class_name_and_in_the_training_ratio(home, conditioning):
     run_dir = train.train(conditional(g_conditioning=conditioning))
     snap = runinfo.list_snapshots(run_dir)[-1][1]
-    blob = models.read_snapshot(snap)
+    blob = sampling.read_snapshot(snap)
     assert blob["classes"] == {"names": ["NORMAL", "PNEUMONIA"],
                                "ratio": pytest.approx([0.5, 0.5], abs=0.1)}
-    normal = models.generate(snap, 8, seed=3, label="NORMAL")
-    pneumonia = models.generate(snap, 8, seed=3, label="PNEUMONIA")
-    assert torch.equal(pneumonia, models.generate(snap, 8, seed=3, label=1))
+    normal = sampling.generate(snap, 8, seed=3, label="NORMAL")
+    pneumonia = sampling.generate(snap, 8, seed=3, label="PNEUMONIA")
+    assert torch.equal(pneumonia, sampling.generate(snap, 8, seed=3, label=1))
     assert not torch.equal(normal, pneumonia)  # same latents, other class
-    mixed = models.generate(snap, 8, seed=3)  # classes drawn in the training ratio
-    drawn = models.labels_for(blob["classes"], 8, seed=3)
+    mixed = sampling.generate(snap, 8, seed=3)  # classes drawn in the training ratio
+    drawn = sampling.labels_for(blob["classes"], 8, seed=3)
     for k, expected in ((0, normal), (1, pneumonia)):
         assert torch.equal(mixed[drawn == k], expected[drawn == k])
     with pytest.raises(ValueError, match=r"expected one of the class names \['NORMAL', "):
-        models.generate(snap, 4, label="COVID")
+        sampling.generate(snap, 4, label="COVID")
     with pytest.raises(ValueError, match="sample it from its snapshot file"):
-        models.generate(models.load_generator(snap), 4)
+        sampling.generate(sampling.load_generator(snap), 4)
 
 
 def test_sampled_labels_follow_the_ratio_and_depend_on_seed_and_index_only():
     classes = {"names": ["NORMAL", "PNEUMONIA"], "ratio": [0.27, 0.73]}
-    many = models.sample_labels(classes, 20000, seed=1)
+    many = sampling.sample_labels(classes, 20000, seed=1)
     assert many.float().mean().item() == pytest.approx(0.73, abs=0.01)
-    assert torch.equal(models.sample_labels(classes, 100, seed=1), many[:100])
-    assert not torch.equal(models.sample_labels(classes, 100, seed=2), many[:100])
+    assert torch.equal(sampling.sample_labels(classes, 100, seed=1), many[:100])
+    assert not torch.equal(sampling.sample_labels(classes, 100, seed=2), many[:100])
 
 
 def test_an_unconditional_snapshot_refuses_a_label(home):
     run_dir = train.train(tiny())
     with pytest.raises(ValueError, match="unconditional"):
-        models.generate(runinfo.list_snapshots(run_dir)[-1][1], 4, label="NORMAL")
+        sampling.generate(runinfo.list_snapshots(run_dir)[-1][1], 4, label="NORMAL")
 
 
 def test_grids_show_one_labelled_block_of_rows_per_class(home):
@@ -116,7 +118,7 @@ def test_grids_show_one_labelled_block_of_rows_per_class(home):
     rows = (plain.shape[0] - 2) // 4  # 4 rows of 32 px images with 2 px padding
     dark = [(grid[r * rows:(r + 1) * rows, :margin] < 128).any() for r in range(4)]
     assert dark == [True, False, True, False]  # a label at the top of each class's block
-    assert models.grid_labels(2, 16).tolist() == [0] * 8 + [1] * 8
+    assert sampling.grid_labels(2, 16).tolist() == [0] * 8 + [1] * 8
 
 
 def test_bf16_and_channels_last_train_a_conditional_run(home):
@@ -145,29 +147,31 @@ def test_a_conditional_run_needs_two_classes_in_its_images(home, monkeypatch):
 
 
 def test_utility_trains_on_the_conditional_snapshots_images_per_class(home, monkeypatch):
-    from gan_lib import utility
-    from gan_lib.classifier import ClassifierConfig
+    from gan_lib.studies import utility
+    from gan_lib.studies.classifier import ClassifierConfig
 
     run_dir = train.train(conditional())
     calls = []
-    real_generate = models.generate
+    real_generate = sampling.generate
 
     def counting(*args, **kwargs):
         calls.append(kwargs["labels"].bincount().tolist())
         return real_generate(*args, **kwargs)
 
-    monkeypatch.setattr(models, "generate", counting)
+    monkeypatch.setattr(sampling, "generate", counting)
     result = utility.utility_run(run_dir, ClassifierConfig.preset("tiny", epochs=1), seeds=(0,),
                                  ways=("real", "synthetic"), progress=False)
     assert calls == [[24, 24]]  # as many as the real split (48), in its class counts
     assert io.read_json(run_dir / "utility.json")["iteration"] == 6
+    assert_header(result, run_dir, extractor=False)  # no features: no extractor
+    assert result["data"]["n_train"] == 48
     assert result["ways"]["synthetic"]["class_counts"] == result["ways"]["real"]["class_counts"]
     assert result["classes"]["names"] == ["NORMAL", "PNEUMONIA"]
     assert 0.0 <= result["ways"]["synthetic"]["seeds"]["0"]["auroc"] <= 1.0
 
 
 def test_utility_refuses_an_unconditional_run(home):
-    from gan_lib import utility
+    from gan_lib.studies import utility
 
     run_dir = train.train(tiny(name="plain"))
     with pytest.raises(ValueError, match="conditional=true"):
@@ -177,8 +181,9 @@ def test_utility_refuses_an_unconditional_run(home):
 
 def test_intra_class_scores_compare_each_class_with_its_own_real_images(home, tmp_path,
                                                                          monkeypatch):
-    from gan_lib import config, features, metrics
-    from gan_lib.inception import extract_features, load_extractor
+    from gan_lib import config, metrics
+    from gan_lib.metrics import features
+    from gan_lib.metrics.inception import extract_features, load_extractor
     from tests.test_metrics import TINY, tiny_cfg
 
     monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
@@ -194,8 +199,8 @@ def test_intra_class_scores_compare_each_class_with_its_own_real_images(home, tm
     ds = metrics.load_real(runinfo.load_run_config(run_dir), "train")
     net = load_extractor(cfg, TINY)
     snap = runinfo.list_snapshots(run_dir)[-1][1]
-    labels = models.labels_for(models.read_snapshot(snap)["classes"], 24, cfg.seed)
-    fakes = models.generate(snap, 24, seed=cfg.seed)
+    labels = sampling.labels_for(sampling.read_snapshot(snap)["classes"], 24, cfg.seed)
+    fakes = sampling.generate(snap, 24, seed=cfg.seed)
     for c, name in enumerate(["NORMAL", "PNEUMONIA"]):
         n_c = int((labels == c).sum())
         positions = features.class_positions(ds)[c]
@@ -214,7 +219,7 @@ def test_intra_class_scores_compare_each_class_with_its_own_real_images(home, tm
 
 
 def test_table_1_gains_per_class_rows_only_for_a_conditional_run():
-    from gan_lib import score_tables
+    from gan_lib.metrics import score_tables
 
     def rec(kind, it, compared, value, class_name=None):
         r = {"metric": "fid", "kind": kind, "iteration": it, "compared": compared,

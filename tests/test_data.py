@@ -14,7 +14,9 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_lib import config, data, phantom, pneumoniamnist
+from gan_lib import config
+from gan_lib.data import load as data  # the module under test (its decode_image is patched)
+from gan_lib.data import phantom, pneumoniamnist
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,9 @@ import pytest
 import torch
 
 from gan_lib import __main__ as main
-from gan_lib import config, distributed, io, launch, metrics, train
+from gan_lib import config, io, metrics, typed_settings
+from gan_lib.gan import launch, train
+from gan_lib.scale import distributed
 from tests.test_metrics import TINY, fake_real, run, tiny_cfg  # noqa: F401  (fixture)
 from tests.test_train import fake_data, losses, tiny  # noqa: F401, F811  (fixture)
 
@@ -36,11 +38,14 @@ SETTINGS = dict(iterations=12, snapshot_at=(12,), checkpoint_every=4, ema_decay=
 DRIVER = """
 import sys, time
 sys.path.insert(0, {repo!r})
-from gan_lib import __main__, config, data, distributed, metrics, train
+from gan_lib import __main__, config, data, metrics
+from gan_lib.metrics import scoring
+from gan_lib.scale import distributed
+from gan_lib.gan import train
 from tests.test_train import fake_dataset
 from tests.test_metrics import TINY, fake_real, tiny_cfg  # registers the tiny extractor
 data.load_dataset = lambda source, split, image_size: fake_dataset(source, split, image_size)
-metrics.load_real = fake_real
+scoring.load_real = fake_real  # where score_run looks it up
 if {slow}:  # slow enough to be killed mid-run
     step = train.train_step
     train.train_step = lambda *args: (time.sleep(0.15), step(*args))[1]
@@ -187,7 +192,8 @@ def test_the_launch_command_carries_every_setting():
     assert args[:4] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4"]
     parsed = main.build_parser().parse_args(args[args.index("--") + 1:])
     assert parsed.command == "train" and parsed.run == "carried" and parsed.resume
-    sets = config.parse_set([s.removeprefix("--set=") for s in args if s.startswith("--set=")])
+    sets = typed_settings.parse_set([s.removeprefix("--set=") for s in args
+                                     if s.startswith("--set=")], config.TrainConfig)
     assert config.make_train_config(parsed.profile, name=parsed.run, **sets) == cfg
 
 

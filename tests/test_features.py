@@ -7,8 +7,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from gan_lib import config, features
-from gan_lib.inception import Extractor
+from gan_lib import config
+from gan_lib.metrics import features
+from gan_lib.metrics.inception import Extractor
 
 
 class CountingNet(torch.nn.Module):

@@ -6,7 +6,8 @@ import pytest
 import torch
 from pytorch_fid.fid_score import calculate_frechet_distance
 
-from gan_lib import frechet, metrics
+from gan_lib import metrics
+from gan_lib.metrics import frechet
 
 
 def features(n: int, d: int, seed: int, shift: float = 0.0) -> torch.Tensor:
@@ -26,15 +27,15 @@ def test_the_engine_equals_torch_fidelity_and_pytorch_fid(n1, n2, d):
     s1, s2 = metrics.statistics(a), metrics.statistics(b)
     assert ours == pytest.approx(calculate_frechet_distance(s1["mu"], s1["sigma"], s2["mu"],
                                                             s2["sigma"]), rel=1e-6)
-    reference = frechet.Reference(b)  # prepared once, used for several sets
+    reference = frechet.ReferenceStatistics(b)  # prepared once, used for several sets
     assert reference.distance(a) == ours
     assert frechet.frechet_distance(a, a) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_scoring_uses_the_engine(monkeypatch):
     calls = []
-    real_distance = frechet.Reference.distance
-    monkeypatch.setattr(frechet.Reference, "distance",
+    real_distance = frechet.ReferenceStatistics.distance
+    monkeypatch.setattr(frechet.ReferenceStatistics, "distance",
                         lambda self, f: calls.append(len(f)) or real_distance(self, f))
     net = type("Net", (), {"layers": {"fid": "2048"}})()
     cfg = type("Cfg", (), {"metrics": ("fid",)})()

@@ -9,7 +9,8 @@ import urllib.error
 import pytest
 import torch
 
-from gan_lib import config, inception
+from gan_lib import config
+from gan_lib.metrics import inception
 
 NO_FID_HELPER = "CXR_GAN_NO_FID_HELPER"  # =1: skip, on a machine where it cannot be installed (README, Tests)
 

@@ -10,7 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gan_lib import config, io, quiz, report, safe_text
+from gan_lib import config, io
+from gan_lib.report import pipeline, reader_study, safe_text
+from gan_lib.studies import quiz
 from tests.test_quiz import N, built, tiny_run, truth, write_answers  # noqa: F401 (fixtures)
 
 EVIL = "<img src=x onerror=alert(1)>"
@@ -42,7 +44,7 @@ def render(home: Path, run_name: str, description: str) -> tuple[str, str]:
         "source": description, "description": description, "kind": "kermany",
         "fingerprint": "f", "n_images": 256, "is_synthetic": False}, "versions": {"torch": "x"},
         "git_commit": None, "device": "cpu", "precision": "fp32"})
-    report.render_report(home / "reports", run_dir, "smoke", [])
+    pipeline.render_report(home / "reports", run_dir, "smoke", [])
     return ((home / "reports" / "report.md").read_text(),
             (home / "reports" / "report.html").read_text())
 
@@ -54,7 +56,7 @@ def test_hostile_run_names_paths_and_reader_ids_stay_text(built, home, tmp_path)
     readers = [f'<img src="{local}">', "a|b|c", "[x](javascript:alert(1))", EVIL]
     for k, reader in enumerate(readers):
         write_answers(page.parent / "answers" / f"{k}.csv", key, reader, truth(key))
-    quiz.score_answers(quiz.answer_files())
+    reader_study.score_answers(quiz.answer_files())
     md, html = render(home, EVIL, f"Kermany chest X-ray folder /data/{EVIL}/chest_xray")
     tags = Tags()
     tags.feed(html)
@@ -72,7 +74,7 @@ def test_hostile_run_names_paths_and_reader_ids_stay_text(built, home, tmp_path)
     # and should a tag reach the HTML, only the report's own figures are ever inlined
     reports = home / "reports"
     for src in (str(local), f"figures/../../{local.name}", "figures/missing.png"):
-        assert report._embed_images(f'<img src="{src}">', reports) == f'<img src="{src}">'
+        assert pipeline._embed_images(f'<img src="{src}">', reports) == f'<img src="{src}">'
 
 
 @pytest.mark.filterwarnings("ignore:Glyph 9")  # the tab of a reader id, in the figure
@@ -82,7 +84,7 @@ def test_formula_reader_ids_are_neutralised_in_the_csv(built, home):  # noqa: F8
            "\t=1", "plain"]
     for k, reader in enumerate(ids):
         write_answers(page.parent / "answers" / f"{k}.csv", key, reader, truth(key))
-    result = quiz.score_answers(quiz.answer_files())
+    result = reader_study.score_answers(quiz.answer_files())
     saved = pd.read_csv(result["files"][0].with_suffix(".csv"), keep_default_na=False)
     shown = set(saved["reader"]) - {"pooled"}
     assert shown == {"'" + r for r in ids[:-1]} | {"plain"}

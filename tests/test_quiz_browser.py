@@ -22,7 +22,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from gan_lib import config, quiz
+from gan_lib import config
+from gan_lib.studies import quiz
 from tests.test_quiz import N, built, page_pngs, tiny_run  # noqa: F401 (fixtures)
 
 INSTALL = "apt-get install -y chromium chromium-driver  (Debian/Ubuntu; make test does it)"

@@ -4,7 +4,7 @@ ids, mask seeds) tells real images from generated ones, alone or all together in
 
 The one thing left is the images' content, which the readers are asked to judge: a smoke run's
 images look nothing like real ones, so the pixels themselves (and how well they compress) are
-not features here. See gan_lib/quiz_page.py for how the page is encoded.
+not features here. See gan_lib/studies/quiz_page.py for how the page is encoded.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from gan_lib import config, quiz, quiz_page, train
+from gan_lib import config
+from gan_lib.gan import train
+from gan_lib.studies import quiz, quiz_page
 
 N = 80  # images: 40 real, 40 generated
 Z = 3.5  # two-sided: a feature at chance passes with probability > 0.999

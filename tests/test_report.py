@@ -9,7 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gan_lib import artefacts, config, io, report, safe_text
+from gan_lib import config, io
+from gan_lib.report import artefacts, pipeline, safe_text
 
 # Optional artefacts: the reader study's are written only when answers exist (none here); the
 # FID protocols' ("Why FIDs disagree") unless the report is built with fid_protocols=False.
@@ -29,7 +30,7 @@ def smoke_run_and_report(tmp_path_factory):
     import contextlib
     import io as stdio
 
-    from gan_lib import train
+    from gan_lib.gan import train
 
     home = tmp_path_factory.mktemp("home")
     mp = pytest.MonkeyPatch()
@@ -40,7 +41,7 @@ def smoke_run_and_report(tmp_path_factory):
     before = {p: p.read_bytes() for p in (run_dir / "config.json", run_dir / "losses.jsonl")}
     printed = stdio.StringIO()
     with contextlib.redirect_stdout(printed):
-        out = report.build_report(run="smoke", source="phantom")
+        out = pipeline.build_report(run="smoke", source="phantom")
     yield out, printed.getvalue(), before
     mp.undo()
 
@@ -133,7 +134,8 @@ def test_report_html_embeds_every_figure(smoke_report):
 
 
 def test_report_on_an_existing_run_reuses_it(smoke_run_and_report, tmp_path):
-    from gan_lib import plots, score_tables
+    from gan_lib.metrics import score_tables
+    from gan_lib.report import plots
 
     md, out, before = smoke_run_and_report
     assert "profile: smoke (the profile run 'smoke' was trained with)" in out
@@ -156,7 +158,7 @@ def test_fid_protocols_off_skips_notebook_08_and_its_section(smoke_report, tmp_p
 
     ran = []
     monkeypatch.setattr(pm, "execute_notebook", lambda nb, *a, **k: ran.append(Path(nb).name))
-    report.run_notebooks({}, tmp_path / "nb", progress=False, skip=(report.PROTOCOLS_NOTEBOOK,))
+    pipeline.run_notebooks({}, tmp_path / "nb", progress=False, skip=(pipeline.PROTOCOLS_NOTEBOOK,))
     assert [n[:2] for n in ran] == ["01", "02", "03", "04", "05", "06", "07"]
 
     given = {}
@@ -165,11 +167,11 @@ def test_fid_protocols_off_skips_notebook_08_and_its_section(smoke_report, tmp_p
         given["skip"] = skip
         raise KeyboardInterrupt  # stop before any notebook: the previous report stays
 
-    monkeypatch.setattr(report, "run_notebooks", stop)
+    monkeypatch.setattr(pipeline, "run_notebooks", stop)
     with pytest.raises(KeyboardInterrupt):
-        report.build_report(run="smoke", source="phantom", reports_dir=tmp_path / "off",
-                            fid_protocols=False)
-    assert given["skip"] == (report.PROTOCOLS_NOTEBOOK,)
+        pipeline.build_report(run="smoke", source="phantom", reports_dir=tmp_path / "off",
+                              fid_protocols=False)
+    assert given["skip"] == (pipeline.PROTOCOLS_NOTEBOOK,)
     assert "08_fid_protocols.ipynb is not run" in capsys.readouterr().out
 
     copy = tmp_path / "copy"
@@ -178,7 +180,7 @@ def test_fid_protocols_off_skips_notebook_08_and_its_section(smoke_report, tmp_p
         (copy / art.file).unlink()
     stages = json.loads((copy / "build.json").read_text())["stages"][:-1]
     assert stages[-1]["notebook"].startswith("07")
-    report.render_report(copy, config.RUNS_DIR / "smoke", "smoke", stages)
+    pipeline.render_report(copy, config.RUNS_DIR / "smoke", "smoke", stages)
     md = (copy / "report.md").read_text()
     assert "## FID and KID (Table 1)" in md and "Why FIDs disagree" not in md
     assert "Why FIDs disagree" in smoke_report.read_text()
@@ -194,7 +196,9 @@ def test_retraining_reproduces_the_run_and_every_score_of_its_tables(smoke_repor
     report.
     Equal snapshot bytes also mean the scores reuse the generated sets' cached features.
     """
-    from gan_lib import audit, metrics, runinfo, train
+    from gan_lib import metrics
+    from gan_lib.gan import runinfo, train
+    from gan_lib.studies import audit
     from tests.test_train import losses
 
     first = config.RUNS_DIR / "smoke"
@@ -227,8 +231,8 @@ def test_failing_notebook_keeps_previous_report(home):
     (reports / "figures").mkdir(parents=True)
     (reports / "report.md").write_text("previous report")
     (reports / "figures" / "fig1_real_samples.png").write_bytes(b"old figure")
-    with pytest.raises(report.NotebookFailed, match=r"01_explore_data.*cell"):
-        report.build_report(profile="smoke", run="broken", source=str(home / "no-such-folder"))
+    with pytest.raises(pipeline.NotebookFailed, match=r"01_explore_data.*cell"):
+        pipeline.build_report(profile="smoke", run="broken", source=str(home / "no-such-folder"))
     assert (reports / "report.md").read_text() == "previous report"
     assert (reports / "figures" / "fig1_real_samples.png").read_bytes() == b"old figure"
     assert (reports / ".failed" / "01_explore_data.ipynb").exists()
@@ -237,7 +241,7 @@ def test_failing_notebook_keeps_previous_report(home):
 
 def test_unknown_profile_fails_before_any_work(home):
     with pytest.raises(ValueError, match="Unknown profile 'fast'"):
-        report.build_report(profile="fast")
+        pipeline.build_report(profile="fast")
     assert not (home / "reports").exists()
 
 
@@ -249,20 +253,21 @@ def test_headline_states_first_and_last_fid_with_n_and_the_floor():
         {**rec, "kind": "floor", "iteration": None, "value": 4.96, "compared": "halves"},
         {**rec, "metric": "kid", "kind": "generated", "iteration": 200, "value": 0.4},
     ]}
-    text = report.headline(scores)
+    text = pipeline.headline(scores)
     assert "299.4 at iteration 200 to 171.7 at iteration 400" in text
     assert "1,024 generated vs 2,048 real" in text and "5.0 (halves)" in text
-    assert report.headline({}) == "The run was not scored."
+    assert pipeline.headline({}) == "The run was not scored."
 
 
 def test_training_plan_trains_resumes_reuses_or_refuses(home, monkeypatch, capsys):
-    from gan_lib import data, train
+    from gan_lib import data
+    from gan_lib.gan import train
     from tests.test_train import fake_dataset, tiny
 
     monkeypatch.setattr(data, "load_dataset", lambda source="auto", split="train",
                         image_size=64: fake_dataset(source, split, image_size))
     cfg = tiny(name="planned", iterations=6, snapshot_at=(6,), checkpoint_every=4)
-    assert report.training_plan(cfg) == {"resume": False, "overwrite": False}
+    assert pipeline.training_plan(cfg) == {"resume": False, "overwrite": False}
     real_step, calls = train.train_step, []
 
     def interrupted(*args):
@@ -275,19 +280,19 @@ def test_training_plan_trains_resumes_reuses_or_refuses(home, monkeypatch, capsy
     with pytest.raises(KeyboardInterrupt):
         train.train(cfg)
     monkeypatch.setattr(train, "train_step", real_step)
-    assert report.training_plan(cfg) == {"resume": True, "overwrite": False}
+    assert pipeline.training_plan(cfg) == {"resume": True, "overwrite": False}
     assert "resuming the unfinished run" in capsys.readouterr().out
     train.train(cfg, resume=True)
-    assert report.training_plan(cfg) == {"resume": True, "overwrite": False}
+    assert pipeline.training_plan(cfg) == {"resume": True, "overwrite": False}
     assert "reusing the finished run" in capsys.readouterr().out
     with pytest.raises(ValueError, match=r"does not match profile 'smoke': lr: run 0.0002, "
                                          r"profile 0.001.*RETRAIN=1"):
-        report.training_plan(tiny(name="planned", iterations=6, lr=1e-3))
-    assert report.training_plan(cfg, retrain=True) == {"resume": False, "overwrite": True}
+        pipeline.training_plan(tiny(name="planned", iterations=6, lr=1e-3))
+    assert pipeline.training_plan(cfg, retrain=True) == {"resume": False, "overwrite": True}
     ckpt = io.load_torch(home / "runs" / "planned" / "checkpoint.pt")
     io.save_torch({**ckpt, "format": 1}, home / "runs" / "planned" / "checkpoint.pt")
     with pytest.raises(ValueError, match=r"format 1.*older.*RETRAIN=1"):
-        report.training_plan(cfg)
+        pipeline.training_plan(cfg)
 
 
 @pytest.mark.parametrize("setting, acts, message", [
@@ -306,10 +311,10 @@ def test_a_run_written_before_a_setting_existed(home, setting, acts, message, wh
     io.save_torch({"format": 2, "config": old, "step": cfg.iterations, "precision": "fp32"},
                   run_dir / "checkpoint.pt")
     if not where_it_acts:
-        assert report.training_plan(cfg) == {"resume": True, "overwrite": False}
+        assert pipeline.training_plan(cfg) == {"resume": True, "overwrite": False}
         return
     with pytest.raises(ValueError, match=message):
-        report.training_plan(cfg)
+        pipeline.training_plan(cfg)
 
 
 def test_cli_report_refuses_a_run_of_other_settings_before_any_work(home, capsys):
@@ -331,14 +336,14 @@ def test_cli_report_refuses_a_run_of_other_settings_before_any_work(home, capsys
 
 def test_cli_score_defaults_to_the_runs_own_profile(home):
     """A smoke run is scored at smoke sizes (IS of 32 fakes), not the quick profile's 1,024."""
-    from gan_lib import models
     from gan_lib.__main__ import main
+    from gan_lib.gan import models, sampling
 
     run_dir = home / "runs" / "tinyrun"
     cfg = config.make_train_config("smoke", name="tinyrun", image_size=32, g_channels=4)
     G = models.Generator(cfg.z_dim, cfg.g_channels, cfg.image_size)
-    models.save_snapshot(G, run_dir / "snapshots" / "G_iter_000020.pt", 20,
-                         sampling=models.sampling_record(1, 4, 0))
+    sampling.save_snapshot(G, run_dir / "snapshots" / "G_iter_000020.pt", 20,
+                           sampling=sampling.sampling_record(1, 4, 0))
     io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
         "source": "phantom", "description": "synthetic phantom data", "kind": "phantom",
         "fingerprint": "x", "n_images": 256, "is_synthetic": True}})
@@ -352,7 +357,7 @@ def test_notebook_02_run_again_reuses_the_finished_run(home, monkeypatch):
     as make report RUN=... does: the finished run is reused, not refused as existing."""
     import papermill as pm
 
-    from gan_lib import train
+    from gan_lib.gan import train
 
     monkeypatch.setenv("GAN_LIB_OFFLINE", "1")
     run_dir = train.train(config.make_train_config("smoke", name="smoke", source="auto"))

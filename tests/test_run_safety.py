@@ -12,7 +12,9 @@ import time
 
 import pytest
 
-from gan_lib import config, features, io, metrics, runlock, train
+from gan_lib import config, io
+from gan_lib.gan import runlock, train
+from gan_lib.metrics import features, scoring
 from tests import test_features, test_train
 from tests.test_train import REPO, losses, tiny
 
@@ -23,7 +25,8 @@ fake_data, tiny_net = test_train.fake_data, test_features.tiny  # fixtures
 CLI_RUN = """
 import sys, time
 sys.path.insert(0, {repo!r})
-from gan_lib import config, data, train
+from gan_lib import config, data, typed_settings
+from gan_lib.gan import train
 from gan_lib.__main__ import main
 from tests.test_train import fake_dataset, tiny
 data.load_dataset = lambda source, split, image_size: fake_dataset(source, split, image_size)
@@ -35,7 +38,7 @@ train.train_step = slow_step
 cfg = tiny(name="cc", iterations=12, snapshot_at=(12,), checkpoint_every=4)
 settings = {{k: v for k, v in cfg.to_dict().items() if k not in ("name", "profile")}}
 main(["train", "--profile", "smoke", "--run", "cc", *sys.argv[1:],
-      *("--set=" + s for s in config.format_set(settings))])
+      *("--set=" + s for s in typed_settings.format_set(settings))])
 """
 
 
@@ -79,7 +82,7 @@ def test_resume_overwrite_and_score_are_refused_while_a_run_trains(home, fake_da
                 train.train(tiny(name="cc", iterations=12, snapshot_at=(12,),
                                  checkpoint_every=4), **kwargs)
         with pytest.raises(runlock.RunBusy, match=f"process {proc.pid} \\(train"):
-            metrics.score_run(run_dir)
+            scoring.score_run(run_dir)
         assert fake_data == []  # refused before any work
         while not (run_dir / "checkpoint.pt").exists():
             time.sleep(0.05)
@@ -250,11 +253,11 @@ def test_one_image_never_becomes_nan_statistics_in_the_cache(tiny_net):
 
 
 def test_a_copied_or_renamed_run_resumes_under_its_new_name(home, fake_data):
-    from gan_lib import report
+    from gan_lib.report import pipeline
 
     train.train(tiny(name="orig", iterations=4, snapshot_at=(4,)))
     (home / "runs" / "orig").rename(home / "runs" / "moved")
-    assert report.training_plan(tiny(name="moved", iterations=4, snapshot_at=(4,))) == {
+    assert pipeline.training_plan(tiny(name="moved", iterations=4, snapshot_at=(4,))) == {
         "resume": True, "overwrite": False}  # the report (and notebook 02) reuse it
     cfg = tiny(name="moved", iterations=6)
     assert [r["iter"] for r in losses(train.train(cfg, resume=True))] == [1, 2, 3, 4, 5, 6]
@@ -268,13 +271,13 @@ def test_scoring_an_unfinished_run_says_which_iteration_it_uses(home, fake_data,
 
     run_dir = train.train(tiny(iterations=4, snapshot_at=(4,)))
     capsys.readouterr()
-    monkeypatch.setattr(metrics, "load_extractor", stop)
+    monkeypatch.setattr(scoring, "load_extractor", stop)
     with pytest.raises(RuntimeError, match="stop"):
-        metrics.score_run(run_dir)
+        scoring.score_run(run_dir)
     assert capsys.readouterr().out == ""  # finished: nothing to say
     io.write_json(run_dir / "config.json", {**io.read_json(run_dir / "config.json"),
                                             "config": tiny(iterations=10).to_dict()})
     with pytest.raises(RuntimeError, match="stop"):
-        metrics.score_run(run_dir)
+        scoring.score_run(run_dir)
     assert ("run 'tiny' is unfinished: its latest snapshot is iteration 4 of 10, and that is "
             "the last one scored" in capsys.readouterr().out)

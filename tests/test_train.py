@@ -15,7 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_lib import batches, config, data, device, io, models, runinfo, train
+from gan_lib import config, data, device, io
+from gan_lib.gan import batches, models, runinfo, sampling, train
 
 REPO = config.REPO_ROOT
 LOSS_KEYS = ("iter", "epoch", "loss_D", "loss_G", "D_x", "D_G_z")
@@ -61,7 +62,7 @@ def fake_data(monkeypatch):
 def precise_bn_by_definition(kwargs: dict, weights: dict, batches: int, batch_size: int,
                              seed: int) -> dict[str, torch.Tensor]:
     """Re-estimated BatchNorm statistics computed here from their definition, not by
-    models.recalibrate_batchnorm: G in train mode on ``batches`` batches of latents drawn in turn
+    sampling.recalibrate_batchnorm: G in train mode on ``batches`` batches of latents drawn in turn
     from ``torch.Generator().manual_seed(seed)``; each BatchNorm's statistics are the mean over
     batches of its input's per-channel batch mean and unbiased variance (float64)."""
     G = models.Generator(**kwargs)
@@ -121,8 +122,8 @@ def test_run_folder_files_and_contents(home, fake_data):
     assert runinfo.grid_at(run_dir, 0.5)[:2] == (1, 5) and runinfo.grid_at(run_dir, 1.0)[:2] == (2, 6)
     snaps = runinfo.list_snapshots(run_dir)
     assert [(it, p.name) for it, p in snaps] == [(3, "G_iter_000003.pt"), (6, "G_iter_000006.pt")]
-    G = models.load_generator(snaps[-1][1])
-    assert models.generate(G, 5, seed=0).shape == (5, 1, 32, 32)
+    G = sampling.load_generator(snaps[-1][1])
+    assert sampling.generate(G, 5, seed=0).shape == (5, 1, 32, 32)
     assert io.load_torch(snaps[-1][1])["ema"] is False
     ckpt = io.load_torch(run_dir / "checkpoint.pt")
     assert {"G", "D", "opt_G", "opt_D", "ema", "step", "epoch", "batch_in_epoch", "rng",
@@ -374,7 +375,8 @@ def test_an_ema_run_keeps_the_raw_snapshots_of_the_same_run_without_ema(home, fa
 KILLED_RUN = """
 import sys, time
 sys.path.insert(0, {repo!r})
-from gan_lib import data, train
+from gan_lib import data
+from gan_lib.gan import train
 from tests.test_train import fake_dataset, tiny
 data.load_dataset = lambda source, split, image_size: fake_dataset(source, split, image_size)
 step = train.train_step

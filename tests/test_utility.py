@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
-from gan_lib import classifier, utility
-from gan_lib.classifier import ClassifierConfig
 from gan_lib.data import load_dataset
+from gan_lib.studies import classifier, utility
+from gan_lib.studies.classifier import ClassifierConfig
 
 SMOKE = ClassifierConfig.preset("tiny", width=8, blocks=3, epochs=8)
 
@@ -127,8 +127,8 @@ def test_identity_generator_gives_tstr_close_to_trtr(identity):
     seeds has sd ~0.02, so |ratio - 1| <= 0.05 is ~2.5 sd of a difference. Half size: another
     random half of the same pool, so the images differ too: <= 0.1.
     """
-    assert utility.tstr_ratio(identity) == pytest.approx(1, abs=0.05)
-    assert utility.tstr_ratio(identity, half=True) == pytest.approx(1, abs=0.1)
+    assert identity["ratios"]["auroc synthetic / real"] == pytest.approx(1, abs=0.05)
+    assert identity["ratios"]["auroc synthetic (half) / real (half)"] == pytest.approx(1, abs=0.1)
     # More real-like images help, as they should: real + synthetic at least as good as real.
     ways = identity["ways"]
     assert ways["real + synthetic"]["mean"]["auroc"] >= ways["real"]["mean"]["auroc"] - 0.02
@@ -159,7 +159,7 @@ def test_shuffled_labels_give_chance_auroc(train_set, test_set):
                      ways=("real", "synthetic"), progress=False)
     assert r["ways"]["synthetic"]["mean"]["auroc"] == pytest.approx(0.5, abs=0.08)
     assert r["ways"]["real"]["mean"]["auroc"] > 0.75
-    assert utility.tstr_ratio(r) < 0.7
+    assert r["ratios"]["auroc synthetic / real"] < 0.7
 
 
 def test_verdict_says_above_at_or_below_chance_with_the_numbers():
@@ -273,20 +273,18 @@ def test_table_and_figure(identity, tmp_path):
     assert table["way"].tolist() == list(utility.WAYS)
     assert table["n train"].tolist() == [600, 600, 1200, 299, 299]
     ratio = table.set_index("way")["AUROC / real"]
-    assert ratio["synthetic"] == pytest.approx(utility.tstr_ratio(identity))
-    assert ratio["synthetic (half)"] == pytest.approx(utility.tstr_ratio(identity, half=True))
+    assert ratio["synthetic"] == pytest.approx(identity["ratios"]["auroc synthetic / real"])
+    assert ratio["synthetic (half)"] == pytest.approx(identity["ratios"]["auroc synthetic (half) / real (half)"])
     assert pd.isna(ratio["real"])
-    csv, md = utility.write_results_table(identity, tmp_path, data_description="phantom")
-    assert pd.read_csv(csv)["AUROC"].tolist() == pytest.approx(table["AUROC"].tolist())
-    text = md.read_text()
+    text = utility.caption(identity, "phantom")
     assert "624 real test images" in text and "8 epochs" in text and "Data: phantom." in text
-    fig = utility.plot_training_curves(identity)
+    from gan_lib.report import plots
+
+    fig = plots.plot_utility_curves(identity)
     loss_ax = fig.axes[0]
     assert [line.get_label() for line in loss_ax.get_lines()] == list(utility.WAYS)
     curves = utility.curves_frame(identity)
     real = curves[curves["way"] == "real"].groupby("epoch")["loss"].mean()
     assert loss_ax.get_lines()[0].get_ydata() == pytest.approx(real.to_numpy())
-    from gan_lib import plots
-
     png = plots.save_figure(fig, tmp_path / "utility_curves.png")
     assert png.stat().st_size > 10_000

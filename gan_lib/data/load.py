@@ -1,0 +1,415 @@
+"""Chest X-ray data: Kermany folders, PneumoniaMNIST .npz files and the synthetic phantom.
+
+``load_dataset(source, split, image_size)`` turns any of them into 1-channel uint8 tensors
+[N, 1, S, S] with labels 0 NORMAL / 1 PNEUMONIA. Preprocessing is the same for every source:
+gray (RGB is converted, 16-bit is scaled by its own min..max range), shorter side resized to S
+keeping the aspect ratio, then center-cropped to S x S. Decoded images are cached in
+``config.CACHE_DIR/datasets`` keyed by a cheap listing hash (paths, sizes, mtimes), so the second
+load is a single ``torch.load``. Nothing is ever written into the user's data folder.
+
+``fingerprint`` hashes the decoded content (pixels, labels, size, preprocessing version): it
+does not change when the same images are copied or regenerated, so caches keyed by it (e.g.
+the real-set FID statistics) stay valid.
+
+Example:
+    >>> import tempfile
+    >>> from gan_lib.phantom import make_phantom
+    >>> root = make_phantom(Path(tempfile.mkdtemp()) / "ph", n_train=8, n_test=4, n_val=4)
+    >>> ds = load_dataset(str(root), split="val", image_size=32)
+    >>> ds.images.shape, ds.class_names, ds.source == str(root.resolve())
+    (torch.Size([4, 1, 32, 32]), ['NORMAL', 'PNEUMONIA'], True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torchvision.transforms.functional as TF
+from tqdm import tqdm
+
+from .. import config, io
+from . import phantom, pneumoniamnist
+from .imagefile import UnreadableImage, decode_image
+
+PREPROCESS_VERSION = "prep-v1"  # bump when decoding/resizing changes: caches are then rebuilt
+CLASS_NAMES = ["NORMAL", "PNEUMONIA"]
+SPLITS = ("train", "val", "test")
+IMAGE_EXTS = (".jpeg", ".jpg", ".png")
+LAYOUT = "<root>/{train,test,val}/{NORMAL,PNEUMONIA}/*.jpeg (also .jpg/.png, any case)"
+
+
+@dataclass
+class ChestXrayData:
+    """One split of a data source, decoded and preprocessed."""
+
+    images: torch.Tensor  # uint8 [N, 1, S, S]
+    labels: torch.Tensor  # int64 [N], 0 NORMAL, 1 PNEUMONIA
+    class_names: list[str]
+    description: str  # for people, stamped on captions ("synthetic phantom data ..." if so)
+    source: str  # the load_dataset() argument that reloads exactly this data: "phantom", a
+    # folder or an .npz path (never "auto": the source auto chose)
+    kind: str  # "kermany" | "pneumoniamnist" | "phantom"
+    split: str
+    fingerprint: str  # hex hash of pixels + labels + preprocessing
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    is_synthetic: bool = False
+    raw_sizes: torch.Tensor | None = None  # int64 [N, 2]: (width, height) of the original files
+    raw_modes: list[str] | None = None  # PIL mode of each original file ("L", "RGB", "I;16", ...)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.images.shape[-1])
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def __repr__(self) -> str:
+        return (f"ChestXrayData({self.kind}, split={self.split!r}, n={len(self)}, "
+                f"size={self.image_size}, fingerprint={self.fingerprint!r})")
+
+
+def load_dataset(source: str = "auto", split: str = "train", image_size: int = 64) -> ChestXrayData:
+    """Load one split of ``source`` as uint8 [N, 1, image_size, image_size] plus labels.
+
+    source: "auto" | "phantom" | "pneumoniamnist" | a Kermany-layout folder | a .npz file.
+
+    >>> ds = load_dataset("phantom", "test", 32)  # doctest: +SKIP
+    >>> print(summarize(ds).splitlines()[0])  # doctest: +SKIP
+    source:      synthetic phantom data (gan_lib.phantom, seed 0)
+    """
+    if split not in SPLITS:
+        raise ValueError(f"split={split!r}: expected one of {SPLITS}")
+    if not isinstance(image_size, int) or image_size < 8:
+        raise ValueError(f"image_size={image_size!r}: expected an integer >= 8, e.g. 64")
+    source = str(source)
+    if source == "auto":
+        source, reason = resolve_auto(image_size)
+        print(f"data source (auto): {source} -- {reason}")
+    if source == "phantom":
+        root = phantom.make_phantom(config.PHANTOM_DIR, size=max(128, image_size))
+        return _load_folder(root, split, image_size, source="phantom")
+    if source == "pneumoniamnist":
+        return _load_npz(pneumoniamnist.find_pneumoniamnist(image_size, download=True), split, image_size)
+    path = Path(source).expanduser().resolve()
+    if path.suffix.lower() == ".npz":
+        if not path.is_file():
+            raise FileNotFoundError(f"PneumoniaMNIST file {path} does not exist: expected a .npz "
+                                    f"with keys {split}_images/{split}_labels ({pneumoniamnist.URL})")
+        return _load_npz(path, split, image_size)
+    if path.is_dir():
+        return _load_folder(path, split, image_size, source=str(path))
+    problem = "is a file, not a folder or .npz" if path.exists() else "does not exist"
+    raise FileNotFoundError(
+        f"data source {source!r}: {path} {problem}. Expected 'auto', 'phantom', 'pneumoniamnist', "
+        f"a PneumoniaMNIST .npz file, or a folder laid out as {LAYOUT}")
+
+
+def resolve_auto(image_size: int = 64) -> tuple[str, str]:
+    """(source, reason) for "auto": local Kermany folder, local or downloaded PneumoniaMNIST,
+    else the synthetic phantom."""
+    folder = config.RAW_DIR / "chest_xray"
+    if folder.is_dir():
+        return str(folder), f"found the Kermany folder {folder}"
+    local = pneumoniamnist.find_pneumoniamnist(image_size, download=False, required=False)
+    if local is not None:
+        return str(local), f"no {folder}; found the PneumoniaMNIST file {local}"
+    try:
+        path = pneumoniamnist.find_pneumoniamnist(image_size, download=True)
+        return str(path), f"no {folder} and no local PneumoniaMNIST; downloaded {path}"
+    except FileNotFoundError:
+        roots = ", ".join(str(r) for r in pneumoniamnist.search_roots())
+        return "phantom", (f"no {folder}, no pneumoniamnist*.npz in {roots}, and no download "
+                           "possible: using SYNTHETIC phantom data, not real X-rays")
+
+
+# ---------------------------------------------------------------------------------------------
+# Kermany folders (and the phantom, which is written in the same layout)
+# ---------------------------------------------------------------------------------------------
+def list_folder(root: str | os.PathLike, split: str) -> list[tuple[Path, int]]:
+    """(file, label) of one split of a Kermany-layout folder, sorted; hidden files ignored."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"data folder {root} does not exist: expected {LAYOUT}. Put the "
+                                "Kermany chest_xray folder there, or use source='phantom'.")
+    split_dir = _child_dir(root, split)
+    others = [s for s in SPLITS if s != split and _child_dir(root, s)]
+    if split_dir is None and others:  # the layout, but without this split (often val/)
+        raise FileNotFoundError(f"{root} has no {split}/ folder (it has {', '.join(others)}): "
+                                f"this Kermany folder lacks the {split} split; add "
+                                f"{split}/NORMAL and {split}/PNEUMONIA to use it")
+    class_dirs = [_child_dir(split_dir, name) if split_dir else None for name in CLASS_NAMES]
+    if split_dir is None or None in class_dirs:
+        found = sorted(p.name for p in root.iterdir() if not p.name.startswith("."))[:10]
+        inner = root / "chest_xray"
+        hint = f" Did you mean {inner}?" if (inner / split).is_dir() else ""
+        raise ValueError(f"{root} is not in the Kermany layout: expected {LAYOUT}, with "
+                         f"{split}/NORMAL and {split}/PNEUMONIA; found {found}.{hint}")
+    files = [(p, k) for k, d in enumerate(class_dirs) for p in sorted(d.iterdir())
+             if not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTS and p.is_file()]
+    if not files:
+        raise ValueError(f"split {split!r} of {root} is empty: no *.jpeg/*.jpg/*.png files in "
+                         f"{split_dir}/NORMAL or {split_dir}/PNEUMONIA (expected {LAYOUT})")
+    return files
+
+
+def _child_dir(parent: Path, name: str) -> Path | None:
+    """The sub-folder ``name`` of ``parent`` (exact name first, then case-insensitive)."""
+    if (parent / name).is_dir():
+        return parent / name
+    matches = [p for p in parent.iterdir() if p.is_dir() and p.name.lower() == name.lower()]
+    return matches[0] if matches else None
+
+
+def _load_folder(root: Path, split: str, image_size: int, source: str) -> ChestXrayData:
+    files = list_folder(root, split)
+    listing = "\n".join(f"{p.relative_to(root)}\t{(st := p.stat()).st_size}\t{st.st_mtime_ns}"
+                        for p, _ in files)
+    seed = _phantom_seed(root)
+    kind = "kermany" if seed is None else "phantom"
+    key = _hash(f"{kind}|{split}|{image_size}|{PREPROCESS_VERSION}\n{listing}")
+    cached = _cache_get(_cache_path(kind, split, image_size, key))
+    if cached is None:
+        # A name that is not UTF-8 could not be written to a table, caption or JSON: such a
+        # file is skipped and listed (under a printable name), like an unreadable one.
+        named = [(p, k) for p, k in files if _printable(p) == str(p)]
+        badly_named = [[_printable(p), "file name is not valid UTF-8: rename it to use it"]
+                       for p, _ in files if _printable(p) != str(p)]
+        cached = _decode_folder(root, named, image_size, badly_named)
+        _cache_put(_cache_path(kind, split, image_size, key), cached)
+    if seed is None:
+        description = f"Kermany chest X-ray folder {_short(root)}"
+    else:
+        description = f"synthetic phantom data (gan_lib.phantom, seed {seed})"
+        if source != "phantom":
+            description += f" at {_short(root)}"
+    return _finish(cached, description, source, kind, split, f"{root}/{split}")
+
+
+def _phantom_seed(root: Path) -> int | None:
+    """The seed in ``root/PHANTOM.txt`` when the folder is a phantom, else None."""
+    marker = root / phantom.MARKER
+    if not marker.is_file():
+        return None
+    for line in marker.read_text(encoding="utf-8").splitlines():
+        if line.startswith("seed:"):
+            return int(line.split(":", 1)[1])
+    return -1
+
+
+def _printable(path: Path) -> str:
+    """``path`` as text: undecodable bytes of its name as \\x escapes (no lone surrogates)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _decode_folder(root: Path, files: list[tuple[Path, int]], image_size: int,
+                   skipped_before: list[list[str]] = ()) -> dict:
+    """Decode every file (threads: PIL releases the GIL while decoding); unreadable -> skipped
+    (after ``skipped_before``, files skipped unopened)."""
+    def work(path: Path):
+        try:
+            return decode_image(path, image_size)
+        except UnreadableImage as err:
+            return str(err)
+
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        results = list(tqdm(pool.map(work, [p for p, _ in files]), total=len(files),
+                            desc=f"decoding {_short(root)}", unit="img"))
+    keep = [i for i, r in enumerate(results) if not isinstance(r, str)]
+    skipped = [*skipped_before, *([str(files[i][0]), results[i]]
+                                  for i, r in enumerate(results) if isinstance(r, str))]
+    if not keep:
+        raise ValueError(f"none of the {len(files) + len(skipped_before)} files under {root} "
+                         f"could be read as an image (first: {skipped[0][0]}: {skipped[0][1]})")
+    return _pack(np.stack([results[i][0] for i in keep]), np.array([files[i][1] for i in keep]),
+                 image_size, skipped, [results[i][1] for i in keep], [results[i][2] for i in keep])
+
+
+# ---------------------------------------------------------------------------------------------
+# PneumoniaMNIST (.npz with keys <split>_images [N,H,W] uint8 and <split>_labels [N,1])
+# ---------------------------------------------------------------------------------------------
+def _load_npz(path: Path, split: str, image_size: int) -> ChestXrayData:
+    path = Path(path).resolve()
+    st = path.stat()
+    key = _hash(f"npz|{path}|{st.st_size}|{st.st_mtime_ns}|{split}|{image_size}|{PREPROCESS_VERSION}")
+    cache_file = _cache_path("pneumoniamnist", split, image_size, key)
+    cached = _cache_get(cache_file)
+    if cached is None:
+        images, labels = pneumoniamnist.read_npz(path, split)
+        n, h, w = images.shape
+        t = torch.from_numpy(images)[:, None].float()  # [N, 1, H, W]
+        if (h, w) != (image_size, image_size):
+            t = TF.center_crop(TF.resize(t, image_size, antialias=True), [image_size] * 2)
+        cached = _pack(t[:, 0].round().clamp(0, 255).to(torch.uint8).numpy(), labels, image_size,
+                       [], [(w, h)] * n, ["L"] * n)
+        _cache_put(cache_file, cached)
+    description = f"PneumoniaMNIST ({path.name}, MedMNIST v2)"
+    return _finish(cached, description, str(path), "pneumoniamnist", split, str(path))
+
+
+# ---------------------------------------------------------------------------------------------
+# Cache, packing, summaries
+# ---------------------------------------------------------------------------------------------
+def _pack(images: np.ndarray, labels: np.ndarray, image_size: int, skipped: list,
+          raw_sizes: list, raw_modes: list[str]) -> dict:
+    images_t = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8))[:, None]
+    labels_t = torch.as_tensor(labels, dtype=torch.int64)
+    h = hashlib.sha256(f"{image_size}|{PREPROCESS_VERSION}|".encode())
+    h.update(images_t.numpy().tobytes())
+    h.update(labels_t.numpy().tobytes())
+    return {"version": PREPROCESS_VERSION, "images": images_t, "labels": labels_t,
+            "fingerprint": h.hexdigest()[:16], "skipped": skipped,
+            "raw_sizes": torch.as_tensor(raw_sizes, dtype=torch.int64).reshape(-1, 2),
+            "raw_modes": list(raw_modes)}
+
+
+def _finish(c: dict, description: str, source: str, kind: str, split: str,
+            where: str) -> ChestXrayData:
+    skipped = [(str(p), str(r)) for p, r in c["skipped"]]
+    if skipped:
+        warnings.warn(f"skipped {len(skipped)} unreadable file(s) in {where} "
+                      f"(see .skipped for paths and reasons)", stacklevel=4)
+    return ChestXrayData(images=c["images"], labels=c["labels"], class_names=list(CLASS_NAMES),
+                         description=description, source=source, kind=kind, split=split,
+                         fingerprint=c["fingerprint"], skipped=skipped,
+                         is_synthetic=kind == "phantom", raw_sizes=c["raw_sizes"],
+                         raw_modes=list(c["raw_modes"]))
+
+
+def _cache_path(kind: str, split: str, image_size: int, key: str) -> Path:
+    return config.CACHE_DIR / "datasets" / f"{kind}_{split}_{image_size}px_{key[:16]}.pt"
+
+
+def _cache_get(path: Path) -> dict | None:
+    """The cached dict, or None when absent or unusable (then it is rebuilt and overwritten)."""
+    if not path.is_file():
+        return None
+    try:
+        c = io.load_torch(path)
+        n = len(c["labels"])
+        ok = (c["version"] == PREPROCESS_VERSION and c["images"].dtype == torch.uint8
+              and c["images"].ndim == 4 and len(c["images"]) == n == len(c["raw_sizes"])
+              and len(c["raw_modes"]) == n and isinstance(c["fingerprint"], str))
+        if ok:
+            return c
+        reason = "unexpected content"
+    except Exception as err:  # any unreadable cache is simply rebuilt
+        reason = f"{type(err).__name__}: {err}"
+    warnings.warn(f"dataset cache {path} is unusable ({reason}); rebuilding it", stacklevel=4)
+    return None
+
+
+def _cache_put(path: Path, c: dict) -> None:
+    io.remove_stale_temps(path.parent)  # of a writer killed mid-write
+    io.save_torch(c, path)
+
+
+def _hash(text: str) -> str:
+    # surrogateescape: file names that are not UTF-8 hash as their bytes
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _short(path: Path) -> str:
+    """``path`` relative to the repository when inside it (shorter captions), else absolute."""
+    try:
+        return str(Path(path).resolve().relative_to(config.REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def summarize(ds: ChestXrayData) -> str:
+    """Multi-line text: source, split, counts per class, image size, skipped, fingerprint."""
+    n = max(len(ds), 1)
+    counts = torch.bincount(ds.labels, minlength=len(ds.class_names)).tolist()
+    per_class = ", ".join(f"{name} {c:,} ({100 * c / n:.1f}%)"
+                          for name, c in zip(ds.class_names, counts, strict=True))
+    lines = [f"data:        {ds.description}", f"kind:        {ds.kind} (source: {ds.source})",
+             f"split:       {ds.split}",
+             f"images:      {len(ds):,} x 1 x {ds.image_size} x {ds.image_size} uint8",
+             f"per class:   {per_class}", f"skipped:     {len(ds.skipped)} file(s)"]
+    lines += [f"  - {p}: {r}" for p, r in ds.skipped[:10]]
+    lines += [f"  ... and {len(ds.skipped) - 10} more"] if len(ds.skipped) > 10 else []
+    lines.append(f"fingerprint: {ds.fingerprint}")
+    note = resized_note(ds)
+    lines += [f"note:        {note}"] if note else []
+    return "\n".join(lines)
+
+
+KERMANY_CITATION = (
+    "Kermany, Zhang, Goldbaum, \"Labeled Optical Coherence Tomography (OCT) and Chest X-Ray "
+    "Images for Classification\", Mendeley Data v2 (2018), doi:10.17632/rscbjbr9sj.2, licence "
+    "CC BY 4.0; Kermany et al., Cell 172(5), 2018")
+
+
+def resized_note(ds: ChestXrayData) -> str | None:
+    """A warning when every file of a folder has one and the same square size, else None.
+
+    Radiographs come in many sizes and are rarely square; a folder where all are, say,
+    224 x 224 was resized before it reached the project, so the aspect ratio the originals had
+    (and whether it was kept) cannot be known from it.
+
+    >>> import types
+    >>> same = types.SimpleNamespace(raw_sizes=torch.tensor([[224, 224]] * 3))
+    >>> resized_note(same).startswith("all 3 files are 224 x 224 px")
+    True
+    """
+    sizes = ds.raw_sizes
+    if sizes is None or len(sizes) < 2 or not bool((sizes == sizes[0]).all()):
+        return None
+    w, h = (int(v) for v in sizes[0])
+    if w != h:
+        return None
+    return (f"all {len(sizes):,} files are {w} x {h} px: the images were probably resized "
+            "before they reached this project, so their original size and aspect ratio are "
+            "unknown (numbers made on them are not comparable with numbers made on the "
+            "original files)")
+
+
+def split_counts(source: str, image_size: int = 64) -> pd.DataFrame:
+    """Images per class for each split of ``source`` (a concrete source, e.g. ``ds.source``)."""
+    rows = []
+    for split in SPLITS:
+        try:
+            ds = load_dataset(source, split, image_size)
+        except (ValueError, FileNotFoundError) as err:
+            rows.append({"split": split, "NORMAL": 0, "PNEUMONIA": 0, "total": 0, "skipped": 0,
+                         "note": str(err).split(":")[0]})
+            continue
+        c = torch.bincount(ds.labels, minlength=2).tolist()
+        rows.append({"split": split, "NORMAL": c[0], "PNEUMONIA": c[1], "total": len(ds),
+                     "skipped": len(ds.skipped), "note": ""})
+    return pd.DataFrame(rows)
+
+
+def raw_size_stats(ds: ChestXrayData) -> pd.DataFrame:
+    """The distribution of the original files' width, height and aspect ratio (width / height)
+    per class (count, min, 5th percentile, median, 95th percentile, max) and their modes."""
+    df = pd.DataFrame(ds.raw_sizes.numpy(), columns=["width", "height"])
+    df["aspect"] = (df["width"] / df["height"]).round(3)
+    df["class"] = [ds.class_names[k] for k in ds.labels.tolist()]
+    df["mode"] = ds.raw_modes
+    g = df.groupby("class")
+
+    def p5(x: pd.Series) -> float:
+        return float(x.quantile(0.05))
+
+    def p95(x: pd.Series) -> float:
+        return float(x.quantile(0.95))
+
+    out = g[["width", "height", "aspect"]].agg(["min", p5, "median", p95, "max"])
+    out.columns = [f"{a}_{b}" for a, b in out.columns]
+    out.insert(0, "n", g.size())
+    out["modes"] = g["mode"].agg(lambda m: ", ".join(f"{k} {v}" for k, v in m.value_counts().items()))
+    return out.reset_index()
+
+
+__all__ = ["ChestXrayData", "load_dataset", "resolve_auto", "summarize", "split_counts",
+           "raw_size_stats", "resized_note", "KERMANY_CITATION", "list_folder", "decode_image",
+           "UnreadableImage", "CLASS_NAMES", "LAYOUT", "PREPROCESS_VERSION"]

@@ -1,0 +1,197 @@
+"""The run folder: what it records about itself (config.json), and its readers.
+
+config.json holds the resolved settings, the data source and its fingerprint, library versions,
+the git commit, and one segment per training process (a resumed run has several: where each
+started, on which device, at which precision). The readers find a run's config, snapshots and
+grids for every module after training (scoring, plots, notebooks).
+
+Example:
+    >>> run_path("no-such-run")
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: Run folder no-such-run not found: expected a folder written by train(); train it first, e.g. python -m gan_lib train --run NAME
+"""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import platform
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torchvision
+
+from .. import config, io
+from ..config import TrainConfig
+from ..data import resized_note
+from ..device import bf16_probe, compute_context
+from ..scale import distributed
+
+RAW_SNAPSHOTS = "raw"  # snapshots/raw/: G's own weights beside an EMA run's snapshots
+
+
+def describe_data(ds: Any, n_images: int) -> dict[str, Any]:
+    """The "data" entry of config.json, from a ChestXrayData."""
+    return {"source": ds.source, "description": ds.description, "kind": ds.kind, "fingerprint": ds.fingerprint,
+            "n_images": int(n_images), "is_synthetic": bool(ds.is_synthetic),
+            "resized_note": resized_note(ds) if getattr(ds, "raw_sizes", None) is not None
+            else None}
+
+
+def run_metadata(cfg: TrainConfig, data_info: dict[str, Any], device: torch.device,
+                 precision: str, start_step: int = 0,
+                 previous: Path | None = None) -> dict[str, Any]:
+    """config.json of a run. On resume, ``previous`` keeps "created" and the earlier segments.
+
+    "device", "precision" are those of the latest segment; "segments" lists every training
+    launch: the iteration it started from, its device and precision, which check said the
+    hardware computes bf16 natively (None: it does not), how many processes (torchrun's
+    world size; "device" is rank 0's), and each process's intra-op thread count and CPU class
+    (they set the float reduction order: steps repeat bitwise only where both are the same).
+    """
+    now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+    segment = {"from_iteration": start_step, "started": now, "device": str(device),
+               "device_name": _device_name(device), "precision": precision,
+               "bf16_probe": bf16_probe(device), "git_commit": git_commit(),
+               "world_size": distributed.world_size(),
+               **{k: v for k, v in compute_context(device).items() if k != "device"}}
+    old = io.read_json(previous) if previous is not None and previous.is_file() else {}
+    earlier = [s for s in old.get("segments", []) if s["from_iteration"] < start_step]
+    return {
+        "config": cfg.to_dict(),
+        "data": data_info,
+        "versions": versions(),
+        "git_commit": segment["git_commit"],
+        "device": segment["device"],
+        "device_name": segment["device_name"],
+        "precision": precision,  # resolved: fp32 or bf16 (autocast)
+        "created": old.get("created", now),
+        "segments": [*earlier, segment],
+    }
+
+
+def versions() -> dict[str, str]:
+    try:
+        own = importlib.metadata.version("gan_lib")
+    except importlib.metadata.PackageNotFoundError:
+        own = "not installed"
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "numpy": np.__version__, "gan_lib": own}
+
+
+def git_commit() -> str | None:
+    """HEAD of the repository gan_lib runs from, or None (no git, not a checkout)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=config.REPO_ROOT, text=True,
+                             capture_output=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+
+
+# --- reading a run folder ---------------------------------------------------------------------
+
+
+def run_path(run: str | Path) -> Path:
+    """A run folder from its name under config.RUNS_DIR or a path; a clear error if missing."""
+    path = Path(run)
+    if not path.is_dir() and (config.RUNS_DIR / str(run)).is_dir():
+        path = config.RUNS_DIR / str(run)
+    if not path.is_dir():
+        raise FileNotFoundError(f"Run folder {path} not found: expected a folder written by "
+                                "train(); train it first, e.g. python -m gan_lib train --run NAME")
+    return path
+
+
+def load_run_config(run_dir: str | Path) -> dict[str, Any]:
+    """The run's config.json as a dict (keys config, data, versions, git_commit, device, ...).
+
+    >>> load_run_config(config.RUNS_DIR / "smoke")["data"]["source"]    # doctest: +SKIP
+    'synthetic phantom data (gan_lib.phantom, seed 0)'
+    """
+    path = run_path(run_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: the run folder was not written by train() "
+                                "or is incomplete; train it again with overwrite=True")
+    return io.read_json(path)
+
+
+def list_snapshots(run_dir: str | Path, raw: bool = False) -> list[tuple[int, Path]]:
+    """[(iteration, snapshot path)] of a run, oldest first; an error when there is none.
+
+    ``raw=True``: a run with an EMA generator also keeps G's own weights at each snapshot, in
+    ``snapshots/raw/`` (training does not depend on the EMA, so they are the snapshots the same
+    run without EMA would have written).
+
+    >>> list_snapshots(config.RUNS_DIR / "smoke")[-1][0]              # doctest: +SKIP
+    20
+    """
+    folder = run_path(run_dir) / "snapshots" / (RAW_SNAPSHOTS if raw else "")
+    found = _numbered(folder, r"G_iter_(\d+)\.pt")
+    if not found:
+        raise FileNotFoundError(f"No generator snapshots in {folder}: " + (
+            "only a run trained with ema_decay > 0 keeps G's raw weights beside the EMA's" if raw
+            else "train (or resume) the run until its first snapshot_at milestone"))
+    return found
+
+
+def unfinished(run_dir: str | Path, used: int) -> str | None:
+    """A note when the run's training is unfinished (``used``: the snapshot iteration that a
+    score or quiz takes, its latest), else None.
+
+    Training always writes a snapshot at its last iteration, so a run whose latest snapshot
+    is before config.json's ``iterations`` was stopped (or is still training).
+    """
+    meta = load_run_config(run_dir)
+    total, name = int(meta["config"]["iterations"]), meta["config"]["name"]
+    if used >= total:
+        return None
+    return (f"note: run {name!r} is unfinished: its latest snapshot is iteration {used:,} of "
+            f"{total:,}, and that is the one used here. To finish it first: python -m gan_lib "
+            f"train --run {name} --resume (or make report RUN={name}).")
+
+
+def list_grids(run_dir: str | Path) -> list[tuple[int, int, Path]]:
+    """[(epoch, iteration, grid PNG)] of a run's fixed-noise grids, first epoch first.
+
+    A grid is written after each epoch and at the end (a last, partial epoch): ``iteration``
+    is the iteration it shows, from config.json's batch size and image count.
+
+    >>> list_grids(config.RUNS_DIR / "smoke")[-1][:2]                  # doctest: +SKIP
+    (3, 20)
+    """
+    run_dir = run_path(run_dir)
+    found = _numbered(run_dir / "grids", r"epoch_(\d+)\.png")
+    if not found:
+        raise FileNotFoundError(f"No grids in {run_dir / 'grids'}: train the run first")
+    meta = load_run_config(run_dir)
+    per_epoch = meta["data"]["n_images"] // meta["config"]["batch_size"]
+    last = meta["config"]["iterations"]
+    return [(epoch, min(epoch * per_epoch, last), path) for epoch, path in found]
+
+
+def grid_at(run_dir: str | Path, fraction: float) -> tuple[int, int, Path]:
+    """The grid (epoch, iteration, PNG) nearest to ``fraction`` of the run's iterations.
+
+    >>> grid_at(config.RUNS_DIR / "smoke", 0.5)[:2]                    # doctest: +SKIP
+    (1, 8)
+    """
+    grids = list_grids(run_dir)
+    target = fraction * grids[-1][1]
+    return min(grids, key=lambda g: (abs(g[1] - target), g[1]))  # ties: the earlier grid
+
+
+def _numbered(folder: Path, pattern: str) -> list[tuple[int, Path]]:
+    hits = [(re.fullmatch(pattern, p.name), p) for p in folder.glob("*")] if folder.is_dir() else []
+    return sorted((int(m.group(1)), p) for m, p in hits if m)

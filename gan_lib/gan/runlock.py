@@ -1,0 +1,194 @@
+"""One writer per run folder: an exclusive lock for as long as a process writes into a run.
+
+``train``, ``score``, ``audit``, the other studies and ``make report`` write into
+``runs/<name>/``; two of them at once would interleave the loss log or replace each other's
+checkpoint. :func:`hold` takes ``fcntl.flock`` on ``runs/.<name>.lock`` (beside the folder, so
+``overwrite`` may delete the folder while holding it). The kernel releases a flock when its
+holder dies, however it dies, so a crash never leaves a run locked; the file stays behind and
+names the last holder.
+
+A process that finds the lock taken raises :class:`RunBusy` naming the holder's pid. Two cases
+share a lock instead:
+
+- the same process taking it again (``score`` called inside ``make report``): a count;
+- a descendant of the holder: the report runs the notebooks in kernels (child processes) that
+  call ``train`` and ``score`` on the run it holds. The holder puts a random token in the lock
+  file and in :data:`ENV` of its environment; a process whose environment carries the token
+  of the lock, while the lock is still held, works under its ancestor's lock.
+
+Under ``torchrun`` rank 0 takes the lock and every rank learns whether it got it, so all ranks
+stop together.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> run = pathlib.Path(tempfile.mkdtemp()) / "demo"
+    >>> with hold(run, "train"):
+    ...     holder(run)["action"]
+    'train'
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import functools
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .. import config
+from ..scale import distributed
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ENV = "GAN_LIB_RUN_LOCK_TOKENS"  # tokens of locks that an ancestor holds, comma-separated
+_held: dict[Path, list[int]] = {}  # lock file -> [fd, depth] of the locks this process holds
+
+
+class RunBusy(FileExistsError):
+    """Another process is writing into the run folder."""
+
+
+def lock_path(run_dir: str | os.PathLike) -> Path:
+    """``runs/.<name>.lock`` for ``runs/<name>`` (the folder need not exist).
+
+    >>> lock_path("/tmp/runs/quick").name
+    '.quick.lock'
+    """
+    run_dir = Path(run_dir).resolve()
+    return run_dir.parent / f".{run_dir.name}.lock"
+
+
+@contextlib.contextmanager
+def hold(run_dir: str | os.PathLike, action: str, share: bool = False) -> Iterator[None]:
+    """Hold the lock of ``run_dir`` for the block; :class:`RunBusy` if another process has it.
+
+    ``action`` (train, score, ...) is written into the lock file for the message another
+    process shows. ``share=True``: also put the lock's token into ``os.environ`` for the block,
+    so that child processes started in it (notebook kernels) work under this lock.
+    """
+    path = lock_path(run_dir)
+    if path in _held:  # this process holds it already
+        _held[path][1] += 1
+        try:
+            yield
+        finally:
+            _held[path][1] -= 1
+        return
+    fd, problem = _acquire(path, action) if distributed.is_main() else (None, None)
+    if distributed.total(int(problem is not None)):  # all ranks stop when rank 0 could not lock
+        raise RunBusy(problem or f"rank 0 could not lock {run_dir}; see its message")
+    if fd is None:  # a rank other than 0, or an ancestor holds the lock: nothing to release
+        yield
+        return
+    _held[path] = [fd, 1]
+    token = json.loads(os.pread(fd, 4096, 0))["token"]
+    before = os.environ.get(ENV)
+    if share:
+        os.environ[ENV] = ",".join(filter(None, [before, token]))
+    try:
+        yield
+    finally:
+        if share and before is None:
+            os.environ.pop(ENV, None)
+        elif share:
+            os.environ[ENV] = before
+        del _held[path]
+        os.close(fd)  # releases the flock
+
+
+def locked(action: str) -> Callable[[F], F]:
+    """Decorate a function whose first argument is a run (name or folder) that it writes into:
+    it runs holding the run's lock. A run that does not exist is not locked (the function
+    reports it missing)."""
+    def wrap(fn: F) -> F:
+        @functools.wraps(fn)
+        def inner(run: str | os.PathLike, *args: Any, **kwargs: Any) -> Any:
+            folder = Path(run) if Path(run).is_dir() else config.RUNS_DIR / str(run)
+            if not folder.is_dir():
+                return fn(run, *args, **kwargs)
+            with hold(folder, action):
+                return fn(run, *args, **kwargs)
+        return inner  # type: ignore[return-value]
+    return wrap
+
+
+def _acquire(path: Path, action: str) -> tuple[int | None, str | None]:
+    """(fd holding the lock, None), (None, None) under an ancestor's lock, or (None, message)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        found = _holder_record(fd)
+        os.close(fd)
+        if found.get("token") and found["token"] in os.environ.get(ENV, "").split(","):
+            return None, None
+        return None, _busy_message(path, found)
+    record = {"pid": os.getpid(), "action": action, "token": secrets.token_hex(8),
+              "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(record).encode(), 0)
+    return fd, None
+
+
+def _busy_message(path: Path, found: dict[str, Any]) -> str:
+    run = path.parent / path.name[1:-len(".lock")]
+    who = (f"process {found['pid']} ({found.get('action', '?')}, since {found.get('started')})"
+           if "pid" in found else "another process (it has not written its pid yet)")
+    return (f"Run folder {run} is in use by {who}: one process at a time may write into a "
+            f"run. Wait for it to finish (or stop it: kill {found.get('pid', 'PID')}), then "
+            "try again; to work on a copy, use another run name.")
+
+
+def _holder_record(fd: int, patience: float = 2.0) -> dict[str, Any]:
+    """The record of the process holding the lock on ``fd``'s file.
+
+    The holder writes its record just after it takes the lock, so a process that meets the
+    lock in that instant reads an empty file or the previous holder's record: read again
+    (for up to ``patience`` seconds) until the record names a living process.
+    """
+    end = time.monotonic() + patience
+    while True:
+        found = _read(fd)
+        if ("pid" in found and _alive(found["pid"])) or time.monotonic() > end:
+            return found
+        time.sleep(0.02)
+
+
+def _alive(pid: Any) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError, TypeError, OverflowError):
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def _read(fd: int) -> dict[str, Any]:
+    try:
+        found = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def holder(run_dir: str | os.PathLike) -> dict[str, Any]:
+    """What the lock file of ``run_dir`` says of its last holder (pid, action, started), or {}."""
+    path = lock_path(run_dir)
+    if not path.is_file():
+        return {}
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return _read(fd)
+    finally:
+        os.close(fd)
+
+
+__all__ = ["hold", "locked", "holder", "lock_path", "RunBusy", "ENV"]
