@@ -8,8 +8,9 @@ Reads what the report pipeline wrote, measures nothing itself:
 - ``runs/<run>/scores.json`` (notebook 05): Table 1, and the seconds scoring took;
 - ``reports/build.json``: the wall time of each notebook of that build (stage 08 = the section;
   it was 07 when benchmarks/results/fid_protocols_quick.json was made);
-- ``benchmarks/results/quick_report.json``: the quick report built from nothing, the reference
-  the extra time is quoted against;
+- ``benchmarks/results/real_quick_report.json``: the quick report built from nothing
+  (benchmarks/report_timing.py), the reference the extra time is quoted against (the committed
+  fid_protocols_quick.json was quoted against the phantom's, a file no script made, now gone);
 - optionally (``--cold-scores``) a copy of scores.json from scoring the run with empty feature
   caches in the same session, so the extra time can also be set against scoring's own.
 
@@ -39,7 +40,7 @@ def summarise(run: str, note: str, cold_scores: str | None = None) -> dict:
     result = io.read_json(run_dir / "protocols.json")
     scores = io.read_json(run_dir / "scores.json")
     build = io.read_json(config.REPORTS_DIR / "build.json")
-    reference = io.read_json(ROOT / "benchmarks/results/quick_report.json")
+    reference = io.read_json(ROOT / "benchmarks/results/real_quick_report.json")
     stages = {s["notebook"][:2]: s["seconds"] for s in build["stages"]}
     labels = {p["name"]: p["label"] for p in result["protocols"]}
     rows = [{"protocol": labels[r["protocol"]], "name": r["protocol"], "kind": r["kind"],
@@ -66,7 +67,7 @@ def summarise(run: str, note: str, cold_scores: str | None = None) -> dict:
                     "stage_05": stages.get("05"), "score_run_in_stage_05": scores["seconds"],
                     "score_run_cold_caches": cold,
                     "report_stages": stages, "images_extracted": result["images_extracted"]},
-        "cost": {"reference": "benchmarks/results/quick_report.json (quick report from nothing)",
+        "cost": {"reference": "benchmarks/results/real_quick_report.json (quick report from nothing)",
                  "reference_total_seconds": reference["total_seconds"],
                  "stage_07_share": None if extra is None else round(
                      extra / reference["total_seconds"], 4),
