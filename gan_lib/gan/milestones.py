@@ -57,7 +57,7 @@ def recalibrated_generator(run: Run, raw: bool = False) -> tuple[nn.Module, dict
     (sampling.recalibrate_batchnorm).
 
     The statistics BatchNorm kept during training (momentum 0.1) lag G and, for the EMA, belong
-    to other weights; benchmarks/README.md measures the difference. The re-estimation's latents
+    to other weights; docs/training.md ("How generated images are sampled") shows the difference. The re-estimation's latents
     come from their own seed stream, so it leaves training's randomness untouched.
     """
     shown = run.nets.ema if run.nets.ema is not None and not raw else run.nets.G
