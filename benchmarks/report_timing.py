@@ -85,7 +85,7 @@ def main() -> None:
         "images_extracted": sum(s["images_extracted"] for s in build["stages"]),
         "total_seconds": build["total_seconds"], "git_commit": build.get("git_commit"),
         "cpu_isa": device.cpu_isa(), "threads": torch.get_num_threads(),
-        "cpu_count": os.cpu_count(), "training": {"precision": meta["precision"],
+        "cpu_count": os.cpu_count(), "training": {"seed": meta["config"]["seed"], "precision": meta["precision"],
                                                   "segments": meta["segments"]},
         "scoring": {"extraction": scores.get("extraction"), "settings": scores["settings"],
                     "seconds": scores["seconds"]},
