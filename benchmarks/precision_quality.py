@@ -110,14 +110,16 @@ def markdown(result: dict[str, Any]) -> str:
               *(f"bf16 FID at {it}" for it in its), *(f"bf16 - fp32 at {it}" for it in its)]
     table = over_seeds.bound_table(file, header, rows)
     verdicts = "; ".join(
-        f"at {it}: {d['verdict']} (95% interval {d['ci95'][0]:.1f} .. {d['ci95'][1]:.1f})"
+        f"at {it}: {d['verdict']} (95% interval {d['ci95'][0]:.1f}<!-- n: paired.{it}.ci95[0] -->"
+        f" to {d['ci95'][1]:.1f}<!-- n: paired.{it}.ci95[1] -->)"
         for it, d in result["paired"].items())
-    return f"{table}\n\nVerdicts by the declared rule: {verdicts}."
+    return (f"{table}\n\n<!-- numbers: benchmarks/results/{file} -->\n"
+            f"Verdicts by the declared rule (bf16 - fp32): {verdicts}.")
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--source", required=True)
+    p.add_argument("--source", help="a Kermany-layout folder of real X-rays (to make runs)")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=5)
@@ -128,6 +130,8 @@ def main() -> None:
     if args.markdown:
         print(markdown(io.read_json(Path(args.markdown))))
         return
+    if not args.source:
+        p.error("--source is needed to train and score runs")
     seeds = [int(s) for s in args.seeds.split(",")]
     rows: dict[str, list[dict[str, Any]]] = {"bf16": [], "fp32": []}
     for seed in seeds:

@@ -89,7 +89,9 @@ class TrainConfig:
     # auto = bf16 autocast on CUDA with native bf16 and on AMX CPUs, else fp32
     # (device.bf16_is_faster). Measured: bf16 ran the step at 0.77x fp32 on a CPU with
     # AVX512-BF16 but no AMX (benchmarks/results/train_throughput.json,
-    # ratio_gan_lib_bf16_over_fp32); no committed result file measures it on AMX or CUDA yet.
+    # ratio_gan_lib_bf16_over_fp32), and at 2.23x fp32 on an AMX CPU
+    # (benchmarks/results/precision_quality.json, speed.bf16_over_fp32; its FID over 3 seeds:
+    # docs/benchmarks.md). No committed result file measures it on CUDA yet.
     precision: str = "auto"
     # channels_last: the default; its speed against the contiguous layout has not been measured
     # (train_throughput.py runs every gan_lib contestant channels_last)

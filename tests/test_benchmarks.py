@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.readme_numbers import annotations, check_table
+from tests.readme_numbers import check_readme
 
 PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "small_data.py"
 
@@ -106,13 +106,18 @@ def test_arms_are_mean_and_sd_over_seeds(small_data):
 
 
 def check_bound_markdown(text: str, doc) -> int:
-    """Check every table of ``text`` against ``doc`` as tests/readme_numbers.py checks the
-    README; the number of cells checked."""
-    checked = 0
-    for line, _, bindings, first, block in annotations(text.splitlines()):
-        n, problems = check_table(block, bindings, doc, first)
-        assert not problems, (line, problems)
-        checked += n
+    """Check ``text`` (tables and marked paragraphs, all bound to one result file) against
+    ``doc`` exactly as tests/readme_numbers.py checks the README; the numbers checked."""
+    import json
+    import re
+    import tempfile
+
+    name = re.search(r"<!--\s*numbers:\s*(benchmarks/results/\S+\.json)", text).group(1)
+    with tempfile.TemporaryDirectory() as root:
+        (Path(root) / name).parent.mkdir(parents=True)
+        (Path(root) / name).write_text(json.dumps(doc), encoding="utf-8")
+        checked, problems = check_readme(text, Path(root))
+    assert not problems, problems
     return checked
 
 
@@ -182,7 +187,7 @@ def test_precision_quality_table_is_bound_and_paired_by_seed(over_seeds):
                            for it in ("200", "600")}} for p, rs in rows.items()}
     result = {"seeds": [0, 1, 2], "rows": rows, "paired": paired, "summary": summary}
     text = pq.markdown(result)
-    assert check_bound_markdown(text, result) == 3 * 7 + 6
+    assert check_bound_markdown(text, result) == 3 * 7 + 6 + 4  # the table, 2 intervals
     assert "| 0 | 500.0 | 400.0 | 500.0 | 395.0 | 0.0 | -5.0 |" in text
     assert "at 600: no change detected" in text
 
