@@ -73,7 +73,7 @@ def test_two_trainings_of_one_run_the_second_stops_naming_the_first(home):
 
 
 def test_resume_overwrite_and_score_are_refused_while_a_run_trains(home, fake_data):
-    proc = start(home, delay=0.3)
+    proc = start(home, delay=1.0)  # 12 s of training: the checks below run while it holds the lock
     run_dir = home / "runs" / "cc"
     try:
         wait_for_lock(run_dir, proc)
@@ -118,7 +118,7 @@ def test_a_process_meeting_the_lock_before_its_holder_writes_its_pid_waits_for_i
 
 def test_the_reports_kernels_work_under_its_lock_other_processes_do_not(home):
     run_dir = config.RUNS_DIR / "shared"
-    probe = ("import sys; from gan_lib import runlock\n"
+    probe = ("import sys; from gan_lib.gan import runlock\n"
              "try:\n    runlock.hold(sys.argv[1], 'score').__enter__()\n"
              "except runlock.RunBusy as e:\n    print('busy', e)\nelse:\n    print('ok')")
 

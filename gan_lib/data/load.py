@@ -13,7 +13,7 @@ the real-set FID statistics) stay valid.
 
 Example:
     >>> import tempfile
-    >>> from gan_lib.phantom import make_phantom
+    >>> from gan_lib.data.phantom import make_phantom
     >>> root = make_phantom(Path(tempfile.mkdtemp()) / "ph", n_train=8, n_test=4, n_val=4)
     >>> ds = load_dataset(str(root), split="val", image_size=32)
     >>> ds.images.shape, ds.class_names, ds.source == str(root.resolve())

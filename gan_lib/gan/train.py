@@ -21,7 +21,8 @@ BatchNorm normalises over the global batch, so the steps are those of one proces
 order of floating-point reductions. Rank 0 alone writes the run folder.
 
 Example:
-    >>> from gan_lib import config, runinfo
+    >>> from gan_lib import config
+    >>> from gan_lib.gan import runinfo
     >>> cfg = config.make_train_config("smoke", name="demo", source="phantom")
     >>> run_dir = train(cfg, overwrite=True)                          # doctest: +SKIP
     >>> [it for it, _ in runinfo.list_snapshots(run_dir)]             # doctest: +SKIP
