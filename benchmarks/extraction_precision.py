@@ -39,6 +39,9 @@ from gan_lib import config, device, io, metrics
 from gan_lib.gan import runinfo, sampling
 from gan_lib.metrics import features, inception
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from over_seeds import bound_table, cell  # noqa: E402  (benchmarks/ is not a package)
+
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "extraction_precision.json"
 VARIANTS = {  # name -> (precision, fold_bn, memory format)
     "fp32": ("fp32", False, "channels_last"),
@@ -99,36 +102,23 @@ def verdict(rows: dict[str, dict]) -> str:
 
 def markdown(result: dict) -> str:
     """The docs table of an extraction_precision.json, each number bound to its field."""
+    speed_only = ("speed only", "-")
     rows = []
     for name, r in result["rows"].items():
-        at = f"rows[{name}]"
-        measured = r.get("meets_rule") is not None
-
-        def num(key: str, digits: int, r=r, at=at, measured=measured) -> tuple[str, str]:
-            if key not in r or (not measured and key != "img_per_s_interleaved"
-                                and key != "speed_vs_fp32"):
-                return "speed only", "-"
-            return f"{r[key]:.{digits}f}", f"{at}.{key}"
-
+        at, measured = f"rows[{name}]", r.get("meets_rule") is not None
         rows.append((name, [
             (name + (" (default)" if name == result["default"] else ""), "-"),
-            num("img_per_s_interleaved", 1), num("speed_vs_fp32", 2),
-            num("img_per_s_full_pass", 1),
-            (f"{100 * r['max_abs_relative_change_at_snapshots']:.2g}",
-             f"100 * {at}.max_abs_relative_change_at_snapshots") if measured else
-            ("speed only", "-"),
-            (f"{r['abs_change_at_floor']:.2g}", f"{at}.abs_change_at_floor") if measured else
-            ("speed only", "-"),
-            ({True: "yes", False: "no"}[r["meets_rule"]], "-") if measured else ("", "-")]))
-    lines = ["<!-- numbers: benchmarks/results/extraction_precision.json"]
-    lines += [f"{key}: " + " | ".join(e for _, e in cells) for key, cells in rows]
-    header = ["variant", "img/s (interleaved)", "vs fp32", "img/s (full pass)",
-              "largest FID change at a snapshot (%)", "FID change at the floor",
-              "meets the rule"]
-    lines += ["-->", "| " + " | ".join(header) + " |",
-              "| --- |" + " ---: |" * (len(header) - 1)]
-    lines += ["| " + " | ".join(t for t, _ in cells) + " |" for _, cells in rows]
-    return "\n".join(lines)
+            cell(f"{at}.img_per_s_interleaved", r["img_per_s_interleaved"], 1),
+            cell(f"{at}.speed_vs_fp32", r["speed_vs_fp32"], 2),
+            *((cell(f"{at}.img_per_s_full_pass", r["img_per_s_full_pass"], 1),
+               (f"{100 * r['max_abs_relative_change_at_snapshots']:.2g}",
+                f"100 * {at}.max_abs_relative_change_at_snapshots"),
+               (f"{r['abs_change_at_floor']:.2g}", f"{at}.abs_change_at_floor"),
+               ("yes" if r["meets_rule"] else "no", "-"))
+              if measured else (speed_only, speed_only, speed_only, ("", "-")))]))
+    return bound_table("extraction_precision.json", [
+        "variant", "img/s (interleaved)", "vs fp32", "img/s (full pass)",
+        "largest FID change at a snapshot (%)", "FID change at the floor", "meets the rule"], rows)
 
 
 def main() -> None:

@@ -78,7 +78,7 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
         pid = match.group("pid")
         try:
             old = now - path.stat().st_mtime > STALE_SECONDS
-            if old or (pid is not None and not _alive(int(pid))):
+            if old or (pid is not None and not process_alive(int(pid))):
                 path.unlink()
                 removed.append(path)
         except FileNotFoundError:  # its writer renamed or removed it meanwhile
@@ -86,7 +86,7 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
     return removed
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Is ``pid`` a process on this host (of any user)?"""
     try:
         os.kill(pid, 0)

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .. import config
+from .. import config, io
 from ..scale import distributed
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -156,19 +156,16 @@ def _holder_record(fd: int, patience: float = 2.0) -> dict[str, Any]:
     end = time.monotonic() + patience
     while True:
         found = _read(fd)
-        if ("pid" in found and _alive(found["pid"])) or time.monotonic() > end:
+        if _names_a_living_process(found) or time.monotonic() > end:
             return found
         time.sleep(0.02)
 
 
-def _alive(pid: Any) -> bool:
+def _names_a_living_process(found: dict[str, Any]) -> bool:
     try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError, TypeError, OverflowError):
+        return io.process_alive(int(found["pid"]))
+    except (KeyError, ValueError, TypeError):  # no pid yet, or not a number
         return False
-    except PermissionError:  # alive, owned by another user
-        return True
-    return True
 
 
 def _read(fd: int) -> dict[str, Any]:
