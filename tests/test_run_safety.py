@@ -81,6 +81,9 @@ def test_resume_overwrite_and_score_are_refused_while_a_run_trains(home, fake_da
             with pytest.raises(runlock.RunBusy, match=f"in use by process {proc.pid}"):
                 train.train(tiny(name="cc", iterations=12, snapshot_at=(12,),
                                  checkpoint_every=4), **kwargs)
+        while not run_dir.is_dir():  # a new run's folder appears at its first checkpoint
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.05)
         with pytest.raises(runlock.RunBusy, match=f"process {proc.pid} \\(train"):
             scoring.score_run(run_dir)
         assert fake_data == []  # refused before any work
