@@ -11,6 +11,9 @@ channels_last, BatchNorm separate). Variants:
     bf16              bf16 autocast
     bf16-folded       both
     fastmath-folded   fp32 tensors, oneDNN bf16 arithmetic in convs and matmuls (CPU only)
+    bf16-compiled     bf16 autocast through torch.compile (inductor fuses each BatchNorm, ReLU
+                      and cast into one pass; BatchNorm not folded); compiled before its timed
+                      pass, the compilation's seconds recorded beside it (compile_seconds)
 
 plus ``fp32-contiguous`` (the fp32 reference without channels_last) for speed only. Speed is
 measured twice in this one process: the full extraction of all 6,144 images per variant, and
@@ -43,20 +46,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from over_seeds import bound_table, cell  # noqa: E402  (benchmarks/ is not a package)
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "extraction_precision.json"
-VARIANTS = {  # name -> (precision, fold_bn, memory format)
-    "fp32": ("fp32", False, "channels_last"),
-    "fp32-folded": ("fp32", True, "channels_last"),
-    "bf16": ("bf16", False, "channels_last"),
-    "bf16-folded": ("bf16", True, "channels_last"),
-    "fastmath-folded": ("fastmath", True, "channels_last"),
+VARIANTS = {  # name -> (precision, fold_bn, memory format, torch.compile)
+    "fp32": ("fp32", False, "channels_last", False),
+    "fp32-folded": ("fp32", True, "channels_last", False),
+    "bf16": ("bf16", False, "channels_last", False),
+    "bf16-folded": ("bf16", True, "channels_last", False),
+    "fastmath-folded": ("fastmath", True, "channels_last", False),
+    "bf16-compiled": ("bf16", False, "channels_last", True),
 }
-SPEED_ONLY = {"fp32-contiguous": ("fp32", False, "contiguous")}
+SPEED_ONLY = {"fp32-contiguous": ("fp32", False, "contiguous", False)}
 RULE = {"max_relative_fid_change_at_snapshots": 0.005, "max_abs_fid_change_at_floor": 0.05}
 
 
-def extractor(name: str, spec: tuple[str, bool, str], dev: str) -> inception.Extractor:
-    precision, fold, fmt = spec
-    cfg = config.make_score_config("quick", precision=precision, fold_bn=fold, device=dev)
+def extractor(name: str, spec: tuple[str, bool, str, bool], dev: str) -> inception.Extractor:
+    precision, fold, fmt, compiled = spec
+    cfg = config.make_score_config("quick", precision=precision, fold_bn=fold, device=dev,
+                                   compiled=compiled)
     net = inception.load_extractor(cfg)
     if fmt == "contiguous":
         net.module = net.module.to(memory_format=torch.contiguous_format)
@@ -147,6 +152,9 @@ def main() -> None:
     ref_fids, ref_feats = None, None
     for name in VARIANTS:
         net, feats, t0 = nets[name], {}, time.perf_counter()
+        if net.compiled:  # compile first: the full pass times the compiled code alone
+            inception.extract_features(net, sets["reference"][:8], f"{name}: compiling")
+        compile_seconds, t0 = time.perf_counter() - t0, time.perf_counter()
         for set_name, images in sets.items():
             feats[set_name] = inception.extract_features(net, images, f"{name}: {set_name}")[
                 net.layers["fid"]]
@@ -163,7 +171,9 @@ def main() -> None:
         feat_rel = float(max((feats[k] - ref_feats[k]).norm() / ref_feats[k].norm()
                              for k in feats))
         rows[name] = {"precision": VARIANTS[name][0], "fold_bn": VARIANTS[name][1],
-                      "memory_format": VARIANTS[name][2], "fid": values,
+                      "memory_format": VARIANTS[name][2], "compiled": net.compiled,
+                      **({"compile_seconds": round(compile_seconds, 1)} if net.compiled else {}),
+                      "fid": values,
                       "fid_change": change, "fid_change_relative": rel,
                       "max_abs_relative_change_at_snapshots": max(abs(rel[k]) for k in snaps),
                       "abs_change_at_floor": abs(change["held-out"]),
@@ -175,8 +185,9 @@ def main() -> None:
     speed = interleaved(nets, batch, args.rounds)
     for name, ips in speed.items():
         if name not in rows:  # a speed-only variant (rows holds every measured one)
-            precision, fold, fmt = SPEED_ONLY[name]
+            precision, fold, fmt, compiled = SPEED_ONLY[name]
             rows[name] = {"precision": precision, "fold_bn": fold, "memory_format": fmt,
+                          "compiled": compiled,
                           "meets_rule": None, "note": "speed only: the fp32 reference in "
                           "another memory layout (its features differ by ~1e-6)"}
         rows[name]["img_per_s_interleaved"] = round(ips, 2)

@@ -186,6 +186,11 @@ class ScoreConfig:
     # provenance and are part of the feature cache key.
     precision: str = "auto"
     fold_bn: bool | None = None
+    # torch.compile (inductor) the extractor: True/False, None = as measured (compiled where
+    # bf16 is the measured default and a C++ compiler is found; see inception.resolve_compile).
+    # Fuses each BatchNorm, ReLU and cast into one pass without folding; recorded like the two
+    # above. The smoke profile turns it off: its sets are smaller than one compilation's cost.
+    compiled: bool | None = None
     is_splits: int = 10
     kid_subset_size: int = 1000  # torch-fidelity's default; lowered to n when fewer images
     kid_subsets: int = 100
@@ -231,7 +236,7 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
                       snapshot_at=(10, 20), checkpoint_every=10, g_channels=16, d_channels=16),
         # Inception runs at ~6 images/s on a 2-core CPU: keep every real/fake set tiny here.
         "score": dict(n_fake=32, n_fake_is=32, n_real=64, kid_subset_size=16, kid_subsets=10,
-                      is_splits=2, batch_size=32),
+                      is_splits=2, batch_size=32, compiled=False),
     },
     "quick": {
         "train": dict(image_size=64, batch_size=64, iterations=600, snapshot_at=(200, 400, 600),

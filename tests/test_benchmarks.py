@@ -265,7 +265,7 @@ def test_both_scorers_run_in_this_process_unless_asked(score_throughput):
 def test_the_extraction_default_is_what_the_committed_measurement_chose():
     """benchmarks/results/extraction_precision.json (real chest X-rays, an AMX CPU) names the
     fastest variant within the declared FID limits; the package's default where bf16 is faster
-    must be that variant, BatchNorm folding included."""
+    must be that variant, BatchNorm folding and torch.compile included."""
     import json
 
     from gan_lib.metrics import inception
@@ -279,6 +279,7 @@ def test_the_extraction_default_is_what_the_committed_measurement_chose():
                    for r in measured.values())  # nothing faster also meets the rule
     assert chosen["precision"] == inception.MEASURED_DEFAULT
     assert chosen["fold_bn"] == inception.resolve_fold(None, inception.MEASURED_DEFAULT)
+    assert chosen.get("compiled", False) == inception.MEASURED_DEFAULT_COMPILED
     rule = result["rule"]
     assert chosen["max_abs_relative_change_at_snapshots"] <= rule[
         "max_relative_fid_change_at_snapshots"]

@@ -236,6 +236,44 @@ def test_bf16_precision_is_an_option_close_to_fp32():
     assert 0 < (feats["bf16"] - feats["fp32"]).abs().max() < 0.05
 
 
+def test_compiled_extraction_matches_eager_pads_the_last_batch_and_is_its_own_variant():
+    """torch.compile gives eager's features (fp32 here: to rounding), compiles one shape (the
+    short last batch is padded, not recompiled), and scores and caches say so."""
+    images = blobs(20, 7)
+    eager = inception.load_extractor(tiny_cfg(batch_size=8, compiled=False), TINY)
+    compiled = inception.load_extractor(tiny_cfg(batch_size=8, compiled=True), TINY)
+    assert not eager.compiled and compiled.compiled
+    assert compiled.variant == "fp32, BatchNorm folded, compiled" and "compiled" not in eager.key()
+    assert compiled.key() == {**eager.key(), "compiled": True}  # its own cache entries
+    want = inception.extract_features(eager, images)
+    torch._dynamo.reset()
+    with torch._dynamo.config.patch(error_on_recompile=True):  # 8 + 8 + 4 images: one shape
+        got = inception.extract_features(compiled, images)
+    for k in want:
+        assert got[k].shape == want[k].shape
+        torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5)
+
+
+def test_compiling_by_default_only_where_it_was_measured(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(inception.device, "bf16_is_faster", lambda where: True)
+    monkeypatch.setattr(inception, "cxx_compiler", lambda: "/usr/bin/g++")
+    monkeypatch.setattr(inception, "MEASURED_DEFAULT_COMPILED", False)
+    assert inception.resolve_compile(None, inception.MEASURED_DEFAULT, cpu) is False
+    monkeypatch.setattr(inception, "MEASURED_DEFAULT_COMPILED", True)
+    assert inception.resolve_compile(None, inception.MEASURED_DEFAULT, cpu) is True
+    assert inception.resolve_compile(None, "fp32", cpu) is False
+    assert inception.resolve_compile(None, inception.MEASURED_DEFAULT, cpu, TINY) is False
+    assert inception.resolve_compile(None, "bf16", torch.device("cuda")) is False  # unmeasured
+    assert config.make_score_config("smoke").compiled is False  # tiny sets: not worth compiling
+    monkeypatch.setattr(inception, "cxx_compiler", lambda: None)
+    assert inception.resolve_compile(None, inception.MEASURED_DEFAULT, cpu) is False
+    with pytest.raises(ValueError, match="C\\+\\+ compiler.*compiled=False"):
+        inception.resolve_compile(True, "bf16", cpu)
+    monkeypatch.setattr(inception.device, "bf16_is_faster", lambda where: False)
+    assert inception.resolve_compile(None, inception.MEASURED_DEFAULT, cpu) is False
+
+
 def test_metric_names_carry_the_sample_count():
     assert [measures.metric_name("fid", n) for n in (5000, 1024, 64, 50000)] == \
         ["fid5k", "fid1024", "fid64", "fid50k"]

@@ -35,8 +35,10 @@ import hashlib
 import importlib.util
 import json
 import os
+import shutil
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -262,11 +264,29 @@ class Extractor:
     batch_size: int
     library: str = field(default="")
     fold_bn: bool = False  # BatchNorm folded into the convolutions (fold_batchnorm)
+    compiled: bool = False  # run through torch.compile (resolve_compile); compiled on first use
+    _forward: Callable[[torch.Tensor], Any] | None = field(default=None, repr=False)
 
     @property
     def variant(self) -> str:
         """How the features were computed, e.g. 'bf16, BatchNorm folded' (every score says it)."""
-        return _variant(self.precision, self.fold_bn)
+        return _variant(self.precision, self.fold_bn, self.compiled)
+
+    def forward(self, x: torch.Tensor) -> Any:
+        """The module's forward pass, through torch.compile when :attr:`compiled` (the
+        compilation happens on the first batch: ~45 s cold on a 2-core CPU, a few seconds when
+        inductor's on-disk cache already holds it)."""
+        if not self.compiled:
+            return self.module(x)
+        if self._forward is None:
+            self._forward = torch.compile(self.module, dynamic=False)
+        try:
+            return self._forward(x)
+        except Exception as err:  # inductor: no working C++ compiler, or an unsupported op
+            raise RuntimeError(
+                f"torch.compile of the Inception extractor failed ({type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''}); score without it: "
+                "ScoreConfig(compiled=False) / --set compiled=false") from err
 
     def describe(self) -> str:
         return (f"{self.name} ({self.library}), FID/KID layer {self.layers['fid']}, "
@@ -278,7 +298,10 @@ class Extractor:
                 "layers": sorted(self.layers.items()), "weights_sha256": self.weights.get("sha256"),
                 "features": sorted(self.module.get_requested_features_list()),
                 "precision": self.precision, "fold_bn": self.fold_bn,
-                "memory_format": "channels_last"}
+                "memory_format": "channels_last",
+                # only when compiled: the keys of eager features, written before the option
+                # existed, stay as they were
+                **({"compiled": True} if self.compiled else {})}
 
 
 # The default extraction where bf16 is faster (AMX CPUs, CUDA), chosen by a rule declared
@@ -290,6 +313,9 @@ class Extractor:
 # bf16 rounding). tests/test_benchmarks.py checks that this default is the file's choice.
 # Elsewhere: fp32 with BatchNorm folded (exact up to rounding).
 MEASURED_DEFAULT = "bf16"
+# Whether that default runs through torch.compile (inductor: each BatchNorm, ReLU and cast fused
+# into one pass, BatchNorm not folded): off until the file's "bf16-compiled" row is measured.
+MEASURED_DEFAULT_COMPILED = False
 
 
 def resolve_extraction(precision: str, where: torch.device) -> str:
@@ -315,7 +341,37 @@ def resolve_fold(fold_bn: bool | None, precision: str) -> bool:
     return precision == "fp32" if fold_bn is None else fold_bn
 
 
-def variant_name(score_cfg: ScoreConfig) -> str:
+def cxx_compiler() -> str | None:
+    """The C++ compiler torch.compile's inductor would build CPU kernels with ($CXX, g++ or
+    clang++), or None where there is none."""
+    for name in (os.environ.get("CXX"), "g++", "clang++"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def resolve_compile(compiled: bool | None, precision: str, where: torch.device,
+                    extractor: str = EXTRACTOR) -> bool:
+    """None -> compile where it was measured to meet the rule (:data:`MEASURED_DEFAULT_COMPILED`:
+    the FID Inception in the measured default precision on a CPU where bf16 is faster) and a C++
+    compiler exists; elsewhere (GPUs, fp32 CPUs, other extractors) it is unmeasured and off.
+    True without a compiler is refused; True/False otherwise kept.
+
+    >>> resolve_compile(None, "fp32", torch.device("cpu")), resolve_compile(False, "bf16", torch.device("cpu"))
+    (False, False)
+    """
+    if compiled is None:
+        return (MEASURED_DEFAULT_COMPILED and precision == MEASURED_DEFAULT
+                and where.type == "cpu" and device.bf16_is_faster(where)
+                and extractor == EXTRACTOR and cxx_compiler() is not None)
+    if compiled and where.type == "cpu" and cxx_compiler() is None:
+        raise ValueError("compiled=True: torch.compile needs a C++ compiler for CPU kernels and "
+                         "none was found (CXX, g++, clang++); install one (Debian: apt-get "
+                         "install g++) or score with compiled=False")
+    return compiled
+
+
+def variant_name(score_cfg: ScoreConfig, extractor: str = EXTRACTOR) -> str:
     """The extraction variant ``score_cfg`` resolves to here, as scores record it.
 
     >>> from gan_lib import config
@@ -324,11 +380,18 @@ def variant_name(score_cfg: ScoreConfig) -> str:
     """
     where = device.resolve_device(score_cfg.device)
     precision = resolve_extraction(score_cfg.precision, where)
-    return _variant(precision, resolve_fold(score_cfg.fold_bn, precision))
+    return _variant(precision, resolve_fold(score_cfg.fold_bn, precision),
+                    resolve_compile(score_cfg.compiled, precision, where, extractor))
 
 
-def _variant(precision: str, fold_bn: bool) -> str:
-    return f"{precision}, BatchNorm {'folded' if fold_bn else 'separate'}"
+def _variant(precision: str, fold_bn: bool, compiled: bool = False) -> str:
+    """How scores name an extraction variant.
+
+    >>> _variant("bf16", False, True)
+    'bf16, BatchNorm separate, compiled'
+    """
+    return (f"{precision}, BatchNorm {'folded' if fold_bn else 'separate'}"
+            + (", compiled" if compiled else ""))
 
 
 def fold_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
@@ -396,7 +459,8 @@ def load_extractor(score_cfg: ScoreConfig, extractor: str = EXTRACTOR) -> Extrac
         module = fold_batchnorm(module)
     return Extractor(extractor, module, layers, weights, where, precision,
                      score_cfg.batch_size, library=f"torch-fidelity {torch_fidelity.__version__}",
-                     fold_bn=fold)
+                     fold_bn=fold,
+                     compiled=resolve_compile(score_cfg.compiled, precision, where, extractor))
 
 
 @torch.no_grad()
@@ -416,10 +480,13 @@ def extract_features(net: Extractor, images: torch.Tensor,
         for i in range(0, len(images), net.batch_size):
             x = images[i:i + net.batch_size].to(net.device, non_blocking=True)
             x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x  # gray -> RGB, as X-rays are
+            n = len(x)
+            if net.compiled:  # one shape and layout for every batch: no second compilation
+                x = torch.cat([x, x.new_zeros((net.batch_size - n, *x.shape[1:]))]).contiguous()
             with _arithmetic(net.precision, net.device):
-                feats = net.module(x)
+                feats = net.forward(x)
             for k, f in zip(names, feats, strict=True):
-                out[k].append(f.float().cpu())
+                out[k].append(f[:n].float().cpu())
             bar.update(len(x))
     _log_extraction(images, desc)
     return {k: torch.cat(v) if v else torch.empty(0) for k, v in out.items()}
