@@ -10,28 +10,24 @@ not features here. See gan_lib/studies/quiz_page.py for how the page is encoded.
 from __future__ import annotations
 
 import base64
-import itertools
-import json
-import math
-import re
+import importlib.util
 import struct
-import zlib
+from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
-from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from gan_lib import config
 from gan_lib.gan import train
 from gan_lib.studies import quiz, quiz_page
 
+# The features and the chance band are benchmarks/quiz_leak.py's, which runs the same check on
+# a quiz of a run trained on real X-rays (benchmarks/ is not a package: loaded by path).
+_spec = importlib.util.spec_from_file_location(
+    "quiz_leak", Path(__file__).resolve().parents[1] / "benchmarks" / "quiz_leak.py")
+quiz_leak = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(quiz_leak)
+
 N = 80  # images: 40 real, 40 generated
-Z = 3.5  # two-sided: a feature at chance passes with probability > 0.999
 
 
 @pytest.fixture(scope="module")
@@ -45,68 +41,21 @@ def trained_quiz(tmp_path_factory):
         (run_dir / quiz.SECRET_FILE).write_text("5" * 32 + "\n")  # fixed: a repeatable test
         page = quiz.build_quiz(run_dir, home / "quiz", n=N, seed=0)
     html = page.read_text(encoding="utf-8")
-    data = json.loads(html.split("const QUIZ = ")[1].split(";\n")[0])
-    return html, data, quiz.read_key(page.parent / "key.json")
-
-
-def longest_run(seq) -> int:
-    return max((len(list(g)) for _, g in itertools.groupby(seq)), default=0)
-
-
-def chunks(png: bytes) -> list[tuple[bytes, int]]:
-    """[(chunk type, length)] of a PNG file."""
-    out, pos = [], 8
-    while pos < len(png):
-        length = struct.unpack(">I", png[pos:pos + 4])[0]
-        out.append((png[pos + 4:pos + 8], length))
-        pos += 12 + length
-    return out
-
-
-def byte_features(html: str, data: dict) -> pd.DataFrame:
-    """One row per image, in page order: every property of its bytes on the page."""
-    rows = []
-    for position, image in enumerate(data["images"]):
-        text, masked = image["png"], base64.b64decode(image["png"])
-        counts = np.bincount(np.frombuffer(masked, dtype=np.uint8), minlength=256)
-        p = counts[counts > 0] / len(masked)
-        rows.append({
-            "position": position, "id": image["id"], "offset": html.index(text),
-            "mask seed": image["mask"], "mask digits": len(str(image["mask"])),
-            "base64 length": len(text), "padding '='": len(text) - len(text.rstrip("=")),
-            "longest run of a character": longest_run(text), "'A' count": text.count("A"),
-            "longest 'A' run": max((len(r) for r in re.findall("A+", text)), default=0),
-            "zlib of the base64": len(zlib.compress(text.encode(), 9)),
-            "zlib of the bytes": len(zlib.compress(masked, 9)),
-            "byte entropy": float(-(p * np.log2(p)).sum()),
-            "zero bytes": int(counts[0]), "longest byte run": longest_run(masked),
-            "first 4 bytes": int.from_bytes(masked[:4], "big"),
-        })
-    return pd.DataFrame(rows)
-
-
-def chance_bound(n_real: int, n_fake: int) -> float:
-    """|AUC - 0.5| that chance exceeds with probability about 5e-4 (the Mann-Whitney null)."""
-    return Z * math.sqrt((n_real + n_fake + 1) / (12 * n_real * n_fake))
+    return html, quiz_leak.page_data(html), quiz.read_key(page.parent / "key.json")
 
 
 def test_no_byte_level_feature_tells_real_from_generated(trained_quiz):
     html, data, key = trained_quiz
-    fake = np.array([i["truth"] == "fake" for i in key["images"]])
-    assert fake.sum() == N // 2 and [i["id"] for i in data["images"]] == [
-        i["id"] for i in key["images"]]
-    X = byte_features(html, data)
-    bound = chance_bound(N // 2, N // 2)
-    aucs = {name: roc_auc_score(fake, X[name]) for name in X}
-    leaks = {name: round(a, 3) for name, a in aucs.items() if abs(a - 0.5) >= bound}
-    assert not leaks, f"these features tell the kinds apart (AUC; chance: 0.5 +- {bound:.2f})"
-    assert X["base64 length"].nunique() == 1 and X["mask digits"].max() <= 10
+    result = quiz_leak.leak_check(html, key)
+    assert (result["n_real"], result["n_fake"]) == (N // 2, N // 2)
+    leaks = {k: round(result["auc"][k], 3) for k in result["leaking_features"]}
+    assert not leaks, ("these features tell the kinds apart (AUC; chance: 0.5 +- "
+                       f"{result['chance_bound']:.2f})")
+    assert result["distinct_values"]["base64 length"] == 1
+    assert max(len(str(i["mask"])) for i in data["images"]) <= 10
     # all features together: a cross-validated logistic regression is at chance too
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
-    folds = StratifiedKFold(5, shuffle=True, random_state=0)
-    scores = cross_val_predict(model, X.to_numpy(float), fake, cv=folds,
-                               method="predict_proba")[:, 1]
-    assert abs(roc_auc_score(fake, scores) - 0.5) < bound
+    assert abs(result["auc_all_features_logistic_cv5"] - 0.5) < result["chance_bound"]
+    assert result["at_chance"]
 
 
 def test_what_the_browser_decodes_has_one_length_and_chunk_layout(trained_quiz):
@@ -114,7 +63,17 @@ def test_what_the_browser_decodes_has_one_length_and_chunk_layout(trained_quiz):
     _, data, key = trained_quiz
     pngs = [quiz_page.mask(base64.b64decode(i["png"]), i["mask"]) for i in data["images"]]
     assert len({len(p) for p in pngs}) == 1
-    assert len({tuple(chunks(p)) for p in pngs}) == 1
-    assert [t for t, _ in chunks(pngs[0])] == [b"IHDR", b"IDAT", b"IDAT", b"IEND"]
+    assert len({tuple(quiz_leak.chunks(p)) for p in pngs}) == 1
+    assert [t for t, _ in quiz_leak.chunks(pngs[0])] == [b"IHDR", b"IDAT", b"IDAT", b"IEND"]
     size = key["display"]["size"]
     assert struct.unpack(">II", pngs[0][16:24]) == (size, size)
+
+
+def test_the_check_finds_a_leak_where_there_is_one(trained_quiz):
+    """The same check on a key whose truth follows the page order (real first) flags position."""
+    html, _, key = trained_quiz
+    ordered = {**key, "images": [{**i, "truth": "real" if k < N // 2 else "fake"}
+                                 for k, i in enumerate(key["images"])]}
+    result = quiz_leak.leak_check(html, ordered)
+    assert {"position", "id", "offset"} <= set(result["leaking_features"])
+    assert result["auc"]["position"] == 1.0 and not result["at_chance"]
