@@ -7,6 +7,7 @@ milliseconds; one case runs the real FID Inception on 16 small images.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import warnings
 from pathlib import Path
@@ -252,6 +253,30 @@ def test_compiled_extraction_matches_eager_pads_the_last_batch_and_is_its_own_va
     for k in want:
         assert got[k].shape == want[k].shape
         torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_the_compiled_fid_inception_matches_eager_and_compiles_once_for_every_input_size():
+    """The real Inception through torch.compile (fp32, BatchNorm separate): eager's features
+    to rounding, and 64 px then 299 px inputs share one compiled network (the resize to 299 px
+    stays outside the graph: without it, 299 px inputs recompile everything)."""
+    cfg = tiny_cfg(batch_size=4, fold_bn=False, weights=inception.resolve_weights()["path"])
+    small, large = blobs(4, 8, size=64), blobs(4, 9, size=299)
+    eager = inception.load_extractor(dataclasses.replace(cfg, compiled=False))
+    compiled = inception.load_extractor(dataclasses.replace(cfg, compiled=True))
+    from torch._dynamo.utils import counters
+
+    torch._dynamo.reset()
+    counters.clear()
+    got = inception.extract_features(compiled, small)["2048"]
+    network = counters["stats"]["calls_captured"]  # the ops dynamo traced: hundreds
+    got_large = inception.extract_features(compiled, large)["2048"]
+    # the second size traces only what precedes the resize (the cast to float), not the network
+    assert network > 100 and counters["stats"]["calls_captured"] - network < 10
+    torch.testing.assert_close(got, inception.extract_features(eager, small)["2048"],
+                               rtol=1e-3, atol=1e-4)
+    torch.testing.assert_close(got_large, inception.extract_features(eager, large)["2048"],
+                               rtol=1e-3, atol=1e-4)
 
 
 def test_compiling_by_default_only_where_it_was_measured(monkeypatch):

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch_fidelity
+import torch_fidelity.feature_extractor_inceptionv3 as fidelity_inception
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 from torch_fidelity.interpolate_compat_tensorflow import (
@@ -279,6 +280,8 @@ class Extractor:
         if not self.compiled:
             return self.module(x)
         if self._forward is None:
+            _resize_outside_compiled_graphs()
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(config.CACHE_DIR / "inductor"))
             self._forward = torch.compile(self.module, dynamic=False)
         try:
             return self._forward(x)
@@ -339,6 +342,23 @@ def resolve_fold(fold_bn: bool | None, precision: str) -> bool:
     (True, False, True)
     """
     return precision == "fp32" if fold_bn is None else fold_bn
+
+
+def _resize_outside_compiled_graphs() -> None:
+    """Let torch.compile trace torch-fidelity's Inception from the 299 px tensor on.
+
+    Its forward resizes any input to 299 px first; traced, that makes one graph per input size
+    (a second compilation, ~25-45 s, for the protocols' 299 px PIL-bicubic sets). Marking the
+    resize as not traced (``torch._dynamo.disable``: a no-op outside torch.compile, so eager
+    extraction is unchanged) leaves it eager and splits the graph there: the network after it
+    always sees 299 x 299 and is compiled once. Patches torch-fidelity's module-level name once.
+    """
+    name = "interpolate_bilinear_2d_like_tensorflow1x"
+    fn = getattr(fidelity_inception, name)
+    if not getattr(fn, "_gan_lib_eager", False):
+        eager = torch._dynamo.disable(fn)
+        eager._gan_lib_eager = True
+        setattr(fidelity_inception, name, eager)
 
 
 def cxx_compiler() -> str | None:
