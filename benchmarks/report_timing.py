@@ -4,8 +4,9 @@ Clones this repository (its committed HEAD) into an empty folder, puts the data 
 ``--data`` at ``data/raw/chest_xray`` (a symbolic link: the loader reads it as it is), and runs
 the README's commands there, timed separately: ``make .venv/.installed`` (the environment), then
 ``make report`` (the quick profile: training, scoring, audit, the usefulness notebook, the
-protocols). Nothing is cached: the clone has its own data/cache and runs/. The report's own
-build.json gives each notebook's seconds and images put through Inception. Run it on an idle
+protocols). Nothing is cached: the clone has its own data/cache (torch.compile's kernels
+included) and runs/. The report's own build.json gives each notebook's seconds and images put
+through Inception. Run it on an idle
 machine (the numbers are wall time); the CPU class and thread count are recorded. The JSON
 also keeps the report run's scores.json and audit.json whole: it is the result file of "the
 quick report built from nothing" (it replaces the phantom's quick_report.json, which no script
@@ -55,7 +56,10 @@ def main() -> None:
     subprocess.run(["git", "clone", "-q", str(config.REPO_ROOT), str(clone)], check=True)
     (clone / "data" / "raw").mkdir(parents=True, exist_ok=True)
     (clone / "data" / "raw" / "chest_xray").symlink_to(Path(args.data).resolve())
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GAN_LIB_")}
+    # no GAN_LIB_* settings, and torch.compile's kernels cold too: the clone's own (empty)
+    # data/cache/inductor, where gan_lib puts them when TORCHINDUCTOR_CACHE_DIR is not set
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("GAN_LIB_") and k != "TORCHINDUCTOR_CACHE_DIR"}
     env["MPLBACKEND"] = "Agg"
     setup = timed(["make", ".venv/.installed"], clone, env)
     report = timed(["make", "report", f"PROFILE={args.profile}"], clone, env)
