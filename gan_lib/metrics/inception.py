@@ -34,6 +34,7 @@ import functools
 import hashlib
 import importlib.util
 import json
+import logging
 import os
 import shutil
 import time
@@ -282,6 +283,8 @@ class Extractor:
         if self._forward is None:
             _resize_outside_compiled_graphs()
             os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(config.CACHE_DIR / "inductor"))
+            # inductor's C++ builder warns "No CUDA runtime is found" on every CPU-only machine
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
             self._forward = torch.compile(self.module, dynamic=False)
         try:
             return self._forward(x)
