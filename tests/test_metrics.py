@@ -237,6 +237,12 @@ def test_bf16_precision_is_an_option_close_to_fp32():
     assert 0 < (feats["bf16"] - feats["fp32"]).abs().max() < 0.05
 
 
+NEEDS_CXX = pytest.mark.skipif(inception.cxx_compiler() is None, reason=(
+    "torch.compile builds CPU kernels with a C++ compiler and none is here (apt-get install "
+    "g++); without one the default extraction does not compile (tested below)"))
+
+
+@NEEDS_CXX
 def test_compiled_extraction_matches_eager_pads_the_last_batch_and_is_its_own_variant():
     """torch.compile gives eager's features (fp32 here: to rounding), compiles one shape (the
     short last batch is padded, not recompiled), and scores and caches say so."""
@@ -256,6 +262,7 @@ def test_compiled_extraction_matches_eager_pads_the_last_batch_and_is_its_own_va
 
 
 @pytest.mark.slow
+@NEEDS_CXX
 def test_the_compiled_fid_inception_matches_eager_and_compiles_once_for_every_input_size():
     """The real Inception through torch.compile (fp32, BatchNorm separate): eager's features
     to rounding, and 64 px then 299 px inputs share one compiled network (the resize to 299 px
