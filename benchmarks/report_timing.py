@@ -6,11 +6,10 @@ the README's commands there, timed separately: ``make .venv/.installed`` (the en
 ``make report`` (the quick profile: training, scoring, audit, the usefulness notebook, the
 protocols). Nothing is cached: the clone has its own data/cache (torch.compile's kernels
 included) and runs/. The report's own build.json gives each notebook's seconds and images put
-through Inception. Run it on an idle
-machine (the numbers are wall time); the CPU class and thread count are recorded. The JSON
-also keeps the report run's scores.json and audit.json whole: it is the result file of "the
-quick report built from nothing" (it replaces the phantom's quick_report.json, which no script
-made).
+through Inception. Run it on an idle machine (the numbers are wall time); the CPU class and
+thread count are recorded. The JSON also keeps the report run's scores.json and audit.json
+whole: it is the result file of "the quick report built from nothing" (it replaces the
+phantom's quick_report.json, which no script made).
 
     .venv/bin/python benchmarks/report_timing.py --data ../shared/data/chest_xray \\
         --json benchmarks/results/real_quick_report.json

@@ -10,22 +10,18 @@ not features here. See gan_lib/studies/quiz_page.py for how the page is encoded.
 from __future__ import annotations
 
 import base64
-import importlib.util
 import struct
-from pathlib import Path
 
 import pytest
 
 from gan_lib import config
 from gan_lib.gan import train
 from gan_lib.studies import quiz, quiz_page
+from tests.test_benchmarks import bench_module
 
 # The features and the chance band are benchmarks/quiz_leak.py's, which runs the same check on
-# a quiz of a run trained on real X-rays (benchmarks/ is not a package: loaded by path).
-_spec = importlib.util.spec_from_file_location(
-    "quiz_leak", Path(__file__).resolve().parents[1] / "benchmarks" / "quiz_leak.py")
-quiz_leak = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(quiz_leak)
+# a quiz of a run trained on real X-rays.
+quiz_leak = bench_module("quiz_leak")
 
 N = 80  # images: 40 real, 40 generated
 

@@ -275,24 +275,27 @@ class Extractor:
         return _variant(self.precision, self.fold_bn, self.compiled)
 
     def forward(self, x: torch.Tensor) -> Any:
-        """The module's forward pass, through torch.compile when :attr:`compiled` (the
-        compilation happens on the first batch: ~45 s cold on a 2-core CPU, a few seconds when
-        inductor's on-disk cache already holds it)."""
+        """The module's forward pass, through torch.compile when :attr:`compiled`. The first
+        batch compiles it (35.8 s cold on the 2-core AMX CPU of extraction_precision.json,
+        rows.bf16-compiled.compile_seconds; inductor's on-disk cache shortens later ones)."""
         if not self.compiled:
             return self.module(x)
-        if self._forward is None:
-            _resize_outside_compiled_graphs()
-            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(config.CACHE_DIR / "inductor"))
-            # inductor's C++ builder warns "No CUDA runtime is found" on every CPU-only machine
-            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-            self._forward = torch.compile(self.module, dynamic=False)
-        try:
+        if self._forward is not None:
             return self._forward(x)
+        _resize_outside_compiled_graphs()
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(config.CACHE_DIR / "inductor"))
+        # inductor's C++ builder warns "No CUDA runtime is found" on every CPU-only machine
+        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+        compiled = torch.compile(self.module, dynamic=False)
+        try:
+            out = compiled(x)
         except Exception as err:  # inductor: no working C++ compiler, or an unsupported op
             raise RuntimeError(
                 f"torch.compile of the Inception extractor failed ({type(err).__name__}: "
                 f"{str(err).splitlines()[0] if str(err) else ''}); score without it: "
                 "ScoreConfig(compiled=False) / --set compiled=false") from err
+        self._forward = compiled
+        return out
 
     def describe(self) -> str:
         return (f"{self.name} ({self.library}), FID/KID layer {self.layers['fid']}, "
@@ -368,10 +371,8 @@ def _resize_outside_compiled_graphs() -> None:
 def cxx_compiler() -> str | None:
     """The C++ compiler torch.compile's inductor would build CPU kernels with ($CXX, g++ or
     clang++), or None where there is none."""
-    for name in (os.environ.get("CXX"), "g++", "clang++"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
+    found = (shutil.which(name) for name in (os.environ.get("CXX"), "g++", "clang++") if name)
+    return next((path for path in found if path), None)
 
 
 def resolve_compile(compiled: bool | None, precision: str, where: torch.device,
@@ -511,7 +512,7 @@ def extract_features(net: Extractor, images: torch.Tensor,
                 feats = net.forward(x)
             for k, f in zip(names, feats, strict=True):
                 out[k].append(f[:n].float().cpu())
-            bar.update(len(x))
+            bar.update(n)
     _log_extraction(images, desc)
     return {k: torch.cat(v) if v else torch.empty(0) for k, v in out.items()}
 
