@@ -18,7 +18,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torch_fidelity
+import torch_fidelity.feature_extractor_inceptionv3 as fidelity_inception
 from torch_fidelity.feature_extractor_base import FeatureExtractorBase
+from torch_fidelity.interpolate_compat_tensorflow import (
+    interpolate_bilinear_2d_like_tensorflow1x as fidelity_resize,
+)
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from gan_lib import config, io
@@ -29,6 +33,7 @@ from gan_lib.metrics import (
     inception,
     measures,
     provenance,
+    resize,
     score_tables,
     scoring,
 )
@@ -261,12 +266,50 @@ def test_compiled_extraction_matches_eager_pads_the_last_batch_and_is_its_own_va
         torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape, size", [
+    ((2, 3, 64, 64), (299, 299)),  # the report's images
+    ((2, 3, 299, 299), (299, 299)),  # the protocols' PIL-bicubic sets: already 299 px
+    ((1, 1, 17, 40), (299, 299)),  # odd, non-square
+    ((2, 3, 512, 400), (299, 120)),  # down
+    ((1, 2, 1, 1), (5, 3)),  # one pixel
+])
+def test_the_resize_is_torch_fidelitys_bit_for_bit(shape, size):
+    """resize_like_tf1 reorders torch-fidelity's TF1 bilinear resize, not its arithmetic:
+    every value equal, on pixel values and on arbitrary floats."""
+    g = torch.Generator().manual_seed(sum(shape))
+    for x in (torch.randint(0, 256, shape, generator=g).float(),
+              torch.randn(shape, generator=g) * 100):
+        want = fidelity_resize(x, size=size, align_corners=False)
+        assert torch.equal(resize.resize_like_tf1(x, size), want)
+
+
+@NEEDS_CXX
+def test_compiled_extraction_resizes_through_the_compiled_copy_and_eager_does_not(monkeypatch):
+    """Inside compiled_resize() torch-fidelity's Inception calls the compiled resize (bit-identical
+    to its own); any other call, and every call outside, runs torch-fidelity's own code."""
+    calls = []
+    compiled = resize._compiled
+    monkeypatch.setattr(resize, "_compiled", lambda x, size: calls.append(size) or compiled(x, size))
+    x = blobs(3, 11, size=64).float().expand(-1, 3, -1, -1)
+    want = fidelity_resize(x, size=(299, 299), align_corners=False)
+    name = "interpolate_bilinear_2d_like_tensorflow1x"
+    with resize.compiled_resize():
+        routed = getattr(fidelity_inception, name)
+        assert torch.equal(routed(x, size=(299, 299), align_corners=False), want)
+        assert calls == [(299, 299)]
+        routed(x, size=(299, 299), align_corners=True)  # not the Inception's call: its own code
+        assert len(calls) == 1
+    assert torch.equal(getattr(fidelity_inception, name)(x, size=(299, 299), align_corners=False),
+                       want)
+    assert len(calls) == 1  # outside: torch-fidelity's own resize
+
+
 @pytest.mark.slow
 @NEEDS_CXX
 def test_the_compiled_fid_inception_matches_eager_and_compiles_once_for_every_input_size():
     """The real Inception through torch.compile (fp32, BatchNorm separate): eager's features
     to rounding, and 64 px then 299 px inputs share one compiled network (the resize to 299 px
-    stays outside the graph: without it, 299 px inputs recompile everything)."""
+    is compiled apart: inside the graph, 299 px inputs would recompile everything)."""
     cfg = tiny_cfg(batch_size=4, fold_bn=False, weights=inception.resolve_weights()["path"])
     small, large = blobs(4, 8, size=64), blobs(4, 9, size=299)
     eager = inception.load_extractor(dataclasses.replace(cfg, compiled=False))
@@ -278,8 +321,9 @@ def test_the_compiled_fid_inception_matches_eager_and_compiles_once_for_every_in
     got = inception.extract_features(compiled, small)["2048"]
     network = counters["stats"]["calls_captured"]  # the ops dynamo traced: hundreds
     got_large = inception.extract_features(compiled, large)["2048"]
-    # the second size traces only what precedes the resize (the cast to float), not the network
-    assert network > 100 and counters["stats"]["calls_captured"] - network < 10
+    # the second size traces the cast to float and the resize's own small graph (~30 ops), not
+    # the network again
+    assert network > 300 and counters["stats"]["calls_captured"] - network < 40
     torch.testing.assert_close(got, inception.extract_features(eager, small)["2048"],
                                rtol=1e-3, atol=1e-4)
     torch.testing.assert_close(got_large, inception.extract_features(eager, large)["2048"],

@@ -1,7 +1,8 @@
 """Metrics: how good a run's generated images are, as numbers with their provenance.
 
-``inception`` finds and checks the FID Inception's weights and runs it; ``features`` caches
-the features of real and generated sets by what produced them; ``frechet`` is the one
+``inception`` finds and checks the FID Inception's weights and runs it (``resize``: its resize
+to 299 px, bit-identical to torch-fidelity's, compiled for compiled extraction); ``features``
+caches the features of real and generated sets by what produced them; ``frechet`` is the one
 Fréchet distance; ``measures`` IS / FID / KID over features (torch-fidelity's functions);
 ``scoring`` has :func:`score_run`, which scores every snapshot of a run with its floors into
 ``scores.json``; ``score_tables`` turns scores into the tables and captions people read;
@@ -9,7 +10,7 @@ Fréchet distance; ``measures`` IS / FID / KID over features (torch-fidelity's f
 utility.json begin with. It reads runs from disk (``gan``) and never imports training.
 """
 
-from . import features, frechet, inception, measures, provenance, score_tables, scoring
+from . import features, frechet, inception, measures, provenance, resize, score_tables, scoring
 from .frechet import fid_from_statistics, frechet_distance, torch_fidelity_fid
 from .inception import EXTRACTOR, Extractor, extract_features, load_extractor
 from .measures import (
@@ -22,7 +23,7 @@ from .measures import (
 )
 from .scoring import floor_plan, generated_count, load_real, score_config, score_run
 
-__all__ = ["inception", "features", "frechet", "measures", "scoring", "score_tables", "provenance",
+__all__ = ["inception", "resize", "features", "frechet", "measures", "scoring", "score_tables", "provenance",
            "score_run", "score_config", "score_images", "load_real", "compare", "floor_plan",
            "generated_count", "metric_name", "statistics", "inception_score",
            "kid_from_features", "frechet_distance", "fid_from_statistics", "torch_fidelity_fid", "EXTRACTOR",

@@ -46,7 +46,6 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 import torch_fidelity
-import torch_fidelity.feature_extractor_inceptionv3 as fidelity_inception
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 from torch_fidelity.interpolate_compat_tensorflow import (
@@ -58,6 +57,7 @@ from tqdm import tqdm
 
 from .. import config, device, io
 from ..scale import distributed
+from . import resize
 
 if TYPE_CHECKING:
     from ..config import ScoreConfig
@@ -277,23 +277,25 @@ class Extractor:
     def forward(self, x: torch.Tensor) -> Any:
         """The module's forward pass, through torch.compile when :attr:`compiled`. The first
         batch compiles it (35.8 s cold on the 2-core AMX CPU of extraction_precision.json,
-        rows.bf16-compiled.compile_seconds; inductor's on-disk cache shortens later ones)."""
+        rows.bf16-compiled.compile_seconds; inductor's on-disk cache shortens later ones). The
+        resize to 299 px is compiled apart (:mod:`.resize`, bit-identical to torch-fidelity's),
+        so the network's graph sees 299 px whatever the input size and is compiled once."""
         if not self.compiled:
             return self.module(x)
-        if self._forward is not None:
-            return self._forward(x)
-        _resize_outside_compiled_graphs()
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(config.CACHE_DIR / "inductor"))
-        # inductor's C++ builder warns "No CUDA runtime is found" on every CPU-only machine
-        logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
-        compiled = torch.compile(self.module, dynamic=False)
-        try:
-            out = compiled(x)
-        except Exception as err:  # inductor: no working C++ compiler, or an unsupported op
-            raise RuntimeError(
-                f"torch.compile of the Inception extractor failed ({type(err).__name__}: "
-                f"{str(err).splitlines()[0] if str(err) else ''}); score without it: "
-                "ScoreConfig(compiled=False) / --set compiled=false") from err
+        with resize.compiled_resize():
+            if self._forward is not None:
+                return self._forward(x)
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(config.CACHE_DIR / "inductor"))
+            # inductor's C++ builder warns "No CUDA runtime is found" on every CPU-only machine
+            logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
+            compiled = torch.compile(self.module, dynamic=False)
+            try:
+                out = compiled(x)
+            except Exception as err:  # inductor: no working C++ compiler, or an unsupported op
+                raise RuntimeError(
+                    f"torch.compile of the Inception extractor failed ({type(err).__name__}: "
+                    f"{str(err).splitlines()[0] if str(err) else ''}); score without it: "
+                    "ScoreConfig(compiled=False) / --set compiled=false") from err
         self._forward = compiled
         return out
 
@@ -349,23 +351,6 @@ def resolve_fold(fold_bn: bool | None, precision: str) -> bool:
     (True, False, True)
     """
     return precision == "fp32" if fold_bn is None else fold_bn
-
-
-def _resize_outside_compiled_graphs() -> None:
-    """Let torch.compile trace torch-fidelity's Inception from the 299 px tensor on.
-
-    Its forward resizes any input to 299 px first; traced, that makes one graph per input size
-    (a second compilation, ~25-45 s, for the protocols' 299 px PIL-bicubic sets). Marking the
-    resize as not traced (``torch._dynamo.disable``: a no-op outside torch.compile, so eager
-    extraction is unchanged) leaves it eager and splits the graph there: the network after it
-    always sees 299 x 299 and is compiled once. Patches torch-fidelity's module-level name once.
-    """
-    name = "interpolate_bilinear_2d_like_tensorflow1x"
-    fn = getattr(fidelity_inception, name)
-    if not getattr(fn, "_gan_lib_eager", False):
-        eager = torch._dynamo.disable(fn)
-        eager._gan_lib_eager = True
-        setattr(fidelity_inception, name, eager)
 
 
 def cxx_compiler() -> str | None:
