@@ -288,8 +288,9 @@ def test_compiled_extraction_resizes_through_the_compiled_copy_and_eager_does_no
     """Inside compiled_resize() torch-fidelity's Inception calls the compiled resize (bit-identical
     to its own); any other call, and every call outside, runs torch-fidelity's own code."""
     calls = []
-    compiled = resize._compiled
-    monkeypatch.setattr(resize, "_compiled", lambda x, size: calls.append(size) or compiled(x, size))
+    compiled = resize._compiled()
+    monkeypatch.setattr(resize, "_compiled",
+                        lambda: lambda x, size: calls.append(size) or compiled(x, size))
     x = blobs(3, 11, size=64).float().expand(-1, 3, -1, -1)
     want = fidelity_resize(x, size=(299, 299), align_corners=False)
     name = "interpolate_bilinear_2d_like_tensorflow1x"

@@ -28,7 +28,8 @@ Example:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 
 import torch
 import torch_fidelity.feature_extractor_inceptionv3 as fidelity_inception
@@ -61,7 +62,11 @@ def _source_grid(in_size: int, out_size: int,
     return lo, (lo + 1).clamp_max(in_size - 1), pos - lo.float()
 
 
-_compiled = torch.compile(resize_like_tf1, dynamic=False)  # one graph per input shape, on use
+@functools.cache
+def _compiled() -> Callable[[torch.Tensor, tuple[int, int]], torch.Tensor]:
+    """torch.compile of :func:`resize_like_tf1`, one graph per input shape; made on first use
+    (``torch.compile`` imports inductor: a second or so that no notebook should pay at import)."""
+    return torch.compile(resize_like_tf1, dynamic=False)
 
 
 @torch._dynamo.disable  # stays out of the extractor's graph: that one sees only 299 px
@@ -71,7 +76,7 @@ def _resize_call(input: torch.Tensor, size=None, scale_factor=None, align_corner
     Inception makes, while :func:`compiled_resize` is on; its own code otherwise."""
     if (_ROUTED and size is not None and scale_factor is None and align_corners is False
             and method == "slow" and input.dim() == 4 and input.is_floating_point()):
-        return _compiled(input, tuple(size))
+        return _compiled()(input, tuple(size))
     return fidelity_resize(input, size=size, scale_factor=scale_factor,
                            align_corners=align_corners, method=method)
 
