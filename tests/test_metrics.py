@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -384,6 +385,29 @@ def run(home, tmp_path, monkeypatch):
         "source": "blobs", "description": "test blobs (not X-rays)", "kind": "phantom",
         "fingerprint": "blobs-train", "n_images": 80, "is_synthetic": True}})
     return run_dir
+
+
+def test_recipes_of_one_generated_set_generate_it_once(run, monkeypatch):
+    """Feature sets made from the same generated images under different recipes (the
+    protocols' slips and JPEG) generate them once; a rewritten snapshot is generated again."""
+    calls = []
+    real_generate = sampling.generate
+    monkeypatch.setattr(sampling, "generate", lambda *a, **k: calls.append(a) or real_generate(
+        *a, **k))
+    features._generated.cache_clear()
+    net = inception.load_extractor(tiny_cfg(), TINY)
+    snapshot = run / "snapshots" / "G_iter_000005.pt"
+    invert = features.Recipe("invert", lambda x: 255 - x)
+    plain = features.fake_features(net, snapshot, 12, seed=3)
+    inverted = features.fake_features(net, snapshot, 12, seed=3, recipe=invert)
+    assert len(calls) == 1 and plain["cache"] == inverted["cache"] == "built"
+    fid_layer = net.layers["fid"]
+    assert not torch.equal(plain["features"][fid_layer], inverted["features"][fid_layer])
+    features.fake_features(net, snapshot, 12, seed=4)  # other latents: other images
+    assert len(calls) == 2
+    shutil.copy(run / "snapshots" / "G_iter_000010.pt", snapshot)  # other weights, same name
+    features.fake_features(net, snapshot, 12, seed=3, recipe=features.Recipe("id", lambda x: x))
+    assert len(calls) == 3
 
 
 @pytest.fixture

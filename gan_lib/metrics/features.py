@@ -23,6 +23,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -139,9 +140,18 @@ def fake_features(net: Extractor, snapshot: str | os.PathLike, n: int,
            "n": n, **net.key()}
     stem = f"{net.name}-{Path(snapshot).stem}-seed{seed}-n{n}"
     return _cached(path_for("fake", key, stem, recipe), key, net,
-                   lambda rows: sampling.generate(snapshot, n, seed=seed, device=net.device,
-                                                  rows=rows),
+                   lambda rows: _generated(str(snapshot), key["snapshot_sha256"], n, seed,
+                                           str(net.device), rows.start, rows.stop).clone(),
                    f"{Path(snapshot).stem} ({n})", recipe)
+
+
+@functools.lru_cache(maxsize=4)
+def _generated(snapshot: str, sha256: str, n: int, seed: int, where: str, start: int,
+               stop: int) -> torch.Tensor:
+    """``sampling.generate``'s images, kept for the next feature set made from the same ones
+    (the protocols apply up to three recipes to each snapshot's set); keyed by the snapshot's
+    contents, so a rewritten file is generated again."""
+    return sampling.generate(snapshot, n, seed=seed, device=where, rows=slice(start, stop))
 
 
 def path_for(kind: str, key: dict[str, Any], stem: str, recipe: Recipe | None) -> Path:
