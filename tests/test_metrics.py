@@ -389,7 +389,8 @@ def run(home, tmp_path, monkeypatch):
 
 def test_recipes_of_one_generated_set_generate_it_once(run, monkeypatch):
     """Feature sets made from the same generated images under different recipes (the
-    protocols' slips and JPEG) generate them once; a rewritten snapshot is generated again."""
+    protocols' slips and JPEG), and the audit's read of their pixels, generate them once; a
+    rewritten snapshot is generated again."""
     calls = []
     real_generate = sampling.generate
     monkeypatch.setattr(sampling, "generate", lambda *a, **k: calls.append(a) or real_generate(
@@ -408,6 +409,10 @@ def test_recipes_of_one_generated_set_generate_it_once(run, monkeypatch):
     shutil.copy(run / "snapshots" / "G_iter_000010.pt", snapshot)  # other weights, same name
     features.fake_features(net, snapshot, 12, seed=3, recipe=features.Recipe("id", lambda x: x))
     assert len(calls) == 3
+    pixels = features.generated_images(snapshot, 12, 3)  # the audit's read of the same images
+    assert len(calls) == 3 and pixels.dtype == torch.uint8 and pixels.shape[0] == 12
+    pixels.zero_()  # a copy: what the next caller gets is unchanged
+    assert features.generated_images(snapshot, 12, 3).any()
 
 
 @pytest.fixture

@@ -140,17 +140,27 @@ def fake_features(net: Extractor, snapshot: str | os.PathLike, n: int,
            "n": n, **net.key()}
     stem = f"{net.name}-{Path(snapshot).stem}-seed{seed}-n{n}"
     return _cached(path_for("fake", key, stem, recipe), key, net,
-                   lambda rows: _generated(str(snapshot), key["snapshot_sha256"], n, seed,
-                                           str(net.device), rows.start, rows.stop).clone(),
+                   lambda rows: generated_images(snapshot, n, seed, net.device, rows,
+                                                 key["snapshot_sha256"]),
                    f"{Path(snapshot).stem} ({n})", recipe)
+
+
+def generated_images(snapshot: str | os.PathLike, n: int, seed: int,
+                     where: str | torch.device = "cpu", rows: slice | None = None,
+                     sha256: str | None = None) -> torch.Tensor:
+    """``sampling.generate(snapshot, n, seed=seed, device=where, rows=rows)``, kept in memory
+    for the next use of the same images in this process (the protocols apply up to three
+    recipes to each snapshot's set; the audit reads the final set's pixels twice). Keyed by the
+    snapshot's SHA-256 (``sha256`` if already known), so a rewritten file is generated again;
+    each call gets its own copy."""
+    rows = rows if rows is not None else slice(0, n)
+    return _generated(str(snapshot), sha256 or io.sha256_file(snapshot), n, seed, str(where),
+                      rows.start, rows.stop).clone()
 
 
 @functools.lru_cache(maxsize=4)
 def _generated(snapshot: str, sha256: str, n: int, seed: int, where: str, start: int,
                stop: int) -> torch.Tensor:
-    """``sampling.generate``'s images, kept for the next feature set made from the same ones
-    (the protocols apply up to three recipes to each snapshot's set); keyed by the snapshot's
-    contents, so a rewritten file is generated again."""
     return sampling.generate(snapshot, n, seed=seed, device=where, rows=slice(start, stop))
 
 

@@ -35,7 +35,7 @@ import torch
 
 from .. import io
 from ..config import TrainConfig
-from ..gan import batches, runinfo, runlock, sampling
+from ..gan import batches, runinfo, runlock
 from ..metrics import features, frechet, inception, provenance, scoring
 from ..scale import distributed
 
@@ -220,8 +220,8 @@ def audit_run(run_dir: str | os.PathLike, score_cfg: Any = None,
                             net, ds, trained, size, cached=cached)[layer],
                         test_features=test_set["features"][layer], fake_features=fakes["features"][layer],
                         train_images=ds.images[trained], test_images=test.images,
-                        fake_images=sampling.generate(final_path, score_cfg.n_fake,
-                                                      seed=score_cfg.seed))
+                        fake_images=features.generated_images(final_path, score_cfg.n_fake,
+                                                              score_cfg.seed))
     result = {
         **provenance.header(run_dir, provenance.data_record(ds, "train"), final_path, net),
         "layer": layer,
@@ -293,7 +293,8 @@ def closest_pairs(run_dir: str | os.PathLike,
     run_dir = runinfo.run_path(run_dir)
     run_cfg = runinfo.load_run_config(run_dir)
     pairs, s = audit["memorization"]["closest"], audit["settings"]
-    fakes = sampling.generate(runinfo.list_snapshots(run_dir)[-1][1], s["n_fake"], seed=s["seed"])
+    fakes = features.generated_images(runinfo.list_snapshots(run_dir)[-1][1], s["n_fake"],
+                                      s["seed"])
     trained = batches.select_subset(scoring.load_real(run_cfg, "train").images,
                                     TrainConfig.from_dict(run_cfg["config"]))
     labels = [f"px {p['pixel']:.3f} · ft {p['feature']:.3f}\n{p['test_percentile']:.0f}th pct"
