@@ -13,6 +13,7 @@ arm as mean ± sd over seeds; each option's paired difference); ``--json`` write
     .venv/bin/python benchmarks/small_data.py --source ../shared/data/chest_xray --prefix real- \\
         --json                                     # benchmarks/results/real_small_data.json
     .venv/bin/python benchmarks/small_data.py --markdown   # its tables, for docs/small-data.md
+    .venv/bin/python benchmarks/small_data.py --retime     # step cost timed again, machine idle
     .venv/bin/python benchmarks/small_data.py --profile smoke --sizes 64 --seeds 0,1 \\
         --settings baseline,diffaug --json /tmp/small_data_smoke.json    # a tiny check
 
@@ -29,6 +30,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
+import os
 import statistics
 import sys
 import time
@@ -108,15 +111,17 @@ def one_run(profile: str, setting: str, size: int | None, seed: int, precision: 
     }
 
 
-def step_cost(profile: str, settings: list[str], precision: str, rounds: int = 3,
-              steps: int = 8) -> dict[str, dict[str, Any]]:
+def step_cost(profile: str, settings: list[str], precision: str, rounds: int = 5,
+              steps: int = 8) -> dict[str, Any]:
     """Images/s of one training step under each setting, timed side by side in this process.
 
     The long runs share the machine with other work, so their wall time says little about what
     augmentation and EMA cost. Here each setting's networks take ``steps`` steps on one fixed
-    batch, in interleaved rounds after a warm-up step; the median over rounds is reported with
-    its ratio to the baseline's.
+    batch, in interleaved rounds after a warm-up round; the median over rounds is reported with
+    its ratio to the baseline's, and the load average when timing began (``--retime`` times it
+    again into a written JSON, for a machine that was busy the first time).
     """
+    load = [round(x, 2) for x in os.getloadavg()]
     cfg0 = config.make_train_config(profile, precision=precision)
     device = torch.device("cpu")
     real = torch.rand(cfg0.batch_size, 1, cfg0.image_size, cfg0.image_size) * 2 - 1
@@ -139,7 +144,10 @@ def step_cost(profile: str, settings: list[str], precision: str, rounds: int = 3
     base = out.get("baseline", {}).get("images_per_second")
     for v in out.values():
         v["vs_baseline"] = round(v["images_per_second"] / base, 3) if base else None
-    return out
+    return {**out, "timing": {
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "load_average_at_start": load, "threads": torch.get_num_threads(), "rounds": rounds,
+        "steps_per_round": steps, "batch_size": cfg0.batch_size, "precision": precision}}
 
 
 def fid_by_iteration(row: dict[str, Any]) -> dict[int, float]:
@@ -285,7 +293,16 @@ def main() -> None:
                    help=f"write all results with provenance here (alone: {DEFAULT_JSON.name})")
     p.add_argument("--markdown", type=Path, nargs="?", const=DEFAULT_JSON,
                    help="print the tables of this JSON with their bindings; compute nothing")
+    p.add_argument("--retime", type=Path, nargs="?", const=DEFAULT_JSON,
+                   help="time the step cost again (on an idle machine) and replace only that "
+                        "part of this written JSON")
     args = p.parse_args()
+    if args.retime:
+        result = gio.read_json(args.retime)
+        result["step_cost"] = step_cost(args.profile, list(SETTINGS), args.precision)
+        gio.write_json(args.retime, result)
+        print(json.dumps(result["step_cost"], indent=1), f"\nwrote {args.retime}", sep="\n")
+        return
     if args.markdown:
         print(markdown(gio.read_json(args.markdown), args.markdown.name))
         return

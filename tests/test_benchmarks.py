@@ -9,8 +9,11 @@ tested here, not its timing. Fast and offline.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,6 +92,25 @@ def test_an_option_worse_in_every_seed_is_called_higher(small_data):
             *seeds("ema", None, [110.0, 131.0, 99.0])]
     (c,) = small_data.compare(rows)
     assert c["verdict"] == "higher FID" and c["pairing"].startswith("within one training")
+
+
+def test_retime_replaces_only_the_step_cost_and_says_when_and_under_what_load(
+        small_data, tmp_path, monkeypatch):
+    """--retime times every setting's step again (here: the smoke profile, one short round)
+    into a written JSON and leaves the rest of it as it was."""
+    path = tmp_path / "real_small_data.json"
+    path.write_text(json.dumps({"arms": [{"id": "kept"}], "step_cost": {"baseline": "stale"}}))
+    monkeypatch.setattr(small_data, "step_cost",
+                        functools.partial(small_data.step_cost, rounds=1, steps=1))
+    monkeypatch.setattr(sys, "argv", ["small_data.py", "--profile", "smoke", "--retime",
+                                      str(path)])
+    small_data.main()
+    got = json.loads(path.read_text())
+    assert got["arms"] == [{"id": "kept"}]
+    cost = got["step_cost"]
+    assert set(cost) == {*small_data.SETTINGS, "timing"} and cost["baseline"]["vs_baseline"] == 1.0
+    assert all(cost[s]["images_per_second"] > 0 for s in small_data.SETTINGS)
+    assert len(cost["timing"]["load_average_at_start"]) == 3 and cost["timing"]["rounds"] == 1
 
 
 def test_compare_uses_only_seeds_that_both_arms_have(small_data):
