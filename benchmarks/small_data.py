@@ -222,6 +222,11 @@ def compare(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def subset_cell(subset: int | None, at: str) -> tuple[str, str]:
+    """The subset column's cell: a size is bound to its field like every number; 'all' is text."""
+    return (str(subset), f"{at}.subset") if subset else ("all", "-")
+
+
 def markdown(result: dict[str, Any], file: str = "real_small_data.json") -> str:
     """The two tables of a small-data result (``file`` in benchmarks/results/), each cell bound
     to its field."""
@@ -231,7 +236,7 @@ def markdown(result: dict[str, Any], file: str = "real_small_data.json") -> str:
         at = f"arms[id={a['id']}]"
         step = (result.get("step_cost") or {}).get(a["setting"])
         rows.append((a["id"], [
-            (a["setting"], "-"), (str(a["subset"] or "all"), "-"),
+            (a["setting"], "-"), subset_cell(a["subset"], at),
             *(cell(f"{at}.fid.{it}.mean", a["fid"][it]["mean"], 1,
                    (f"{at}.fid.{it}.sd", a["fid"][it]["sd"])) for it in its),
             cell(f"{at}.kid_final.mean", a["kid_final"]["mean"], 4,
@@ -249,7 +254,7 @@ def markdown(result: dict[str, Any], file: str = "real_small_data.json") -> str:
         at = f"comparisons[id={c['id']}]"
         per_seed = c["final"]["per_seed"]
         rows.append((c["id"], [
-            (c["setting"], "-"), (str(c["subset"] or "all"), "-"), (c["pairing"], "-"),
+            (c["setting"], "-"), subset_cell(c["subset"], at), (c["pairing"], "-"),
             *(cell(f"{at}.final.per_seed[{i}]", v, 1) for i, v in enumerate(per_seed)),
             cell(f"{at}.final.mean", c["final"]["mean"], 1, (f"{at}.final.sd", c["final"]["sd"])),
             cell(f"{at}.final.ci95[0]", c["final"]["ci95"][0], 1),
