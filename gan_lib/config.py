@@ -88,7 +88,7 @@ class TrainConfig:
     device: str = "auto"  # auto = cuda when present, else cpu
     # auto = bf16 autocast on CUDA with native bf16 and on AMX CPUs, else fp32
     # (device.bf16_is_faster). Measured: bf16 ran the step at 0.77x fp32 on a CPU with
-    # AVX512-BF16 but no AMX (benchmarks/results/train_throughput.json,
+    # AVX512-BF16 but no AMX (benchmarks/results/train_throughput_noamx_phantom.json,
     # ratio_gan_lib_bf16_over_fp32), and at 2.23x fp32 on an AMX CPU
     # (benchmarks/results/precision_quality.json, speed.bf16_over_fp32; its FID over 3 seeds:
     # docs/benchmarks.md). No committed result file measures it on CUDA yet.
