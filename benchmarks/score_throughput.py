@@ -74,7 +74,7 @@ import torch_fidelity
 from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 
 from gan_lib import config, data, io, metrics
-from gan_lib.device import resolve_device
+from gan_lib.device import cpu_isa, resolve_device
 from gan_lib.gan import models, runinfo, sampling
 from gan_lib.metrics import features, inception
 
@@ -265,7 +265,7 @@ def provenance(args, weights: dict, ds) -> dict:
     """When, where and with what the numbers were measured."""
     return {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), **runinfo.versions(),
             "torch_fidelity": torch_fidelity.__version__, "git_commit": runinfo.git_commit(),
-            "machine": platform.machine(),
+            "machine": platform.machine(), "cpu_isa": cpu_isa(),
             "load_average_at_start": list(os.getloadavg()), "threads": torch.get_num_threads(),
             "device": str(args.device),
             "device_name": (torch.cuda.get_device_name(args.device)
