@@ -6,6 +6,7 @@ import functools
 import os
 import shutil
 import struct
+import time
 import warnings
 import zlib
 
@@ -108,6 +109,60 @@ def test_a_decompression_bomb_and_a_non_utf8_name_are_skipped_and_listed(tmp_pat
     assert "decompression bomb" in bomb and (f"{side} x {side}" in bomb or f"{side**2}" in bomb)
     assert "not valid UTF-8" in reasons["gr\\xe4y.jpeg"]
     assert "skipped:     5 file(s)" in data.summarize(ds)  # printable: no encoding error
+
+
+def test_thin_and_long_images_are_skipped_by_their_header_before_decoding(tmp_path):
+    """A 179-byte 100000 x 1 PNG decoded at 2.5 GB and a 50,000,000 x 1 one asked for 819 GB:
+    the header's sides and aspect ratio refuse them, and the folder loads without them."""
+    root = make_kermany(tmp_path / "xr")
+    normal, pneu = root / "train" / "NORMAL", root / "train" / "PNEUMONIA"
+    Image.new("L", (100_000, 1), 100).save(normal / "thin.png", optimize=True)
+    (normal / "header_only.png").write_bytes(bomb_png(50_000_000, 1))
+    Image.new("L", (2_000, 150), 100).save(pneu / "long.png")  # 13.3 : 1
+    Image.new("L", (150, 1_400), 100).save(pneu / "tall_ok.png")  # 9.3 : 1 is kept
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds = data.load_dataset(str(root), "train", 64)
+    reasons = {p.split("/")[-1]: r for p, r in ds.skipped}
+    assert set(reasons) == {"truncated.jpeg", "empty.jpeg", "notes.jpeg", "thin.png",
+                            "header_only.png", "long.png"}
+    assert reasons["thin.png"] == "100000 x 1 px: a side under 8 px holds no radiograph"
+    assert reasons["header_only.png"].startswith("50000000 x 1 px: a side under 8 px")
+    assert reasons["long.png"].startswith("2000 x 150 px is 13.3 times longer than wide")
+    assert len(ds) == 7 and [150, 1400] in ds.raw_sizes.tolist()
+    assert "long.png: 2000 x 150 px" in data.summarize(ds)
+
+
+def test_parallel_decoding_stays_within_the_memory_budget(tmp_path, monkeypatch):
+    """Files are decoded by up to 8 threads; together they hold no more than DECODE_MEMORY."""
+    from gan_lib.data import imagefile
+
+    root = tmp_path / "x"
+    for name in ("NORMAL", "PNEUMONIA"):
+        (root / "train" / name).mkdir(parents=True)
+        for i in range(4):
+            Image.new("L", (200, 200), 50 * i).save(root / "train" / name / f"{i}.png")
+    one_file = 200 * 200 * (1 + 12)  # imagefile.decode_bytes of each
+    monkeypatch.setattr(imagefile, "DECODE_MEMORY", int(1.5 * one_file))
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    in_flight, most = [0], [0]
+    to_gray = imagefile.to_gray_float
+
+    def tracked(im):
+        in_flight[0] += 1
+        most[0] = max(most[0], in_flight[0])
+        time.sleep(0.05)  # long enough for the other threads to start theirs
+        in_flight[0] -= 1
+        return to_gray(im)
+
+    monkeypatch.setattr(imagefile, "to_gray_float", tracked)
+    ds = data.load_dataset(str(root), "train", 32)
+    assert len(ds) == 8 and most[0] == 1
+    monkeypatch.setattr(imagefile, "DECODE_MEMORY", 8 * one_file)  # room for all: parallel
+    (root / "train" / "NORMAL" / "0.png").touch()  # a new listing: decoded again, not cached
+    os.utime(root / "train" / "NORMAL" / "0.png", ns=(1, 1))
+    data.load_dataset(str(root), "train", 32)
+    assert most[0] > 1
 
 
 def test_pixels_rgb_to_gray_16bit_full_range_and_aspect_preserving_crop(tmp_path):

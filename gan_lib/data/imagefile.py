@@ -3,7 +3,11 @@
 Gray (RGB is converted, 16-bit is scaled by its own min..max range), the shorter side resized
 to ``size`` keeping the aspect ratio (antialiased), then centre-cropped to ``size`` x ``size``.
 Files that cannot be decoded raise :class:`UnreadableImage` with the reason, which
-``data.load_dataset`` lists as skipped.
+``data.load_dataset`` lists as skipped. So do files whose header (read before any pixel is
+decoded) asks for more work than a radiograph can: more than :data:`MAX_PIXELS` pixels, a side
+under :data:`MIN_SIDE`, or a long side more than :data:`MAX_ASPECT` times the short one (the
+resize would make it ``size`` x ``size * aspect``). A :class:`MemoryBudget` shared by the
+threads that decode a folder bounds the memory of the files decoded at once.
 
 Example:
     >>> import numpy as np
@@ -13,7 +17,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,33 +31,77 @@ from PIL import Image, UnidentifiedImageError
 # Pillow's own limit (~89 M pixels, ten times a 3000 x 3000 radiograph): a header that claims
 # more is not decoded, so a 100-byte file cannot ask for gigabytes of memory.
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+# Radiographs are 1 to 2 times longer than wide (the Kermany originals 1.08-1.87, 5th-95th
+# percentile), long-leg and whole-spine films about 3. The shorter side is resized to ``size``,
+# so the long side becomes ``size * aspect``: at most ten times the square that is kept, where a
+# 50,000,000 x 1 PNG of 48 KB would ask for 819 GB. With MAX_PIXELS this also bounds each side
+# (below 30,000 px). The limits are on the file, not on the crop: they hold for any resize.
+MAX_ASPECT = 10
+MIN_SIDE = 8  # px: a side this short holds no radiograph (and load_dataset's smallest size)
+# Decoding a file takes about (bytes per raw pixel + 12) bytes per pixel at its peak (the raw
+# pixels, their float32 copy and two temporaries of the 16-bit scaling); the threads of a folder
+# decode together only while their sum stays under this, and a larger file decodes alone.
+DECODE_MEMORY = 1 << 30
 
 
 class UnreadableImage(Exception):
     """A file that cannot be decoded; its message is the reason stored in ``skipped``."""
 
 
-def decode_image(path: str | os.PathLike, size: int) -> tuple[np.ndarray, tuple[int, int], str]:
+class MemoryBudget:
+    """At most ``total`` bytes of decoding in flight across threads (a weighted semaphore).
+
+    A claim larger than ``total`` waits until nothing else is in flight and then runs alone.
+
+    >>> budget = MemoryBudget(100)
+    >>> with budget.hold(60):
+    ...     budget.free
+    40
+    """
+
+    def __init__(self, total: int = DECODE_MEMORY):
+        self.total = int(total)
+        self.free = self.total
+        self._changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def hold(self, nbytes: int) -> Iterator[None]:
+        claim = min(max(int(nbytes), 0), self.total)
+        with self._changed:
+            self._changed.wait_for(lambda: self.free >= claim)
+            self.free -= claim
+        try:
+            yield
+        finally:
+            with self._changed:
+                self.free += claim
+                self._changed.notify_all()
+
+
+def decode_image(path: str | os.PathLike, size: int, budget: MemoryBudget | None = None,
+                 ) -> tuple[np.ndarray, tuple[int, int], str]:
     """One image file -> (uint8 [size, size], (raw width, raw height), raw PIL mode).
 
-    Raises UnreadableImage (with the reason) for empty, non-image, corrupt or truncated files.
+    Raises UnreadableImage (with the reason) for empty, non-image, corrupt or truncated files,
+    and for sizes no radiograph has (:func:`check_dimensions`), before decoding their pixels.
+    ``budget``: shared by the threads decoding a folder, bounds their memory together.
     """
     path = Path(path)
     if path.stat().st_size == 0:
         raise UnreadableImage("empty file (0 bytes)")
     try:
-        with Image.open(path) as im:
+        with Image.open(path) as im:  # reads the header only: the size is known, nothing decoded
             raw_size, mode = im.size, im.mode
-            if raw_size[0] * raw_size[1] > MAX_PIXELS:  # PIL only warns below twice its limit
-                raise Image.DecompressionBombError(f"{raw_size[0]} x {raw_size[1]} pixels")
+            check_dimensions(*raw_size)
             # JPEG: decode straight to gray (and at 1/2 to 1/8 scale in the DCT domain where the
             # file is at least twice 2 * size). Measured 2.4x faster on 300 of the 224-px Kermany
             # copy's RGB JPEGs at size 64 (no scale reduction there; 1 thread, 2026-12-05); the
             # large originals, where the scale reduction acts, were not available to measure.
             if im.format == "JPEG":
                 im.draft("L", (2 * size, 2 * size))
-            im.load()
-            gray = to_gray_float(im)
+            with budget.hold(decode_bytes(im)) if budget else contextlib.nullcontext():
+                im.load()
+                gray = to_gray_float(im)
     except UnidentifiedImageError:
         raise UnreadableImage("not an image (PIL cannot identify the file format)") from None
     except Image.DecompressionBombError as err:  # a small file claiming a huge image
@@ -59,6 +110,38 @@ def decode_image(path: str | os.PathLike, size: int) -> tuple[np.ndarray, tuple[
     except (OSError, SyntaxError, ValueError) as err:
         raise UnreadableImage(f"corrupt or truncated image ({err})") from None
     return resize_crop(gray, size), raw_size, mode
+
+
+def check_dimensions(width: int, height: int) -> None:
+    """Refuse a header no radiograph has, before its pixels are decoded.
+
+    >>> check_dimensions(100_000, 1)
+    Traceback (most recent call last):
+    ...
+    gan_lib.data.imagefile.UnreadableImage: 100000 x 1 px: a side under 8 px holds no radiograph
+    >>> check_dimensions(2_000, 150)
+    Traceback (most recent call last):
+    ...
+    gan_lib.data.imagefile.UnreadableImage: 2000 x 150 px is 13.3 times longer than wide (at most 10; radiographs are 1 to 3): resized, its long side would be 13.3 times the image size
+    """
+    if width * height > MAX_PIXELS:  # PIL only warns below twice its limit
+        raise Image.DecompressionBombError(f"{width} x {height} pixels")
+    if min(width, height) < MIN_SIDE:
+        raise UnreadableImage(f"{width} x {height} px: a side under {MIN_SIDE} px holds no "
+                              "radiograph")
+    aspect = max(width, height) / min(width, height)
+    if aspect > MAX_ASPECT:
+        raise UnreadableImage(
+            f"{width} x {height} px is {aspect:.1f} times longer than wide (at most "
+            f"{MAX_ASPECT}; radiographs are 1 to 3): resized, its long side would be "
+            f"{aspect:.1f} times the image size")
+
+
+def decode_bytes(im: Image.Image) -> int:
+    """Peak bytes of decoding ``im`` (opened, not yet loaded) into gray float32."""
+    raw = len(im.getbands()) * (2 if im.mode.startswith("I;16") else 4 if im.mode in ("I", "F")
+                                else 1)
+    return im.size[0] * im.size[1] * (raw + 12)
 
 
 def to_gray_float(im: Image.Image) -> np.ndarray:

@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from .. import config, io
 from . import phantom, pneumoniamnist
+from . import imagefile
 from .imagefile import UnreadableImage, decode_image
 
 PREPROCESS_VERSION = "prep-v1"  # bump when decoding/resizing changes: caches are then rebuilt
@@ -211,11 +212,14 @@ def _printable(path: Path) -> str:
 
 def _decode_folder(root: Path, files: list[tuple[Path, int]], image_size: int,
                    skipped_before: list[list[str]] = ()) -> dict:
-    """Decode every file (threads: PIL releases the GIL while decoding); unreadable -> skipped
-    (after ``skipped_before``, files skipped unopened)."""
+    """Decode every file (threads: PIL releases the GIL while decoding; their memory together
+    bounded by imagefile.DECODE_MEMORY); unreadable -> skipped (after ``skipped_before``, files
+    skipped unopened)."""
+    budget = imagefile.MemoryBudget(imagefile.DECODE_MEMORY)
+
     def work(path: Path):
         try:
-            return decode_image(path, image_size)
+            return decode_image(path, image_size, budget)
         except UnreadableImage as err:
             return str(err)
 
