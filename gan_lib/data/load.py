@@ -36,8 +36,7 @@ import torchvision.transforms.functional as TF
 from tqdm import tqdm
 
 from .. import config, io
-from . import phantom, pneumoniamnist
-from . import imagefile
+from . import imagefile, phantom, pneumoniamnist
 from .imagefile import UnreadableImage, decode_image
 
 PREPROCESS_VERSION = "prep-v1"  # bump when decoding/resizing changes: caches are then rebuilt
