@@ -13,14 +13,14 @@ from typing import Any
 
 import torch
 
-from gan_lib import io, metrics
-from gan_lib.gan import runinfo
+from gan_lib import metrics, storage
+from gan_lib.gan import run_folder
 from gan_lib.metrics import inception
 from gan_lib.studies import audit
 
 
 def last_snapshot(run_dir: Path, iterations: int, raw: bool = False) -> Path:
-    return run_dir / "snapshots" / (runinfo.RAW_SNAPSHOTS if raw else "") / \
+    return run_dir / "snapshots" / (run_folder.RAW_SNAPSHOTS if raw else "") / \
         f"G_iter_{iterations:06d}.pt"
 
 
@@ -31,16 +31,16 @@ def finished(run_dir: Path, iterations: int, raw: bool = False) -> bool:
 def raw_run(ema_dir: Path, run_dir: Path) -> None:
     """Make ``run_dir`` the run without EMA from the EMA run ``ema_dir``: its config with
     ema_decay 0, its log, and its raw snapshots (written whole: a folder, then one rename)."""
-    record = io.read_json(ema_dir / "config.json")
+    record = storage.read_json(ema_dir / "config.json")
     record["config"] |= {"name": run_dir.name, "ema_decay": 0.0}
     record["raw_snapshots_of"] = (f"{ema_dir.name}: G's own weights beside its EMA; training "
                                   "does not depend on the EMA, so these are this run's")
     tmp = run_dir.with_name(run_dir.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "snapshots").mkdir(parents=True)
-    io.write_json(tmp / "config.json", record)
+    storage.write_json(tmp / "config.json", record)
     shutil.copy2(ema_dir / "losses.jsonl", tmp / "losses.jsonl")
-    for _, path in runinfo.list_snapshots(ema_dir, raw=True):
+    for _, path in run_folder.list_snapshots(ema_dir, raw=True):
         shutil.copy2(path, tmp / "snapshots" / path.name)
     tmp.rename(run_dir)
 
@@ -50,8 +50,8 @@ def raw_check(run_dir: Path, ema_dir: Path, iterations: int) -> dict[str, Any] |
     (the tensors; metadata such as the run name aside)? None when there is no such snapshot."""
     if not finished(ema_dir, iterations, raw=True):
         return None
-    a = io.load_torch(last_snapshot(run_dir, iterations))["state_dict"]
-    b = io.load_torch(last_snapshot(ema_dir, iterations, raw=True))["state_dict"]
+    a = storage.load_torch(last_snapshot(run_dir, iterations))["state_dict"]
+    b = storage.load_torch(last_snapshot(ema_dir, iterations, raw=True))["state_dict"]
     return {"run": ema_dir.name, "final_snapshot_weights_equal":
             a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)}
 
@@ -63,7 +63,7 @@ def scored(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
     wanted = inception.variant_name(score_cfg)
     paths = run_dir / "scores.json", run_dir / "audit.json"
     if all(p.is_file() for p in paths):
-        scores, audited = (io.read_json(p) for p in paths)
+        scores, audited = (storage.read_json(p) for p in paths)
         if scores.get("extraction") == wanted and audited.get("extraction") == wanted:
             return scores, audited
     return metrics.score_run(run_dir, score_cfg), audit.audit_run(run_dir, score_cfg)

@@ -45,7 +45,7 @@ from typing import Any
 import torch
 
 from gan_lib import config, metrics
-from gan_lib.gan import models, runinfo, sampling, train
+from gan_lib.gan import models, run_folder, sampling, train
 from gan_lib.metrics import features, inception
 
 LATENT_SEED = 1234  # latent i = row i of torch.randn(n, z_dim, generator=seed 1234)
@@ -125,11 +125,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     recal = [int(k) for k in args.recal.split(",") if k.strip()]
     t_start = time.perf_counter()
     trained = ensure_run(args)
-    run_dir = runinfo.run_path(trained["run_dir"])
-    run_cfg = runinfo.load_run_config(run_dir)
+    run_dir = run_folder.run_path(trained["run_dir"])
+    run_cfg = run_folder.load_run_config(run_dir)
     batch_size, z_dim = run_cfg["config"]["batch_size"], run_cfg["config"]["z_dim"]
     image_size = run_cfg["config"]["image_size"]
-    snapshots = runinfo.list_snapshots(run_dir)
+    snapshots = run_folder.list_snapshots(run_dir)
 
     prof = config.make_score_config(args.profile)
     score_cfg = config.make_score_config(

@@ -18,8 +18,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from gan_lib import config, io
-from gan_lib.gan import checkpoint, runinfo
+from gan_lib import config, storage
+from gan_lib.gan import checkpoint, run_folder
 from gan_lib.studies.utility import METRICS, WAYS, verdict
 
 
@@ -94,13 +94,13 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="write the gathered numbers with provenance here")
     args = p.parse_args()
     run_dir = config.RUNS_DIR / args.run
-    scores = io.read_json(run_dir / "scores.json")
-    utility = io.read_json(run_dir / "utility.json")
-    meta = runinfo.load_run_config(run_dir)
+    scores = storage.read_json(run_dir / "scores.json")
+    utility = storage.read_json(run_dir / "utility.json")
+    meta = run_folder.load_run_config(run_dir)
     if not meta["config"].get("conditional"):
         raise SystemExit(f"run {args.run!r} is not class-conditional: nothing to gather")
     build_path = config.REPORTS_DIR / "build.json"
-    build = io.read_json(build_path) if build_path.is_file() else None
+    build = storage.read_json(build_path) if build_path.is_file() else None
     if build is not None and build.get("command", {}).get("run") != args.run:
         build = None  # the last report was of another run
     result = {
@@ -110,7 +110,7 @@ def main() -> None:
         f"make report PROFILE=quick CONDITIONAL=1 SOURCE=phantom RUN={args.run}",
         "run": args.run, "config": meta["config"], "data": meta["data"],
         "g_conditioning": checkpoint.saved_config(meta)["g_conditioning"],
-        "git_commit_of_run": meta.get("git_commit"), "git_commit": runinfo.git_commit(),
+        "git_commit_of_run": meta.get("git_commit"), "git_commit": run_folder.git_commit(),
         "extractor": scores["extractor"], "weights": scores.get("weights"),
         "precision": scores.get("precision"), "sampling": scores["sampling"],
         "settings": scores["settings"],
@@ -119,7 +119,7 @@ def main() -> None:
     }
     print(markdown(result))
     if args.json:
-        io.write_json(args.json, result)
+        storage.write_json(args.json, result)
         print(f"wrote {args.json}")
 
 

@@ -38,8 +38,8 @@ from typing import Any
 
 import torch
 
-from gan_lib import config, io
-from gan_lib.gan import launch, runinfo
+from gan_lib import config, storage
+from gan_lib.gan import launch, run_folder
 
 
 def one_launch(nproc: int, threads: int, args: argparse.Namespace, home: Path,
@@ -55,7 +55,7 @@ def one_launch(nproc: int, threads: int, args: argparse.Namespace, home: Path,
                           env=env, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"{nproc} process(es) failed:\n{(done.stdout + done.stderr)[-3000:]}")
-    log = io.read_jsonl(home / "runs" / name / "losses.jsonl")
+    log = storage.read_jsonl(home / "runs" / name / "losses.jsonl")
     timed = log[args.warmup:]
     seconds = timed[-1]["seconds"] - log[args.warmup - 1]["seconds"]
     return {"images_per_second": cfg.batch_size * len(timed) / seconds,
@@ -108,7 +108,7 @@ def main() -> None:
         print(f"| {row['processes']} | {row['threads_per_process']} | "
               f"{row['images_per_second']:.1f} | {eff if eff is not None else '-'} |")
     if args.json:
-        io.write_json(args.json, {
+        storage.write_json(args.json, {
             "benchmark": "ddp_scaling",
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "command": {k: str(v) for k, v in vars(args).items()},
@@ -119,7 +119,7 @@ def main() -> None:
             "cpu": platform.processor() or platform.machine(), "cpu_count": os.cpu_count(),
             "gpus": torch.cuda.device_count() if torch.cuda.is_available() else 0,
             "versions": {"python": platform.python_version(), "torch": torch.__version__},
-            "git_commit": runinfo.git_commit(), "rows": rows,
+            "git_commit": run_folder.git_commit(), "rows": rows,
         })
         print(f"wrote {args.json}")
 

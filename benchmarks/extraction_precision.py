@@ -38,8 +38,8 @@ from pathlib import Path
 
 import torch
 
-from gan_lib import config, device, io, metrics
-from gan_lib.gan import runinfo, sampling
+from gan_lib import config, device, metrics, storage
+from gan_lib.gan import run_folder, sampling
 from gan_lib.metrics import features, inception
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -70,12 +70,12 @@ def extractor(name: str, spec: tuple[str, bool, str, bool], dev: str) -> incepti
 
 def image_sets(run_dir: Path, n_fake: int, n_real: int, seed: int) -> dict[str, torch.Tensor]:
     """uint8 images in memory: the reference, the held-out floor set, each snapshot's fakes."""
-    run_cfg = runinfo.load_run_config(run_dir)
+    run_cfg = run_folder.load_run_config(run_dir)
     ds = metrics.load_real(run_cfg, "train")
     order = features.subset_order(len(ds.images))
     sets = {"reference": ds.images[order[:n_real]],
             "held-out": ds.images[order[n_real:n_real + n_fake]]}
-    for it, path in runinfo.list_snapshots(run_dir):
+    for it, path in run_folder.list_snapshots(run_dir):
         sets[f"iteration {it}"] = sampling.generate(path, n_fake, seed=seed)
     return sets, ds
 
@@ -138,12 +138,12 @@ def main() -> None:
     p.add_argument("--n-real", type=int, help="replace the quick profile's (a quick check only)")
     args = p.parse_args()
     if args.markdown:
-        print(markdown(io.read_json(Path(args.markdown))))
+        print(markdown(storage.read_json(Path(args.markdown))))
         return
     if not args.run:
         p.error("--run is needed to measure")
     t_start = time.perf_counter()
-    run_dir = runinfo.run_path(args.run)
+    run_dir = run_folder.run_path(args.run)
     score = config.make_score_config("quick", **{k: v for k, v in (
         ("n_fake", args.n_fake), ("n_real", args.n_real)) if v is not None})
     sets, ds = image_sets(run_dir, score.n_fake, score.n_real, score.seed)
@@ -211,7 +211,7 @@ def main() -> None:
         "weights": nets["fp32"].weights, "extractor": nets["fp32"].describe(),
         "device": args.device, "cpu_isa": device.cpu_isa(), "threads": torch.get_num_threads(),
         "interleaved": {"rounds": args.rounds, "batch": len(batch)},
-        "git_commit": runinfo.git_commit(), "versions": runinfo.versions(),
+        "git_commit": run_folder.git_commit(), "versions": run_folder.versions(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(time.perf_counter() - t_start, 1),
         "command": " ".join(["benchmarks/extraction_precision.py", *sys.argv[1:]]),
@@ -222,7 +222,7 @@ def main() -> None:
               f"{r.get('max_abs_relative_change_at_snapshots')} | "
               f"{r.get('abs_change_at_floor')} | {r['meets_rule']} |")
     if args.json:
-        io.write_json(Path(args.json), result)
+        storage.write_json(Path(args.json), result)
 
 
 if __name__ == "__main__":

@@ -30,17 +30,17 @@ import os
 import platform
 from pathlib import Path
 
-from gan_lib import config, io, report
+from gan_lib import config, report, storage
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def summarise(run: str, note: str, cold_scores: str | None = None) -> dict:
     run_dir = config.RUNS_DIR / run
-    result = io.read_json(run_dir / "protocols.json")
-    scores = io.read_json(run_dir / "scores.json")
-    build = io.read_json(config.REPORTS_DIR / "build.json")
-    reference = io.read_json(ROOT / "benchmarks/results/real_quick_report.json")
+    result = storage.read_json(run_dir / "protocols.json")
+    scores = storage.read_json(run_dir / "scores.json")
+    build = storage.read_json(config.REPORTS_DIR / "build.json")
+    reference = storage.read_json(ROOT / "benchmarks/results/real_quick_report.json")
     stages = {s["notebook"][:2]: s["seconds"] for s in build["stages"]}
     labels = {p["name"]: p["label"] for p in result["protocols"]}
     rows = [{"protocol": labels[r["protocol"]], "name": r["protocol"], "kind": r["kind"],
@@ -51,7 +51,7 @@ def summarise(run: str, note: str, cold_scores: str | None = None) -> dict:
                 "n_fake": r["n_fake"], "n_real": r["n_real"]}
                for r in scores["scores"] if r["metric"] == "fid"]
     extra = stages.get(report.PROTOCOLS_NOTEBOOK[:2])  # the section's notebook
-    cold = io.read_json(cold_scores)["seconds"] if cold_scores else None
+    cold = storage.read_json(cold_scores)["seconds"] if cold_scores else None
     return {
         "what": (f"The section 'Why FIDs disagree' (notebook {report.PROTOCOLS_NOTEBOOK[:2]}) on "
                  "a quick-profile run of the phantom, from a report built on that run with `python -m gan_lib report --run "

@@ -28,8 +28,8 @@ from typing import Any
 
 import torch
 
-from gan_lib import config, data, device, io
-from gan_lib.gan import batches, runinfo, train
+from gan_lib import config, data, device, storage
+from gan_lib.gan import batches, run_folder, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchmark_runs as runs  # noqa: E402
@@ -128,7 +128,7 @@ def main() -> None:
                    help="print the table of this JSON with its bindings; compute nothing")
     args = p.parse_args()
     if args.markdown:
-        print(markdown(io.read_json(Path(args.markdown))))
+        print(markdown(storage.read_json(Path(args.markdown))))
         return
     if not args.source:
         p.error("--source is needed to train and score runs")
@@ -137,7 +137,7 @@ def main() -> None:
     for seed in seeds:
         for precision, run_dir in (("bf16", real_data.prepare("quick", seed, args.source)),
                                    ("fp32", fp32_run(seed, args.source))):
-            meta = runinfo.load_run_config(run_dir)
+            meta = run_folder.load_run_config(run_dir)
             if meta["precision"] != precision:
                 raise SystemExit(f"{run_dir} was trained in {meta['precision']}, not {precision}")
             scores, audited = runs.scored(run_dir)
@@ -158,7 +158,7 @@ def main() -> None:
     print(f"step speed bf16 / fp32: {speed['bf16_over_fp32']:.2f}x on {device.cpu_isa()}")
     print(markdown(result))
     if args.json:
-        io.write_json(Path(args.json), result)
+        storage.write_json(Path(args.json), result)
 
 
 if __name__ == "__main__":

@@ -39,8 +39,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from gan_lib import io
-from gan_lib.gan import runinfo
+from gan_lib import storage
+from gan_lib.gan import run_folder
 from gan_lib.studies import quiz, quiz_page
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "real_quiz_leak.json"
@@ -124,7 +124,7 @@ def main() -> None:
     p.add_argument("--json", nargs="?", const=str(DEFAULT_JSON), help="write the result here")
     args = p.parse_args()
     t0 = time.perf_counter()
-    run_dir = runinfo.run_path(args.run)
+    run_dir = run_folder.run_path(args.run)
     with tempfile.TemporaryDirectory() as tmp:
         page = quiz.build_quiz(run_dir, Path(tmp) / "quiz", n=args.n, seed=args.seed)
         html = page.read_text(encoding="utf-8")
@@ -136,14 +136,14 @@ def main() -> None:
     print(f"{'all, logistic (5-fold CV)':<28} {result['auc_all_features_logistic_cv5']:.3f}")
     print("at chance" if result["at_chance"] else "LEAKS")
     if args.json:
-        io.write_json(Path(args.json), {
+        storage.write_json(Path(args.json), {
             "what": "byte-level features of the quiz page against its key (real vs generated)",
             "rule": f"every feature's and the classifier's |AUC - 0.5| < {Z} sd of the "
                     "Mann-Whitney null", **result,
             "run": run_dir.name, "snapshot": key["snapshot"],
             "quiz_seed": args.seed, "page_bytes": len(html.encode()),
-            "data": key.get("data"), "git_commit": runinfo.git_commit(),
-            "versions": runinfo.versions(),
+            "data": key.get("data"), "git_commit": run_folder.git_commit(),
+            "versions": run_folder.versions(),
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "seconds": round(time.perf_counter() - t0, 1),
             "command": " ".join(["benchmarks/quiz_leak.py", *sys.argv[1:]]),

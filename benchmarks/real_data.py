@@ -36,8 +36,8 @@ from typing import Any
 
 import torch
 
-from gan_lib import config, device, io
-from gan_lib.gan import runinfo, train
+from gan_lib import config, device, storage
+from gan_lib.gan import run_folder, train
 from gan_lib.studies import utility
 from gan_lib.studies.classifier import ClassifierConfig
 
@@ -80,7 +80,7 @@ def prepare(study: str, seed: int, source: str, profile: str | None = None) -> P
 def row(run_dir: Path, scores: dict[str, Any], audited: dict[str, Any]) -> dict[str, Any]:
     """One run's numbers: FID/KID per snapshot, the floors, the final snapshot's audit."""
     out: dict[str, Any] = {"run": run_dir.name, "fid": {}, "kid": {}, "kid_std": {}, "floors": {}}
-    meta = runinfo.load_run_config(run_dir)
+    meta = run_folder.load_run_config(run_dir)
     out["seed"] = meta["config"]["seed"]
     out["segments"] = meta.get("segments", [])
     out["raw_snapshots_of"] = meta.get("raw_snapshots_of")
@@ -129,14 +129,14 @@ def summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def provenance(run_dir: Path, scores: dict[str, Any]) -> dict[str, Any]:
-    meta = runinfo.load_run_config(run_dir)
+    meta = run_folder.load_run_config(run_dir)
     return {"data": scores["data"], "citation": CITATION, "extractor": scores["extractor"],
             "extraction": scores.get("extraction"), "weights": scores["weights"],
             "score_settings": scores["settings"], "sampling": scores["sampling"],
             "train_config": {k: v for k, v in meta["config"].items() if k not in ("name", "seed")},
-            "training_precision": meta["precision"], "git_commit": runinfo.git_commit(),
+            "training_precision": meta["precision"], "git_commit": run_folder.git_commit(),
             "cpu_isa": device.cpu_isa(), "scoring_threads": torch.get_num_threads(),
-            "versions": runinfo.versions(),
+            "versions": run_folder.versions(),
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
 
 
@@ -145,7 +145,7 @@ def conditional_extra(run_dir: Path, scores: dict[str, Any],
     """Intra-class FID/KID with floors and the TSTR study of a conditional run (classifier
     seeds ``tstr_seeds``; reused from utility.json when it was made with them)."""
     path = run_dir / "utility.json"
-    result = io.read_json(path) if path.is_file() else None
+    result = storage.read_json(path) if path.is_file() else None
     preset = ClassifierConfig.preset("quick")
     if (result is None or result["seeds"] != list(tstr_seeds)
             or result["classifier"]["config"] != preset.to_dict()):
@@ -206,7 +206,7 @@ def main() -> None:
     args = p.parse_args()
     for study in STUDIES if args.study == "all" else [args.study]:
         if args.markdown:
-            print(markdown(io.read_json(Path(args.out) / f"real_{study}.json")) + "\n")
+            print(markdown(storage.read_json(Path(args.out) / f"real_{study}.json")) + "\n")
             continue
         if not args.source:
             p.error("--source is needed to make or score runs")
@@ -214,7 +214,7 @@ def main() -> None:
                  else list(STUDIES[study][3]))
         result = run_study(study, seeds, args.source, args.profile,
                            tuple(int(s) for s in args.tstr_seeds.split(",")))
-        io.write_json(Path(args.out) / f"real_{study}.json", result)
+        storage.write_json(Path(args.out) / f"real_{study}.json", result)
         print(f"wrote {Path(args.out) / f'real_{study}.json'}")
 
 

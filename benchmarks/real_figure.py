@@ -12,7 +12,7 @@ fingerprint, and the commit. A gray PNG, kept under 300 KB.
 from __future__ import annotations
 
 import argparse
-import io as stdio
+import io
 import sys
 from pathlib import Path
 
@@ -21,8 +21,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from gan_lib import config, io, metrics
-from gan_lib.gan import grids, runinfo, sampling
+from gan_lib import config, metrics, storage
+from gan_lib.gan import grids, run_folder, sampling
 from gan_lib.metrics import features
 from gan_lib.report import plots  # noqa: E402
 
@@ -31,16 +31,16 @@ MAX_BYTES = 300_000
 
 def panels(runs: list[str], n: int) -> tuple[list[tuple[str, object]], dict]:
     """[(title, grid array)] for the real images and each run, and the first run's data info."""
-    meta = runinfo.load_run_config(runs[0])
+    meta = run_folder.load_run_config(runs[0])
     ds = metrics.load_real(meta, "train")
     order = features.subset_order(len(ds.images))
     out = [("real training images", grids.grid_array(ds.images[order[:n]], nrow=4))]
     seed = config.make_score_config("quick").seed
     for run in runs:
-        iteration, path = runinfo.list_snapshots(run)[-1]
-        run_meta = runinfo.load_run_config(run)
+        iteration, path = run_folder.list_snapshots(run)[-1]
+        run_meta = run_folder.load_run_config(run)
         fakes = sampling.generate(path, n, seed=seed)
-        out.append((f"{runinfo.run_path(run).name}\n(seed {run_meta['config']['seed']}, "
+        out.append((f"{run_folder.run_path(run).name}\n(seed {run_meta['config']['seed']}, "
                     f"iteration {iteration})", grids.grid_array(fakes, nrow=4)))
     return out, {"description": ds.description, "fingerprint": ds.fingerprint}
 
@@ -64,14 +64,14 @@ def main() -> None:
                            "redistributed copy, aspect squashed). Generated: final snapshot, "
                            "scoring latents, BatchNorm re-estimated. Made by "
                            f"{' '.join(['benchmarks/real_figure.py', *sys.argv[1:]])} at "
-                           f"commit {(runinfo.git_commit() or 'unknown')[:10]}.")
-    png = stdio.BytesIO()
+                           f"commit {(run_folder.git_commit() or 'unknown')[:10]}.")
+    png = io.BytesIO()
     fig.savefig(png, dpi=args.dpi, bbox_inches="tight", format="png")
     size = len(png.getvalue())
     if size > MAX_BYTES:  # checked before anything is written
         raise SystemExit(f"the figure is {size:,} bytes, over {MAX_BYTES:,}: use fewer images "
                          "(--n) or a lower --dpi")
-    with io.atomic_path(Path(args.out)) as tmp:
+    with storage.atomic_path(Path(args.out)) as tmp:
         Path(tmp).write_bytes(png.getvalue())
     print(f"wrote {args.out} ({size:,} bytes)")
 

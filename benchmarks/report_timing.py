@@ -28,8 +28,8 @@ from pathlib import Path
 
 import torch
 
-from gan_lib import config, device, io
-from gan_lib.gan import runinfo
+from gan_lib import config, device, storage
+from gan_lib.gan import run_folder
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "real_quick_report.json"
 
@@ -62,16 +62,16 @@ def main() -> None:
     env["MPLBACKEND"] = "Agg"
     setup = timed(["make", ".venv/.installed"], clone, env)
     report = timed(["make", "report", f"PROFILE={args.profile}"], clone, env)
-    build = io.read_json(clone / "reports" / "build.json")
+    build = storage.read_json(clone / "reports" / "build.json")
     run_dir = clone / "runs" / args.profile
-    scores, meta = io.read_json(run_dir / "scores.json"), io.read_json(run_dir / "config.json")
-    audited = io.read_json(run_dir / "audit.json")
+    scores, meta = storage.read_json(run_dir / "scores.json"), storage.read_json(run_dir / "config.json")
+    audited = storage.read_json(run_dir / "audit.json")
     before = None
     if args.compare_fp32:  # Table 1 again, extracted as before this project's default changed
         python = str(clone / ".venv" / "bin" / "python")
         wall = timed([python, "-m", "gan_lib", "score", args.profile, "--set", "precision=fp32",
                       "--set", "fold_bn=false"], clone, env)
-        fp32 = io.read_json(run_dir / "scores.json")
+        fp32 = storage.read_json(run_dir / "scores.json")
         before = {"extraction": fp32.get("extraction"), "score_run_seconds": fp32["seconds"],
                   "command_seconds": round(wall, 1),
                   "speedup_of_default": round(fp32["seconds"] / scores["seconds"], 3),
@@ -94,7 +94,7 @@ def main() -> None:
                     "seconds": scores["seconds"]},
         "data": scores["data"], "load_average_end": list(os.getloadavg()),
         "scores": scores, "audit": audited, "score_stage_fp32_same_clone": before,
-        "versions": runinfo.versions(),
+        "versions": run_folder.versions(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["benchmarks/report_timing.py", *sys.argv[1:]]),
     }
@@ -105,7 +105,7 @@ def main() -> None:
               f"{before['score_run_seconds']:.0f} s ({before['extraction']}): "
               f"{before['speedup_of_default']:.2f}x")
     if args.json:
-        io.write_json(Path(args.json), result)
+        storage.write_json(Path(args.json), result)
 
 
 if __name__ == "__main__":

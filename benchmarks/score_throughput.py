@@ -73,9 +73,9 @@ import torch
 import torch_fidelity
 from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from_dataset
 
-from gan_lib import config, data, io, metrics
+from gan_lib import config, data, metrics, storage
 from gan_lib.device import cpu_isa, resolve_device
-from gan_lib.gan import models, runinfo, sampling
+from gan_lib.gan import models, run_folder, sampling
 from gan_lib.metrics import features, inception
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "score_throughput.json"
@@ -200,12 +200,12 @@ def part2(ds, args, weights: str) -> dict:
         paths = [snapshot(run_dir / "snapshots" / f"G_iter_{s:06d}.pt", s, args.image_size)
                  for s in (1, 2, 3)]
         tcfg = config.make_train_config("smoke", name="bench", image_size=args.image_size)
-        io.write_json(run_dir / "config.json", {"config": tcfg.to_dict(), "data": {
+        storage.write_json(run_dir / "config.json", {"config": tcfg.to_dict(), "data": {
             "source": ds.source, "description": ds.description, "kind": ds.kind, "fingerprint": ds.fingerprint,
             "n_images": len(ds.images), "is_synthetic": ds.is_synthetic}})
         for split in ("train", "test"):  # decode the data into the fresh cache before timing
             with contextlib.suppress(FileNotFoundError, ValueError):  # a source without test/
-                metrics.load_real(io.read_json(run_dir / "config.json"), split)
+                metrics.load_real(storage.read_json(run_dir / "config.json"), split)
         order = torch.randperm(len(ds.images),
                                generator=torch.Generator().manual_seed(features.SUBSET_SEED))
         real = ds.images[order[:args.n_real]]
@@ -263,8 +263,8 @@ def part2(ds, args, weights: str) -> dict:
 
 def provenance(args, weights: dict, ds) -> dict:
     """When, where and with what the numbers were measured."""
-    return {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), **runinfo.versions(),
-            "torch_fidelity": torch_fidelity.__version__, "git_commit": runinfo.git_commit(),
+    return {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), **run_folder.versions(),
+            "torch_fidelity": torch_fidelity.__version__, "git_commit": run_folder.git_commit(),
             "machine": platform.machine(), "cpu_isa": cpu_isa(),
             "load_average_at_start": list(os.getloadavg()), "threads": torch.get_num_threads(),
             "device": str(args.device),
@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {name}: {ratio:.2f}x")
         print(f"  ({c['note']})")
     if args.json:
-        io.write_json(args.json, result)
+        storage.write_json(args.json, result)
         print(f"\nwrote {args.json}")
     else:
         print("\n" + json.dumps(result, default=str))

@@ -40,10 +40,9 @@ from typing import Any
 
 import torch
 
-from gan_lib import config
+from gan_lib import config, storage
 from gan_lib import device as device_lib
-from gan_lib import io as gio
-from gan_lib.gan import runinfo, train
+from gan_lib.gan import run_folder, train
 from gan_lib.gan.augment import Augment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -87,7 +86,7 @@ def one_run(profile: str, setting: str, size: int | None, seed: int, precision: 
             runs.raw_run(partner, run_dir)
         else:
             train.train(cfg, resume=(run_dir / "checkpoint.pt").is_file())
-    source_of = gio.read_json(run_dir / "config.json").get("raw_snapshots_of")
+    source_of = storage.read_json(run_dir / "config.json").get("raw_snapshots_of")
     check = runs.raw_check(run_dir, partner, cfg.iterations) if partner and not source_of \
         else None
     scores, audited = runs.scored(run_dir)
@@ -97,7 +96,7 @@ def one_run(profile: str, setting: str, size: int | None, seed: int, precision: 
         "config": cfg.to_dict(),
         "trained": f"raw snapshots of {source_of}" if source_of else "trained on its own",
         "raw_snapshots_of_ema_run_checked": check,
-        "segments": runinfo.load_run_config(run_dir).get("segments", []),
+        "segments": run_folder.load_run_config(run_dir).get("segments", []),
         "scores": [{k: r.get(k) for k in ("metric", "kind", "iteration", "value", "std",
                                           "n_fake", "n_real", "compared", "same_n")}
                    for r in scores["scores"] if r["metric"] in ("fid", "kid")],
@@ -303,13 +302,13 @@ def main() -> None:
                         "part of this written JSON")
     args = p.parse_args()
     if args.retime:
-        result = gio.read_json(args.retime)
+        result = storage.read_json(args.retime)
         result["step_cost"] = step_cost(args.profile, list(SETTINGS), args.precision)
-        gio.write_json(args.retime, result)
+        storage.write_json(args.retime, result)
         print(json.dumps(result["step_cost"], indent=1), f"\nwrote {args.retime}", sep="\n")
         return
     if args.markdown:
-        print(markdown(gio.read_json(args.markdown), args.markdown.name))
+        print(markdown(storage.read_json(args.markdown), args.markdown.name))
         return
     settings = [s.strip() for s in args.settings.split(",") if s.strip()]
     unknown = sorted(set(settings) - set(SETTINGS))
@@ -332,7 +331,7 @@ def main() -> None:
         "benchmark": "small_data", "rule": PAIRED_RULE,
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(["benchmarks/small_data.py", *sys.argv[1:]]),
-        "versions": runinfo.versions(), "git_commit": runinfo.git_commit(),
+        "versions": run_folder.versions(), "git_commit": run_folder.git_commit(),
         "scoring_threads": torch.get_num_threads(), "cpu_isa": device_lib.cpu_isa(),
         "provenance": provenance(rows, args.precision, args.profile),
         "arms": arms(rows), "comparisons": compare(rows), "rows": rows, "step_cost": cost,
@@ -340,7 +339,7 @@ def main() -> None:
     }
     print(markdown(result, (args.json or DEFAULT_JSON).name), "", result["provenance"], sep="\n")
     if args.json:
-        gio.write_json(args.json, result)
+        storage.write_json(args.json, result)
         print(f"wrote {args.json}")
 
 

@@ -55,7 +55,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from gan_lib import config, data
 from gan_lib.device import autocast_context, bf16_probe, resolve_device
-from gan_lib.gan import batches, models, runinfo, train
+from gan_lib.gan import batches, models, run_folder, train
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "train_throughput.json"
 
@@ -214,9 +214,9 @@ def contestants_record(args: argparse.Namespace, precisions: list[str], images: 
 
 def provenance(device: torch.device) -> dict:
     """When, where and with what the numbers were measured."""
-    return {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), **runinfo.versions(),
+    return {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), **run_folder.versions(),
             "torch_fidelity": importlib.metadata.version("torch-fidelity"),
-            "git_commit": runinfo.git_commit(), "machine": platform.machine(),
+            "git_commit": run_folder.git_commit(), "machine": platform.machine(),
             "load_average_at_start": list(os.getloadavg()),
             "processor": platform.processor(), "threads": torch.get_num_threads(),
             "device": str(device),

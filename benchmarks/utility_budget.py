@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from gan_lib import io
+from gan_lib import storage
 from gan_lib.data import load_dataset
 from gan_lib.report import plots
 from gan_lib.studies import classifier, utility
@@ -133,7 +133,7 @@ def main() -> None:
         "table": utility.results_table(merged).to_dict(orient="records"),
         "results": merged,
     }
-    io.write_json(args.json, result)
+    storage.write_json(args.json, result)
     print(utility.results_table(merged).to_markdown(index=False, floatfmt=".4g"))
     print({k: v for k, v in result.items() if k in ("per_seed", "all_seeds", "thread_check")})
     if args.figure:

@@ -1,6 +1,6 @@
 """Where and at what precision tensors are computed: device, bf16 support, autocast.
 
-Training and scoring both read these, so they sit below both: config/io -> device -> models,
+Training and scoring both read these, so they sit below both: config/storage -> device -> models,
 data -> train, inception/metrics (see ARCHITECTURE.md).
 
 Example:

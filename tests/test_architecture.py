@@ -1,7 +1,7 @@
 """The import graph of gan_lib: stages point one way, no module cycle (see ARCHITECTURE.md).
 
 Run it as a script to print the graph: ``python tests/test_architecture.py``.
-gan_lib is a few bottom modules (config, io, device) and one subpackage per pipeline stage.
+gan_lib is a few bottom modules (config, storage, device) and one subpackage per pipeline stage.
 Every import of a gan_lib module counts, wherever it stands: at the top, inside a function, or
 under ``if TYPE_CHECKING:`` (an annotation-only import still ties two modules together, and is
 how a cycle hides), relative (``from ..gan import models``) or absolute. A module may import one
@@ -17,7 +17,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "gan_lib"
 
 # Stages, lowest first: a module may import only modules of its own or a lower stage.
-# "" is the bottom: the modules directly in gan_lib/ (config, io, device).
+# "" is the bottom: the modules directly in gan_lib/ (config, storage, device).
 STAGES = ["", "data", "scale", "gan", "metrics", "studies", "report", "__main__"]
 MAX_TOP_ENTRIES = 12
 
@@ -74,7 +74,7 @@ def stage_of(module: str) -> int:
     """The stage index of a dotted module name ('gan.train' -> STAGES.index('gan'))."""
     first = module.split(".")[0]
     if "." not in module and first not in STAGES:
-        first = ""  # config, io, device, and gan_lib/__init__
+        first = ""  # config, storage, device, and gan_lib/__init__
     if first == "__init__":
         return len(STAGES)  # gan_lib/__init__ re-exports and sits above all
     return STAGES.index(first)
@@ -181,13 +181,13 @@ def test_the_checker_sees_upward_annotation_and_relative_imports(tmp_path):
         "gan/__init__.py": "",
         "gan/train.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
                         "    from ..metrics.scoring import x\n"
-                        "def f():\n    import gan_lib.io\n    from . import nets\n",
-        "gan/nets.py": "from ..metrics import Extractor\n",
-        "metrics/__init__.py": "", "metrics/scoring.py": "", "io.py": ""})
+                        "def f():\n    import gan_lib.storage\n    from . import trainable\n",
+        "gan/trainable.py": "from ..metrics import Extractor\n",
+        "metrics/__init__.py": "", "metrics/scoring.py": "", "storage.py": ""})
     graph = import_graph(root)
     assert graph["config"] == {"gan.train"}
-    assert graph["gan.train"] == {"metrics.scoring", "io", "gan.nets"}
-    assert graph["gan.nets"] == {"metrics"}
+    assert graph["gan.train"] == {"metrics.scoring", "storage", "gan.trainable"}
+    assert graph["gan.trainable"] == {"metrics"}
     assert stage_of("gan.train") > stage_of("config")
     assert stage_of("metrics.scoring") > stage_of("gan.train")
 
@@ -199,7 +199,7 @@ def test_the_checker_names_a_cycle_within_a_stage(tmp_path):
         "gan/__init__.py": "",
         "gan/checkpoint.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
                              "    from .train import Networks\n",
-        "gan/train.py": "from . import checkpoint\nfrom .. import io\n", "io.py": ""})
+        "gan/train.py": "from . import checkpoint\nfrom .. import storage\n", "storage.py": ""})
     assert find_cycle(import_graph(root)) == ["gan.checkpoint", "gan.train", "gan.checkpoint"]
 
 

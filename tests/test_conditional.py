@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_lib import io
-from gan_lib.gan import models, runinfo, sampling, train
+from gan_lib import storage
+from gan_lib.gan import models, run_folder, sampling, train
 from tests.test_metrics import assert_header
 from tests.test_train import fake_data, losses, tiny  # noqa: F401  (fixture)
 
@@ -76,7 +76,7 @@ def test_missing_or_bad_labels_are_clear_errors(call, message, conditioning):
 @pytest.mark.parametrize("conditioning", ["concat", "batchnorm"])
 def test_a_conditional_run_samples_by_class_name_and_in_the_training_ratio(home, conditioning):
     run_dir = train.train(conditional(g_conditioning=conditioning))
-    snap = runinfo.list_snapshots(run_dir)[-1][1]
+    snap = run_folder.list_snapshots(run_dir)[-1][1]
     blob = sampling.read_snapshot(snap)
     assert blob["classes"] == {"names": ["NORMAL", "PNEUMONIA"],
                                "ratio": pytest.approx([0.5, 0.5], abs=0.1)}
@@ -105,14 +105,14 @@ def test_sampled_labels_follow_the_ratio_and_depend_on_seed_and_index_only():
 def test_an_unconditional_snapshot_refuses_a_label(home):
     run_dir = train.train(tiny())
     with pytest.raises(ValueError, match="unconditional"):
-        sampling.generate(runinfo.list_snapshots(run_dir)[-1][1], 4, label="NORMAL")
+        sampling.generate(run_folder.list_snapshots(run_dir)[-1][1], 4, label="NORMAL")
 
 
 def test_grids_show_one_labelled_block_of_rows_per_class(home):
     run_dir = train.train(conditional(grid_size=16))
     plain_dir = train.train(tiny(name="plain", grid_size=16))
-    grid = np.asarray(Image.open(runinfo.list_grids(run_dir)[-1][2]))
-    plain = np.asarray(Image.open(runinfo.list_grids(plain_dir)[-1][2]))
+    grid = np.asarray(Image.open(run_folder.list_grids(run_dir)[-1][2]))
+    plain = np.asarray(Image.open(run_folder.list_grids(plain_dir)[-1][2]))
     margin = grid.shape[1] - plain.shape[1]
     assert grid.shape[0] == plain.shape[0] and margin > 20  # a label margin on the left
     rows = (plain.shape[0] - 2) // 4  # 4 rows of 32 px images with 2 px padding
@@ -125,7 +125,7 @@ def test_bf16_and_channels_last_train_a_conditional_run(home):
     run_dir = train.train(conditional(precision="bf16", channels_last=True, iterations=3,
                                       snapshot_at=(3,)))
     assert all(np.isfinite(r["loss_D"]) and np.isfinite(r["loss_G"]) for r in losses(run_dir))
-    ckpt = io.load_torch(run_dir / "checkpoint.pt")
+    ckpt = storage.load_torch(run_dir / "checkpoint.pt")
     assert ckpt["D"]["embed.weight"].shape == (2, 32)
     # the default G: a gain and a bias per class after each BatchNorm, no class embedding at z
     assert ckpt["G"]["main.1.gain.weight"].shape == (2, 32) and "embed.weight" not in ckpt["G"]
@@ -162,7 +162,7 @@ def test_utility_trains_on_the_conditional_snapshots_images_per_class(home, monk
     result = utility.utility_run(run_dir, ClassifierConfig.preset("tiny", epochs=1), seeds=(0,),
                                  ways=("real", "synthetic"), progress=False)
     assert calls == [[24, 24]]  # as many as the real split (48), in its class counts
-    assert io.read_json(run_dir / "utility.json")["iteration"] == 6
+    assert storage.read_json(run_dir / "utility.json")["iteration"] == 6
     assert_header(result, run_dir, extractor=False)  # no features: no extractor
     assert result["data"]["n_train"] == 48
     assert result["ways"]["synthetic"]["class_counts"] == result["ways"]["real"]["class_counts"]
@@ -196,9 +196,9 @@ def test_intra_class_scores_compare_each_class_with_its_own_real_images(home, tm
     assert not [r for r in scores["scores"] if "NORMAL" in r["compared"]
                 and not r.get("class_name")]  # the overall rows are as before
 
-    ds = metrics.load_real(runinfo.load_run_config(run_dir), "train")
+    ds = metrics.load_real(run_folder.load_run_config(run_dir), "train")
     net = load_extractor(cfg, TINY)
-    snap = runinfo.list_snapshots(run_dir)[-1][1]
+    snap = run_folder.list_snapshots(run_dir)[-1][1]
     labels = sampling.labels_for(sampling.read_snapshot(snap)["classes"], 24, cfg.seed)
     fakes = sampling.generate(snap, 24, seed=cfg.seed)
     for c, name in enumerate(["NORMAL", "PNEUMONIA"]):

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from gan_lib import __main__ as main
-from gan_lib import config, io, metrics, typed_settings
+from gan_lib import config, metrics, storage, typed_settings
 from gan_lib.gan import launch, train
 from gan_lib.scale import distributed
 from tests.test_metrics import TINY, fake_real, run, tiny_cfg  # noqa: F401  (fixture)
@@ -105,9 +105,9 @@ def two_process_run(tmp_path_factory):
 def test_two_processes_take_the_steps_of_one(two_process_run, home):
     one = train.train(tiny(name="one", **SETTINGS))
     assert_same_steps(losses(two_process_run), losses(one), 12)
-    meta = io.read_json(two_process_run / "config.json")
+    meta = storage.read_json(two_process_run / "config.json")
     assert meta["segments"][-1]["world_size"] == 2
-    assert io.load_torch(two_process_run / "checkpoint.pt")["world_size"] == 2
+    assert storage.load_torch(two_process_run / "checkpoint.pt")["world_size"] == 2
     # rank 0 alone wrote the run folder: one row per step, one snapshot (EMA, and G's raw), grids
     assert sorted(p.name for p in (two_process_run / "snapshots").iterdir()) == \
         ["G_iter_000012.pt", "raw"]
@@ -122,7 +122,7 @@ def test_a_conditional_run_takes_the_steps_of_one_in_two_processes(home):
     torchrun(home, train_args("two-c", **settings))
     one = train.train(tiny(name="one-c", **{**SETTINGS, **settings}))
     assert_same_steps(losses(home / "runs" / "two-c"), losses(one), 4)
-    assert "main.1.gain.weight" in io.load_torch(home / "runs" / "two-c" / "checkpoint.pt")["G"]
+    assert "main.1.gain.weight" in storage.load_torch(home / "runs" / "two-c" / "checkpoint.pt")["G"]
 
 
 @pytest.mark.usefixtures("fake_data")
@@ -146,12 +146,12 @@ def test_resume_after_one_rank_is_killed_continues_the_uninterrupted_run(two_pro
     os.kill(max(workers), signal.SIGKILL)  # one rank dies; torchrun stops the other
     proc.communicate(timeout=120)
     assert proc.returncode != 0
-    step = io.load_torch(run_dir / "checkpoint.pt")["step"]
+    step = storage.load_torch(run_dir / "checkpoint.pt")["step"]
     assert step in (4, 8) and step < len(losses(run_dir)) < 12  # killed mid-way
     torchrun(tmp_path, [*train_args("two"), "--resume"])
     assert losses(run_dir) == losses(two_process_run)
-    a = io.load_torch(run_dir / "checkpoint.pt")
-    b = io.load_torch(two_process_run / "checkpoint.pt")
+    a = storage.load_torch(run_dir / "checkpoint.pt")
+    b = storage.load_torch(two_process_run / "checkpoint.pt")
     for part in ("G", "D", "ema"):
         assert all(torch.equal(a[part][k], b[part][k]) for k in a[part]), part
 
@@ -164,7 +164,7 @@ def test_resuming_with_another_world_size_says_so_and_finishes(two_process_run, 
                 resume=True)
     assert "resuming 'two' with 1 process(es); it was trained with 2" in capsys.readouterr().out
     assert [r["iter"] for r in losses(run_dir)] == list(range(1, 17))
-    assert [s["world_size"] for s in io.read_json(run_dir / "config.json")["segments"]] == [2, 1]
+    assert [s["world_size"] for s in storage.read_json(run_dir / "config.json")["segments"]] == [2, 1]
 
 
 def test_sharded_scoring_equals_one_process(run):  # noqa: F811  (the fixture)
@@ -205,7 +205,7 @@ def test_launch_trains_on_the_phantom_in_two_processes_and_streams_progress(home
     assert "batch 32 (2 processes of 16)" in out and "run folder:" in out
     assert run_dir == home / "runs" / "launched"
     assert [r["iter"] for r in losses(run_dir)] == [1, 2, 3, 4]
-    assert io.read_json(run_dir / "config.json")["segments"][-1]["world_size"] == 2
+    assert storage.read_json(run_dir / "config.json")["segments"][-1]["world_size"] == 2
 
 
 def test_a_failing_launch_raises_with_the_end_of_its_output(home, monkeypatch, capfd):

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from gan_lib import config, io
-from gan_lib.gan import checkpoint, nets, runinfo, sampling
+from gan_lib import config, storage
+from gan_lib.gan import checkpoint, run_folder, sampling, trainable
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "pre_move"
 IMAGES_SHA256 = {  # generate(snapshot, 8, seed=0).numpy().tobytes(), by the pre-move code
@@ -51,7 +51,7 @@ def test_a_pre_move_checkpoint_restores_and_may_resume():
     settings = {k: v for k, v in saved.items() if k != "profile"}
     cfg = config.make_train_config(saved["profile"], **{**settings, "iterations": 3})
     checkpoint.check_resumable(cfg, ckpt, "fp32")  # nothing differs but the iterations
-    built = nets.build_nets(cfg, torch.device("cpu"))
+    built = trainable.build_nets(cfg, torch.device("cpu"))
     step, _ = checkpoint.restore(ckpt, built)
     assert step == 2
     for name, tensor in built.G.state_dict().items():
@@ -61,16 +61,16 @@ def test_a_pre_move_checkpoint_restores_and_may_resume():
 def test_a_pre_move_run_folder_reads(tmp_path, monkeypatch):
     monkeypatch.setattr(config, "RUNS_DIR", tmp_path / "runs")
     run_dir = shutil.copytree(FIXTURES / "premove-ema", tmp_path / "runs" / "premove-ema")
-    assert [(i, p.name) for i, p in runinfo.list_snapshots(run_dir)] == [(2, "G_iter_000002.pt")]
-    assert runinfo.load_run_config(run_dir)["config"]["ema_decay"] == 0.9
-    assert io.read_json(run_dir / "config.json")["data"]["source"] == "phantom"
+    assert [(i, p.name) for i, p in run_folder.list_snapshots(run_dir)] == [(2, "G_iter_000002.pt")]
+    assert run_folder.load_run_config(run_dir)["config"]["ema_decay"] == 0.9
+    assert storage.read_json(run_dir / "config.json")["data"]["source"] == "phantom"
 
 
 def test_a_conditional_snapshot_from_before_the_conditioning_option_loads_as_concat(tmp_path):
     """Snapshots written before Generator took ``conditioning`` lack it in their kwargs; they
     were concat, while the constructor's default is now conditional BatchNorm (gan/legacy.py)."""
-    blob = io.load_torch(FIXTURES / "premove-concat" / "snapshots" / "G_iter_000002.pt")
+    blob = storage.load_torch(FIXTURES / "premove-concat" / "snapshots" / "G_iter_000002.pt")
     del blob["kwargs"]["conditioning"]
-    io.save_torch(blob, tmp_path / "G_iter_000002.pt")
+    storage.save_torch(blob, tmp_path / "G_iter_000002.pt")
     images = sampling.generate(tmp_path / "G_iter_000002.pt", 8, seed=0)
     assert hashlib.sha256(images.numpy().tobytes()).hexdigest() == IMAGES_SHA256["premove-concat"]

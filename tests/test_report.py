@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from gan_lib import config, io
+from gan_lib import config, storage
 from gan_lib.report import artefacts, pipeline, safe_text
 
 # Optional artefacts: the reader study's are written only when answers exist (none here); the
@@ -28,7 +28,7 @@ def smoke_run_and_report(tmp_path_factory):
     Returns (report.md, what build_report printed, the run's config and log bytes before).
     """
     import contextlib
-    import io as stdio
+    import io
 
     from gan_lib.gan import train
 
@@ -39,7 +39,7 @@ def smoke_run_and_report(tmp_path_factory):
     mp.setattr(config, "REPORTS_DIR", home / "reports")
     run_dir = train.train(config.make_train_config("smoke", name="smoke", source="phantom"))
     before = {p: p.read_bytes() for p in (run_dir / "config.json", run_dir / "losses.jsonl")}
-    printed = stdio.StringIO()
+    printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         out = pipeline.build_report(run="smoke", source="phantom")
     yield out, printed.getvalue(), before
@@ -142,7 +142,7 @@ def test_report_on_an_existing_run_reuses_it(smoke_run_and_report, tmp_path):
     assert "reusing the finished run" in out
     assert {p: p.read_bytes() for p in before} == before  # not retrained, not even re-stamped
     # the report's Table 1 is the run's scores.json, tabulated as notebook 05 does
-    scores = io.read_json(config.RUNS_DIR / "smoke" / "scores.json")
+    scores = storage.read_json(config.RUNS_DIR / "smoke" / "scores.json")
     plots.write_table(score_tables.fid_table(scores), tmp_path, "fid")
     assert (tmp_path / "fid.csv").read_text() == (md.parent / "tables" / "fid.csv").read_text()
 
@@ -197,20 +197,20 @@ def test_retraining_reproduces_the_run_and_every_score_of_its_tables(smoke_repor
     Equal snapshot bytes also mean the scores reuse the generated sets' cached features.
     """
     from gan_lib import metrics
-    from gan_lib.gan import runinfo, train
+    from gan_lib.gan import run_folder, train
     from gan_lib.studies import audit
     from tests.test_train import losses
 
     first = config.RUNS_DIR / "smoke"
     monkeypatch.setattr(config, "RUNS_DIR", tmp_path / "runs")
-    cfg = config.TrainConfig.from_dict(runinfo.load_run_config(first)["config"])
+    cfg = config.TrainConfig.from_dict(run_folder.load_run_config(first)["config"])
     again = train.train(cfg)
 
     assert losses(again) == losses(first)
-    snapshots = runinfo.list_snapshots(first)
-    assert [it for it, _ in runinfo.list_snapshots(again)] == [it for it, _ in snapshots]
+    snapshots = run_folder.list_snapshots(first)
+    assert [it for it, _ in run_folder.list_snapshots(again)] == [it for it, _ in snapshots]
     for _, path in snapshots:  # the same bytes: weights, BatchNorm statistics, sampling record
-        assert io.sha256_file(again / "snapshots" / path.name) == io.sha256_file(path), path.name
+        assert storage.sha256_file(again / "snapshots" / path.name) == storage.sha256_file(path), path.name
 
     def values(record):  # every number a table shows, without timings or the run's own path
         if isinstance(record, dict):
@@ -221,9 +221,9 @@ def test_retraining_reproduces_the_run_and_every_score_of_its_tables(smoke_repor
         return record
 
     scored = metrics.score_run(again)
-    assert values(scored["scores"]) == values(io.read_json(first / "scores.json")["scores"])
+    assert values(scored["scores"]) == values(storage.read_json(first / "scores.json")["scores"])
     audited = audit.audit_run(again)
-    assert values(audited) == values(io.read_json(first / "audit.json"))
+    assert values(audited) == values(storage.read_json(first / "audit.json"))
 
 
 def test_failing_notebook_keeps_previous_report(home):
@@ -289,8 +289,8 @@ def test_training_plan_trains_resumes_reuses_or_refuses(home, monkeypatch, capsy
                                          r"profile 0.001.*RETRAIN=1"):
         pipeline.training_plan(tiny(name="planned", iterations=6, lr=1e-3))
     assert pipeline.training_plan(cfg, retrain=True) == {"resume": False, "overwrite": True}
-    ckpt = io.load_torch(home / "runs" / "planned" / "checkpoint.pt")
-    io.save_torch({**ckpt, "format": 1}, home / "runs" / "planned" / "checkpoint.pt")
+    ckpt = storage.load_torch(home / "runs" / "planned" / "checkpoint.pt")
+    storage.save_torch({**ckpt, "format": 1}, home / "runs" / "planned" / "checkpoint.pt")
     with pytest.raises(ValueError, match=r"format 1.*older.*RETRAIN=1"):
         pipeline.training_plan(cfg)
 
@@ -308,7 +308,7 @@ def test_a_run_written_before_a_setting_existed(home, setting, acts, message, wh
     old = {k: v for k, v in cfg.to_dict().items() if k != setting}
     run_dir = home / "runs" / "old"
     run_dir.mkdir(parents=True)
-    io.save_torch({"format": 2, "config": old, "step": cfg.iterations, "precision": "fp32"},
+    storage.save_torch({"format": 2, "config": old, "step": cfg.iterations, "precision": "fp32"},
                   run_dir / "checkpoint.pt")
     if not where_it_acts:
         assert pipeline.training_plan(cfg) == {"resume": True, "overwrite": False}
@@ -323,9 +323,9 @@ def test_cli_report_refuses_a_run_of_other_settings_before_any_work(home, capsys
     run_dir = home / "runs" / "mine"
     cfg = config.make_train_config("smoke", name="mine", iterations=12, snapshot_at=(12,))
     run_dir.mkdir(parents=True)
-    io.save_torch({"format": 2, "config": cfg.to_dict(), "step": 12, "precision": "fp32"},
+    storage.save_torch({"format": 2, "config": cfg.to_dict(), "step": 12, "precision": "fp32"},
                   run_dir / "checkpoint.pt")
-    io.write_json(run_dir / "config.json", {"config": cfg.to_dict()})
+    storage.write_json(run_dir / "config.json", {"config": cfg.to_dict()})
     with pytest.raises(SystemExit) as stop:
         main(["report", "--run", "mine"])
     assert stop.value.code == 2
@@ -344,11 +344,11 @@ def test_cli_score_defaults_to_the_runs_own_profile(home):
     G = models.Generator(cfg.z_dim, cfg.g_channels, cfg.image_size)
     sampling.save_snapshot(G, run_dir / "snapshots" / "G_iter_000020.pt", 20,
                            sampling=sampling.sampling_record(1, 4, 0))
-    io.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
+    storage.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
         "source": "phantom", "description": "synthetic phantom data", "kind": "phantom",
         "fingerprint": "x", "n_images": 256, "is_synthetic": True}})
     main(["score", "tinyrun", "--metrics", "is"])
-    settings = io.read_json(run_dir / "scores.json")["settings"]
+    settings = storage.read_json(run_dir / "scores.json")["settings"]
     assert (settings["n_fake_is"], settings["n_fake"], settings["n_real"]) == (32, 32, 64)
 
 

@@ -12,8 +12,8 @@ import time
 
 import pytest
 
-from gan_lib import config, io
-from gan_lib.gan import runlock, train
+from gan_lib import config, storage
+from gan_lib.gan import run_lock, train
 from gan_lib.metrics import features, scoring
 from tests import test_features, test_train
 from tests.test_train import REPO, losses, tiny
@@ -56,7 +56,7 @@ def start(home, *args: str, delay: float = 0.15) -> subprocess.Popen:
 
 def wait_for_lock(run_dir, proc: subprocess.Popen, timeout: float = 60) -> None:
     end = time.time() + timeout
-    while runlock.holder(run_dir).get("pid") != proc.pid:
+    while run_lock.holder(run_dir).get("pid") != proc.pid:
         assert proc.poll() is None and time.time() < end, proc.communicate()
         time.sleep(0.05)
 
@@ -78,13 +78,13 @@ def test_resume_overwrite_and_score_are_refused_while_a_run_trains(home, fake_da
     try:
         wait_for_lock(run_dir, proc)
         for kwargs in ({"resume": True}, {"overwrite": True}, {}):
-            with pytest.raises(runlock.RunBusy, match=f"in use by process {proc.pid}"):
+            with pytest.raises(run_lock.RunBusy, match=f"in use by process {proc.pid}"):
                 train.train(tiny(name="cc", iterations=12, snapshot_at=(12,),
                                  checkpoint_every=4), **kwargs)
         while not run_dir.is_dir():  # a new run's folder appears at its first checkpoint
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.05)
-        with pytest.raises(runlock.RunBusy, match=f"process {proc.pid} \\(train"):
+        with pytest.raises(run_lock.RunBusy, match=f"process {proc.pid} \\(train"):
             scoring.score_run(run_dir)
         assert fake_data == []  # refused before any work
         while not (run_dir / "checkpoint.pt").exists():
@@ -103,7 +103,7 @@ def test_a_process_meeting_the_lock_before_its_holder_writes_its_pid_waits_for_i
     instant (an empty file, or the last holder's record of a dead pid) must name the holder."""
     import fcntl
     import threading
-    path = runlock.lock_path(tmp_path / "cc")
+    path = run_lock.lock_path(tmp_path / "cc")
     path.write_text(json.dumps({"pid": 2 ** 22 + 12345, "action": "old"}))  # a dead holder
     fd = os.open(path, os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -111,8 +111,8 @@ def test_a_process_meeting_the_lock_before_its_holder_writes_its_pid_waits_for_i
     late = threading.Timer(0.3, lambda: (os.ftruncate(fd, 0), os.pwrite(fd, record, 0)))
     late.start()
     try:
-        busy = pytest.raises(runlock.RunBusy, match=f"in use by process {os.getpid()} \\(train")
-        with busy, runlock.hold(tmp_path / "cc", "score"):
+        busy = pytest.raises(run_lock.RunBusy, match=f"in use by process {os.getpid()} \\(train")
+        with busy, run_lock.hold(tmp_path / "cc", "score"):
             pass
     finally:
         late.join()
@@ -121,22 +121,22 @@ def test_a_process_meeting_the_lock_before_its_holder_writes_its_pid_waits_for_i
 
 def test_the_reports_kernels_work_under_its_lock_other_processes_do_not(home):
     run_dir = config.RUNS_DIR / "shared"
-    probe = ("import sys; from gan_lib.gan import runlock\n"
-             "try:\n    runlock.hold(sys.argv[1], 'score').__enter__()\n"
-             "except runlock.RunBusy as e:\n    print('busy', e)\nelse:\n    print('ok')")
+    probe = ("import sys; from gan_lib.gan import run_lock\n"
+             "try:\n    run_lock.hold(sys.argv[1], 'score').__enter__()\n"
+             "except run_lock.RunBusy as e:\n    print('busy', e)\nelse:\n    print('ok')")
 
     def child(env):
         return subprocess.run([sys.executable, "-c", probe, str(run_dir)], env=env, cwd=REPO,
                               capture_output=True, text=True, timeout=60).stdout
 
-    with runlock.hold(run_dir, "report", share=True):
+    with run_lock.hold(run_dir, "report", share=True):
         assert child({**os.environ}).startswith("ok")  # a kernel: the report's environment
-        stranger = {k: v for k, v in os.environ.items() if k != runlock.ENV}
+        stranger = {k: v for k, v in os.environ.items() if k != run_lock.ENV}
         assert child(stranger).startswith(f"busy Run folder {run_dir} is in use by process "
                                           f"{os.getpid()} (report")
-        with runlock.hold(run_dir, "score"):  # the same process again: shared
+        with run_lock.hold(run_dir, "score"):  # the same process again: shared
             pass
-    assert runlock.ENV not in os.environ and child(stranger).startswith("ok")
+    assert run_lock.ENV not in os.environ and child(stranger).startswith("ok")
 
 
 def test_a_new_run_that_fails_before_its_first_checkpoint_is_removed(home, fake_data,
@@ -233,7 +233,7 @@ def test_stale_temporary_files_are_removed_on_the_next_run(home, fake_data, tiny
     old = run_dir / ".config.json.oldstyle.tmp.json"  # no pid, a day old
     for path in [*stale, live, old]:
         path.write_bytes(b"partial")
-    os.utime(old, (time.time() - 2 * io.STALE_SECONDS,) * 2)
+    os.utime(old, (time.time() - 2 * storage.STALE_SECONDS,) * 2)
     train.train(tiny(iterations=4, snapshot_at=(4,)), resume=True)
     assert [p.exists() for p in [*stale, live, old]] == [False, False, True, False]
     # a feature cache killed mid-write: the next extraction into that folder removes it
@@ -264,7 +264,7 @@ def test_a_copied_or_renamed_run_resumes_under_its_new_name(home, fake_data):
         "resume": True, "overwrite": False}  # the report (and notebook 02) reuse it
     cfg = tiny(name="moved", iterations=6)
     assert [r["iter"] for r in losses(train.train(cfg, resume=True))] == [1, 2, 3, 4, 5, 6]
-    assert io.read_json(home / "runs" / "moved" / "config.json")["config"]["name"] == "moved"
+    assert storage.read_json(home / "runs" / "moved" / "config.json")["config"]["name"] == "moved"
 
 
 def test_scoring_an_unfinished_run_says_which_iteration_it_uses(home, fake_data, monkeypatch,
@@ -278,7 +278,7 @@ def test_scoring_an_unfinished_run_says_which_iteration_it_uses(home, fake_data,
     with pytest.raises(RuntimeError, match="stop"):
         scoring.score_run(run_dir)
     assert capsys.readouterr().out == ""  # finished: nothing to say
-    io.write_json(run_dir / "config.json", {**io.read_json(run_dir / "config.json"),
+    storage.write_json(run_dir / "config.json", {**storage.read_json(run_dir / "config.json"),
                                             "config": tiny(iterations=10).to_dict()})
     with pytest.raises(RuntimeError, match="stop"):
         scoring.score_run(run_dir)

@@ -15,8 +15,8 @@ import pytest
 import torch
 from PIL import Image
 
-from gan_lib import config, data, device, io
-from gan_lib.gan import batches, models, runinfo, sampling, train
+from gan_lib import config, data, device, storage
+from gan_lib.gan import batches, models, run_folder, sampling, train
 
 REPO = config.REPO_ROOT
 LOSS_KEYS = ("iter", "epoch", "loss_D", "loss_G", "D_x", "D_G_z")
@@ -94,7 +94,7 @@ def assert_bn_statistics(state: dict, expected: dict) -> None:
 
 def losses(run_dir):
     """losses.jsonl without the wall-clock column."""
-    return [{k: r[k] for k in LOSS_KEYS} for r in io.read_jsonl(run_dir / "losses.jsonl")]
+    return [{k: r[k] for k in LOSS_KEYS} for r in storage.read_jsonl(run_dir / "losses.jsonl")]
 
 
 def test_run_folder_files_and_contents(home, fake_data):
@@ -109,30 +109,30 @@ def test_run_folder_files_and_contents(home, fake_data):
     assert set(meta["versions"]) >= {"torch", "torchvision", "numpy", "gan_lib"}
     assert meta["device"] == "cpu" and meta["precision"] == "fp32" and meta["created"]
     assert "git_commit" in meta
-    rows = io.read_jsonl(run_dir / "losses.jsonl")
+    rows = storage.read_jsonl(run_dir / "losses.jsonl")
     assert [r["iter"] for r in rows] == [1, 2, 3, 4, 5, 6]
     assert [r["epoch"] for r in rows] == [1, 1, 1, 1, 1, 2]  # 40 images / batch 8 = 5 per epoch
     assert all(0 < r["D_x"] < 1 and 0 < r["D_G_z"] < 1 and r["loss_D"] > 0 for r in rows)
     assert all(b["seconds"] >= a["seconds"] for a, b in zip(rows, rows[1:], strict=False))
     # a grid after each epoch and at the end: 16 tiles of 32 px, 4 per row, 2 px padding
-    grids = runinfo.list_grids(run_dir)
+    grids = run_folder.list_grids(run_dir)
     assert [(e, it, p.name) for e, it, p in grids] == [(1, 5, "epoch_0001.png"),
                                                        (2, 6, "epoch_0002.png")]
     assert Image.open(grids[0][2]).size == (4 * 34 + 2, 4 * 34 + 2)
-    assert runinfo.grid_at(run_dir, 0.5)[:2] == (1, 5) and runinfo.grid_at(run_dir, 1.0)[:2] == (2, 6)
-    snaps = runinfo.list_snapshots(run_dir)
+    assert run_folder.grid_at(run_dir, 0.5)[:2] == (1, 5) and run_folder.grid_at(run_dir, 1.0)[:2] == (2, 6)
+    snaps = run_folder.list_snapshots(run_dir)
     assert [(it, p.name) for it, p in snaps] == [(3, "G_iter_000003.pt"), (6, "G_iter_000006.pt")]
     G = sampling.load_generator(snaps[-1][1])
     assert sampling.generate(G, 5, seed=0).shape == (5, 1, 32, 32)
-    assert io.load_torch(snaps[-1][1])["ema"] is False
-    ckpt = io.load_torch(run_dir / "checkpoint.pt")
+    assert storage.load_torch(snaps[-1][1])["ema"] is False
+    ckpt = storage.load_torch(run_dir / "checkpoint.pt")
     assert {"G", "D", "opt_G", "opt_D", "ema", "step", "epoch", "batch_in_epoch", "rng",
             "config"} <= set(ckpt)
     assert (ckpt["step"], ckpt["epoch"], ckpt["batch_in_epoch"]) == (6, 1, 1)
     assert ckpt["config"] == tiny().to_dict()
     # the final snapshot holds the checkpoint's final G weights; its BatchNorm statistics are
     # re-estimated on those weights (the sampling rule), training's kept ones stored beside them
-    snap = io.load_torch(snaps[-1][1])
+    snap = storage.load_torch(snaps[-1][1])
     assert snap["sampling"]["rule"] == "batchnorm-recalibrated" and snap["weights"] == "G"
     assert snap["sampling"]["batches"] == 16 and snap["sampling"]["batch_size"] == 8
     for k, v in snap["state_dict"].items():
@@ -146,7 +146,7 @@ def test_run_folder_files_and_contents(home, fake_data):
         snap["kwargs"], ckpt["G"], 16, 8, snap["sampling"]["seed"]))
     assert not torch.allclose(snap["state_dict"]["main.1.running_var"],
                               ckpt["G"]["main.1.running_var"])  # the rule changed something
-    assert runinfo.load_run_config("tiny")["data"]["n_images"] == 40
+    assert run_folder.load_run_config("tiny")["data"]["n_images"] == 40
 
 
 def test_same_seed_same_losses_other_seed_differs(home, fake_data):
@@ -211,10 +211,10 @@ def test_nan_stops_training_and_keeps_last_checkpoint(home, fake_data, monkeypat
     with pytest.raises(FloatingPointError, match=r"iteration 5: loss_D=nan.*iteration 4\) is intact"):
         train.train(tiny())
     run_dir = home / "runs" / "tiny"
-    ckpt = io.load_torch(run_dir / "checkpoint.pt")
+    ckpt = storage.load_torch(run_dir / "checkpoint.pt")
     assert ckpt["step"] == 4
     assert all(torch.isfinite(v).all() for v in ckpt["D"].values() if v.is_floating_point())
-    assert [r["iter"] for r in io.read_jsonl(run_dir / "losses.jsonl")] == [1, 2, 3, 4]
+    assert [r["iter"] for r in storage.read_jsonl(run_dir / "losses.jsonl")] == [1, 2, 3, 4]
 
 
 def test_weights_gone_bad_at_a_checkpoint_are_not_saved(home, fake_data, monkeypatch):
@@ -231,7 +231,7 @@ def test_weights_gone_bad_at_a_checkpoint_are_not_saved(home, fake_data, monkeyp
     monkeypatch.setattr(train, "train_step", overflowing)
     with pytest.raises(FloatingPointError, match=r"iteration 4: non-finite weights.*iteration 2\)"):
         train.train(tiny())
-    assert io.load_torch(home / "runs" / "tiny" / "checkpoint.pt")["step"] == 2
+    assert storage.load_torch(home / "runs" / "tiny" / "checkpoint.pt")["step"] == 2
 
 
 def test_resume_without_checkpoint(home, fake_data):
@@ -268,15 +268,15 @@ def test_resume_refuses_another_precision_unless_asked(home, fake_data):
     assert ckpt.read_bytes() == before
     # named explicitly: continues, and config.json keeps both segments
     train.train(tiny(precision="fp32", iterations=6), resume=True)
-    segments = runinfo.load_run_config(run_dir)["segments"]
+    segments = run_folder.load_run_config(run_dir)["segments"]
     assert [(seg["from_iteration"], seg["precision"]) for seg in segments] == [(0, "bf16"),
                                                                                 (4, "fp32")]
-    assert io.load_torch(ckpt)["precision"] == "fp32"
+    assert storage.load_torch(ckpt)["precision"] == "fp32"
 
 
 def test_threads_are_recorded_and_a_resume_under_others_says_so(home, fake_data, capsys):
     run_dir = train.train(tiny(iterations=4, snapshot_at=(3,)))  # one thread (autouse fixture)
-    assert io.load_torch(run_dir / "checkpoint.pt")["compute"]["threads"] == 1
+    assert storage.load_torch(run_dir / "checkpoint.pt")["compute"]["threads"] == 1
     torch.set_num_threads(2)
     try:
         capsys.readouterr()
@@ -285,7 +285,7 @@ def test_threads_are_recorded_and_a_resume_under_others_says_so(home, fake_data,
         torch.set_num_threads(1)
     out = capsys.readouterr().out
     assert "threads 1 -> 2" in out and "not expected to equal an uninterrupted run bitwise" in out
-    segments = runinfo.load_run_config(run_dir)["segments"]
+    segments = run_folder.load_run_config(run_dir)["segments"]
     assert [(seg["from_iteration"], seg["threads"]) for seg in segments] == [(0, 1), (4, 2)]
     assert all(seg["cpu_isa"] == device.cpu_isa() for seg in segments)
     assert [r["iter"] for r in losses(run_dir)] == list(range(1, 7))
@@ -293,9 +293,9 @@ def test_threads_are_recorded_and_a_resume_under_others_says_so(home, fake_data,
 
 def test_checkpoint_of_another_format_is_a_clear_error(home, fake_data):
     run_dir = train.train(tiny(iterations=4, snapshot_at=(3,)))
-    ckpt = io.load_torch(run_dir / "checkpoint.pt")
+    ckpt = storage.load_torch(run_dir / "checkpoint.pt")
     for found, word in ((1, "older"), (99, "newer")):
-        io.save_torch({**ckpt, "format": found}, run_dir / "checkpoint.pt")
+        storage.save_torch({**ckpt, "format": found}, run_dir / "checkpoint.pt")
         with pytest.raises(ValueError, match=f"checkpoint format {found}.*{word}"):
             train.train(tiny(iterations=6), resume=True)
     assert [r["iter"] for r in losses(run_dir)] == [1, 2, 3, 4]  # log untouched
@@ -318,8 +318,8 @@ def test_resume_never_rewrites_a_log_it_cannot_read_whole(home, fake_data):
 
 def test_ema_snapshot_has_its_own_batchnorm_statistics(home, fake_data):
     run_dir = train.train(tiny(name="ema", ema_decay=0.5, iterations=4, snapshot_at=(4,)))
-    snap = io.load_torch(runinfo.list_snapshots(run_dir)[-1][1])
-    ckpt = io.load_torch(run_dir / "checkpoint.pt")
+    snap = storage.load_torch(run_folder.list_snapshots(run_dir)[-1][1])
+    ckpt = storage.load_torch(run_dir / "checkpoint.pt")
     assert snap["ema"] is True and snap["weights"].startswith("EMA")
     # the EMA weights' own statistics (with whatever buffers the EMA carried, reset first)
     assert_bn_statistics(snap["state_dict"], precise_bn_by_definition(
@@ -339,7 +339,7 @@ def test_the_ema_warms_up_from_its_first_update(home, fake_data, warmup, decay_u
                checkpoint_every=1)
     G = train.build_nets(cfg, torch.device("cpu")).G  # seeded: G before the first step
     start = {name: p.detach().clone() for name, p in G.named_parameters()}
-    ckpt = io.load_torch(train.train(cfg) / "checkpoint.pt")
+    ckpt = storage.load_torch(train.train(cfg) / "checkpoint.pt")
     moved = 0
     for name in start:  # weights (BatchNorm buffers are re-estimated, not averaged)
         expected = torch.lerp(start[name], ckpt["G"][name], 1 - decay_used)
@@ -359,17 +359,17 @@ def test_an_ema_run_keeps_the_raw_snapshots_of_the_same_run_without_ema(home, fa
     plain = train.train(tiny(name="plain", augment=augment))
     ema = train.train(tiny(name="with-ema", augment=augment, ema_decay=0.9))
     assert losses(plain) == losses(ema)
-    raw, own = runinfo.list_snapshots(ema, raw=True), runinfo.list_snapshots(plain)
+    raw, own = run_folder.list_snapshots(ema, raw=True), run_folder.list_snapshots(plain)
     assert [it for it, _ in raw] == [it for it, _ in own] == [3, 6]
-    for (_, a), (_, b), (_, e) in zip(raw, own, runinfo.list_snapshots(ema), strict=True):
-        a, b, e = io.load_torch(a), io.load_torch(b), io.load_torch(e)
+    for (_, a), (_, b), (_, e) in zip(raw, own, run_folder.list_snapshots(ema), strict=True):
+        a, b, e = storage.load_torch(a), storage.load_torch(b), storage.load_torch(e)
         assert a["ema"] is False and a["weights"] == "G" and e["ema"] is True
         assert a["sampling"] == b["sampling"]
         for k, v in b["state_dict"].items():
             assert torch.equal(a["state_dict"][k], v), k
         assert not torch.equal(e["state_dict"]["main.0.weight"], b["state_dict"]["main.0.weight"])
     with pytest.raises(FileNotFoundError, match="only a run trained with ema_decay > 0"):
-        runinfo.list_snapshots(plain, raw=True)
+        run_folder.list_snapshots(plain, raw=True)
 
 
 KILLED_RUN = """
@@ -409,13 +409,13 @@ def test_resume_after_sigkill_repeats_the_uninterrupted_run(home, fake_data, aug
     proc.send_signal(signal.SIGKILL)
     _, err = proc.communicate()
     assert proc.returncode == -signal.SIGKILL, err.decode()[-2000:]
-    step = io.load_torch(run_dir / "checkpoint.pt")["step"]
+    step = storage.load_torch(run_dir / "checkpoint.pt")["step"]
     assert step == 4 < len(losses(run_dir)) < 12  # really killed mid-way, after a checkpoint
 
     train.train(tiny(name="killed", **cfg), resume=True)
     whole = train.train(tiny(name="whole", **cfg))
     assert losses(run_dir) == losses(whole)
-    a, b = io.load_torch(run_dir / "checkpoint.pt"), io.load_torch(whole / "checkpoint.pt")
+    a, b = storage.load_torch(run_dir / "checkpoint.pt"), storage.load_torch(whole / "checkpoint.pt")
     for part in ("G", "D", "ema"):
         assert all(torch.equal(a[part][k], b[part][k]) for k in a[part])
     assert a["opt_G"]["state"][0]["step"] == b["opt_G"]["state"][0]["step"] == 12
@@ -437,9 +437,9 @@ def test_bf16_autocast_computes_in_bf16(home, fake_data, monkeypatch):
     seen.clear()
     fp32 = train.train(tiny(name="fp32", precision="fp32", iterations=2, snapshot_at=(2,)))
     assert set(seen) == {torch.float32}
-    assert runinfo.load_run_config(bf16)["precision"] == "bf16"
+    assert run_folder.load_run_config(bf16)["precision"] == "bf16"
     # Same seed and data: bf16 changes rounding (more than fp32 noise), not the computation.
-    first = [io.read_jsonl(run / "losses.jsonl")[0] for run in (bf16, fp32)]
+    first = [storage.read_jsonl(run / "losses.jsonl")[0] for run in (bf16, fp32)]
     assert first[0]["loss_D"] == pytest.approx(first[1]["loss_D"], rel=0.05)
     assert first[0]["loss_D"] != first[1]["loss_D"]
 
@@ -457,12 +457,12 @@ def test_channels_last_lays_out_the_weights(home):
 
 def test_run_readers_explain_what_is_missing(home):
     with pytest.raises(FileNotFoundError, match="train"):
-        runinfo.load_run_config("nothing-here")
+        run_folder.load_run_config("nothing-here")
     (home / "runs" / "empty").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="snapshot"):
-        runinfo.list_snapshots(home / "runs" / "empty")
+        run_folder.list_snapshots(home / "runs" / "empty")
     with pytest.raises(FileNotFoundError, match="config.json"):
-        runinfo.load_run_config(home / "runs" / "empty")
+        run_folder.load_run_config(home / "runs" / "empty")
 
 
 def test_atomic_writes_reach_the_disk(tmp_path, monkeypatch):
@@ -471,16 +471,16 @@ def test_atomic_writes_reach_the_disk(tmp_path, monkeypatch):
     real_fsync = os.fsync
     monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}"))
                         or real_fsync(fd))
-    io.write_json(tmp_path / "a.json", {"x": 1})
+    storage.write_json(tmp_path / "a.json", {"x": 1})
     assert len(synced) == 2
     assert synced[0].startswith(str(tmp_path / ".a.json.")) and synced[1] == str(tmp_path)
-    assert io.read_json(tmp_path / "a.json") == {"x": 1}
+    assert storage.read_json(tmp_path / "a.json") == {"x": 1}
 
 
 def test_equal_objects_save_to_equal_bytes_at_any_path(tmp_path):
     """A snapshot's SHA-256 keys its feature caches: retraining must reproduce the bytes too."""
     state = {"w": torch.arange(6.0).reshape(2, 3), "iteration": 20}
-    io.save_torch(state, tmp_path / "a" / "G.pt")
-    io.save_torch(state, tmp_path / "b" / "other-name.pt")
-    assert io.sha256_file(tmp_path / "a" / "G.pt") == io.sha256_file(tmp_path / "b" / "other-name.pt")
-    assert torch.equal(io.load_torch(tmp_path / "b" / "other-name.pt")["w"], state["w"])
+    storage.save_torch(state, tmp_path / "a" / "G.pt")
+    storage.save_torch(state, tmp_path / "b" / "other-name.pt")
+    assert storage.sha256_file(tmp_path / "a" / "G.pt") == storage.sha256_file(tmp_path / "b" / "other-name.pt")
+    assert torch.equal(storage.load_torch(tmp_path / "b" / "other-name.pt")["w"], state["w"])

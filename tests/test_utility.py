@@ -252,10 +252,10 @@ def test_bad_input_is_a_clear_error():
 
 # --- what the report shows ----------------------------------------------------------------------
 def test_results_are_json_ready_with_provenance(identity, tmp_path):
-    from gan_lib import io
+    from gan_lib import storage
 
-    io.write_json(tmp_path / "utility.json", identity)
-    back = io.read_json(tmp_path / "utility.json")
+    storage.write_json(tmp_path / "utility.json", identity)
+    back = storage.read_json(tmp_path / "utility.json")
     assert back["seeds"] == [0, 1, 2] and back["test"] == {"n": 624, "class_counts": [234, 390]}
     assert back["classifier"]["config"] == SMOKE.to_dict()
     assert back["classifier"]["n_parameters"] == classifier.n_parameters(

@@ -35,7 +35,7 @@ import torch
 import torchvision.transforms.functional as TF
 from tqdm import tqdm
 
-from .. import config, io
+from .. import config, storage
 from . import imagefile, phantom, pneumoniamnist
 from .imagefile import UnreadableImage, decode_image
 
@@ -295,7 +295,7 @@ def _cache_get(path: Path) -> dict | None:
     if not path.is_file():
         return None
     try:
-        c = io.load_torch(path)
+        c = storage.load_torch(path)
         n = len(c["labels"])
         ok = (c["version"] == PREPROCESS_VERSION and c["images"].dtype == torch.uint8
               and c["images"].ndim == 4 and len(c["images"]) == n == len(c["raw_sizes"])
@@ -310,8 +310,8 @@ def _cache_get(path: Path) -> dict | None:
 
 
 def _cache_put(path: Path, c: dict) -> None:
-    io.remove_stale_temps(path.parent)  # of a writer killed mid-write
-    io.save_torch(c, path)
+    storage.remove_stale_temps(path.parent)  # of a writer killed mid-write
+    storage.save_torch(c, path)
 
 
 def _hash(text: str) -> str:

@@ -37,7 +37,7 @@ from PIL import Image
 from scipy import ndimage
 from tqdm import tqdm
 
-from .. import io
+from .. import storage
 
 VERSION = "phantom-v1"  # bump when the rendering changes: existing folders are then regenerated
 MARKER = "PHANTOM.txt"
@@ -100,7 +100,7 @@ def make_phantom(root: str | os.PathLike, n_train: int = 5216, n_test: int = 624
         for split_id, (split, n) in enumerate(counts.items()):
             if n > 0:
                 _write_split(tmp / split, split, n, size, seed, split_id)
-        io.write_text(tmp / MARKER, text)  # last: a folder with the marker is complete
+        storage.write_text(tmp / MARKER, text)  # last: a folder with the marker is complete
         (tmp / MARKER).chmod(0o644)
         if not _is_current(marker, text):  # another process may have finished it meanwhile
             if root.exists():  # an older phantom (its marker was checked above)

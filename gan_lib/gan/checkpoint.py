@@ -24,12 +24,12 @@ from typing import Any
 
 import torch
 
-from .. import io
+from .. import storage
 from ..config import TrainConfig
 from ..device import compute_context
 from . import models
 from .legacy import saved_config
-from .nets import Networks
+from .trainable import Networks
 
 FORMAT = 2  # 2: records the precision; snapshots re-estimate BatchNorm (see sampling.py)
 
@@ -47,7 +47,7 @@ def save(path: Path, cfg: TrainConfig, nets: Networks, step: int, per_epoch: int
 
     ``world_size``: how many processes trained it (informative: another number may resume).
     """
-    io.save_torch({
+    storage.save_torch({
         "format": FORMAT, "config": cfg.to_dict(), "step": step,
         # the permutation of epoch e is derived from (seed, e): position = (epoch, batch)
         "epoch": step // per_epoch, "batch_in_epoch": step % per_epoch,
@@ -65,7 +65,7 @@ def save(path: Path, cfg: TrainConfig, nets: Networks, step: int, per_epoch: int
 def read(path: Path) -> dict[str, Any]:
     """A checkpoint dict; a clear error for an unreadable file or another format."""
     try:
-        ckpt = io.load_torch(path)
+        ckpt = storage.load_torch(path)
     except Exception as err:  # truncated file, foreign pickle
         raise ValueError(f"{path} is not a readable checkpoint ({type(err).__name__}: "
                          f"{str(err)[:200]}); start the run again with overwrite=True") from None
@@ -109,7 +109,7 @@ def log_problem(log: Path, step: int) -> str | None:
         return (f"{log} is missing, but checkpoint.pt is at iteration {step}: the losses of "
                 "those iterations are gone. Restore losses.jsonl (e.g. from a backup) to "
                 "resume, or start the run again with overwrite=True.")
-    seen = [int(r["iter"]) for r in io.read_jsonl(log) if int(r["iter"]) <= step]
+    seen = [int(r["iter"]) for r in storage.read_jsonl(log) if int(r["iter"]) <= step]
     counts = Counter(seen)
     missing = [i for i in range(1, step + 1) if i not in counts]
     twice = sorted(i for i, c in counts.items() if c > 1 or i < 1)
@@ -138,13 +138,13 @@ def _ranges(numbers: list[int]) -> str:
 def truncate_log(log: Path, step: int) -> None:
     """Drop the rows of ``log`` past ``step`` (written after the checkpoint, then killed).
 
-    The whole log must be readable first (io.read_jsonl raises on a malformed middle line), so
+    The whole log must be readable first (storage.read_jsonl raises on a malformed middle line), so
     a log that cannot be read whole is never rewritten; :func:`log_problem` has checked the rows
     up to ``step``.
     """
     if log.is_file():
-        rows = [r for r in io.read_jsonl(log) if r["iter"] <= step]
-        io.write_text(log, "".join(json.dumps(r) + "\n" for r in rows))
+        rows = [r for r in storage.read_jsonl(log) if r["iter"] <= step]
+        storage.write_text(log, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def differing(old: dict[str, Any], new: dict[str, Any], ignore: Iterable[str] = ()) -> list[str]:

@@ -18,7 +18,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 from torchvision.utils import make_grid
 
-from .. import io
+from .. import storage
 
 
 def grid_array(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> np.ndarray:
@@ -40,7 +40,7 @@ def save_grid_png(images: torch.Tensor, path: str | os.PathLike, nrow: int = 8,
     picture = Image.fromarray(grid_array(images, nrow, padding))
     if row_labels:
         picture = _label_rows(picture, row_labels, images.shape[-2] + padding)
-    with io.atomic_path(path) as tmp:
+    with storage.atomic_path(path) as tmp:
         picture.save(tmp, format="PNG")
     return path
 

@@ -22,9 +22,9 @@ import torch
 from torch import nn
 
 from ..config import TrainConfig
-from . import grids, models, runinfo, sampling
+from . import grids, models, run_folder, sampling
 from .batches import STREAM_BN, derived_seed
-from .run_state import Run
+from .training_run import Run
 
 
 class Milestones(NamedTuple):
@@ -90,7 +90,7 @@ def save_snapshot(run: Run, weights: nn.Module, rule: dict[str, object],
     used these for G and for its EMA alike).
     """
     ema = run.nets.ema is not None and not raw
-    folder = run.folder / "snapshots" / runinfo.RAW_SNAPSHOTS if raw else run.folder / "snapshots"
+    folder = run.folder / "snapshots" / run_folder.RAW_SNAPSHOTS if raw else run.folder / "snapshots"
     path = folder / f"G_iter_{run.step:06d}.pt"
     kept = {k: v.detach().cpu() for k, v in models.unwrap(run.nets.G).state_dict().items()
             if k.endswith(("running_mean", "running_var", "num_batches_tracked"))}

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import io
+from .. import storage
 from ..scale import distributed
 from . import legacy
 from .batches import STREAM_LABELS, derived_seed
@@ -47,7 +47,7 @@ def save_snapshot(G: Generator, path: str | os.PathLike, iteration: int,
                   sampling: dict[str, Any], **meta: Any) -> None:
     """Write G's weights, how it samples, and the constructor arguments to rebuild it (atomic)."""
     state = {k: v.detach().cpu() for k, v in unwrap(G).state_dict().items()}
-    io.save_torch({"format": SNAPSHOT_FORMAT, "kwargs": unwrap(G).kwargs, "state_dict": state,
+    storage.save_torch({"format": SNAPSHOT_FORMAT, "kwargs": unwrap(G).kwargs, "state_dict": state,
                    "iteration": iteration, "sampling": sampling, **meta}, path)
 
 
@@ -58,7 +58,7 @@ def read_snapshot(snapshot: str | os.PathLike) -> dict[str, Any]:
         raise FileNotFoundError(f"Generator snapshot {path} not found: expected a file written "
                                 "by train(), e.g. runs/NAME/snapshots/G_iter_000500.pt")
     try:
-        blob = io.load_torch(path)
+        blob = storage.load_torch(path)
         found = blob.get("format")
     except Exception as err:  # truncated file, foreign pickle
         raise ValueError(f"{path} is not a readable generator snapshot ({err}); "

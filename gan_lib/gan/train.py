@@ -5,7 +5,7 @@ checkpoint.pt; see ARCHITECTURE.md) under ``config.RUNS_DIR / cfg.name`` and ret
 Read it top to bottom: ``train()`` checks and prepares the run (``_prepare``), ``_loop()`` takes
 the steps, ``train_step()`` is one step of the DCGAN paper, ``_write_milestones()`` writes grids,
 snapshots and checkpoints. The extras enter where they act: DiffAugment (augment.py) on every
-batch D sees, the EMA of G (nets.update_ema) after G's update, BatchNorm re-estimation
+batch D sees, the EMA of G (trainable.update_ema) after G's update, BatchNorm re-estimation
 (milestones.recalibrated_generator) before a grid or snapshot.
 
 The data set lives on the device as one uint8 tensor; each step takes a batch by index and
@@ -22,10 +22,10 @@ order of floating-point reductions. Rank 0 alone writes the run folder.
 
 Example:
     >>> from gan_lib import config
-    >>> from gan_lib.gan import runinfo
+    >>> from gan_lib.gan import run_folder
     >>> cfg = config.make_train_config("smoke", name="demo", source="phantom")
     >>> run_dir = train(cfg, overwrite=True)                          # doctest: +SKIP
-    >>> [it for it, _ in runinfo.list_snapshots(run_dir)]             # doctest: +SKIP
+    >>> [it for it, _ in run_folder.list_snapshots(run_dir)]             # doctest: +SKIP
     [10, 20]
 """
 
@@ -44,11 +44,11 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from .. import config, data, io
+from .. import config, data, storage
 from ..config import TrainConfig
 from ..device import autocast_context, resolve_device, resolve_precision
 from ..scale import distributed
-from . import checkpoint, models, runinfo, runlock, sampling
+from . import checkpoint, models, run_folder, run_lock, sampling
 from .augment import NO_AUGMENT, Augment
 from .batches import select_subset, step_latents, trained_indices
 from .milestones import (
@@ -58,8 +58,8 @@ from .milestones import (
     save_grid,
     save_snapshot,
 )
-from .nets import Networks, build_nets, update_ema
-from .run_state import Run
+from .trainable import Networks, build_nets, update_ema
+from .training_run import Run
 
 
 def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Path:
@@ -69,16 +69,16 @@ def train(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> Pa
     exactly as if never interrupted) or ``overwrite=True`` (delete it and start again); resume
     takes precedence. Settings, device and data problems are raised before anything is written,
     and a new run that fails before its first checkpoint is removed again, so that a plain rerun
-    starts it afresh. The run is locked for the whole call (runlock.py): a second process
+    starts it afresh. The run is locked for the whole call (run_lock.py): a second process
     training, scoring or resuming the same run stops with the holder's pid.
 
     >>> run_dir = train(config.make_train_config("smoke", source="phantom"), overwrite=True)  # doctest: +SKIP
     """
     folder = config.RUNS_DIR / cfg.name
-    with runlock.hold(folder, "train"):
+    with run_lock.hold(folder, "train"):
         if distributed.is_main():
-            for sub in ("", "grids", "snapshots", f"snapshots/{runinfo.RAW_SNAPSHOTS}"):
-                io.remove_stale_temps(folder / sub)  # left by a writer killed mid-write
+            for sub in ("", "grids", "snapshots", f"snapshots/{run_folder.RAW_SNAPSHOTS}"):
+                storage.remove_stale_temps(folder / sub)  # left by a writer killed mid-write
         run, ckpt = _prepare(cfg, resume, overwrite)
         if run.step == cfg.iterations:
             _say(f"run {cfg.name!r} is already trained to iteration {run.step}: nothing to do")
@@ -154,7 +154,7 @@ def _prepare(cfg: TrainConfig, resume: bool, overwrite: bool) -> tuple[Run, dict
     run = Run(cfg, build_nets(cfg, device, n_classes), images.to(device), folder, precision,
               ds.fingerprint, ds.description,
               labels=labels.to(device) if labels is not None else None, classes=classes)
-    run.data_info = runinfo.describe_data(ds, len(images))
+    run.data_info = run_folder.describe_data(ds, len(images))
     if ckpt is not None:
         run.step, run.elapsed = checkpoint.restore(ckpt, run.nets)
     return run, ckpt
@@ -187,9 +187,9 @@ def _start(run: Run, ckpt: dict | None, existing: bool) -> None:
     elif existing:
         shutil.rmtree(run.folder)
     device = run.images.device
-    meta = runinfo.run_metadata(run.cfg, run.data_info, device, run.precision, run.step,
+    meta = run_folder.run_metadata(run.cfg, run.data_info, device, run.precision, run.step,
                                 previous=run.folder / "config.json" if ckpt is not None else None)
-    io.write_json(run.folder / "config.json", meta)
+    storage.write_json(run.folder / "config.json", meta)
 
 
 def _loop(run: Run) -> None:
@@ -257,7 +257,7 @@ def train_step(nets: Networks, real: torch.Tensor, z: torch.Tensor,
     #     almost no gradient while D rejects its fakes), i.e. minimise BCE with target 1 on the
     #     fakes, scored by the updated D.
     with autocast:
-        logit_G = nets.D_without_ddp(augment(fake, step, 2), labels)  # D (why: nets.Networks)
+        logit_G = nets.D_without_ddp(augment(fake, step, 2), labels)  # D (why: trainable.Networks)
         loss_G = F.binary_cross_entropy_with_logits(logit_G.float(), ones)
     nets.opt_G.zero_grad(set_to_none=True)
     # Only G's gradients: D is not updated here, and its weight gradients would cost ~25% of
@@ -311,7 +311,7 @@ def _flush(unlogged: list, log: TextIO, bar: tqdm, batch_size: int) -> None:
 def _diverged(err: FloatingPointError, folder: Path) -> FloatingPointError:
     """The divergence message, naming the last good checkpoint on disk."""
     path = folder / "checkpoint.pt"
-    saved = int(io.load_torch(path)["step"]) if path.is_file() else None
+    saved = int(storage.load_torch(path)["step"]) if path.is_file() else None
     return FloatingPointError(
         f"{err}. " + (f"The last good checkpoint ({path}, iteration {saved}) is intact. "
                       "Lower lr or change seed, and start again with overwrite=True."

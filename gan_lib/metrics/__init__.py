@@ -3,17 +3,17 @@
 ``inception`` finds and checks the FID Inception's weights and runs it (``resize``: its resize
 to 299 px, bit-identical to torch-fidelity's, compiled for compiled extraction); ``features``
 caches the features of real and generated sets by what produced them; ``frechet`` is the one
-Fréchet distance; ``measures`` IS / FID / KID over features (torch-fidelity's functions);
+Fréchet distance; ``is_fid_kid`` IS / FID / KID over features (torch-fidelity's functions);
 ``scoring`` has :func:`score_run`, which scores every snapshot of a run with its floors into
 ``scores.json``; ``score_tables`` turns scores into the tables and captions people read;
 ``provenance`` builds the one header that scores.json, audit.json, protocols.json and
 utility.json begin with. It reads runs from disk (``gan``) and never imports training.
 """
 
-from . import features, frechet, inception, measures, provenance, resize, score_tables, scoring
+from . import features, frechet, inception, is_fid_kid, provenance, resize, score_tables, scoring
 from .frechet import fid_from_statistics, frechet_distance, torch_fidelity_fid
 from .inception import EXTRACTOR, Extractor, extract_features, load_extractor
-from .measures import (
+from .is_fid_kid import (
     compare,
     inception_score,
     kid_from_features,
@@ -23,7 +23,7 @@ from .measures import (
 )
 from .scoring import floor_plan, generated_count, load_real, score_config, score_run
 
-__all__ = ["inception", "resize", "features", "frechet", "measures", "scoring", "score_tables", "provenance",
+__all__ = ["inception", "resize", "features", "frechet", "is_fid_kid", "scoring", "score_tables", "provenance",
            "score_run", "score_config", "score_images", "load_real", "compare", "floor_plan",
            "generated_count", "metric_name", "statistics", "inception_score",
            "kid_from_features", "frechet_distance", "fid_from_statistics", "torch_fidelity_fid", "EXTRACTOR",

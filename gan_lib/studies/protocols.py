@@ -23,7 +23,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
-import io as stdio
+import io
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -33,9 +33,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .. import io
+from .. import storage
 from ..config import ScoreConfig
-from ..gan import runinfo, runlock
+from ..gan import run_folder, run_lock
 from ..metrics import features, provenance, scoring
 from ..metrics.features import Recipe
 from ..metrics.frechet import ReferenceStatistics
@@ -134,7 +134,7 @@ def jpeg_round_trip(images: torch.Tensor, quality: int) -> torch.Tensor:
     """Each image saved as an 8-bit gray JPEG at ``quality`` (PIL) and decoded again."""
     out = torch.empty_like(images)
     for i, img in enumerate(images[:, 0].numpy()):
-        buf = stdio.BytesIO()
+        buf = io.BytesIO()
         Image.fromarray(img).save(buf, format="JPEG", quality=quality)
         out[i, 0] = torch.from_numpy(np.array(Image.open(buf).convert("L")))
     return out
@@ -174,16 +174,16 @@ def n_pairs(n_fake: int, n_ref: int) -> dict[str, tuple[int, int]]:
             "small": (n_fake // SMALL_FRACTION, n_ref // SMALL_FRACTION)}
 
 
-@runlock.locked("protocols")
+@run_lock.locked("protocols")
 def score_protocols(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
                     extractor: str = EXTRACTOR) -> dict[str, Any]:
     """Score every snapshot of a run under each of :data:`PROTOCOLS`; write and return
     ``run_dir/protocols.json``. ``score_cfg`` defaults to the run's profile (as Table 1's)."""
     t0 = time.perf_counter()
-    run_dir = runinfo.run_path(run_dir)
-    run_cfg = runinfo.load_run_config(run_dir)
+    run_dir = run_folder.run_path(run_dir)
+    run_cfg = run_folder.load_run_config(run_dir)
     score_cfg = score_cfg or scoring.score_config(run=run_dir)
-    snapshots = runinfo.list_snapshots(run_dir)
+    snapshots = run_folder.list_snapshots(run_dir)
     net = load_extractor(score_cfg, extractor)
     sets = _ProtocolFeatures(net, scoring.load_real(run_cfg, "train"),
                              run_cfg["config"]["image_size"], score_cfg, snapshots)
@@ -202,7 +202,7 @@ def score_protocols(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = 
             [it for it, _ in snapshots], bool(ds.is_synthetic))) for p in PROTOCOLS],
         "images_extracted": sets.extracted, "seconds": round(time.perf_counter() - t0, 2),
     }
-    io.write_json(run_dir / "protocols.json", result)
+    storage.write_json(run_dir / "protocols.json", result)
     return result
 
 

@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .. import config, io
-from ..gan import runinfo, runlock, sampling
+from .. import config, storage
+from ..gan import run_folder, run_lock, sampling
 from ..metrics import scoring
 from . import quiz_page
 
@@ -67,10 +67,10 @@ def build_quiz(run: str | os.PathLike, out_dir: str | os.PathLike | None = None,
     """
     if n < 2 or n % 2:
         raise ValueError(f"n={n}: expected an even number >= 2 (half real, half generated)")
-    run_dir = runinfo.run_path(run)
-    meta = runinfo.load_run_config(run_dir)
-    iteration, snapshot = runinfo.list_snapshots(run_dir)[-1]
-    if note := runinfo.unfinished(run_dir, iteration):
+    run_dir = run_folder.run_path(run)
+    meta = run_folder.load_run_config(run_dir)
+    iteration, snapshot = run_folder.list_snapshots(run_dir)[-1]
+    if note := run_folder.unfinished(run_dir, iteration):
         print(note.replace("the one used here", "the one the quiz shows"))
     rng = np.random.default_rng(seed)
     real_ds = scoring.load_real(meta, "test")
@@ -89,8 +89,8 @@ def build_quiz(run: str | os.PathLike, out_dir: str | os.PathLike | None = None,
     _refuse_orphaning(out, key["quiz_id"])
     scale = max(1, DISPLAY_SIZE // int(fakes.shape[-1]))
     images = quiz_page.page_images([img for _, _, img in shown], scale, secret)
-    io.write_json(out / "key.json", key)
-    io.write_text(out / "index.html", quiz_page.render_page(key["quiz_id"], n,
+    storage.write_json(out / "key.json", key)
+    storage.write_text(out / "index.html", quiz_page.render_page(key["quiz_id"], n,
                                                             key["display"]["size"], images))
     return out / "index.html"
 
@@ -100,9 +100,9 @@ def run_secret(run_dir: Path) -> str:
     encodes every quiz of the run, and only the quiz keys hold it."""
     path = run_dir / SECRET_FILE
     if not path.is_file():
-        with runlock.hold(run_dir, "quiz"):
+        with run_lock.hold(run_dir, "quiz"):
             if not path.is_file():
-                io.write_text(path, secrets.token_hex(16) + "\n")
+                storage.write_text(path, secrets.token_hex(16) + "\n")
     return path.read_text(encoding="utf-8").strip()
 
 
@@ -110,7 +110,7 @@ def _refuse_orphaning(out: Path, new_id: str) -> None:
     """A quiz whose answers are collected in ``out/answers/`` is replaced only by itself."""
     old = out / "key.json"
     if old.is_file() and list((out / "answers").glob("*.csv")):
-        old_id = io.read_json(old).get("quiz_id")
+        old_id = storage.read_json(old).get("quiz_id")
         if old_id != new_id:
             raise FileExistsError(
                 f"{out} holds quiz {old_id} with answers in {out / 'answers'}; this quiz "
@@ -170,7 +170,7 @@ def read_key(path: str | os.PathLike) -> dict[str, Any]:
         raise FileNotFoundError(f"Quiz key {path} not found: build the quiz first "
                                 "(python -m gan_lib quiz RUN) or pass --key")
     try:
-        key = io.read_json(path)
+        key = storage.read_json(path)
         if key.get("format") != KEY_FORMAT:
             raise ValueError(f"format {key.get('format')!r}, expected {KEY_FORMAT}")
         ok = key["quiz_id"] == quiz_id(key)
@@ -288,8 +288,8 @@ def install_quiz(staged: Path, target: Path) -> str:
     new_key, old_key = staged / "key.json", target / "key.json"
     if not new_key.is_file():
         return "no quiz was staged"
-    new_id = io.read_json(new_key)["quiz_id"]
-    old_id = io.read_json(old_key).get("quiz_id") if old_key.is_file() else None
+    new_id = storage.read_json(new_key)["quiz_id"]
+    old_id = storage.read_json(old_key).get("quiz_id") if old_key.is_file() else None
     if old_id not in (None, new_id) and list((target / "answers").glob("*.csv")):
         return (f"kept {target} (quiz {old_id}): its answers/ belong to it; the run's quiz "
                 f"{new_id} was not installed (move answers/ away and run python -m gan_lib "

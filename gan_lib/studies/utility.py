@@ -46,9 +46,9 @@ import pandas as pd
 import sklearn
 import torch
 
-from .. import io
+from .. import storage
 from ..device import resolve_device
-from ..gan import runinfo, runlock, sampling
+from ..gan import run_folder, run_lock, sampling
 from ..gan.batches import derived_seed
 from ..metrics import provenance, scoring
 from .classifier import (
@@ -170,7 +170,7 @@ def tstr(real_train: Pair, sample: Sampler | Pair, real_test: Pair,
             "seconds_total": time.perf_counter() - t_start}
 
 
-@runlock.locked("utility")
+@run_lock.locked("utility")
 def utility_run(run_dir: str | os.PathLike, cfg: ClassifierConfig | None = None,
                 seeds: Sequence[int] = (0, 1, 2), ways: Sequence[str] = WAYS,
                 progress: bool = True) -> dict[str, Any]:
@@ -182,8 +182,8 @@ def utility_run(run_dir: str | os.PathLike, cfg: ClassifierConfig | None = None,
     (bitwise at the same thread count and CPU class, like any float training).
     """
     run_dir = Path(run_dir)
-    meta = runinfo.load_run_config(run_dir)
-    iteration, snapshot = runinfo.list_snapshots(run_dir)[-1]
+    meta = run_folder.load_run_config(run_dir)
+    iteration, snapshot = run_folder.list_snapshots(run_dir)[-1]
     blob = sampling.read_snapshot(snapshot)
     if not blob.get("classes"):
         raise ValueError(f"{snapshot} is unconditional: the usefulness study asks the generator "
@@ -204,7 +204,7 @@ def utility_run(run_dir: str | os.PathLike, cfg: ClassifierConfig | None = None,
     results = {**provenance.header(run_dir, data, snapshot), **results,
                "iteration": iteration, "snapshot": str(snapshot), "classes": blob["classes"],
                "seconds_with_generation": time.perf_counter() - t0}
-    io.write_json(run_dir / "utility.json", results)
+    storage.write_json(run_dir / "utility.json", results)
     return results
 
 

@@ -27,7 +27,7 @@ import torch
 from ..config import TrainConfig
 from ..scale import distributed
 from .batches import epoch_permutation, real_batch
-from .nets import Networks
+from .trainable import Networks
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Run:
     elapsed: float = 0.0  # training seconds before this process started, from the checkpoint
     labels: torch.Tensor | None = None  # int64 [N] on the device: a conditional run's classes
     classes: dict | None = None  # a conditional run's class names and ratio (snapshots keep it)
-    data_info: dict | None = None  # config.json's "data" entry (runinfo.describe_data)
+    data_info: dict | None = None  # config.json's "data" entry (run_folder.describe_data)
     _order: tuple[int, torch.Tensor] | None = field(default=None, repr=False)  # (epoch, order)
 
     @property

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torchvision
 
-from .. import config, io
+from .. import config, storage
 from ..config import TrainConfig
 from ..data import resized_note
 from ..device import bf16_probe, compute_context
@@ -60,7 +60,7 @@ def run_metadata(cfg: TrainConfig, data_info: dict[str, Any], device: torch.devi
                "bf16_probe": bf16_probe(device), "git_commit": git_commit(),
                "world_size": distributed.world_size(),
                **{k: v for k, v in compute_context(device).items() if k != "device"}}
-    old = io.read_json(previous) if previous is not None and previous.is_file() else {}
+    old = storage.read_json(previous) if previous is not None and previous.is_file() else {}
     earlier = [s for s in old.get("segments", []) if s["from_iteration"] < start_step]
     return {
         "config": cfg.to_dict(),
@@ -124,7 +124,7 @@ def load_run_config(run_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: the run folder was not written by train() "
                                 "or is incomplete; train it again with overwrite=True")
-    return io.read_json(path)
+    return storage.read_json(path)
 
 
 def list_snapshots(run_dir: str | Path, raw: bool = False) -> list[tuple[int, Path]]:

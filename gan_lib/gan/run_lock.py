@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .. import config, io
+from .. import config, storage
 from ..scale import distributed
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -163,7 +163,7 @@ def _holder_record(fd: int, patience: float = 2.0) -> dict[str, Any]:
 
 def _names_a_living_process(found: dict[str, Any]) -> bool:
     try:
-        return io.process_alive(int(found["pid"]))
+        return storage.process_alive(int(found["pid"]))
     except (KeyError, ValueError, TypeError):  # no pid yet, or not a number
         return False
 
