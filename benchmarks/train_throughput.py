@@ -141,8 +141,8 @@ def gan_lib_setup(images: torch.Tensor, args: argparse.Namespace, precision: str
 def gan_lib_iteration(s: dict) -> list[float]:
     """What train()'s loop does per iteration on a CPU: index a batch, step, one host sync."""
     cfg, images, step = s["cfg"], s["images"], s["step"]
-    per_epoch = len(images) // cfg.batch_size
-    epoch, pos = divmod(step, per_epoch)
+    batches_per_epoch = len(images) // cfg.batch_size
+    epoch, pos = divmod(step, batches_per_epoch)
     if pos == 0 or "perm" not in s:
         s["perm"] = batches.epoch_permutation(len(images), cfg.seed, epoch).to(images.device)
     idx = s["perm"][pos * cfg.batch_size:(pos + 1) * cfg.batch_size]

@@ -41,8 +41,8 @@ RESUMABLE_CHANGES = frozenset({"iterations", "snapshot_at", "checkpoint_every", 
                                "device", "profile", "precision", "bn_batches", "name"})
 
 
-def save(path: Path, cfg: TrainConfig, nets: Networks, step: int, per_epoch: int, elapsed: float,
-         precision: str, fingerprint: str, world_size: int = 1) -> None:
+def save(path: Path, cfg: TrainConfig, nets: Networks, step: int, batches_per_epoch: int,
+         elapsed: float, precision: str, fingerprint: str, world_size: int = 1) -> None:
     """Everything needed to continue exactly (atomic write): mirrors :func:`restore`.
 
     ``world_size``: how many processes trained it (informative: another number may resume).
@@ -50,7 +50,7 @@ def save(path: Path, cfg: TrainConfig, nets: Networks, step: int, per_epoch: int
     storage.save_torch({
         "format": FORMAT, "config": cfg.to_dict(), "step": step,
         # the permutation of epoch e is derived from (seed, e): position = (epoch, batch)
-        "epoch": step // per_epoch, "batch_in_epoch": step % per_epoch,
+        "epoch": step // batches_per_epoch, "batch_in_epoch": step % batches_per_epoch,
         "G": models.unwrap(nets.G).state_dict(), "D": models.unwrap(nets.D).state_dict(),
         "opt_G": nets.opt_G.state_dict(), "opt_D": nets.opt_D.state_dict(),
         "ema": nets.ema.state_dict() if nets.ema is not None else None,

@@ -8,7 +8,7 @@ order with the helpers here. Grids and snapshots show a generator under the samp
 Example:
     >>> from gan_lib import config
     >>> cfg = config.make_train_config("smoke", iterations=20, snapshot_at=(10, 20))
-    >>> Milestones.after(10, cfg, per_epoch=8)
+    >>> Milestones.after(10, cfg, batches_per_epoch=8)
     Milestones(grid=False, snapshot=True, checkpoint=True)
 """
 
@@ -35,9 +35,9 @@ class Milestones(NamedTuple):
     checkpoint: bool  # everything to resume: every cfg.checkpoint_every and the end
 
     @classmethod
-    def after(cls, step: int, cfg: TrainConfig, per_epoch: int) -> Milestones:
+    def after(cls, step: int, cfg: TrainConfig, batches_per_epoch: int) -> Milestones:
         last = step == cfg.iterations
-        return cls(grid=step % per_epoch == 0 or last,
+        return cls(grid=step % batches_per_epoch == 0 or last,
                    snapshot=step in cfg.snapshot_at or last,
                    checkpoint=step % cfg.checkpoint_every == 0 or last)
 
@@ -70,7 +70,7 @@ def recalibrated_generator(run: Run, raw: bool = False) -> tuple[nn.Module, dict
 def save_grid(run: Run, sampler: nn.Module) -> None:
     """grids/epoch_XXXX.png: the fixed-noise grid of the epoch ``run.step`` ends (or is in)."""
     cfg = run.cfg
-    epoch = (run.step - 1) // run.per_epoch + 1  # 1-based, the epoch the step belongs to
+    epoch = (run.step - 1) // run.batches_per_epoch + 1  # 1-based, the epoch the step belongs to
     nrow = int(math.sqrt(cfg.grid_size))
     labels, row_labels = None, None
     if run.classes is not None:  # one block of rows per class, labelled

@@ -176,9 +176,9 @@ def list_grids(run_dir: str | Path) -> list[tuple[int, int, Path]]:
     if not found:
         raise FileNotFoundError(f"No grids in {run_dir / 'grids'}: train the run first")
     meta = load_run_config(run_dir)
-    per_epoch = meta["data"]["n_images"] // meta["config"]["batch_size"]
+    batches_per_epoch = meta["data"]["n_images"] // meta["config"]["batch_size"]
     last = meta["config"]["iterations"]
-    return [(epoch, min(epoch * per_epoch, last), path) for epoch, path in found]
+    return [(epoch, min(epoch * batches_per_epoch, last), path) for epoch, path in found]
 
 
 def grid_at(run_dir: str | Path, fraction: float) -> tuple[int, int, Path]:

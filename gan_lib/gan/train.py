@@ -214,7 +214,7 @@ def _loop(run: Run) -> None:
             stats = distributed.mean(stats)  # the same log row on every process
             run.step += 1
             unlogged.append((run.step, epoch, stats, time.perf_counter() - t0))
-            pending = Milestones.after(run.step, cfg, run.per_epoch)
+            pending = Milestones.after(run.step, cfg, run.batches_per_epoch)
             try:
                 if any(pending) or len(unlogged) >= log_every:
                     _flush(unlogged, log, bar, cfg.batch_size)
@@ -283,8 +283,8 @@ def _write_milestones(run: Run, pending: Milestones) -> None:
         if run.nets.ema is not None:  # G's own weights too (snapshots/raw/): the EMA's effect
             save_snapshot(run, *recalibrated_generator(run, raw=True), raw=True)
     if pending.checkpoint:
-        checkpoint.save(run.folder / "checkpoint.pt", run.cfg, run.nets, run.step, run.per_epoch,
-                        run.elapsed, run.precision, run.fingerprint,
+        checkpoint.save(run.folder / "checkpoint.pt", run.cfg, run.nets, run.step,
+                        run.batches_per_epoch, run.elapsed, run.precision, run.fingerprint,
                         world_size=distributed.world_size())
 
 

@@ -9,7 +9,7 @@ Example:
     >>> cfg = config.make_train_config("smoke", batch_size=4, device="cpu")
     >>> run = Run(cfg, None, torch.zeros(10, 1, 64, 64, dtype=torch.uint8), Path("runs/x"),
     ...           "fp32", "f" * 16, "zeros")
-    >>> run.per_epoch  # 10 images in batches of 4: 2 left over each epoch, not trained on in it
+    >>> run.batches_per_epoch  # 10 images in batches of 4: 2 left over, not trained on that epoch
     2
     >>> run.step = 2  # two iterations done: the third opens epoch 2
     >>> epoch, real, labels = run.next_batch()
@@ -49,14 +49,14 @@ class Run:
     _order: tuple[int, torch.Tensor] | None = field(default=None, repr=False)  # (epoch, order)
 
     @property
-    def per_epoch(self) -> int:
+    def batches_per_epoch(self) -> int:
         """Batches per epoch: the last incomplete batch of each epoch is dropped."""
         return len(self.images) // self.cfg.batch_size
 
     def next_batch(self) -> tuple[int, torch.Tensor, torch.Tensor | None]:
         """(1-based epoch, real batch in [-1, 1], its class labels or None) of iteration
         ``step`` + 1. Under DDP: this rank's rows of the global batch."""
-        epoch, pos = divmod(self.step, self.per_epoch)
+        epoch, pos = divmod(self.step, self.batches_per_epoch)
         if self._order is None or self._order[0] != epoch:  # a fresh order for each epoch
             order = epoch_permutation(len(self.images), self.cfg.seed, epoch)
             self._order = (epoch, order.to(self.images.device))
