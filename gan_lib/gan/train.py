@@ -202,11 +202,12 @@ def _loop(run: Run) -> None:
                       shard=(distributed.rank(), distributed.world_size()))
     my_rows = distributed.shard(cfg.batch_size)  # this process's rows of every global batch
     unlogged: list[tuple] = []  # (iteration, epoch, stats on the device, seconds)
-    main = distributed.is_main()
+    writes_files = distributed.is_main()  # rank 0 alone writes the log and the milestones
     bar = tqdm(total=cfg.iterations, initial=run.step, desc=f"train {cfg.name}", unit="it",
                **distributed.progress_bar())
     t0 = time.perf_counter() - run.elapsed
-    with open(run.folder / "losses.jsonl" if main else os.devnull, "a", encoding="utf-8") as log:
+    log_path = run.folder / "losses.jsonl" if writes_files else os.devnull
+    with open(log_path, "a", encoding="utf-8") as log:
         while run.step < cfg.iterations:
             epoch, real, labels = run.next_batch()
             z = step_latents(cfg, run.step, noise)[my_rows]
@@ -218,9 +219,9 @@ def _loop(run: Run) -> None:
             try:
                 if any(pending) or len(unlogged) >= log_every:
                     _flush(unlogged, log, bar, cfg.batch_size)
-                if pending.checkpoint and main:  # the log on disk covers every checkpointed step
+                if pending.checkpoint and writes_files:  # the log covers every checkpointed step
                     os.fsync(log.fileno())
-                if any(pending) and main:
+                if any(pending) and writes_files:
                     run.elapsed = time.perf_counter() - t0
                     _write_milestones(run, pending)
             except FloatingPointError as err:
