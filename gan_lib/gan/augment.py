@@ -19,7 +19,7 @@ as the latents are, so a resumed run augments exactly as an uninterrupted one.
 Example:
     >>> x = torch.zeros(4, 1, 16, 16)
     >>> aug = Augment("translation,cutout", seed=0)
-    >>> aug(x, step=0, call=0).shape, Augment("", seed=0)(x, 0, 0) is x
+    >>> aug(x, step=0, call=CALL_D_REAL).shape, Augment("", seed=0)(x, 0, CALL_D_REAL) is x
     (torch.Size([4, 1, 16, 16]), True)
 """
 
@@ -31,7 +31,11 @@ import torch.nn.functional as F
 from ..config import AUGMENT_OPS as OPS
 from .batches import STREAM_AUGMENT, derived_seed
 
-CALLS = 3  # D evaluations per step: real (D step), fake (D step), fake (G step)
+# The D evaluations of one step, each with its own draws: ``call`` of :meth:`Augment.__call__`.
+CALL_D_REAL = 0  # the real batch, in D's update
+CALL_D_FAKE = 1  # the generated batch, in D's update
+CALL_G_FAKE = 2  # the generated batch, in G's update
+CALLS = 3
 
 
 def parse_policy(policy: str) -> tuple[str, ...]:
@@ -61,7 +65,7 @@ class Augment:
         return bool(self.ops)
 
     def __call__(self, x: torch.Tensor, step: int, call: int) -> torch.Tensor:
-        """Augment the batch ``x`` [B, 1, S, S] for D evaluation ``call`` (0..2) of ``step``.
+        """Augment the batch ``x`` [B, 1, S, S] for D evaluation ``call`` (a ``CALL_*``) of ``step``.
 
         Under DDP the parameters are drawn for the whole global batch and this rank keeps the
         rows of its slice, so every image is transformed as in one process.

@@ -49,7 +49,7 @@ from ..config import TrainConfig
 from ..device import autocast_context, resolve_device, resolve_precision
 from ..scale import distributed
 from . import checkpoint, models, run_folder, run_lock, sampling
-from .augment import NO_AUGMENT, Augment
+from .augment import CALL_D_FAKE, CALL_D_REAL, CALL_G_FAKE, NO_AUGMENT, Augment
 from .batches import select_subset, step_latents, trained_indices
 from .milestones import (
     Milestones,
@@ -247,8 +247,9 @@ def train_step(nets: Networks, real: torch.Tensor, z: torch.Tensor,
     #     i.e. minimise BCE with target 1 on the real batch and 0 on the fake batch.
     with autocast:
         fake = G(z, labels)
-        logit_real = D(augment(real, step, 0), labels)
-        logit_fake = D(augment(fake.detach(), step, 1), labels)  # detach: G is not updated here
+        logit_real = D(augment(real, step, CALL_D_REAL), labels)
+        # detach: G is not updated here
+        logit_fake = D(augment(fake.detach(), step, CALL_D_FAKE), labels)
         loss_D = (F.binary_cross_entropy_with_logits(logit_real.float(), ones)
                   + F.binary_cross_entropy_with_logits(logit_fake.float(), torch.zeros_like(ones)))
     nets.opt_D.zero_grad(set_to_none=True)
@@ -258,7 +259,8 @@ def train_step(nets: Networks, real: torch.Tensor, z: torch.Tensor,
     #     almost no gradient while D rejects its fakes), i.e. minimise BCE with target 1 on the
     #     fakes, scored by the updated D.
     with autocast:
-        logit_G = nets.D_without_ddp(augment(fake, step, 2), labels)  # D (why: trainable.Networks)
+        # D outside DDP's wrapper (why: trainable.Networks)
+        logit_G = nets.D_without_ddp(augment(fake, step, CALL_G_FAKE), labels)
         loss_G = F.binary_cross_entropy_with_logits(logit_G.float(), ones)
     nets.opt_G.zero_grad(set_to_none=True)
     # Only G's gradients: D is not updated here, and its weight gradients would cost ~25% of
