@@ -284,3 +284,21 @@ def test_scoring_an_unfinished_run_says_which_iteration_it_uses(home, fake_data,
         scoring.score_run(run_dir)
     assert ("run 'tiny' is unfinished: its latest snapshot is iteration 4 of 10, and that is "
             "the last one scored" in capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("command", [["utility"], ["score", "--profile", "smoke"], ["audit"],
+                                     ["quiz"]])
+def test_a_folder_that_is_not_a_run_gets_no_lock_file_beside_it(home, tmp_path, capsys,
+                                                                  command):
+    """`utility /`, `score /etc` or `utility <data>/train` left `/..lock`, `/.etc.lock` and
+    `<data>/.train.lock`: the data folder is never written, whatever the command."""
+    from gan_lib.__main__ import main
+
+    data = tmp_path / "xray"
+    (data / "train" / "NORMAL").mkdir(parents=True)
+    before = sorted(p.name for p in data.iterdir())
+    with pytest.raises(SystemExit) as stop:
+        main([*command, str(data / "train")])
+    assert stop.value.code == 2 and "config.json not found" in capsys.readouterr().err
+    assert sorted(p.name for p in data.iterdir()) == before
+    assert not list(tmp_path.rglob("*.lock"))

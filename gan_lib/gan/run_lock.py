@@ -104,13 +104,14 @@ def hold(run_dir: str | os.PathLike, action: str, share: bool = False) -> Iterat
 
 def locked(action: str) -> Callable[[F], F]:
     """Decorate a function whose first argument is a run (name or folder) that it writes into:
-    it runs holding the run's lock. A run that does not exist is not locked (the function
-    reports it missing)."""
+    it runs holding the run's lock. A folder that is not a run (no config.json: missing, or a
+    folder of the user's such as ``/etc`` or a data split) is not locked, so no lock file lands
+    beside it; the function then reports it."""
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
         def inner(run: str | os.PathLike, *args: Any, **kwargs: Any) -> Any:
             folder = Path(run) if Path(run).is_dir() else config.RUNS_DIR / str(run)
-            if not folder.is_dir():
+            if not (folder / "config.json").is_file():
                 return fn(run, *args, **kwargs)
             with hold(folder, action):
                 return fn(run, *args, **kwargs)
