@@ -110,15 +110,16 @@ def one_run(profile: str, setting: str, size: int | None, seed: int, precision: 
     }
 
 
-def step_cost(profile: str, settings: list[str], precision: str, rounds: int = 5,
-              steps: int = 8) -> dict[str, Any]:
+def step_cost(profile: str, settings: dict[str, dict[str, Any]], precision: str,
+              rounds: int = 5, steps: int = 8, reference: str = "baseline") -> dict[str, Any]:
     """Images/s of one training step under each setting, timed side by side in this process.
 
     The long runs share the machine with other work, so their wall time says little about what
     augmentation and EMA cost. Here each setting's networks take ``steps`` steps on one fixed
     batch, in interleaved rounds after a warm-up round; the median over rounds is reported with
-    its ratio to the baseline's, and the load average when timing began (``--retime`` times it
-    again into a written JSON, for a machine that was busy the first time).
+    its ratio to the ``reference`` setting's, and the load average when timing began
+    (``--retime`` times it again into a written JSON, for a machine that was busy the first
+    time). ``settings``: name -> TrainConfig overrides.
     """
     load = [round(x, 2) for x in os.getloadavg()]
     cfg0 = config.make_train_config(profile, precision=precision)
@@ -126,8 +127,8 @@ def step_cost(profile: str, settings: list[str], precision: str, rounds: int = 5
     real = torch.rand(cfg0.batch_size, 1, cfg0.image_size, cfg0.image_size) * 2 - 1
     autocast = device_lib.autocast_context(precision, device)
     setups = {}
-    for s in settings:
-        cfg = config.make_train_config(profile, precision=precision, **SETTINGS[s])
+    for s, overrides in settings.items():
+        cfg = config.make_train_config(profile, precision=precision, **overrides)
         setups[s] = (train.build_nets(cfg, device), Augment(cfg.augment, cfg.seed))
     z = torch.randn(cfg0.batch_size, cfg0.z_dim, generator=torch.Generator().manual_seed(0))
     seconds: dict[str, list[float]] = {s: [] for s in settings}
@@ -140,7 +141,7 @@ def step_cost(profile: str, settings: list[str], precision: str, rounds: int = 5
                 seconds[s].append(time.perf_counter() - t0)
     out = {s: {"images_per_second": round(cfg0.batch_size * steps / statistics.median(t), 1),
                "rounds_seconds": [round(x, 3) for x in t]} for s, t in seconds.items()}
-    base = out.get("baseline", {}).get("images_per_second")
+    base = out.get(reference, {}).get("images_per_second")
     for v in out.values():
         v["vs_baseline"] = round(v["images_per_second"] / base, 3) if base else None
     return {**out, "timing": {
@@ -303,7 +304,7 @@ def main() -> None:
     args = p.parse_args()
     if args.retime:
         result = storage.read_json(args.retime)
-        result["step_cost"] = step_cost(args.profile, list(SETTINGS), args.precision)
+        result["step_cost"] = step_cost(args.profile, SETTINGS, args.precision)
         storage.write_json(args.retime, result)
         print(json.dumps(result["step_cost"], indent=1), f"\nwrote {args.retime}", sep="\n")
         return
@@ -318,7 +319,8 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",")]
     t0 = time.perf_counter()
     # timed first, on a machine at rest (the runs' own wall times share it with other work)
-    cost = None if args.runs_only else step_cost(args.profile, settings, args.precision)
+    cost = None if args.runs_only else step_cost(
+        args.profile, {s: SETTINGS[s] for s in settings}, args.precision)
     # the EMA runs first: baseline and DiffAugment are then their raw snapshots, not retrained
     first = sorted(settings, key=lambda s: s in TRAINED_WITH_EMA)
     done = {(size, setting, seed): one_run(args.profile, setting, size, seed, args.precision,

@@ -54,6 +54,9 @@ EXTRACTION_PRECISIONS = ("auto", "fp32", "bf16", "fastmath")
 METRICS = ("is", "fid", "kid")
 AUGMENT_OPS = ("translation", "cutout", "brightness", "contrast")  # gan_lib/gan/augment.py
 G_CONDITIONINGS = ("concat", "batchnorm")  # how a conditional G takes its class (gan/models.py)
+G_UPSAMPLINGS = ("transposed", "resize")  # how G doubles its side (gan/models.py)
+D_NORMS = ("batchnorm", "spectral")  # what normalises D's hidden layers (gan/models.py)
+LOSSES = ("bce", "hinge")  # the adversarial loss (gan/losses.py)
 MAX_NAME = 100  # characters of a run name: runs/<name> and the files beside it stay short
 
 
@@ -72,9 +75,27 @@ class TrainConfig:
     z_dim: int = 100
     g_channels: int = 64  # ngf: feature maps of the generator's last hidden layer
     d_channels: int = 64  # ndf: feature maps of the discriminator's first layer
-    lr: float = 2e-4
+    lr: float = 2e-4  # Adam's learning rate (G's; D's too unless lr_d is set)
     beta1: float = 0.5
     beta2: float = 0.999
+    # --- Options beyond the report's DCGAN; each default is the DCGAN's (docs/training.md) ---
+    # G's upsampling: "transposed" (strided 4x4 transposed convolutions, the DCGAN's) or
+    # "resize" (nearest x2, then a 3x3 convolution: no checkerboard, Odena et al. 2016)
+    g_upsample: str = "transposed"
+    # D's hidden normalisation: "batchnorm" (the DCGAN's) or "spectral" (spectral normalisation
+    # of every D weight in place of BatchNorm, Miyato et al. 2018)
+    d_norm: str = "batchnorm"
+    # a minibatch standard-deviation feature map before D's last layer (Karras et al. 2018)
+    d_mbstd: bool = False
+    loss: str = "bce"  # "bce": the non-saturating loss (the DCGAN's); "hinge" (Lim & Ye 2017)
+    # Two time-scale update rule (Heusel et al. 2017): D's own Adam settings; None = G's
+    lr_d: float | None = None
+    beta1_d: float | None = None
+    beta2_d: float | None = None
+    # R1 penalty on real images (Mescheder et al. 2018): gamma/2 E||grad_x D(x)||^2, applied
+    # lazily every r1_every D steps and scaled by r1_every (Karras et al. 2020); 0 = off
+    r1_gamma: float = 0.0
+    r1_every: int = 16
     ema_decay: float = 0.0  # generator EMA (e.g. 0.999); 0 = off, as in the report
     # The EMA's decay ramps up with its update count n: min(ema_decay, (1 + n) / (10 + n)), as
     # tf.train.ExponentialMovingAverage(num_updates); False: ema_decay from the first update
@@ -135,6 +156,14 @@ class TrainConfig:
         if any(op not in AUGMENT_OPS for op in ops):
             problems.append(f"augment={self.augment!r}: expected a comma-separated subset of "
                             f"{list(AUGMENT_OPS)}, or '' for none")
+        for key, allowed in (("g_upsample", G_UPSAMPLINGS), ("d_norm", D_NORMS),
+                             ("loss", LOSSES)):
+            if getattr(self, key) not in allowed:
+                problems.append(f"{key}={getattr(self, key)!r}: expected one of {allowed}")
+        if not (math.isfinite(self.r1_gamma) and self.r1_gamma >= 0):
+            problems.append(f"r1_gamma={self.r1_gamma}: expected 0 (off) or a finite value > 0")
+        if self.r1_every < 1:
+            problems.append(f"r1_every={self.r1_every}: expected an integer >= 1")
         if self.g_conditioning not in G_CONDITIONINGS:
             problems.append(f"g_conditioning={self.g_conditioning!r}: expected one of "
                             f"{G_CONDITIONINGS}")
@@ -145,11 +174,14 @@ class TrainConfig:
         for key in ("z_dim", "g_channels", "d_channels", "grid_size"):
             if getattr(self, key) < 1:
                 problems.append(f"{key}={getattr(self, key)}: expected an integer >= 1")
-        if not (math.isfinite(self.lr) and self.lr > 0):
-            problems.append(f"lr={self.lr}: expected a finite learning rate > 0, e.g. 2e-4")
-        for key in ("beta1", "beta2"):
-            if not 0.0 <= getattr(self, key) < 1.0:  # also false for nan
-                problems.append(f"{key}={getattr(self, key)}: expected a value in [0, 1)")
+        for key in ("lr", "lr_d"):
+            value = getattr(self, key)
+            if value is not None and not (math.isfinite(value) and value > 0):
+                problems.append(f"{key}={value}: expected a finite learning rate > 0, e.g. 2e-4")
+        for key in ("beta1", "beta2", "beta1_d", "beta2_d"):
+            value = getattr(self, key)
+            if value is not None and not 0.0 <= value < 1.0:  # also false for nan
+                problems.append(f"{key}={value}: expected a value in [0, 1)")
         if (not self.name or len(self.name) > MAX_NAME or self.name.startswith(".")
                 or any(c in "/\\" or not c.isprintable() for c in self.name)):
             problems.append(f"name={self.name[:40]!r}{'...' if len(self.name) > 40 else ''}: "
@@ -157,6 +189,13 @@ class TrainConfig:
                             "such as 'quick' (no '/', '\\', line breaks or a leading '.')")
         if problems:
             raise ValueError("Invalid TrainConfig: " + "; ".join(problems))
+
+    def adam_d(self) -> tuple[float, tuple[float, float]]:
+        """D's Adam learning rate and betas: its own where set (TTUR), else G's."""
+        def own(value: float | None, shared: float) -> float:
+            return shared if value is None else value
+        return own(self.lr_d, self.lr), (own(self.beta1_d, self.beta1),
+                                         own(self.beta2_d, self.beta2))
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

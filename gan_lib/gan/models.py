@@ -27,8 +27,10 @@ import math
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm
 
-from ..config import G_CONDITIONINGS
+from ..config import D_NORMS, G_CONDITIONINGS, G_UPSAMPLINGS
 
 CLASS_DIM = 50  # size of G's class embedding, concatenated with z
 
@@ -69,13 +71,18 @@ class Generator(nn.Module):
     """
 
     def __init__(self, z_dim: int = 100, g_channels: int = 64, image_size: int = 64, nc: int = 1,
-                 n_classes: int = 0, conditioning: str = "batchnorm"):
+                 n_classes: int = 0, conditioning: str = "batchnorm",
+                 upsample: str = "transposed"):
         super().__init__()
         if conditioning not in G_CONDITIONINGS:
             raise ValueError(f"conditioning={conditioning!r}: expected one of {G_CONDITIONINGS}")
+        if upsample not in G_UPSAMPLINGS:
+            raise ValueError(f"upsample={upsample!r}: expected one of {G_UPSAMPLINGS}")
         self.kwargs = dict(z_dim=z_dim, g_channels=g_channels, image_size=image_size, nc=nc)
         if n_classes:
             self.kwargs.update(n_classes=n_classes, conditioning=conditioning)
+        if upsample != "transposed":  # the DCGAN's snapshots keep the arguments they always had
+            self.kwargs.update(upsample=upsample)
         self.z_dim, self.n_classes = z_dim, n_classes
         concat = bool(n_classes) and conditioning == "concat"
         class_bn = bool(n_classes) and conditioning == "batchnorm"
@@ -95,14 +102,10 @@ class Generator(nn.Module):
         ]
         for _ in range(n - 1):
             # [N, ch, s, s] -> [N, ch/2, 2s, 2s]
-            layers += [
-                nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
-                norm(ch // 2),
-                nn.ReLU(True),
-            ]
+            layers += [*_upsample(ch, ch // 2, upsample), norm(ch // 2), nn.ReLU(True)]
             ch //= 2
         # [N, g_channels, S/2, S/2] -> [N, nc, S, S]
-        layers += [nn.ConvTranspose2d(ch, nc, 4, 2, 1, bias=False), nn.Tanh()]
+        layers += [*_upsample(ch, nc, upsample), nn.Tanh()]
         self.main = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
@@ -120,12 +123,51 @@ class Generator(nn.Module):
         return x
 
 
+def _upsample(c_in: int, c_out: int, how: str) -> list[nn.Module]:
+    """[N, c_in, s, s] -> [N, c_out, 2s, 2s]. "transposed": the DCGAN's 4x4 stride-2 transposed
+    convolution, in which even and odd output pixels are made by different kernel taps, so any
+    imbalance the weights learn shows as a checkerboard; "resize": nearest-neighbour x2, then a
+    3x3 convolution that treats every output pixel alike (Odena, Dumoulin & Olah, Distill 2016)."""
+    if how == "transposed":
+        return [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False)]
+    return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(c_in, c_out, 3, 1, 1, bias=False)]
+
+
+class MinibatchStd(nn.Module):
+    """One more feature map: the standard deviation of each feature over a group of images,
+    averaged over features and positions (Karras et al. 2018). D then sees how varied a batch
+    is, so a G that collapses to a few images is easy to reject.
+
+    [N, C, H, W] -> [N, C + 1, H, W]; groups of ``group_size`` images (or the largest divisor
+    of N below it), so each image's extra map depends on its group only.
+
+    >>> x = torch.ones(8, 3, 4, 4)
+    >>> x[4:] = 3.0  # images i and i + 4 share a group and differ by 2: sd 1
+    >>> MinibatchStd(group_size=2)(x)[:, 3].unique().tolist()
+    [1.0]
+    """
+
+    def __init__(self, group_size: int = 4):
+        super().__init__()
+        self.group_size = group_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = max(d for d in range(1, min(self.group_size, n) + 1) if n % d == 0)
+        y = x.float().reshape(g, n // g, c, h, w)  # image i is in group i % (n // g)
+        sd = (y.var(0, unbiased=False) + 1e-8).sqrt().mean((1, 2, 3))  # [n // g]
+        sd = sd.to(x.dtype)[:, None, None, None].repeat(g, 1, h, w)  # [n, 1, h, w]
+        return torch.cat([x, sd], 1)
+
+
 class Discriminator(nn.Module):
     """image [N, nc, S, S] (and labels y [N] if conditional) -> logit [N] (BCE on logits)."""
 
     def __init__(self, d_channels: int = 64, image_size: int = 64, nc: int = 1,
-                 n_classes: int = 0):
+                 n_classes: int = 0, norm: str = "batchnorm", mbstd: bool = False):
         super().__init__()
+        if norm not in D_NORMS:
+            raise ValueError(f"norm={norm!r}: expected one of {D_NORMS}")
         self.kwargs = dict(d_channels=d_channels, image_size=image_size, nc=nc)
         self.n_classes = n_classes
         n = _n_scales(image_size)
@@ -139,26 +181,41 @@ class Discriminator(nn.Module):
             # [N, ch, s, s] -> [N, 2ch, s/2, s/2]
             layers += [
                 nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False),
-                nn.BatchNorm2d(ch * 2),
+                *([nn.BatchNorm2d(ch * 2)] if norm == "batchnorm" else []),
                 nn.LeakyReLU(0.2, inplace=True),
             ]
             ch *= 2
-        # [N, ch, 4, 4] -> [N, 1, 1, 1]
-        layers.append(nn.Conv2d(ch, 1, 4, 1, 0, bias=False))
+        if mbstd:  # [N, ch, 4, 4] -> [N, ch + 1, 4, 4]
+            layers.append(MinibatchStd())
+        # [N, ch (+ 1), 4, 4] -> [N, 1, 1, 1]
+        layers.append(nn.Conv2d(ch + int(mbstd), 1, 4, 1, 0, bias=False))
         self.main = nn.Sequential(*layers)
+        self.features = len(layers) - 1 - int(mbstd)  # main[:features]: [N, ch, 4, 4]
         self.embed = None
         if n_classes:  # the projection's class embedding: small at first, as D's weights are
             self.embed = nn.Embedding(n_classes, ch)
             nn.init.normal_(self.embed.weight, 0.0, 0.02)
+        self.spectral = norm == "spectral"
 
     def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         if self.embed is None:
             if y is not None:
                 raise ValueError("class labels given to an unconditional discriminator")
             return self.main(x).flatten()
-        h = self.main[:-1](x)  # [N, ch, 4, 4]
+        h = self.main[:self.features](x)  # [N, ch, 4, 4]
         projection = (self.embed(_labels(y, self.n_classes, len(x))) * h.mean((2, 3))).sum(1)
-        return self.main[-1](h).flatten() + projection
+        return self.main[self.features:](h).flatten() + projection
+
+    def normalise_spectrally(self) -> Discriminator:
+        """Spectral normalisation of every weight of D (norm="spectral"), torch's own
+        parametrisation: each forward in training mode does one power iteration. Call after
+        the weights are initialised (:func:`weights_init` initialises the raw weights either
+        way). The projection's embedding is normalised too, as in Miyato & Koyama 2018."""
+        if self.spectral:
+            for m in self.modules():
+                if isinstance(m, nn.Conv2d | nn.Embedding) and not parametrize.is_parametrized(m):
+                    spectral_norm(m)
+        return self
 
 
 def _labels(y: torch.Tensor | None, n_classes: int, n: int) -> torch.Tensor:
@@ -174,7 +231,9 @@ def _labels(y: torch.Tensor | None, n_classes: int, n: int) -> torch.Tensor:
 def weights_init(m: nn.Module) -> None:
     """DCGAN init: conv weights N(0, 0.02); BatchNorm weight N(1, 0.02), bias 0. Use ``net.apply``."""
     if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.normal_(m.weight, 0.0, 0.02)
+        weight = (m.parametrizations.weight.original if parametrize.is_parametrized(m, "weight")
+                  else m.weight)  # spectral normalisation: the raw weight it normalises
+        nn.init.normal_(weight, 0.0, 0.02)
     elif isinstance(m, nn.BatchNorm2d) and m.affine:  # ClassBatchNorm2d inits its own
         nn.init.normal_(m.weight, 1.0, 0.02)
         nn.init.zeros_(m.bias)

@@ -41,14 +41,13 @@ from pathlib import Path
 from typing import TextIO
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from .. import config, data, storage
 from ..config import TrainConfig
 from ..device import autocast_context, resolve_device, resolve_precision
 from ..scale import distributed
-from . import checkpoint, models, run_folder, run_lock, sampling
+from . import checkpoint, losses, models, run_folder, run_lock, sampling
 from .augment import CALL_D_FAKE, CALL_D_REAL, CALL_G_FAKE, NO_AUGMENT, Augment
 from .batches import select_subset, step_latents, trained_indices
 from .milestones import (
@@ -241,27 +240,31 @@ def train_step(nets: Networks, real: torch.Tensor, z: torch.Tensor,
     which of the step's three D evaluations it is. ``labels`` (a conditional run): the real
     batch's classes, which its fakes are asked for too, so D sees the same class mix in both.
     """
-    G, D = nets.G, nets.D
-    ones = torch.ones(real.shape[0], device=real.device)
-    # (1) Update D: maximise log D(x) + log(1 - D(G(z))),
-    #     i.e. minimise BCE with target 1 on the real batch and 0 on the fake batch.
+    G, D, objective = nets.G, nets.D, nets.objective
+    r1 = objective.r1_due(step)  # R1's lazy steps: D's gradient w.r.t. the real images is needed
+    # (1) Update D: maximise log D(x) + log(1 - D(G(z))), i.e. minimise BCE with target 1 on the
+    #     real batch and 0 on the fake batch (loss="hinge": E[max(0, 1 - D(x))] +
+    #     E[max(0, 1 + D(G(z)))]; losses.py).
     with autocast:
         fake = G(z, labels)
-        logit_real = D(augment(real, step, CALL_D_REAL), labels)
-        # detach: G is not updated here
-        logit_fake = D(augment(fake.detach(), step, CALL_D_FAKE), labels)
-        loss_D = (F.binary_cross_entropy_with_logits(logit_real.float(), ones)
-                  + F.binary_cross_entropy_with_logits(logit_fake.float(), torch.zeros_like(ones)))
+        real_in = augment(real, step, CALL_D_REAL)
+        if r1:
+            real_in = real_in.detach().requires_grad_(True)
+        logit_real = D(real_in, labels)
+        logit_fake = D(augment(fake.detach(), step, CALL_D_FAKE), labels)  # G is not updated here
+        loss_D = losses.d_loss(logit_real.float(), logit_fake.float(), objective.loss)
+    if r1:  # (1b) + gamma/2 E||grad_x D(x)||^2, every r1_every steps and scaled by it
+        loss_D = loss_D + (objective.r1_gamma / 2 * objective.r1_every
+                           * losses.r1_penalty(logit_real, real_in))
     nets.opt_D.zero_grad(set_to_none=True)
     loss_D.backward()
     nets.opt_D.step()
     # (2) Update G: maximise log D(G(z)), the non-saturating loss (log(1 - D(G(z))) would give G
     #     almost no gradient while D rejects its fakes), i.e. minimise BCE with target 1 on the
-    #     fakes, scored by the updated D.
+    #     fakes, scored by the updated D (loss="hinge": minimise -D(G(z))).
     with autocast:
-        # D outside DDP's wrapper (why: trainable.Networks)
-        logit_G = nets.D_without_ddp(augment(fake, step, CALL_G_FAKE), labels)
-        loss_G = F.binary_cross_entropy_with_logits(logit_G.float(), ones)
+        logit_G = nets.D_without_ddp(augment(fake, step, CALL_G_FAKE), labels)  # trainable.Networks
+        loss_G = losses.g_loss(logit_G.float(), objective.loss)
     nets.opt_G.zero_grad(set_to_none=True)
     # Only G's gradients: D is not updated here, and its weight gradients would cost ~25% of
     # this backward's FLOPs.

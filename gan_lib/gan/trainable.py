@@ -1,4 +1,5 @@
-"""The networks a run trains: G and D, their Adam optimisers, and the EMA of G's weights.
+"""The networks a run trains: G and D, their Adam optimisers, the EMA of G's weights, and the
+objective both minimise (losses.Objective).
 
 :func:`build_nets` builds them from a :class:`~gan_lib.config.TrainConfig` (seeded, so every
 process and every resume starts from the same weights); :func:`update_ema` moves the EMA after
@@ -24,6 +25,7 @@ from torch import nn
 from ..config import TrainConfig
 from ..scale import distributed
 from . import models
+from .losses import Objective
 
 
 @dataclass
@@ -44,6 +46,7 @@ class Networks:
     # has nothing for DDP to average and skips the wrapper's bookkeeping for a backward that
     # never comes. BatchNorm still normalises over the global batch. In one process: D itself.
     D_without_ddp: nn.Module | None = None
+    objective: Objective = Objective()  # the loss both updates minimise, and D's R1 penalty
 
     def __post_init__(self) -> None:
         if self.D_without_ddp is None:
@@ -60,16 +63,18 @@ def build_nets(cfg: TrainConfig, device: torch.device, n_classes: int = 0) -> Ne
     with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
         torch.manual_seed(cfg.seed)
         G = models.Generator(cfg.z_dim, cfg.g_channels, cfg.image_size, n_classes=n_classes,
-                             conditioning=cfg.g_conditioning)
-        D = models.Discriminator(cfg.d_channels, cfg.image_size, n_classes=n_classes)
+                             conditioning=cfg.g_conditioning, upsample=cfg.g_upsample)
+        D = models.Discriminator(cfg.d_channels, cfg.image_size, n_classes=n_classes,
+                                 norm=cfg.d_norm, mbstd=cfg.d_mbstd)
         G.apply(models.weights_init)
         D.apply(models.weights_init)
+        D.normalise_spectrally()  # d_norm="spectral" only; after init, so it measures its weights
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     G, D = G.to(device, memory_format=fmt), D.to(device, memory_format=fmt)
     ema = copy.deepcopy(G).eval().requires_grad_(False) if cfg.ema_decay > 0 else None
-    betas = (cfg.beta1, cfg.beta2)
-    opt_G = torch.optim.Adam(G.parameters(), cfg.lr, betas=betas)
-    opt_D = torch.optim.Adam(D.parameters(), cfg.lr, betas=betas)
+    opt_G = torch.optim.Adam(G.parameters(), cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    lr_d, betas_d = cfg.adam_d()  # D's own under TTUR, else the same as G's
+    opt_D = torch.optim.Adam(D.parameters(), lr_d, betas=betas_d)
     D_without_ddp = None  # None: D itself (one process)
     if distributed.active():
         G, D = distributed.sync_batchnorm(G, device), distributed.sync_batchnorm(D, device)
@@ -79,7 +84,8 @@ def build_nets(cfg: TrainConfig, device: torch.device, n_classes: int = 0) -> Ne
         G, D = torch.compile(G), torch.compile(D)
         if D_without_ddp is not None:
             D_without_ddp = torch.compile(D_without_ddp)
-    return Networks(G, D, opt_G, opt_D, ema, cfg.ema_decay, cfg.ema_warmup, D_without_ddp)
+    return Networks(G, D, opt_G, opt_D, ema, cfg.ema_decay, cfg.ema_warmup, D_without_ddp,
+                    Objective(cfg.loss, cfg.r1_gamma, cfg.r1_every))
 
 
 def ema_decay_at(decay: float, updates: int, warmup: bool = True) -> float:

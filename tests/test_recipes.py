@@ -1,0 +1,189 @@
+"""The training options beyond the report's DCGAN: each off by default (the DCGAN step is the
+tutorial's, bit for bit) and each doing what it says when on."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gan_lib import config, data, device, storage
+from gan_lib.gan import losses, models, sampling, train, trainable
+from gan_lib.gan.augment import NO_AUGMENT
+from tests.test_train import fake_dataset, tiny
+
+FP32 = device.autocast_context("fp32", torch.device("cpu"))
+RECIPE = dict(g_upsample="resize", d_norm="spectral", d_mbstd=True, loss="hinge", lr=1e-4,
+              lr_d=4e-4, beta1=0.0, beta2=0.9, r1_gamma=0.1, r1_every=2,
+              augment="translation,cutout", ema_decay=0.9)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_thread):
+    pass
+
+
+@pytest.fixture
+def fake_data(monkeypatch):
+    monkeypatch.setattr(data, "load_dataset", lambda source="auto", split="train",
+                        image_size=64: fake_dataset(source, split, image_size))
+
+
+def step_inputs(cfg):
+    g = torch.Generator().manual_seed(5)
+    real = torch.rand(cfg.batch_size, 1, cfg.image_size, cfg.image_size, generator=g) * 2 - 1
+    return real, torch.randn(cfg.batch_size, cfg.z_dim, generator=g)
+
+
+def test_the_default_step_is_the_tutorials_bit_for_bit():
+    """The report's DCGAN: train_step with default settings equals pytorch/examples' dcgan
+    update written out here (BCE, D on real then fake, G's non-saturating loss, Adam 2e-4/0.5)."""
+    cfg = tiny()
+    ours = trainable.build_nets(cfg, torch.device("cpu"))
+    G, D = copy.deepcopy(ours.G), copy.deepcopy(ours.D)
+    opt_G = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999))
+    opt_D = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999))
+    real, z = step_inputs(cfg)
+    for step in range(3):
+        train.train_step(ours, real, z, FP32, NO_AUGMENT, step)
+        # the tutorial's step
+        label = torch.ones(len(real))
+        D.zero_grad()
+        err_real = F.binary_cross_entropy_with_logits(D(real).float(), label)
+        fake = G(z)
+        err_fake = F.binary_cross_entropy_with_logits(D(fake.detach()).float(), label * 0)
+        (err_real + err_fake).backward()
+        opt_D.step()
+        G.zero_grad()
+        F.binary_cross_entropy_with_logits(D(fake).float(), label).backward(
+            inputs=list(G.parameters()))
+        opt_G.step()
+    for mine, theirs in ((ours.G, G), (ours.D, D)):
+        a, b = mine.state_dict(), theirs.state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_defaults_are_the_dcgan():
+    cfg = config.TrainConfig()
+    built = trainable.build_nets(cfg, torch.device("cpu"))
+    assert any(isinstance(m, nn.ConvTranspose2d) and m.stride == (2, 2) for m in built.G.modules())
+    assert any(isinstance(m, nn.BatchNorm2d) for m in built.D.modules())
+    assert not any(isinstance(m, models.MinibatchStd) for m in built.D.modules())
+    assert built.objective == losses.Objective("bce", 0.0, 16)
+    assert built.opt_D.defaults["lr"] == 2e-4 and built.opt_D.defaults["betas"] == (0.5, 0.999)
+    assert "upsample" not in models.unwrap(built.G).kwargs  # snapshots as they always were
+
+
+def test_resize_convolution_generator_upsamples_without_transposed_convolutions(tmp_path):
+    G = models.Generator(g_channels=8, image_size=32, upsample="resize").apply(models.weights_init)
+    kinds = [type(m) for m in G.main]
+    assert kinds.count(nn.Upsample) == 3  # 4 -> 8 -> 16 -> 32
+    assert not any(isinstance(m, nn.ConvTranspose2d) and m.stride != (1, 1) for m in G.modules())
+    assert all(m.kernel_size == (3, 3) for m in G.modules() if isinstance(m, nn.Conv2d))
+    assert G(torch.randn(2, 100)).shape == (2, 1, 32, 32)
+    # its snapshots rebuild the same network (the option is in the saved arguments)
+    rule = sampling.sampling_record(1, 4, 0)
+    sampling.save_snapshot(G, tmp_path / "G.pt", 1, rule)
+    assert torch.equal(sampling.generate(tmp_path / "G.pt", 4), sampling.generate(G.eval(), 4))
+
+
+def test_spectral_norm_discriminator_has_unit_spectral_norm_and_no_batchnorm():
+    cfg = tiny(d_norm="spectral")
+    D = trainable.build_nets(cfg, torch.device("cpu")).D
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in D.modules())
+    convs = [m for m in D.modules() if isinstance(m, nn.Conv2d)]
+    assert convs and all(torch.nn.utils.parametrize.is_parametrized(m, "weight") for m in convs)
+    # the raw weights got the DCGAN init, and each forward's power iteration converges to
+    # a normalised weight whose largest singular value is 1
+    assert all(abs(m.parametrizations.weight.original.std().item() - 0.02) < 0.01 for m in convs)
+    x = torch.randn(8, 1, 32, 32)
+    for _ in range(30):
+        D(x)
+    D.eval()
+    for m in convs:
+        sigma = torch.linalg.matrix_norm(m.weight.flatten(1), ord=2).item()
+        assert sigma == pytest.approx(1.0, abs=0.05)
+
+
+def test_minibatch_std_feature_lets_d_see_the_batch_spread():
+    D = models.Discriminator(d_channels=8, image_size=32, mbstd=True).apply(models.weights_init)
+    assert isinstance(D.main[-2], models.MinibatchStd) and D.main[-1].in_channels == 8 * 4 + 1
+    D.eval()
+    same = torch.zeros(4, 1, 32, 32)
+    varied = same.clone()
+    varied[1:] = torch.randn(3, 1, 32, 32)
+    # image 0 is the same in both batches; only the others' spread reaches its logit
+    assert D(same)[0] != D(varied)[0]
+    plain = models.Discriminator(d_channels=8, image_size=32).apply(models.weights_init).eval()
+    assert plain(same)[0] == plain(varied)[0]
+
+
+def test_hinge_losses_follow_their_definition():
+    real, fake = torch.tensor([2.0, 0.5, -1.0]), torch.tensor([-3.0, 0.0, 1.0])
+    expected_d = (0 + 0.5 + 2.0) / 3 + (0 + 1.0 + 2.0) / 3
+    assert losses.d_loss(real, fake, "hinge").item() == pytest.approx(expected_d)
+    assert losses.g_loss(fake, "hinge").item() == pytest.approx(2.0 / 3)
+    assert losses.d_loss(real, fake, "bce").item() == pytest.approx(
+        -(torch.log(torch.sigmoid(real)).mean() + torch.log(1 - torch.sigmoid(fake)).mean()))
+
+
+def test_hinge_run_logs_the_hinge_loss():
+    cfg = tiny(loss="hinge")
+    built = trainable.build_nets(cfg, torch.device("cpu"))
+    real, z = step_inputs(cfg)
+    D = copy.deepcopy(built.D)
+    with torch.no_grad():
+        want = losses.d_loss(D(real), D(built.G(z)), "hinge")
+    got = train.train_step(built, real, z, FP32, NO_AUGMENT, 0)[0]
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_ttur_gives_d_its_own_learning_rate_and_betas():
+    built = trainable.build_nets(tiny(lr=1e-4, beta1=0.0, beta2=0.9, lr_d=4e-4), torch.device("cpu"))
+    assert (built.opt_G.defaults["lr"], built.opt_G.defaults["betas"]) == (1e-4, (0.0, 0.9))
+    assert (built.opt_D.defaults["lr"], built.opt_D.defaults["betas"]) == (4e-4, (0.0, 0.9))
+    built = trainable.build_nets(tiny(beta1_d=0.5, beta2_d=0.99), torch.device("cpu"))
+    assert built.opt_D.defaults["betas"] == (0.5, 0.99) and built.opt_D.defaults["lr"] == 2e-4
+
+
+@pytest.mark.parametrize("step, due", [(0, True), (1, False), (4, True)])
+def test_r1_penalty_is_added_lazily_with_its_weight(step, due):
+    gamma, every = 0.5, 4
+    cfg = tiny(r1_gamma=gamma, r1_every=every)
+    with_r1 = trainable.build_nets(cfg, torch.device("cpu"))
+    plain = trainable.build_nets(tiny(), torch.device("cpu"))  # same seed: the same weights
+    real, z = step_inputs(cfg)
+    x = real.clone().requires_grad_(True)
+    penalty = losses.r1_penalty(copy.deepcopy(with_r1.D)(x), x).item()
+    a = train.train_step(with_r1, real, z, FP32, NO_AUGMENT, step)[0].item()
+    b = train.train_step(plain, real, z, FP32, NO_AUGMENT, step)[0].item()
+    extra = gamma / 2 * every * penalty if due else 0.0
+    assert penalty > 0 and a - b == pytest.approx(extra, rel=1e-4, abs=1e-7)
+    # and the penalty trains D: its weights move differently on a due step
+    same = all(torch.equal(p, q) for p, q in zip(with_r1.D.parameters(), plain.D.parameters(),
+                                                   strict=True))
+    assert same != due
+
+
+@pytest.mark.parametrize("key, value", [("g_upsample", "bilinear"), ("d_norm", "layer"),
+                                        ("loss", "wasserstein"), ("r1_gamma", -1.0),
+                                        ("r1_every", 0), ("lr_d", 0.0), ("beta1_d", 1.0)])
+def test_bad_option_values_name_the_key(key, value):
+    with pytest.raises(ValueError, match=key):
+        tiny(**{key: value})
+
+
+def test_a_recipe_run_trains_resumes_exactly_and_its_snapshots_load(home, fake_data):
+    settings = dict(**RECIPE, iterations=6, snapshot_at=(3, 6), checkpoint_every=3)
+    whole = train.train(tiny(name="recipe", **settings))
+    part = train.train(tiny(name="part", **{**settings, "iterations": 3, "snapshot_at": (3,)}))
+    train.train(tiny(name="part", **settings), resume=True)
+    a, b = (storage.load_torch(r / "checkpoint.pt") for r in (whole, part))
+    for net in ("G", "D"):
+        assert all(torch.equal(a[net][k], b[net][k]) for k in a[net]), net
+    G = sampling.load_generator(whole / "snapshots" / "G_iter_000006.pt")
+    assert isinstance(G.main[3], nn.Upsample)
+    assert sampling.generate(G, 3).shape == (3, 1, 32, 32)
