@@ -72,10 +72,13 @@ REFERENCE = "dcgan"
 
 
 def run_name(profile: str, arm: str, seed: int, prefix: str = "") -> str:
-    """>>> run_name("quick", "recipe", 2, "real-")
+    """The run folder's name of one arm and seed.
+
+    >>> run_name("quick", "recipe", 2, "real-")
     'real-rc-recipe-s2'
     """
-    return f"{prefix}rc-{arm}-s{seed}" if profile == "quick" else f"{prefix}rc-{profile}-{arm}-s{seed}"
+    stem = f"{prefix}rc-" if profile == "quick" else f"{prefix}rc-{profile}-"
+    return f"{stem}{arm}-s{seed}"
 
 
 def one_run(profile: str, arm: str, seed: int, precision: str, source: str,
