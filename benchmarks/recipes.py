@@ -38,9 +38,8 @@ from typing import Any
 
 import torch
 
-from gan_lib import config
+from gan_lib import config, storage
 from gan_lib import device as device_lib
-from gan_lib import storage
 from gan_lib.gan import run_folder, train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
