@@ -56,10 +56,12 @@ def raw_check(run_dir: Path, ema_dir: Path, iterations: int) -> dict[str, Any] |
             a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)}
 
 
-def scored(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def scored(run_dir: Path, **score_overrides: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """(scores.json, audit.json) of a run, made now unless both exist under today's extraction
-    (the variant recorded in each, :func:`gan_lib.metrics.inception.variant_name`)."""
-    score_cfg = metrics.score_config(run=run_dir)
+    (the variant recorded in each, :func:`gan_lib.metrics.inception.variant_name`).
+    ``score_overrides``: ScoreConfig settings that fix the extraction (e.g. precision="bf16",
+    compiled=True) for every run of a study, whatever the machine's default."""
+    score_cfg = metrics.score_config(run=run_dir, **score_overrides)
     wanted = inception.variant_name(score_cfg)
     paths = run_dir / "scores.json", run_dir / "audit.json"
     if all(p.is_file() for p in paths):

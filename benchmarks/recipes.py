@@ -68,6 +68,8 @@ ARMS: dict[str, dict[str, Any]] = {
     "recipe-r1": {**RECIPE, "r1_gamma": 0.1, "r1_every": 16},
 }
 REFERENCE = "dcgan"
+EXTRACTIONS = {"bf16-compiled": {"precision": "bf16", "compiled": True},
+               "fp32": {"precision": "fp32", "compiled": False}, "default": {}}
 
 
 def run_name(profile: str, arm: str, seed: int, prefix: str = "") -> str:
@@ -81,7 +83,7 @@ def run_name(profile: str, arm: str, seed: int, prefix: str = "") -> str:
 
 
 def one_run(profile: str, arm: str, seed: int, precision: str, source: str,
-            prefix: str = "") -> dict[str, Any]:
+            prefix: str = "", extraction: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train (or reuse, or resume) one arm's run, score and audit it; its result row."""
     name = run_name(profile, arm, seed, prefix)
     cfg = config.make_train_config(profile, name=name, source=source, precision=precision,
@@ -89,7 +91,7 @@ def one_run(profile: str, arm: str, seed: int, precision: str, source: str,
     run_dir = config.RUNS_DIR / name
     if not runs.finished(run_dir, cfg.iterations):
         train.train(cfg, resume=(run_dir / "checkpoint.pt").is_file())
-    scores, audited = runs.scored(run_dir)
+    scores, audited = runs.scored(run_dir, **(extraction or {}))
     memo = audited["memorization"]
     sets = {row["set"]: row for row in audited["sets"]}
     prdc_keys = ("precision", "recall", "density", "coverage")
@@ -244,6 +246,9 @@ def main() -> None:
     p.add_argument("--precision", default="bf16", choices=("fp32", "bf16"),
                    help="fixed for every arm (never 'auto': a changed default must not mix arms)")
     p.add_argument("--source", default="phantom")
+    p.add_argument("--extraction", default="bf16-compiled", choices=tuple(EXTRACTIONS),
+                   help="Inception variant for every run's scores, fixed whatever this "
+                        "machine's default (docs/metrics.md: bf16 compiled met the FID rule)")
     p.add_argument("--prefix", default="", help="before each run's name (e.g. real-)")
     p.add_argument("--runs-only", action="store_true", help="train, score and audit; no tables")
     p.add_argument("--json", type=Path, nargs="?", const=DEFAULT_JSON,
@@ -261,8 +266,9 @@ def main() -> None:
                          f"including the reference {REFERENCE!r}")
     seeds = [int(s) for s in args.seeds.split(",")]
     t0 = time.perf_counter()
-    rows = [one_run(args.profile, arm, seed, args.precision, args.source, args.prefix)
-            for seed in seeds for arm in names]
+    extraction = EXTRACTIONS[args.extraction]
+    rows = [one_run(args.profile, arm, seed, args.precision, args.source, args.prefix,
+                    extraction) for seed in seeds for arm in names]
     if args.runs_only:
         return
     # R1 is lazy (every r1_every steps): time 16 steps a round so that its share is right
@@ -275,6 +281,7 @@ def main() -> None:
         "versions": run_folder.versions(), "git_commit": run_folder.git_commit(),
         "threads": torch.get_num_threads(), "cpu_isa": device_lib.cpu_isa(),
         "precision": args.precision, "profile": args.profile,
+        "extraction": rows[0]["extraction"],
         "arms": arms(rows), "comparisons": compare(rows, cost), "rows": rows,
         "step_cost": cost, "seconds": round(time.perf_counter() - t0, 1),
     }
