@@ -5,6 +5,8 @@ line's ``key=value`` form parsed into them.
 :func:`check_types` so that an unknown or ill-typed setting fails early, naming the key;
 :func:`parse_set` reads ``--set key=value`` into values of the field's type and
 :func:`format_set` writes them back (the launcher passes a config to torchrun that way).
+:func:`check_record` checks a record read from a file (a run's config.json, a row of its
+losses.jsonl) against the same types, naming the file, key, value and expected type.
 
 Example:
     >>> from dataclasses import dataclass
@@ -22,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -104,6 +107,51 @@ def check_types(obj: Any) -> None:
             )
 
 
+def check_record(cls: type, record: Any, file: str, name: str = "",
+                 required: Iterable[str] = ()) -> None:
+    """Check a record read from ``file`` against the types of ``cls``'s fields: it must be a
+    JSON object holding the ``required`` keys, and each key that ``cls`` knows must hold a value
+    of its type (keys it does not know are left to the reader: files of other versions).
+    ``name`` says where in the file the record is (``"config"``, ``"row 3"``; "" for the whole
+    file); errors name the file, the key, the value and the type expected.
+
+    >>> from gan_lib.config import TrainConfig
+    >>> check_record(TrainConfig, {"iterations": "abc"}, "runs/x/config.json", "config")
+    Traceback (most recent call last):
+    ...
+    ValueError: runs/x/config.json: config.iterations='abc': expected int, got str (a string)
+    >>> check_record(TrainConfig, "oops", "runs/x/config.json", "config")
+    Traceback (most recent call last):
+    ...
+    ValueError: runs/x/config.json: config='oops': expected a JSON object of TrainConfig settings ({"key": value, ...}), got str (a string)
+    """
+    if not isinstance(record, dict):
+        raise ValueError(f"{file}: {name or 'the file'}={_short_repr(record)}: expected a JSON "
+                         f"object of {cls.__name__} settings ({{\"key\": value, ...}}), got "
+                         f"{_json_kind(record)}")
+    missing = [k for k in required if k not in record]
+    if missing:
+        raise ValueError(f"{file}: {name or 'the file'} lacks {', '.join(missing)}: expected "
+                         f"every key that gan_lib writes there ({', '.join(required)})")
+    hints = typing.get_type_hints(cls)
+    for key, value in record.items():
+        if key in hints and not _is_instance(value, hints[key]):
+            raise ValueError(f"{file}: {name + '.' if name else ''}{key}={_short_repr(value)}: "
+                             f"expected {_describe(hints[key])}, got {_json_kind(value)}")
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _json_kind(value: Any) -> str:
+    """``str (a string)``: the Python type and, for people who edit JSON, its JSON name."""
+    kinds = {str: "a string", list: "a list", dict: "an object", bool: "true/false",
+             type(None): "null", int: "a number", float: "a number"}
+    return f"{type(value).__name__} ({kinds.get(type(value), 'not JSON')})"
+
+
 def _is_instance(value: Any, hint: Any) -> bool:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
@@ -125,4 +173,4 @@ def _describe(hint: Any) -> str:
     return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
-__all__ = ["check_keys", "check_types", "parse_set", "format_set"]
+__all__ = ["check_keys", "check_types", "check_record", "parse_set", "format_set"]

@@ -302,3 +302,64 @@ def test_a_folder_that_is_not_a_run_gets_no_lock_file_beside_it(home, tmp_path, 
     assert stop.value.code == 2 and "config.json not found" in capsys.readouterr().err
     assert sorted(p.name for p in data.iterdir()) == before
     assert not list(tmp_path.rglob("*.lock"))
+
+
+def _run_folder_with(home, edit):
+    """runs/x with a config.json as train() writes it, then ``edit(meta)`` applied."""
+    from gan_lib.gan import run_folder
+
+    run_dir = home / "runs" / "x"
+    run_dir.mkdir(parents=True)
+    meta = {"config": config.make_train_config("smoke", name="x").to_dict(),
+            "data": {"source": "phantom", "description": "synthetic phantom data", "kind": "phantom",
+                     "fingerprint": "0123456789abcdef", "n_images": 256, "is_synthetic": True,
+                     "resized_note": None},
+            "device": "cpu", "precision": "fp32", "segments": [{"from_iteration": 0}]}
+    storage.write_json(run_dir / "config.json", meta)
+    assert run_folder.load_run_config(run_dir)["config"]["name"] == "x"  # unedited: it reads
+    edit(meta)
+    storage.write_json(run_dir / "config.json", meta)
+    return run_dir
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda m: m["config"].update(iterations="abc"),
+     "config.iterations='abc': expected int, got str (a string)"),
+    (lambda m: m.update(config="oops"),
+     "config='oops': expected a JSON object of TrainConfig settings"),
+    (lambda m: m["config"].update(profile=["smoke"]),
+     "config.profile=['smoke']: expected str, got list (a list)"),
+    (lambda m: m["data"].update(n_images="many"),
+     "data.n_images='many': expected int, got str (a string)"),
+    (lambda m: m["config"].pop("image_size"), "config lacks image_size"),
+])
+def test_a_hand_edited_config_json_is_refused_naming_file_key_value_and_type(
+        home, capsys, edit, message):
+    """They gave `error: invalid literal for int()`, `string indices must be integers` and
+    `unhashable type: 'list'`: nothing that names the file or the key."""
+    from gan_lib.__main__ import main
+
+    run_dir = _run_folder_with(home, edit)
+    for command in (["score", "x"], ["audit", "x"], ["utility", "x"]):
+        with pytest.raises(SystemExit) as stop:
+            main(command)
+        err = capsys.readouterr().err
+        assert stop.value.code == 2 and err.count("\n") == 1 and err.startswith("error: ")
+        assert f"{run_dir / 'config.json'}: {message}" in err, err
+
+
+def test_a_hand_edited_loss_row_is_refused_naming_file_row_key_and_type(home):
+    from gan_lib.gan import run_folder
+
+    log = home / "losses.jsonl"
+    row = {"iter": 1, "epoch": 1, "loss_D": 1.2, "loss_G": 0.7, "D_x": 0.5, "D_G_z": 0.4,
+           "seconds": 0.1}
+    log.write_text(json.dumps(row) + "\n" + json.dumps({**row, "iter": 2, "loss_D": "abc"}) + "\n")
+    with pytest.raises(ValueError, match=r"losses.jsonl: row 2.loss_D='abc': expected float, got "
+                                         r"str \(a string\)"):
+        run_folder.read_losses(log)
+    log.write_text(json.dumps({k: v for k, v in row.items() if k != "D_x"}) + "\n")
+    with pytest.raises(ValueError, match="row 1 lacks D_x"):
+        run_folder.read_losses(log)
+    pre_move = test_train.REPO / "tests" / "fixtures" / "pre_move" / "premove-ema" / "losses.jsonl"
+    assert [r["iter"] for r in run_folder.read_losses(pre_move)] == [1, 2]  # older runs read

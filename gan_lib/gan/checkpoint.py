@@ -29,6 +29,7 @@ from ..config import TrainConfig
 from ..device import compute_context
 from . import models
 from .legacy import saved_config
+from .run_folder import read_losses
 from .trainable import Networks
 
 FORMAT = 2  # 2: records the precision; snapshots re-estimate BatchNorm (see sampling.py)
@@ -109,7 +110,7 @@ def log_problem(log: Path, step: int) -> str | None:
         return (f"{log} is missing, but checkpoint.pt is at iteration {step}: the losses of "
                 "those iterations are gone. Restore losses.jsonl (e.g. from a backup) to "
                 "resume, or start the run again with overwrite=True.")
-    seen = [int(r["iter"]) for r in storage.read_jsonl(log) if int(r["iter"]) <= step]
+    seen = [r["iter"] for r in read_losses(log, required=("iter",)) if r["iter"] <= step]
     counts = Counter(seen)
     missing = [i for i in range(1, step + 1) if i not in counts]
     twice = sorted(i for i, c in counts.items() if c > 1 or i < 1)
@@ -138,12 +139,12 @@ def _ranges(numbers: list[int]) -> str:
 def truncate_log(log: Path, step: int) -> None:
     """Drop the rows of ``log`` past ``step`` (written after the checkpoint, then killed).
 
-    The whole log must be readable first (storage.read_jsonl raises on a malformed middle line), so
+    The whole log must be readable first (read_losses raises on a malformed middle line), so
     a log that cannot be read whole is never rewritten; :func:`log_problem` has checked the rows
     up to ``step``.
     """
     if log.is_file():
-        rows = [r for r in storage.read_jsonl(log) if r["iter"] <= step]
+        rows = [r for r in read_losses(log, required=("iter",)) if r["iter"] <= step]
         storage.write_text(log, "".join(json.dumps(r) + "\n" for r in rows))
 
 

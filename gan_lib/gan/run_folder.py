@@ -3,7 +3,10 @@
 config.json holds the resolved settings, the data source and its fingerprint, library versions,
 the git commit, and one segment per training process (a resumed run has several: where each
 started, on which device, at which precision). The readers find a run's config, snapshots and
-grids for every module after training (scoring, plots, notebooks).
+grids for every module after training (scoring, plots, notebooks). config.json and
+losses.jsonl are checked on read against the types they are written with (:class:`TrainConfig`,
+:class:`DataRecord`, :class:`LossRecord`): a hand-edited value is refused naming the file, the
+key, the value and the type expected, before any work.
 
 Example:
     >>> run_path("no-such-run")
@@ -14,6 +17,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import importlib.metadata
 import platform
@@ -31,16 +35,49 @@ from ..config import TrainConfig
 from ..data import resized_note
 from ..device import bf16_probe, compute_context
 from ..scale import distributed
+from ..typed_settings import check_record
 
 RAW_SNAPSHOTS = "raw"  # snapshots/raw/: G's own weights beside an EMA run's snapshots
 
 
+@dataclasses.dataclass(frozen=True)
+class DataRecord:
+    """config.json's "data" entry: what the run was trained on."""
+
+    source: str  # load_dataset()'s argument that reloads the data
+    description: str
+    kind: str
+    fingerprint: str
+    n_images: int
+    is_synthetic: bool = False
+    resized_note: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LossRecord:
+    """One row of losses.jsonl: one iteration's losses, D's mean outputs, seconds so far."""
+
+    iter: int
+    epoch: int
+    loss_D: float
+    loss_G: float
+    D_x: float
+    D_G_z: float
+    seconds: float
+
+
+# What the readers of a run take from its files without a default.
+REQUIRED_CONFIG = ("name", "profile", "iterations", "batch_size", "image_size")
+REQUIRED_DATA = ("source", "description", "fingerprint", "n_images")
+LOSS_KEYS = tuple(f.name for f in dataclasses.fields(LossRecord))
+
+
 def describe_data(ds: Any, n_images: int) -> dict[str, Any]:
     """The "data" entry of config.json, from a ChestXrayData."""
-    return {"source": ds.source, "description": ds.description, "kind": ds.kind, "fingerprint": ds.fingerprint,
-            "n_images": int(n_images), "is_synthetic": bool(ds.is_synthetic),
-            "resized_note": resized_note(ds) if getattr(ds, "raw_sizes", None) is not None
-            else None}
+    note = resized_note(ds) if getattr(ds, "raw_sizes", None) is not None else None
+    return dataclasses.asdict(DataRecord(
+        source=ds.source, description=ds.description, kind=ds.kind, fingerprint=ds.fingerprint,
+        n_images=int(n_images), is_synthetic=bool(ds.is_synthetic), resized_note=note))
 
 
 def run_metadata(cfg: TrainConfig, data_info: dict[str, Any], device: torch.device,
@@ -124,7 +161,53 @@ def load_run_config(run_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: the run folder was not written by train() "
                                 "or is incomplete; train it again with overwrite=True")
-    return storage.read_json(path)
+    meta = storage.read_json(path)
+    try:
+        check_record(_RunFile, meta, str(path), required=("config", "data"))
+        check_record(TrainConfig, meta["config"], str(path), "config", REQUIRED_CONFIG)
+        check_record(DataRecord, meta["data"], str(path), "data", REQUIRED_DATA)
+        for i, segment in enumerate(meta.get("segments", [])):
+            check_record(_Segment, segment, str(path), f"segments[{i}]", ("from_iteration",))
+    except ValueError as err:
+        raise ValueError(f"{err}. config.json is written by train(): restore it, or train the "
+                         "run again") from None
+    return meta
+
+
+@dataclasses.dataclass(frozen=True)
+class _RunFile:
+    """The top level of config.json (the keys its readers use; config and data are checked
+    as TrainConfig and DataRecord)."""
+
+    device: str = "cpu"
+    precision: str = "fp32"
+    segments: list = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Segment:
+    from_iteration: int
+
+
+def read_losses(path: str | Path, required: tuple[str, ...] = LOSS_KEYS) -> list[dict[str, Any]]:
+    """The rows of a run's losses.jsonl, each checked against :class:`LossRecord` (an edited
+    value is an error naming the file, row, key, value and type expected).
+
+    >>> import tempfile; log = Path(tempfile.mkdtemp()) / "losses.jsonl"
+    >>> _ = log.write_text('{"iter": 1, "loss_D": "abc"}\\n')
+    >>> read_losses(log, required=("iter",))
+    Traceback (most recent call last):
+    ...
+    ValueError: .../losses.jsonl: row 1.loss_D='abc': expected float, got str (a string). losses.jsonl is written by train(): restore it, or train the run again
+    """
+    rows = storage.read_jsonl(path)
+    for number, row in enumerate(rows, start=1):
+        try:
+            check_record(LossRecord, row, str(path), f"row {number}", required)
+        except ValueError as err:
+            raise ValueError(f"{err}. losses.jsonl is written by train(): restore it, or train "
+                             "the run again") from None
+    return rows
 
 
 def list_snapshots(run_dir: str | Path, raw: bool = False) -> list[tuple[int, Path]]:

@@ -65,8 +65,8 @@ def build_report(profile: str | None = None, run: str | None = None, source: str
     the profile's); ``retrain=True`` replaces it with a fresh run.
     """
     existing = config.RUNS_DIR / run / "config.json" if run else None
-    known = storage.read_json(existing)["config"] if existing is not None and existing.is_file() \
-        and not retrain else None
+    known = run_folder.load_run_config(existing.parent)["config"] if existing is not None \
+        and existing.is_file() and not retrain else None
     if profile is None and known is not None:
         profile = known["profile"]
         print(f"profile: {profile} (the profile run {run!r} was trained with)")
