@@ -160,6 +160,19 @@ def test_shuffled_labels_give_chance_auroc(train_set, test_set):
     assert r["ways"]["synthetic"]["mean"]["auroc"] == pytest.approx(0.5, abs=0.08)
     assert r["ways"]["real"]["mean"]["auroc"] > 0.75
     assert r["ratios"]["auroc synthetic / real"] < 0.7
+    # and the classification accuracy score sees that the labels say nothing about the images
+    assert r["cas"]["mean"]["auroc"] == pytest.approx(0.5, abs=0.08)
+    assert "does not clearly show it" in utility.cas_verdict(r)
+
+
+def test_cas_asks_the_real_trained_model_about_the_intended_classes(identity, train_set):
+    """Real images as 'generated' ones: the model trained on real images recognises the class
+    each was 'asked for' (they are its own training images: better than on the test split)."""
+    cas = identity["cas"]
+    assert cas["n"] == len(train_set[1]) and set(cas["seeds"]) == {"0", "1", "2"}
+    assert cas["mean"]["auroc"] > identity["ways"]["real"]["mean"]["auroc"] - 0.02 > 0.7
+    assert utility.cas_verdict(identity).startswith("Asked for a class, G shows it")
+    assert utility.cas_verdict(identity) in utility.caption(identity)
 
 
 def test_verdict_says_above_at_or_below_chance_with_the_numbers():
