@@ -51,9 +51,9 @@ DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "real_recipes.json"
 DIFFAUG = {"augment": "translation,cutout"}
 TTUR = {"lr": 2e-4, "lr_d": 4e-4, "beta1": 0.0, "beta2": 0.9}  # D twice G's rate; SAGAN's betas
 # The recipe: what a GAN practitioner of today would train at this scale (docs/recipes.md says
-# why each part); declared before any of its runs was scored.
-RECIPE = {"g_upsample": "resize", "d_norm": "spectral", "d_mbstd": True, "loss": "hinge",
-          **TTUR, **DIFFAUG, "ema_decay": 0.999}
+# why each part), the profiles sn-hinge-quick / sn-hinge-paper; declared before any of its
+# runs was scored.
+RECIPE = dict(config.SN_HINGE)
 ARMS: dict[str, dict[str, Any]] = {
     "dcgan": {},  # the report's DCGAN: the reference of every comparison
     "recipe": RECIPE,

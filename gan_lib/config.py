@@ -290,6 +290,17 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+# The recipe beside the report's DCGAN (benchmarks/recipes.py screens it against the DCGAN, with
+# seeds, in benchmarks/results/real_recipes.json; docs/recipes.md): G upsampling by resize-
+# convolution, spectral normalisation in D instead of BatchNorm, a minibatch-std feature, the
+# hinge loss, TTUR (D at twice G's rate, Adam betas (0, 0.9)), DiffAugment and an EMA of G.
+SN_HINGE = dict(g_upsample="resize", d_norm="spectral", d_mbstd=True, loss="hinge", lr=2e-4,
+                lr_d=4e-4, beta1=0.0, beta2=0.9, augment="translation,cutout", ema_decay=0.999)
+for _length in ("quick", "paper"):  # the recipe at the DCGAN's lengths, scored alike
+    PROFILES[f"sn-hinge-{_length}"] = {"train": {**PROFILES[_length]["train"], **SN_HINGE},
+                                       "score": PROFILES[_length]["score"]}
+
+
 def make_train_config(profile: str = "smoke", **overrides: Any) -> TrainConfig:
     """A TrainConfig from a named profile plus overrides; the run name defaults to the profile."""
     base = _profile(profile)["train"]
@@ -310,6 +321,7 @@ def _profile(name: str) -> dict[str, dict[str, Any]]:
 
 __all__ = [
     "REPO_ROOT", "HOME", "NOTEBOOKS_DIR", "DATA_DIR", "RAW_DIR", "CACHE_DIR", "PHANTOM_DIR",
-    "RUNS_DIR", "REPORTS_DIR", "TrainConfig", "ScoreConfig", "PROFILES", "make_train_config",
+    "RUNS_DIR", "REPORTS_DIR", "TrainConfig", "ScoreConfig", "PROFILES", "SN_HINGE",
+    "make_train_config",
     "make_score_config",
 ]

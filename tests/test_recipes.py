@@ -187,3 +187,15 @@ def test_a_recipe_run_trains_resumes_exactly_and_its_snapshots_load(home, fake_d
     G = sampling.load_generator(whole / "snapshots" / "G_iter_000006.pt")
     assert isinstance(G.main[3], nn.Upsample)
     assert sampling.generate(G, 3).shape == (3, 1, 32, 32)
+
+
+def test_the_recipe_profiles_are_the_dcgan_lengths_with_the_recipe():
+    dcgan_defaults = {k: getattr(config.TrainConfig(), k) for k in config.SN_HINGE}
+    for length in ("quick", "paper"):
+        dcgan = config.make_train_config(length)
+        recipe = config.make_train_config(f"sn-hinge-{length}")
+        assert {k: getattr(dcgan, k) for k in config.SN_HINGE} == dcgan_defaults
+        assert {k: getattr(recipe, k) for k in config.SN_HINGE} == config.SN_HINGE
+        for key in ("iterations", "batch_size", "snapshot_at", "image_size"):
+            assert getattr(recipe, key) == getattr(dcgan, key)
+        assert config.make_score_config(f"sn-hinge-{length}") == config.make_score_config(length)
