@@ -17,7 +17,7 @@ from PIL import Image
 
 from gan_lib import config
 from gan_lib.data import load as data  # the module under test (its decode_image is patched)
-from gan_lib.data import phantom, pneumoniamnist
+from gan_lib.data import phantom, pneumoniamnist, summaries
 
 
 @pytest.fixture(autouse=True)
@@ -108,7 +108,7 @@ def test_a_decompression_bomb_and_a_non_utf8_name_are_skipped_and_listed(tmp_pat
     bomb = reasons["bomb.png"]
     assert "decompression bomb" in bomb and (f"{side} x {side}" in bomb or f"{side**2}" in bomb)
     assert "not valid UTF-8" in reasons["gr\\xe4y.jpeg"]
-    assert "skipped:     5 file(s)" in data.summarize(ds)  # printable: no encoding error
+    assert "skipped:     5 file(s)" in summaries.summarize(ds)  # printable: no encoding error
 
 
 def test_thin_and_long_images_are_skipped_by_their_header_before_decoding(tmp_path):
@@ -130,7 +130,7 @@ def test_thin_and_long_images_are_skipped_by_their_header_before_decoding(tmp_pa
     assert reasons["header_only.png"].startswith("50000000 x 1 px: a side under 8 px")
     assert reasons["long.png"].startswith("2000 x 150 px is 13.3 times longer than wide")
     assert len(ds) == 7 and [150, 1400] in ds.raw_sizes.tolist()
-    assert "long.png: 2000 x 150 px" in data.summarize(ds)
+    assert "long.png: 2000 x 150 px" in summaries.summarize(ds)
 
 
 def test_parallel_decoding_stays_within_the_memory_budget(tmp_path, monkeypatch):
@@ -323,7 +323,7 @@ def test_phantom_source_is_labelled_synthetic_and_cached(tmp_path):
     assert (ds.kind, ds.source, ds.is_synthetic) == ("phantom", "phantom", True)
     assert ds.description.startswith("synthetic phantom data") and len(ds) == 20
     assert (config.PHANTOM_DIR / phantom.MARKER).is_file()
-    text = data.summarize(ds)
+    text = summaries.summarize(ds)
     for part in ("synthetic phantom data", "NORMAL 5", "PNEUMONIA 15", "64 x 64",
                  ds.fingerprint, "skipped:     0"):
         assert part in text
@@ -332,18 +332,18 @@ def test_phantom_source_is_labelled_synthetic_and_cached(tmp_path):
 
 
 def test_split_counts_and_raw_size_stats(tmp_path):
-    counts = data.split_counts("phantom", 32)
+    counts = summaries.split_counts("phantom", 32)
     assert counts.set_index("split").loc["test", ["NORMAL", "PNEUMONIA"]].tolist() == [3, 5]
     root = make_kermany(tmp_path / "xr")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        counts = data.split_counts(str(root), 32).set_index("split")
+        counts = summaries.split_counts(str(root), 32).set_index("split")
         ds = data.load_dataset(str(root), "train", 32)
     assert counts.loc["train", "total"] == 6 and counts.loc["train", "skipped"] == 3
     note = counts.loc["val", "note"]  # the layout is right: only val/ is missing
     assert counts.loc["val", "total"] == 0 and "layout" not in note
     assert note.endswith("has no val/ folder (it has train)")
-    stats = data.raw_size_stats(ds).set_index("class")
+    stats = summaries.raw_size_stats(ds).set_index("class")
     assert stats.loc["NORMAL", "width_max"] == 300 and stats.loc["NORMAL", "n"] == 3
 
 
@@ -372,9 +372,9 @@ def test_a_folder_of_one_square_size_is_said_to_be_resized(tmp_path):
         for i in range(3):
             _gray_jpeg(root / "train" / cls / f"{i}.jpeg", 48, 48, value=60 + 40 * i)
     ds = data.load_dataset(str(root), "train", 32)
-    assert "all 6 files are 48 x 48 px" in data.summarize(ds)
-    assert "probably resized" in data.resized_note(ds)
-    stats = data.raw_size_stats(ds).set_index("class")
+    assert "all 6 files are 48 x 48 px" in summaries.summarize(ds)
+    assert "probably resized" in summaries.resized_note(ds)
+    stats = summaries.raw_size_stats(ds).set_index("class")
     assert stats.loc["NORMAL", "aspect_median"] == 1.0 and "width_p5" in stats.columns
     varied = data.load_dataset(str(make_kermany(tmp_path / "xr")), "train", 32)
-    assert data.resized_note(varied) is None and "note:" not in data.summarize(varied)
+    assert summaries.resized_note(varied) is None and "note:" not in summaries.summarize(varied)

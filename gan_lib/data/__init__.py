@@ -3,26 +3,16 @@
 :func:`load_dataset` turns a source (a Kermany ``chest_xray`` folder, a PneumoniaMNIST
 ``.npz``, the built-in ``phantom`` or ``auto``) into :class:`ChestXrayData` ([N, 1, S, S]
 uint8, labels, a fingerprint), decoding each image file once (``imagefile``) and caching the
-result under ``data/cache/``. ``phantom`` draws the synthetic chest-like data set;
+result under ``data/cache/``; ``summaries`` describes a loaded set for people (text, split
+counts, original file sizes, citation). ``phantom`` draws the synthetic chest-like data set;
 ``pneumoniamnist`` finds and reads MedMNIST files. Nothing here knows about networks.
 """
 
-from . import imagefile, load, phantom, pneumoniamnist
-from .load import (
-    CLASS_NAMES,
-    KERMANY_CITATION,
-    LAYOUT,
-    SPLITS,
-    ChestXrayData,
-    load_dataset,
-    raw_size_stats,
-    resized_note,
-    resolve_auto,
-    split_counts,
-    summarize,
-)
+from . import imagefile, load, phantom, pneumoniamnist, summaries
+from .load import CLASS_NAMES, LAYOUT, SPLITS, ChestXrayData, load_dataset, resolve_auto
 from .phantom import make_phantom
+from .summaries import KERMANY_CITATION, raw_size_stats, resized_note, split_counts, summarize
 
 __all__ = ["load_dataset", "ChestXrayData", "resolve_auto", "summarize", "split_counts",
            "raw_size_stats", "resized_note", "make_phantom", "KERMANY_CITATION", "CLASS_NAMES",
-           "LAYOUT", "SPLITS", "imagefile", "load", "phantom", "pneumoniamnist"]
+           "LAYOUT", "SPLITS", "imagefile", "load", "summaries", "phantom", "pneumoniamnist"]
