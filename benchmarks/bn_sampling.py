@@ -46,7 +46,7 @@ import torch
 
 from gan_lib import config, metrics
 from gan_lib.gan import models, run_folder, sampling, train
-from gan_lib.metrics import features, inception
+from gan_lib.metrics import extraction, feature_extractor, features
 
 LATENT_SEED = 1234  # latent i = row i of torch.randn(n, z_dim, generator=seed 1234)
 RECAL_SEED = 4321  # latents of the recalibration batches: independent of the scored latents
@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     score_cfg = config.make_score_config(
         args.profile, n_fake=args.n_fake, n_real=args.n_real, metrics=("fid", "kid"),
         precision="fp32", kid_subset_size=min(prof.kid_subset_size, args.n_fake))
-    ex = inception.load_extractor(score_cfg)
+    ex = feature_extractor.load_extractor(score_cfg)
     ds = metrics.load_real(run_cfg, "train")
     if ds.fingerprint != run_cfg["data"].get("fingerprint"):
         warnings.warn("the data changed since the run was trained (fingerprint differs)",
@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for mode, (net, train_mode, prep) in mode_generators(G, recal, batch_size).items():
             t0 = time.perf_counter()
             imgs = sample(net, z, batch_size, train_mode)
-            feats = inception.extract_features(ex, imgs, f"iter {iteration} {mode}")
+            feats = extraction.extract_features(ex, imgs, f"iter {iteration} {mode}")
             rec = score(ex, feats, real, score_cfg)
             rec.update(iteration=iteration, snapshot=str(path), mode=mode,
                        seconds=round(prep + time.perf_counter() - t0, 2))

@@ -40,7 +40,7 @@ import torch
 
 from gan_lib import config, device, metrics, storage
 from gan_lib.gan import run_folder, sampling
-from gan_lib.metrics import features, inception
+from gan_lib.metrics import extraction, feature_extractor, features
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from over_seeds import bound_table, cell  # noqa: E402  (benchmarks/ is not a package)
@@ -58,11 +58,12 @@ SPEED_ONLY = {"fp32-contiguous": ("fp32", False, "contiguous", False)}
 RULE = {"max_relative_fid_change_at_snapshots": 0.005, "max_abs_fid_change_at_floor": 0.05}
 
 
-def extractor(name: str, spec: tuple[str, bool, str, bool], dev: str) -> inception.Extractor:
+def extractor(name: str, spec: tuple[str, bool, str, bool],
+              dev: str) -> feature_extractor.Extractor:
     precision, fold, fmt, compiled = spec
     cfg = config.make_score_config("quick", precision=precision, fold_bn=fold, device=dev,
                                    compiled=compiled)
-    net = inception.load_extractor(cfg)
+    net = feature_extractor.load_extractor(cfg)
     if fmt == "contiguous":
         net.module = net.module.to(memory_format=torch.contiguous_format)
     return net
@@ -85,16 +86,16 @@ def fids(feats: dict[str, torch.Tensor]) -> dict[str, float]:
     return {k: metrics.frechet_distance(v, ref) for k, v in feats.items() if k != "reference"}
 
 
-def interleaved(nets: dict[str, inception.Extractor], batch: torch.Tensor,
+def interleaved(nets: dict[str, feature_extractor.Extractor], batch: torch.Tensor,
                 rounds: int) -> dict[str, float]:
     """Median images/s per variant over ``rounds``; each round runs every variant once."""
     for net in nets.values():  # warm-up (oneDNN primitive creation)
-        inception.extract_features(net, batch[:8], "warm-up")
+        extraction.extract_features(net, batch[:8], "warm-up")
     times: dict[str, list[float]] = {k: [] for k in nets}
     for _ in range(rounds):
         for name, net in nets.items():
             t0 = time.perf_counter()
-            inception.extract_features(net, batch, name)
+            extraction.extract_features(net, batch, name)
             times[name].append(len(batch) / (time.perf_counter() - t0))
     return {k: statistics.median(v) for k, v in times.items()}
 
@@ -153,10 +154,10 @@ def main() -> None:
     for name in VARIANTS:
         net, feats, t0 = nets[name], {}, time.perf_counter()
         if net.compiled:  # compile first: the full pass times the compiled code alone
-            inception.extract_features(net, sets["reference"][:8], f"{name}: compiling")
+            extraction.extract_features(net, sets["reference"][:8], f"{name}: compiling")
         compile_seconds, t0 = time.perf_counter() - t0, time.perf_counter()
         for set_name, images in sets.items():
-            feats[set_name] = inception.extract_features(net, images, f"{name}: {set_name}")[
+            feats[set_name] = extraction.extract_features(net, images, f"{name}: {set_name}")[
                 net.layers["fid"]]
         seconds = time.perf_counter() - t0
         n_images = sum(len(v) for v in sets.values())

@@ -76,7 +76,7 @@ from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from
 from gan_lib import config, data, metrics, storage
 from gan_lib.device import cpu_isa, resolve_device
 from gan_lib.gan import models, run_folder, sampling
-from gan_lib.metrics import features, inception
+from gan_lib.metrics import features, inception_weights
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "score_throughput.json"
 
@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     args.device = resolve_device(args.device)
-    weights = inception.resolve_weights()
+    weights = inception_weights.resolve_weights()
     ds = data.load_dataset(args.source, split="train", image_size=args.image_size)
     print(f"device {args.device}, {torch.get_num_threads()} threads; weights: {weights['origin']}"
           f" (sha256 {weights['sha256'][:12]}); real images: {ds.description}")

@@ -47,9 +47,9 @@ def offline() -> bool:
 
 IMAGE_SIZES = (32, 64, 128)
 PRECISIONS = ("auto", "fp32", "bf16")
-# How Inception runs (gan_lib/metrics/inception.py): fp32; bf16 autocast; fp32 tensors with oneDNN's
-# bf16 arithmetic inside convolutions and matmuls ("fastmath", CPU only). "auto" is the default
-# picked by the rule of benchmarks/extraction_precision.py (see inception.MEASURED_DEFAULT).
+# How Inception runs (gan_lib/metrics/variant_rule.py): fp32; bf16 autocast; fp32 tensors with
+# oneDNN's bf16 arithmetic inside convolutions and matmuls ("fastmath", CPU only). "auto" is the
+# default picked by the rule of benchmarks/extraction_precision.py (see variant_rule.MEASURED_DEFAULT).
 EXTRACTION_PRECISIONS = ("auto", "fp32", "bf16", "fastmath")
 METRICS = ("is", "fid", "kid")
 AUGMENT_OPS = ("translation", "cutout", "brightness", "contrast")  # gan_lib/gan/augment.py
@@ -218,7 +218,7 @@ class ScoreConfig:
     metrics: tuple[str, ...] = METRICS
     batch_size: int = 64
     device: str = "auto"
-    # Inception arithmetic: auto = the measured default (inception.resolve_extraction), or
+    # Inception arithmetic: auto = the measured default (variant_rule.resolve_extraction), or
     # fp32 | bf16 | fastmath; fold_bn: fold each BatchNorm into its convolution (True/False),
     # None = as measured (folded in fp32, where it is exact up to rounding; separate in bf16,
     # where folding moved the FID past the rule). Both are recorded in every score's
@@ -226,7 +226,7 @@ class ScoreConfig:
     precision: str = "auto"
     fold_bn: bool | None = None
     # torch.compile (inductor) the extractor: True/False, None = as measured (compiled where
-    # bf16 is the measured default and a C++ compiler is found; see inception.resolve_compile).
+    # bf16 is the measured default and a C++ compiler is found; see variant_rule.resolve_compile).
     # Fuses each BatchNorm, ReLU and cast into one pass without folding; recorded like the two
     # above. The smoke profile turns it off: its sets are smaller than one compilation's cost.
     compiled: bool | None = None
@@ -234,7 +234,7 @@ class ScoreConfig:
     kid_subset_size: int = 1000  # torch-fidelity's default; lowered to n when fewer images
     kid_subsets: int = 100
     seed: int = 1234  # latents for scoring, independent of the training seed
-    weights: str | None = None  # explicit Inception weights path (else resolved, see metrics/inception.py)
+    weights: str | None = None  # explicit Inception weights (else found: inception_weights.py)
 
     def __post_init__(self) -> None:
         check_types(self)

@@ -147,8 +147,7 @@ def test_there_is_no_import_cycle():
 
 def test_scoring_never_imports_training():
     graph = import_graph()
-    for module in ("metrics.inception", "metrics.features", "metrics.scoring",
-                   "metrics.score_tables"):
+    for module in (m for m in graph if m.startswith("metrics")):
         assert "gan.train" not in graph[module], module
 
 

@@ -290,7 +290,7 @@ def test_the_extraction_default_is_what_the_committed_measurement_chose():
     must be that variant, BatchNorm folding and torch.compile included."""
     import json
 
-    from gan_lib.metrics import inception
+    from gan_lib.metrics import variant_rule
 
     path = PATH.parent / "results" / "extraction_precision.json"
     result = json.loads(path.read_text(encoding="utf-8"))
@@ -299,9 +299,9 @@ def test_the_extraction_default_is_what_the_committed_measurement_chose():
     assert chosen["meets_rule"] and result["cpu_isa"] == "amx"
     assert not any(r["meets_rule"] and r["img_per_s_interleaved"] > chosen["img_per_s_interleaved"]
                    for r in measured.values())  # nothing faster also meets the rule
-    assert chosen["precision"] == inception.MEASURED_DEFAULT
-    assert chosen["fold_bn"] == inception.resolve_fold(None, inception.MEASURED_DEFAULT)
-    assert chosen.get("compiled", False) == inception.MEASURED_DEFAULT_COMPILED
+    assert chosen["precision"] == variant_rule.MEASURED_DEFAULT
+    assert chosen["fold_bn"] == variant_rule.resolve_fold(None, variant_rule.MEASURED_DEFAULT)
+    assert chosen.get("compiled", False) == variant_rule.MEASURED_DEFAULT_COMPILED
     rule = result["rule"]
     assert chosen["max_abs_relative_change_at_snapshots"] <= rule[
         "max_relative_fid_change_at_snapshots"]

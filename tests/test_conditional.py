@@ -183,7 +183,8 @@ def test_intra_class_scores_compare_each_class_with_its_own_real_images(home, tm
                                                                          monkeypatch):
     from gan_lib import config, metrics
     from gan_lib.metrics import features
-    from gan_lib.metrics.inception import extract_features, load_extractor
+    from gan_lib.metrics.extraction import extract_features
+    from gan_lib.metrics.feature_extractor import load_extractor
     from tests.test_metrics import TINY, tiny_cfg
 
     monkeypatch.setattr(config, "CACHE_DIR", tmp_path / "cache")

@@ -9,7 +9,7 @@ import torch
 
 from gan_lib import config
 from gan_lib.metrics import features
-from gan_lib.metrics.inception import Extractor
+from gan_lib.metrics.feature_extractor import Extractor
 
 
 class CountingNet(torch.nn.Module):

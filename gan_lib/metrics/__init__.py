@@ -1,7 +1,10 @@
 """Metrics: how good a run's generated images are, as numbers with their provenance.
 
-``inception`` finds and checks the FID Inception's weights and runs it (``resize``: its resize
-to 299 px, bit-identical to torch-fidelity's, compiled for compiled extraction); ``features``
+``inception_weights`` finds, converts and checks the FID Inception's weights;
+``variant_rule`` decides how it runs (precision, BatchNorm folding, torch.compile);
+``feature_extractor`` builds it in that variant (``resize``: its resize to 299 px,
+bit-identical to torch-fidelity's, compiled for compiled extraction); ``extraction`` streams
+images through it and logs what went through; ``features``
 caches the features of real and generated sets by what produced them; ``frechet`` is the one
 Fréchet distance; ``is_fid_kid`` IS / FID / KID over features (torch-fidelity's functions);
 ``scoring`` has :func:`score_run`, which scores every snapshot of a run with its floors into
@@ -10,9 +13,23 @@ Fréchet distance; ``is_fid_kid`` IS / FID / KID over features (torch-fidelity's
 utility.json begin with. It reads runs from disk (``gan``) and never imports training.
 """
 
-from . import features, frechet, inception, is_fid_kid, provenance, resize, score_tables, scoring
+from . import (
+    extraction,
+    feature_extractor,
+    features,
+    frechet,
+    inception_weights,
+    is_fid_kid,
+    provenance,
+    resize,
+    score_tables,
+    scoring,
+    variant_rule,
+)
+from .extraction import extract_features
+from .feature_extractor import Extractor, load_extractor
 from .frechet import fid_from_statistics, frechet_distance, torch_fidelity_fid
-from .inception import EXTRACTOR, Extractor, extract_features, load_extractor
+from .inception_weights import EXTRACTOR
 from .is_fid_kid import (
     compare,
     inception_score,
@@ -23,8 +40,9 @@ from .is_fid_kid import (
 )
 from .scoring import floor_plan, generated_count, load_real, score_config, score_run
 
-__all__ = ["inception", "resize", "features", "frechet", "is_fid_kid", "scoring", "score_tables", "provenance",
+__all__ = ["inception_weights", "variant_rule", "feature_extractor", "extraction", "resize",
+           "features", "frechet", "is_fid_kid", "scoring", "score_tables", "provenance",
            "score_run", "score_config", "score_images", "load_real", "compare", "floor_plan",
            "generated_count", "metric_name", "statistics", "inception_score",
-           "kid_from_features", "frechet_distance", "fid_from_statistics", "torch_fidelity_fid", "EXTRACTOR",
-           "Extractor", "extract_features", "load_extractor"]
+           "kid_from_features", "frechet_distance", "fid_from_statistics", "torch_fidelity_fid",
+           "EXTRACTOR", "Extractor", "extract_features", "load_extractor"]

@@ -40,7 +40,8 @@ from torch_fidelity import metric_fid
 from .. import config, storage
 from ..gan import sampling
 from ..scale import distributed
-from .inception import Extractor, extract_features
+from .extraction import extract_features
+from .feature_extractor import Extractor
 
 SUBSET_SEED = 0  # which real images form a set (one seeded permutation per split)
 CACHE_FORMAT = 1

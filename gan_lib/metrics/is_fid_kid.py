@@ -1,7 +1,7 @@
 """IS, FID and KID from features: the metrics themselves, as torch-fidelity computes them.
 
 Extraction and metrics are separate: images (uint8, gray repeated to 3 channels) stream batch by
-batch through the feature extractor (:mod:`gan_lib.metrics.inception`); torch-fidelity's own
+batch through the feature extractor (:mod:`gan_lib.metrics.extraction`); torch-fidelity's own
 functions turn features into statistics and metrics (features -> mu, sigma -> FID; features ->
 KID; logits -> IS), and FID comes from the package's one Fréchet engine
 (:mod:`gan_lib.metrics.frechet`). Nothing here re-implements a metric formula.
@@ -22,8 +22,10 @@ import torch
 from torch_fidelity import metric_fid, metric_isc, metric_kid
 
 from ..config import ScoreConfig
+from .extraction import extract_features
+from .feature_extractor import Extractor, load_extractor
 from .frechet import ReferenceStatistics
-from .inception import EXTRACTOR, Extractor, extract_features, load_extractor
+from .inception_weights import EXTRACTOR
 
 RNG_SEED = 2020  # torch-fidelity's default seed: KID subsets and IS split shuffling match it
 

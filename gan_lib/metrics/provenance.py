@@ -25,7 +25,7 @@ import torch
 
 from ..gan import run_folder, sampling
 from ..scale import distributed
-from .inception import Extractor
+from .feature_extractor import Extractor
 
 HEADER_KEYS = ("run", "run_dir", "created", "data", "sampling", "generator", "extractor",
                "weights", "layers", "device", "precision", "extraction", "threads", "processes",

@@ -29,10 +29,11 @@ from .. import config, storage
 from ..config import ScoreConfig
 from ..gan import run_folder, run_lock, sampling
 from ..scale import distributed
-from . import inception, provenance
+from . import inception_weights, provenance
+from .feature_extractor import Extractor, load_extractor
 from .features import at_indices, class_positions, fake_features, real_features
 from .frechet import ReferenceStatistics
-from .inception import EXTRACTOR, Extractor, load_extractor
+from .inception_weights import EXTRACTOR
 from .is_fid_kid import compare, inception_score, metric_name
 
 # --- the real images ------------------------------------------------------------------------
@@ -315,7 +316,7 @@ def _is_record(net: Extractor, feats: dict[str, torch.Tensor], n: int, score_cfg
                   "layer (pool3 features only), so there are no logits for an Inception Score")
         return {**base, **fields, "name": metric_name("is", n), "metric": "is", "value": None,
                 "std": None, "n_real": fields.get("n_real", n), "unavailable": reason,
-                "fix": "to get IS, " + inception.HOW_TO_SUPPLY}
+                "fix": "to get IS, " + inception_weights.HOW_TO_SUPPLY}
     logits = feats[net.layers["is"]][:n]
     t0 = time.perf_counter()
     mean, std = inception_score(logits, score_cfg.is_splits)

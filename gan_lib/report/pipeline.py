@@ -29,7 +29,7 @@ from .. import config, storage
 from ..data import KERMANY_CITATION
 from ..device import resolve_precision
 from ..gan import checkpoint, run_folder, run_lock
-from ..metrics import inception
+from ..metrics import extraction
 from ..studies import protocols, quiz
 from . import artefacts, reader_study, safe_text
 
@@ -182,9 +182,9 @@ def run_notebooks(params: dict[str, Any], out_dir: Path, progress: bool = True,
         given = {k: v for k, v in params.items() if k in declared}
         print(f"[report] {nb.name} {given}", flush=True)
         start = time.perf_counter()
-        log = out_dir / f"{nb.stem}.extracted.jsonl"  # inception.EXTRACTION_LOG, per notebook
+        log = out_dir / f"{nb.stem}.extracted.jsonl"  # extraction.EXTRACTION_LOG, per notebook
         log.unlink(missing_ok=True)
-        os.environ[inception.EXTRACTION_LOG] = str(log)  # the kernel inherits it
+        os.environ[extraction.EXTRACTION_LOG] = str(log)  # the kernel inherits it
         try:
             # progress_bar: cells done per notebook; log_output: the notebook's own prints and
             # tqdm bars (training, feature extraction) stream to this terminal as they happen.
@@ -199,8 +199,8 @@ def run_notebooks(params: dict[str, Any], out_dir: Path, progress: bool = True,
                 "reports/.failed/; the previous report was left in place."
             ) from None
         finally:
-            os.environ.pop(inception.EXTRACTION_LOG, None)
-        sets = inception.read_extraction_log(log)
+            os.environ.pop(extraction.EXTRACTION_LOG, None)
+        sets = extraction.read_extraction_log(log)
         stages.append({"notebook": nb.name, "seconds": round(time.perf_counter() - start, 1),
                        "images_extracted": sum(x["images"] for x in sets),
                        "sets_extracted": sets})

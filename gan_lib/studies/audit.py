@@ -36,7 +36,7 @@ import torch
 from .. import storage
 from ..config import TrainConfig
 from ..gan import batches, run_folder, run_lock
-from ..metrics import features, frechet, inception, provenance, scoring
+from ..metrics import feature_extractor, features, frechet, inception_weights, provenance, scoring
 from ..scale import distributed
 
 PR_K, DC_K = 3, 5  # neighbourhood sizes of the two papers
@@ -179,7 +179,7 @@ def fid_vs_n(fake: torch.Tensor, real: torch.Tensor, fractions: tuple[float, ...
 
 @run_lock.locked("audit")
 def audit_run(run_dir: str | os.PathLike, score_cfg: Any = None,
-              extractor: str = inception.EXTRACTOR) -> dict[str, Any]:
+              extractor: str = inception_weights.EXTRACTOR) -> dict[str, Any]:
     """Audit every snapshot of a run; write ``run_dir/audit.json`` (atomic) and return it.
 
     Reads the feature sets scoring cached (metrics/features.py): the reference set of real training
@@ -193,7 +193,7 @@ def audit_run(run_dir: str | os.PathLike, score_cfg: Any = None,
     run_dir = run_folder.run_path(run_dir)
     run_cfg = run_folder.load_run_config(run_dir)
     score_cfg = score_cfg or scoring.score_config(run=run_dir)
-    net = inception.load_extractor(score_cfg, extractor)
+    net = feature_extractor.load_extractor(score_cfg, extractor)
     layer, size = net.layers["fid"], run_cfg["config"]["image_size"]
     ds, test = scoring.load_real(run_cfg, "train"), scoring.load_real(run_cfg, "test")
     ref = features.real_features(net, ds, score_cfg.n_real, size)
@@ -235,7 +235,7 @@ def audit_run(run_dir: str | os.PathLike, score_cfg: Any = None,
     return result
 
 
-def held_out(net: inception.Extractor, ds: Any, ref: dict[str, Any], n: int,
+def held_out(net: feature_extractor.Extractor, ds: Any, ref: dict[str, Any], n: int,
              size: int) -> tuple[dict[str, Any], dict[str, Any], tuple[int, ...]]:
     """(held-out training images, the reference they are compared with, the cached set sizes).
 

@@ -5,10 +5,10 @@ images are resized and encoded, and how many there are all move it. :func:`score
 scores each snapshot of a run under every protocol of :data:`PROTOCOLS` (each defined by name
 with its full recipe) beside a real-vs-real floor made the same way, and writes
 ``runs/<name>/protocols.json``. It reuses Table 1's cached features (gan_lib.features): the
-narrower widths come out of the same forward pass as pool3 (``inception.WIDTHS``), a smaller n
-is the first images of the same sets, and the pixel-scaling slips give near-constant images,
-extracted once per distinct image. JPEG and PIL-bicubic need fresh extractions, so they score
-the final snapshot only, at a quarter of the standard n pair (``small``), beside the standard
+narrower widths come out of the same forward pass as pool3 (``feature_extractor.WIDTHS``), a
+smaller n is the first images of the same sets, and the pixel-scaling slips give near-constant
+images, extracted once per distinct image. JPEG and PIL-bicubic need fresh extractions, so they
+score the final snapshot only, at a quarter of the standard n pair (``small``), beside the standard
 protocol at that same n pair. Every FID here is the package's one Fréchet engine
 (``frechet.ReferenceStatistics``: equal to torch-fidelity's to 1e-6 relative; a 2048-d
 torch-fidelity FID takes 4-30 s on a 2-core CPU, and the section computes about forty).
@@ -37,9 +37,10 @@ from .. import storage
 from ..config import ScoreConfig
 from ..gan import run_folder, run_lock
 from ..metrics import features, provenance, scoring
+from ..metrics.feature_extractor import Extractor, load_extractor
 from ..metrics.features import Recipe
 from ..metrics.frechet import ReferenceStatistics
-from ..metrics.inception import EXTRACTOR, Extractor, load_extractor
+from ..metrics.inception_weights import EXTRACTOR
 
 # The original report's FIDs at iterations 500 / 1000 / 2000 (DESIGN.md): what is tested here
 # is only which protocols' measured ranges could hold them, never how they were computed.
