@@ -102,17 +102,13 @@ class TrainConfig:
     ema_warmup: bool = True
     conditional: bool = False  # class-conditional G and projection D; False = the report's DCGAN
     # How a conditional G takes its class: batchnorm (per-class gain and bias after each
-    # BatchNorm) | concat (an embedding beside z; its one phantom run collapsed within each
-    # class, docs/conditional.md: one training run per arm, so no verdict between the two)
+    # BatchNorm) | concat (an embedding beside z); docs/conditional.md compares the two (one
+    # training run per arm, so no verdict between them)
     g_conditioning: str = "batchnorm"
     seed: int = 0
     device: str = "auto"  # auto = cuda when present, else cpu
     # auto = bf16 autocast on CUDA with native bf16 and on AMX CPUs, else fp32
-    # (device.bf16_is_faster). Measured: bf16 ran the step at 0.77x fp32 on a CPU with
-    # AVX512-BF16 but no AMX (benchmarks/results/train_throughput_noamx_phantom.json,
-    # ratio_gan_lib_bf16_over_fp32), and at 2.23x fp32 on an AMX CPU
-    # (benchmarks/results/precision_quality.json, speed.bf16_over_fp32; its FID over 3 seeds:
-    # docs/benchmarks.md). No committed result file measures it on CUDA yet.
+    # (device.bf16_is_faster, which says what measurements the rule rests on).
     precision: str = "auto"
     # channels_last: the default; its speed against the contiguous layout has not been measured
     # (train_throughput.py runs every gan_lib contestant channels_last)
@@ -273,7 +269,8 @@ PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {
         "train": dict(subset=256, image_size=64, batch_size=32, iterations=20,
                       snapshot_at=(10, 20), checkpoint_every=10, g_channels=16, d_channels=16),
-        # Inception runs at ~6 images/s on a 2-core CPU: keep every real/fake set tiny here.
+        # Inception is slow on a CPU (extraction_precision.json: rows.fp32.img_per_s_full_pass):
+        # keep every real/fake set tiny here.
         "score": dict(n_fake=32, n_fake_is=32, n_real=64, kid_subset_size=16, kid_subsets=10,
                       is_splits=2, batch_size=32, compiled=False),
     },

@@ -18,11 +18,11 @@ import torch
 # torch.cpu, so tests/test_device.py checks they exist in the pinned torch: a rename would
 # otherwise turn bf16 off silently.
 CPU_BF16_PROBES = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-# On AVX512-BF16 without AMX the DCGAN step measured 0.77x fp32 in bf16 autocast
-# (benchmarks/results/train_throughput_noamx_phantom.json, ratio_gan_lib_bf16_over_fp32,
-# "bf16_probe": "torch.cpu._is_avx512_bf16_supported"), so "auto" picks bf16 on CPUs with AMX (matrix
-# tiles) only, where oneDNN has bf16 matrix kernels: there the step ran at 2.23x fp32
-# (benchmarks/results/precision_quality.json, speed.bf16_over_fp32).
+# "auto" picks bf16 on CPUs with AMX (matrix tiles) only, where oneDNN has bf16 matrix kernels.
+# The rule rests on two measurements of the DCGAN step, bf16 autocast over fp32: on AVX512-BF16
+# without AMX (benchmarks/results/train_throughput_noamx_phantom.json:
+# ratio_gan_lib_bf16_over_fp32, below 1) and with AMX (benchmarks/results/precision_quality.json:
+# speed.bf16_over_fp32, above 1).
 CPU_FAST_BF16_PROBE = "_is_amx_tile_supported"
 
 
@@ -59,9 +59,9 @@ def bf16_supported(device: torch.device) -> bool:
 
 def bf16_is_faster(device: torch.device) -> bool:
     """Whether ``precision="auto"`` picks bf16 autocast on ``device``: CUDA with native bf16,
-    or a CPU with AMX tiles. Measured on CPUs: AVX512-BF16 alone ran the step at 0.77x fp32
-    (train_throughput_noamx_phantom.json), AMX at 2.23x (precision_quality.json) and 2.29x
-    (train_throughput.json, real X-rays, batch 128); no committed file measures CUDA yet."""
+    or a CPU with AMX tiles (:data:`CPU_FAST_BF16_PROBE` names the files and fields the CPU rule
+    rests on; train_throughput.json: ratio_gan_lib_bf16_over_fp32 on the real X-rays). CUDA
+    follows its native bf16 support; no result file in benchmarks/results covers it."""
     if device.type == "cuda":
         return bf16_supported(device)
     return bool(getattr(torch.cpu, CPU_FAST_BF16_PROBE)())

@@ -94,9 +94,8 @@ def decode_image(path: str | os.PathLike, size: int, budget: MemoryBudget | None
             raw_size, mode = im.size, im.mode
             check_dimensions(*raw_size)
             # JPEG: decode straight to gray (and at 1/2 to 1/8 scale in the DCT domain where the
-            # file is at least twice 2 * size). Measured 2.4x faster on 300 of the 224-px Kermany
-            # copy's RGB JPEGs at size 64 (no scale reduction there; 1 thread, 2026-12-05); the
-            # large originals, where the scale reduction acts, were not available to measure.
+            # file is at least twice 2 * size): libjpeg then skips the colour conversion and the
+            # discarded resolution instead of computing them and resizing them away.
             if im.format == "JPEG":
                 im.draft("L", (2 * size, 2 * size))
             with budget.hold(decode_bytes(im)) if budget else contextlib.nullcontext():

@@ -63,8 +63,8 @@ class Extractor:
 
     def forward(self, x: torch.Tensor) -> Any:
         """The module's forward pass, through torch.compile when :attr:`compiled`. The first
-        batch compiles it (35.8 s cold on the 2-core AMX CPU of extraction_precision.json,
-        rows.bf16-compiled.compile_seconds; inductor's on-disk cache shortens later ones). The
+        batch compiles it (its cost: extraction_precision.json: rows.bf16-compiled.compile_seconds;
+        inductor's on-disk cache shortens later ones). The
         resize to 299 px is compiled apart (:mod:`.resize`, bit-identical to torch-fidelity's),
         so the network's graph sees 299 px whatever the input size and is compiled once."""
         if not self.compiled:
@@ -97,8 +97,8 @@ class Extractor:
                 "features": sorted(self.module.get_requested_features_list()),
                 "precision": self.precision, "fold_bn": self.fold_bn,
                 "memory_format": "channels_last",
-                # only when compiled: the keys of eager features, written before the option
-                # existed, stay as they were
+                # only when compiled, so that eager features keep the keys (and the caches)
+                # they had without it
                 **({"compiled": True} if self.compiled else {})}
 
 

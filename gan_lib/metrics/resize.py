@@ -84,7 +84,7 @@ def _resize_call(input: torch.Tensor, size=None, scale_factor=None, align_corner
 @contextlib.contextmanager
 def compiled_resize() -> Iterator[None]:
     """While inside, torch-fidelity's Inception resizes through the compiled
-    :func:`resize_like_tf1` (the first batch of each input size compiles it, ~5 s cold)."""
+    :func:`resize_like_tf1` (the first batch of each input size compiles it)."""
     global _ROUTED
     fidelity_inception.interpolate_bilinear_2d_like_tensorflow1x = _resize_call
     before, _ROUTED = _ROUTED, True

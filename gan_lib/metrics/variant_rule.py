@@ -26,12 +26,10 @@ if TYPE_CHECKING:
 # The default extraction where bf16 is faster (AMX CPUs, CUDA), chosen by a rule declared
 # before measuring: the fastest variant whose FID stays within 0.5% of fp32 at every snapshot
 # and within 0.05 at the held-out floor, on real chest X-rays. The measurement is
-# benchmarks/results/extraction_precision.json (an AMX CPU, 2 threads; fields rows.<variant>):
-# bf16 autocast with BatchNorm separate, run through torch.compile, meets the rule at 3.0x
-# fp32's speed (eager bf16: 2.0x); bf16 with BatchNorm folded into the convolutions moves the
-# floor by 0.10 (the folded weights lose more to bf16 rounding). tests/test_benchmarks.py
-# checks that this default is the file's choice. Elsewhere: fp32 with BatchNorm folded (exact
-# up to rounding), eager (compiling it there is unmeasured).
+# benchmarks/results/extraction_precision.json: rows.<variant> (speed_vs_fp32, meets_rule,
+# abs_change_at_floor) and the variant chosen, default. tests/test_benchmarks.py checks that
+# these constants are the file's choice. Elsewhere: fp32 with BatchNorm folded (exact up to
+# rounding), eager (compiling it there is unmeasured).
 MEASURED_DEFAULT = "bf16"
 # Whether that default runs through torch.compile (inductor fuses each BatchNorm, ReLU and cast
 # into one pass; BatchNorm is not folded): the file's "bf16-compiled" row.

@@ -150,9 +150,9 @@ def fid_vs_n(fake: torch.Tensor, real: torch.Tensor, fractions: tuple[float, ...
     1989): the standard deviation of the FIDs of ``resamples`` halves drawn without
     replacement, which estimates the variance at n directly when half is deleted. A bootstrap
     (draws with replacement) does not work here: a resample repeats about a third of its
-    images, which raises its FID and widens its spread. On Gaussians of known spread it gave
-    intervals 1.8-3.7x too wide, lying above the FID; the halves' sd was 0.8-1.6x the true one
-    (tests/test_audit.py checks the width to 0.6-1.7x, and that bootstrap FIDs lie above).
+    images, which raises its FID and widens its spread. tests/test_audit.py checks both on
+    Gaussians of known spread: the halves' sd against the true one, and that bootstrap FIDs lie
+    above the FID.
     """
     g = torch.Generator().manual_seed(seed)
     reference = frechet.ReferenceStatistics(real)

@@ -49,9 +49,9 @@ THRESHOLD = 0.5  # probability above which an image is called class 1 (PNEUMONIA
 class ClassifierConfig:
     """How the classifier is built and trained. ``ClassifierConfig.preset(name)`` fills one.
 
-    quick: sized for the usefulness study's budget on a 2-core CPU: the three trainings of one
-    seed (5,216 real, 5,216 synthetic, both: 64 px, 3 epochs) took 127-135 s with a load
-    average of ~4 (benchmarks/results/utility_budget.json). tiny: for tests.
+    quick: sized for the usefulness study's budget on a 2-core CPU (the three trainings of one
+    seed: benchmarks/results/utility_budget.json: per_seed[].three_trainings_seconds). tiny: for
+    tests.
     """
 
     width: int = 16  # channels of the first block; each block doubles them
@@ -94,8 +94,8 @@ class ClassifierConfig:
 
 
 PRESETS = {
-    # One thread: on the shared 2-core machine one trained 6x faster than two (440-480 vs 74-78
-    # images/s, load average ~4; benchmarks/results/utility_budget.json, thread_check).
+    # One thread: on a shared 2-core machine one trained faster than two
+    # (benchmarks/results/utility_budget.json: thread_check.images_per_second).
     "quick": ClassifierConfig(threads=1),
     # one thread: tiny ops on a shared 2-core machine are far slower with two (tests/conftest.py)
     "tiny": ClassifierConfig(width=4, blocks=3, epochs=2, batch_size=32, lr=3e-3, device="cpu",
@@ -109,9 +109,7 @@ class Classifier(nn.Module):
     A 4x4 stride-2 convolution (the stem), then ``blocks`` - 1 times (3x3 conv, BatchNorm, ReLU,
     2x2 max-pool), channels width, 2 width, 4 width, ...; global average pooling; one linear
     layer. The stem halves the image before any full-width layer: on a CPU the full-resolution
-    layers of a plain conv stack cost most of the time (measured, one thread, interleaved: a
-    4-block plain stack of the same width trained 1.6x slower per image). Width 16, 4 blocks: 97,633
-    parameters.
+    layers of a plain conv stack cost most of the time. Width 16, 4 blocks: 97,633 parameters.
     """
 
     def __init__(self, width: int = 16, blocks: int = 4, image_size: int = 64):
@@ -268,8 +266,8 @@ def _deterministic_cudnn() -> Iterator[None]:
 def _threads(n: int | None) -> Iterator[None]:
     """torch's intra-op thread count set to ``n`` for the block (None: unchanged), then restored.
 
-    On a 2-core machine shared with other jobs, one thread trained ~6x faster than two (the
-    threads wait on each other; benchmarks/utility_budget.py measures both).
+    On a 2-core machine shared with other jobs, one thread trains faster than two (the threads
+    wait on each other; utility_budget.json: thread_check, from benchmarks/utility_budget.py).
     """
     before = torch.get_num_threads()
     if n is not None:

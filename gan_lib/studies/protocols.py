@@ -10,8 +10,8 @@ smaller n is the first images of the same sets, and the pixel-scaling slips give
 images, extracted once per distinct image. JPEG and PIL-bicubic need fresh extractions, so they
 score the final snapshot only, at a quarter of the standard n pair (``small``), beside the standard
 protocol at that same n pair. Every FID here is the package's one Fréchet engine
-(``frechet.ReferenceStatistics``: equal to torch-fidelity's to 1e-6 relative; a 2048-d
-torch-fidelity FID takes 4-30 s on a 2-core CPU, and the section computes about forty).
+(``frechet.ReferenceStatistics``: equal to torch-fidelity's to 1e-6 relative, tested in
+tests/test_metrics.py, without its 2048-d ``sqrtm``; the section computes about forty FIDs).
 
 Example:
     >>> [p.name for p in PROTOCOLS][:4]
@@ -42,7 +42,8 @@ from ..metrics.features import Recipe
 from ..metrics.frechet import ReferenceStatistics
 from ..metrics.inception_weights import EXTRACTOR
 
-# The original report's FIDs at iterations 500 / 1000 / 2000 (DESIGN.md): what is tested here
+# The FIDs at iterations 500 / 1000 / 2000 of the course report this package reproduces (the
+# DCGAN on the Kermany training images; README.md quotes them): what is tested here
 # is only which protocols' measured ranges could hold them, never how they were computed.
 ORIGINAL_FIDS = (7.09, 3.83, 3.37)
 ORIGINAL_ITERATIONS = (500, 1000, 2000)  # where the original report measured them
@@ -197,7 +198,8 @@ def score_protocols(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = 
         "protocols": [{**asdict(p), "final_only": p.final_only, "recipes": {
             k: r.name if r else "none" for k, r in p.recipes().items()}} for p in PROTOCOLS],
         "original": {"fid": list(ORIGINAL_FIDS), "iterations": list(ORIGINAL_ITERATIONS),
-                     "source": "the original report (DESIGN.md)"},
+                     "source": "the original course report's DCGAN on the "
+                               "Kermany training images (quoted in README.md)"},
         "records": records,
         "consistency": [consistency(records, p.name, not_comparable(
             [it for it, _ in snapshots], bool(ds.is_synthetic))) for p in PROTOCOLS],
