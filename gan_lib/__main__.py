@@ -21,6 +21,7 @@ from pathlib import Path
 
 from . import config
 from .scale import is_main, launched, requested
+from .storage import NoSpaceLeft
 from .typed_settings import parse_set
 
 
@@ -226,8 +227,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with launched():
             args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, FloatingPointError) as err:
-        # Errors of input are the user's to fix: show the message, not a traceback.
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, FloatingPointError,
+            NoSpaceLeft) as err:
+        # Errors of input (and a full disk) are the user's to fix: the message, no traceback.
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
 

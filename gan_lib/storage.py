@@ -1,7 +1,9 @@
 """Atomic file writes and hashing, shared by every module that writes to disk.
 
 A write goes to a temporary file in the destination folder and is renamed over the target only
-when complete, so an interrupted run never leaves a truncated checkpoint, cache or figure.
+when complete, so an interrupted run never leaves a truncated checkpoint, cache or figure. A
+full disk (or quota) is :class:`NoSpaceLeft`, which says where, how much was needed and how
+much is free; the temporary file is removed and the target keeps its last complete version.
 
 Example:
     >>> import tempfile, pathlib
@@ -13,13 +15,16 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
+import io
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,27 +36,98 @@ TEMP_NAME = re.compile(r"\.(?P<target>.+?)\.(?:(?P<pid>\d+)\.)?[A-Za-z0-9_]{8}\.
 STALE_SECONDS = 24 * 3600  # a temporary file this old is stale whoever wrote it
 
 
+class NoSpaceLeft(OSError):
+    """A write the disk (or the user's quota) has no room for.
+
+    >>> str(NoSpaceLeft("/data/runs/x", 12_500_000, free=3_000_000))
+    'no space left on /data/runs/x: 12.5 MB needed, 3.0 MB free. Free some space (or set GAN_LIB_HOME to a folder on a larger disk) and run the command again: the files written before are complete'
+    """
+
+    def __init__(self, folder: str | os.PathLike, needed: int | None, free: int | None = None,
+                 at_least: bool = False):
+        free = _free_bytes(folder) if free is None else free
+        need = (f"{free / 1e6:.1f} MB free, and more was needed" if needed is None else
+                f"{'at least ' if at_least else ''}{needed / 1e6:.1f} MB needed, "
+                f"{free / 1e6:.1f} MB free")
+        self.message = (f"no space left on {folder}: {need}. Free "
+                        "some space (or set GAN_LIB_HOME to a folder on a larger disk) and run "
+                        "the command again: the files written before are complete")
+        super().__init__(errno.ENOSPC, self.message, str(folder))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _free_bytes(folder: str | os.PathLike) -> int:
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return 0
+
+
+def _is_no_space(err: BaseException | None) -> bool:
+    """ENOSPC or EDQUOT, raised here or underneath (torch's writer wraps the OSError of a full
+    disk in a RuntimeError about 'unexpected pos')."""
+    for _ in range(5):
+        if err is None:
+            return False
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        err = err.__cause__ or err.__context__
+    return False
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def space_checked(folder: str | os.PathLike, needed: int | None = None,
+                  written: Callable[[], int] | None = None) -> Iterator[None]:
+    """Turn a full disk met in the block into :class:`NoSpaceLeft` (``needed`` bytes, or at
+    least what ``written()`` says had been written), naming ``folder``."""
+    try:
+        yield
+    except NoSpaceLeft:
+        raise
+    except (OSError, RuntimeError) as err:
+        if not _is_no_space(err):
+            raise
+        if needed is None and written is not None:
+            raise NoSpaceLeft(folder, written() + 1, at_least=True) from None
+        raise NoSpaceLeft(folder, needed) from None
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, size: int | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` if the block succeeds.
 
     The temporary file's name carries the writer's pid, so that :func:`remove_stale_temps` can
-    tell the leftovers of a killed writer from the files of one still writing.
+    tell the leftovers of a killed writer from the files of one still writing. ``size`` (bytes,
+    when the caller knows it) is checked against the free space before anything is written; a
+    disk that fills up meanwhile is :class:`NoSpaceLeft` too, and the temporary file goes.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp" + path.suffix,
-                               dir=path.parent)
+    if size is not None and _free_bytes(path.parent) < size:
+        raise NoSpaceLeft(path.parent, size)
+    with space_checked(path.parent, size):
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.",
+                                   suffix=".tmp" + path.suffix, dir=path.parent)
     os.close(fd)
     tmp = Path(tmp)
     try:
-        yield tmp
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; these are ordinary outputs
-        _fsync(tmp)  # the bytes reach the disk before the name points at them
-        os.replace(tmp, path)
-        _fsync(path.parent)  # and the rename itself survives a power cut
+        with space_checked(path.parent, size, written=lambda: _size(tmp)):
+            yield tmp
+            os.chmod(tmp, 0o644)  # mkstemp makes files private; these are ordinary outputs
+            _fsync(tmp)  # the bytes reach the disk before the name points at them
+            os.replace(tmp, path)
+            _fsync(path.parent)  # and the rename itself survives a power cut
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
@@ -115,8 +191,11 @@ def save_torch(obj: Any, path: str | os.PathLike) -> None:
     name, torch would name it after the temporary file, and equal weights would hash apart
     (feature caches are keyed by a snapshot's SHA-256).
     """
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save(obj, f)
+    buffer = io.BytesIO()  # serialised first: its size is checked against the free space
+    torch.save(obj, buffer)
+    data = buffer.getbuffer()
+    with atomic_path(path, size=data.nbytes) as tmp, open(tmp, "wb") as f:
+        f.write(data)
 
 
 def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
@@ -125,8 +204,9 @@ def load_torch(path: str | os.PathLike, map_location: str | torch.device = "cpu"
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
+    data = text.encode("utf-8")
+    with atomic_path(path, size=len(data)) as tmp:
+        tmp.write_bytes(data)
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -363,3 +363,69 @@ def test_a_hand_edited_loss_row_is_refused_naming_file_row_key_and_type(home):
         run_folder.read_losses(log)
     pre_move = test_train.REPO / "tests" / "fixtures" / "pre_move" / "premove-ema" / "losses.jsonl"
     assert [r["iter"] for r in run_folder.read_losses(pre_move)] == [1, 2]  # older runs read
+
+
+def _no_room(monkeypatch, free: int = 1000) -> None:
+    """Every folder reports ``free`` bytes free (shutil.disk_usage, as storage reads it)."""
+    real = storage.shutil.disk_usage
+    monkeypatch.setattr(storage.shutil, "disk_usage",
+                        lambda p: real(p)._replace(free=free))
+
+
+def test_a_full_disk_is_said_with_what_was_needed_and_nothing_partial_is_left(tmp_path,
+                                                                            monkeypatch):
+    """torch's writer said `unexpected pos 12672 vs 12566`; the cause is said, with numbers."""
+    import errno
+
+    import torch
+
+    target = tmp_path / "ckpt.pt"
+    storage.save_torch({"w": torch.zeros(10)}, target)
+    before = target.read_bytes()
+    big = {"w": torch.zeros(1_000_000)}  # 4 MB: more than the 1000 bytes said free
+    with monkeypatch.context() as full, pytest.raises(
+            storage.NoSpaceLeft, match=rf"^no space left on {tmp_path}: 4\.0 MB needed, "
+                                       r"0\.0 MB free\. Free some space"):
+        _no_room(full)
+        storage.save_torch(big, target)
+
+    def fills_up(self, data):  # the disk fills up halfway through the write
+        with open(self, "wb") as f:
+            f.write(bytes(data)[: len(data) // 2])
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(storage.Path, "write_bytes", fills_up)
+    with pytest.raises(storage.NoSpaceLeft, match=r"0\.0 MB needed, [\d.]+ MB free"):
+        storage.write_text(tmp_path / "ckpt.pt", "x" * 100)
+    with pytest.raises(storage.NoSpaceLeft, match=r"at least [\d.]+ MB needed"):
+        with storage.atomic_path(target) as tmp:  # torch's writer: a RuntimeError over ENOSPC
+            try:
+                fills_up(tmp, b"y" * 4096)
+            except OSError:
+                raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected "
+                                   "pos 12672 vs 12566") from None
+    assert target.read_bytes() == before, "the last complete file must stay"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"], "a temporary file is left"
+
+
+def test_training_on_a_full_disk_stops_with_one_error_line_and_keeps_its_checkpoint(
+        home, fake_data, monkeypatch, capsys):
+    from gan_lib import typed_settings
+    from gan_lib.__main__ import main
+    from gan_lib.gan import checkpoint
+
+    run_dir = train.train(tiny(iterations=4, snapshot_at=(4,)))
+    saved = (run_dir / "checkpoint.pt").read_bytes()
+    settings = {k: v for k, v in tiny(iterations=6).to_dict().items() if k not in ("name", "profile")}
+    with monkeypatch.context() as full, pytest.raises(SystemExit) as stop:
+        _no_room(full)
+        main(["train", "--profile", "smoke", "--run", "tiny", "--resume",
+              *("--set=" + s for s in typed_settings.format_set(settings))])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith(f"error: no space left on {run_dir}") \
+        and " MB needed, 0.0 MB free" in err and err.count("\n") == 1, err
+    assert (run_dir / "checkpoint.pt").read_bytes() == saved
+    assert not [p for p in run_dir.rglob("*") if ".tmp" in p.name]
+    assert checkpoint.read(run_dir / "checkpoint.pt")["step"] == 4
+    train.train(tiny(iterations=6), resume=True)  # room again: it goes on from there
+    assert [r["iter"] for r in losses(run_dir)] == list(range(1, 7))

@@ -206,7 +206,8 @@ def _loop(run: Run) -> None:
                **distributed.progress_bar())
     t0 = time.perf_counter() - run.elapsed
     log_path = run.folder / "losses.jsonl" if writes_files else os.devnull
-    with open(log_path, "a", encoding="utf-8") as log:
+    # a full disk met by the log (or its fsync) stops training with where and how much
+    with storage.space_checked(run.folder), open(log_path, "a", encoding="utf-8") as log:
         while run.step < cfg.iterations:
             epoch, real, labels = run.next_batch()
             z = step_latents(cfg, run.step, noise)[my_rows]

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from tqdm import tqdm
 
-from .. import device
+from .. import device, storage
 from ..scale import distributed
 
 if TYPE_CHECKING:
@@ -87,7 +87,7 @@ def _log_extraction(images: torch.Tensor, desc: str) -> None:
     if not path:
         return
     digest = hashlib.sha256(images.contiguous().cpu().numpy().tobytes()).hexdigest()[:16]
-    with open(path, "a", encoding="utf-8") as f:
+    with storage.space_checked(Path(path).parent), open(path, "a", encoding="utf-8") as f:
         f.write(json.dumps({"images": len(images), "desc": desc, "sha256": digest}) + "\n")
 
 
