@@ -397,13 +397,13 @@ def test_a_full_disk_is_said_with_what_was_needed_and_nothing_partial_is_left(tm
     monkeypatch.setattr(storage.Path, "write_bytes", fills_up)
     with pytest.raises(storage.NoSpaceLeft, match=r"0\.0 MB needed, [\d.]+ MB free"):
         storage.write_text(tmp_path / "ckpt.pt", "x" * 100)
-    with pytest.raises(storage.NoSpaceLeft, match=r"at least [\d.]+ MB needed"):
-        with storage.atomic_path(target) as tmp:  # torch's writer: a RuntimeError over ENOSPC
-            try:
-                fills_up(tmp, b"y" * 4096)
-            except OSError:
-                raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected "
-                                   "pos 12672 vs 12566") from None
+    with pytest.raises(storage.NoSpaceLeft, match=r"at least [\d.]+ MB needed"), \
+            storage.atomic_path(target) as tmp:  # torch's writer: a RuntimeError over ENOSPC
+        try:
+            fills_up(tmp, b"y" * 4096)
+        except OSError as err:
+            raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected "
+                               "pos 12672 vs 12566") from err
     assert target.read_bytes() == before, "the last complete file must stay"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.pt"], "a temporary file is left"
 
