@@ -96,6 +96,10 @@ class TrainConfig:
     # lazily every r1_every D steps and scaled by r1_every (Karras et al. 2020); 0 = off
     r1_gamma: float = 0.0
     r1_every: int = 16
+    # AC-GAN (Odena et al. 2017), conditional runs only: D gains a classifier of the class on its
+    # last features, trained on real images; G's loss adds its cross-entropy on the fakes at the
+    # class they were asked for, times this weight; 0 = off
+    ac_weight: float = 0.0
     ema_decay: float = 0.0  # generator EMA (e.g. 0.999); 0 = off, as in the report
     # The EMA's decay ramps up with its update count n: min(ema_decay, (1 + n) / (10 + n)), as
     # tf.train.ExponentialMovingAverage(num_updates); False: ema_decay from the first update
@@ -158,6 +162,11 @@ class TrainConfig:
                 problems.append(f"{key}={getattr(self, key)!r}: expected one of {allowed}")
         if not (math.isfinite(self.r1_gamma) and self.r1_gamma >= 0):
             problems.append(f"r1_gamma={self.r1_gamma}: expected 0 (off) or a finite value > 0")
+        if not (math.isfinite(self.ac_weight) and self.ac_weight >= 0):
+            problems.append(f"ac_weight={self.ac_weight}: expected 0 (off) or a finite value > 0")
+        if self.ac_weight > 0 and not self.conditional:
+            problems.append(f"ac_weight={self.ac_weight}: the auxiliary classifier needs class "
+                            "labels; set conditional=True, or ac_weight=0")
         if self.r1_every < 1:
             problems.append(f"r1_every={self.r1_every}: expected an integer >= 1")
         if self.g_conditioning not in G_CONDITIONINGS:

@@ -199,3 +199,38 @@ def test_the_recipe_profiles_are_the_dcgan_lengths_with_the_recipe():
         for key in ("iterations", "batch_size", "snapshot_at", "image_size"):
             assert getattr(recipe, key) == getattr(dcgan, key)
         assert config.make_score_config(f"sn-hinge-{length}") == config.make_score_config(length)
+
+
+def test_acgan_adds_the_class_cross_entropy_to_both_updates():
+    """conditional + ac_weight: D's loss gains w * CE(D's class guess on the real batch, its
+    labels) and G's gains w * CE(D's guess on the fakes, the classes they were asked for)."""
+    w = 0.7
+    cfg = tiny(conditional=True, ac_weight=w)
+    with_ac = trainable.build_nets(cfg, torch.device("cpu"), n_classes=2)
+    plain = trainable.build_nets(tiny(conditional=True), torch.device("cpu"), n_classes=2)
+    assert with_ac.D.classifier is not None and plain.D.classifier is None
+    plain.D.load_state_dict({k: v for k, v in with_ac.D.state_dict().items()
+                             if not k.startswith("classifier")})
+    plain.G.load_state_dict(with_ac.G.state_dict())  # (the classifier's init moved G's draws)
+    real, z = step_inputs(cfg)
+    labels = torch.arange(len(real)) % 2
+    D_before, G = copy.deepcopy(with_ac.D), copy.deepcopy(with_ac.G)
+    with torch.no_grad():
+        ce_real = losses.class_loss(D_before(real, labels, classify=True)[1], labels).item()
+    a = train.train_step(with_ac, real, z, FP32, NO_AUGMENT, 0, labels)
+    b = train.train_step(plain, real, z, FP32, NO_AUGMENT, 0, labels)
+    assert (a[0] - b[0]).item() == pytest.approx(w * ce_real, rel=1e-4)
+    D_after = copy.deepcopy(with_ac.D)  # G's loss is scored by the updated D
+    with torch.no_grad():
+        _, class_fake = D_after(G(z, labels), labels, classify=True)
+        logit_fake = D_after(G(z, labels), labels)
+        want_G = losses.g_loss(logit_fake, "bce") + w * losses.class_loss(class_fake, labels)
+    assert a[1].item() == pytest.approx(want_G.item(), rel=1e-4)
+
+
+def test_acgan_needs_a_conditional_run():
+    with pytest.raises(ValueError, match="ac_weight.*conditional=True"):
+        tiny(ac_weight=1.0)
+    with pytest.raises(ValueError, match="no auxiliary classifier"):
+        models.Discriminator(d_channels=8, image_size=32, n_classes=2)(
+            torch.zeros(2, 1, 32, 32), torch.tensor([0, 1]), classify=True)

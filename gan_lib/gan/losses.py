@@ -27,6 +27,7 @@ class Objective:
     loss: str = "bce"
     r1_gamma: float = 0.0  # 0: no penalty (the DCGAN)
     r1_every: int = 16
+    ac_weight: float = 0.0  # AC-GAN's class cross-entropy weight; 0: no auxiliary classifier
 
     def r1_due(self, step: int) -> bool:
         """Whether the D update of ``step`` (0-based) carries the lazy R1 penalty."""
@@ -61,6 +62,18 @@ def g_loss(logit_fake: torch.Tensor, loss: str) -> torch.Tensor:
     raise ValueError(f"loss={loss!r}: expected 'bce' or 'hinge'")
 
 
+def judge(D: torch.nn.Module, x: torch.Tensor, labels: torch.Tensor | None,
+          classify: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """D's logits for ``x``, and its auxiliary class logits when ``classify`` (AC-GAN; else
+    None), from one forward pass."""
+    return D(x, labels, classify=True) if classify else (D(x, labels), None)
+
+
+def class_loss(class_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """AC-GAN's auxiliary term: cross-entropy of the class logits against ``labels`` (fp32)."""
+    return F.cross_entropy(class_logits.float(), labels)
+
+
 def r1_penalty(logit_real: torch.Tensor, real_in: torch.Tensor) -> torch.Tensor:
     """E over the batch of ||d D(x) / d x||^2 for the images ``real_in`` (which required grad)
     that gave ``logit_real``; the graph is kept so that the penalty trains D
@@ -74,4 +87,4 @@ def r1_penalty(logit_real: torch.Tensor, real_in: torch.Tensor) -> torch.Tensor:
     return grad.float().square().sum((1, 2, 3)).mean()
 
 
-__all__ = ["Objective", "d_loss", "g_loss", "r1_penalty"]
+__all__ = ["Objective", "d_loss", "g_loss", "judge", "class_loss", "r1_penalty"]

@@ -164,7 +164,8 @@ class Discriminator(nn.Module):
     """image [N, nc, S, S] (and labels y [N] if conditional) -> logit [N] (BCE on logits)."""
 
     def __init__(self, d_channels: int = 64, image_size: int = 64, nc: int = 1,
-                 n_classes: int = 0, norm: str = "batchnorm", mbstd: bool = False):
+                 n_classes: int = 0, norm: str = "batchnorm", mbstd: bool = False,
+                 classifier: bool = False):
         super().__init__()
         if norm not in D_NORMS:
             raise ValueError(f"norm={norm!r}: expected one of {D_NORMS}")
@@ -196,15 +197,26 @@ class Discriminator(nn.Module):
             self.embed = nn.Embedding(n_classes, ch)
             nn.init.normal_(self.embed.weight, 0.0, 0.02)
         self.spectral = norm == "spectral"
+        # AC-GAN's auxiliary classifier: class logits from the last features, averaged over
+        # positions (as the projection reads them)
+        self.classifier = nn.Linear(ch, n_classes) if classifier and n_classes else None
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, y: torch.Tensor | None = None,
+                classify: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """The logit [N]; with ``classify=True`` also the auxiliary classifier's class logits
+        [N, n_classes] (AC-GAN), from the same forward pass."""
+        if classify and self.classifier is None:
+            raise ValueError("classify=True: this discriminator has no auxiliary classifier "
+                             "(build it with n_classes > 0 and classifier=True)")
         if self.embed is None:
             if y is not None:
                 raise ValueError("class labels given to an unconditional discriminator")
             return self.main(x).flatten()
         h = self.main[:self.features](x)  # [N, ch, 4, 4]
-        projection = (self.embed(_labels(y, self.n_classes, len(x))) * h.mean((2, 3))).sum(1)
-        return self.main[self.features:](h).flatten() + projection
+        pooled = h.mean((2, 3))  # [N, ch]
+        projection = (self.embed(_labels(y, self.n_classes, len(x))) * pooled).sum(1)
+        logit = self.main[self.features:](h).flatten() + projection
+        return (logit, self.classifier(pooled)) if classify else logit
 
     def normalise_spectrally(self) -> Discriminator:
         """Spectral normalisation of every weight of D (norm="spectral"), torch's own

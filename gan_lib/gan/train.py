@@ -243,6 +243,7 @@ def train_step(nets: Networks, real: torch.Tensor, z: torch.Tensor,
     """
     G, D, objective = nets.G, nets.D, nets.objective
     r1 = objective.r1_due(step)  # R1's lazy steps: D's gradient w.r.t. the real images is needed
+    ac = objective.ac_weight > 0  # AC-GAN: D also names the class of what it sees
     # (1) Update D: maximise log D(x) + log(1 - D(G(z))), i.e. minimise BCE with target 1 on the
     #     real batch and 0 on the fake batch (loss="hinge": E[max(0, 1 - D(x))] +
     #     E[max(0, 1 + D(G(z)))]; losses.py).
@@ -251,9 +252,11 @@ def train_step(nets: Networks, real: torch.Tensor, z: torch.Tensor,
         real_in = augment(real, step, CALL_D_REAL)
         if r1:
             real_in = real_in.detach().requires_grad_(True)
-        logit_real = D(real_in, labels)
+        logit_real, class_real = losses.judge(D, real_in, labels, ac)
         logit_fake = D(augment(fake.detach(), step, CALL_D_FAKE), labels)  # G is not updated here
         loss_D = losses.d_loss(logit_real.float(), logit_fake.float(), objective.loss)
+        if ac:  # (1c) + the cross-entropy of D's class guess on the real images
+            loss_D = loss_D + objective.ac_weight * losses.class_loss(class_real, labels)
     if r1:  # (1b) + gamma/2 E||grad_x D(x)||^2, every r1_every steps and scaled by it
         loss_D = loss_D + (objective.r1_gamma / 2 * objective.r1_every
                            * losses.r1_penalty(logit_real, real_in))
@@ -264,8 +267,11 @@ def train_step(nets: Networks, real: torch.Tensor, z: torch.Tensor,
     #     almost no gradient while D rejects its fakes), i.e. minimise BCE with target 1 on the
     #     fakes, scored by the updated D (loss="hinge": minimise -D(G(z))).
     with autocast:
-        logit_G = nets.D_without_ddp(augment(fake, step, CALL_G_FAKE), labels)  # trainable.Networks
+        logit_G, class_G = losses.judge(nets.D_without_ddp, augment(fake, step, CALL_G_FAKE),
+                                        labels, ac)  # D outside DDP (why: trainable.Networks)
         loss_G = losses.g_loss(logit_G.float(), objective.loss)
+        if ac:  # (2b) + the fakes should be recognised as the class they were asked for
+            loss_G = loss_G + objective.ac_weight * losses.class_loss(class_G, labels)
     nets.opt_G.zero_grad(set_to_none=True)
     # Only G's gradients: D is not updated here, and its weight gradients would cost ~25% of
     # this backward's FLOPs.

@@ -65,7 +65,8 @@ def build_nets(cfg: TrainConfig, device: torch.device, n_classes: int = 0) -> Ne
         G = models.Generator(cfg.z_dim, cfg.g_channels, cfg.image_size, n_classes=n_classes,
                              conditioning=cfg.g_conditioning, upsample=cfg.g_upsample)
         D = models.Discriminator(cfg.d_channels, cfg.image_size, n_classes=n_classes,
-                                 norm=cfg.d_norm, mbstd=cfg.d_mbstd)
+                                 norm=cfg.d_norm, mbstd=cfg.d_mbstd,
+                                 classifier=cfg.ac_weight > 0)
         G.apply(models.weights_init)
         D.apply(models.weights_init)
         D.normalise_spectrally()  # d_norm="spectral" only; after init, so it measures its weights
@@ -85,7 +86,7 @@ def build_nets(cfg: TrainConfig, device: torch.device, n_classes: int = 0) -> Ne
         if D_without_ddp is not None:
             D_without_ddp = torch.compile(D_without_ddp)
     return Networks(G, D, opt_G, opt_D, ema, cfg.ema_decay, cfg.ema_warmup, D_without_ddp,
-                    Objective(cfg.loss, cfg.r1_gamma, cfg.r1_every))
+                    Objective(cfg.loss, cfg.r1_gamma, cfg.r1_every, cfg.ac_weight))
 
 
 def ema_decay_at(decay: float, updates: int, warmup: bool = True) -> float:
