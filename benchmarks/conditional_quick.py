@@ -20,7 +20,8 @@ from typing import Any
 
 from gan_lib import config, storage
 from gan_lib.gan import checkpoint, run_folder
-from gan_lib.studies.utility import METRICS, WAYS, verdict
+from gan_lib.studies.utility import METRICS, WAYS
+from gan_lib.studies.utility_tables import verdict
 
 
 def per_class(scores: dict[str, Any]) -> list[dict[str, Any]]:

@@ -38,7 +38,7 @@ import torch
 
 from gan_lib import config, device, storage
 from gan_lib.gan import run_folder, train
-from gan_lib.studies import utility
+from gan_lib.studies import utility, utility_tables
 from gan_lib.studies.classifier import ClassifierConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -183,7 +183,7 @@ def pooled_tstr(rows: list[dict[str, Any]]) -> dict[str, Any]:
                                 r["tstr"]["ways"][way][m]["per_seed"].values()])
                     for m in utility.METRICS}
     aurocs = [v for r in rows for v in r["tstr"]["ways"]["synthetic"]["auroc"]["per_seed"].values()]
-    margin = 3 * utility.chance_sd(rows[0]["tstr"]["test"]["class_counts"])
+    margin = 3 * utility_tables.chance_sd(rows[0]["tstr"]["test"]["class_counts"])
     out["verdict"] = ("above chance" if min(aurocs) > 0.5 + margin else
                       "below chance" if max(aurocs) < 0.5 - margin else "at chance")
     out["verdict_rule"] = ("synthetic-only AUROC of every (training seed, classifier seed) "

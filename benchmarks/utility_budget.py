@@ -29,7 +29,7 @@ import torch
 from gan_lib import storage
 from gan_lib.data import load_dataset
 from gan_lib.report import plots
-from gan_lib.studies import classifier, utility
+from gan_lib.studies import classifier, utility, utility_tables
 from gan_lib.studies.classifier import ClassifierConfig
 
 BUDGETED = ("real", "synthetic", "real + synthetic")  # the "all three trainings"
@@ -130,11 +130,11 @@ def main() -> None:
                                                     for p in seeds_cost),
                       "script_wall_seconds": time.perf_counter() - t0,
                       "script_cpu_seconds": time.process_time() - c0},
-        "table": utility.results_table(merged).to_dict(orient="records"),
+        "table": utility_tables.results_table(merged).to_dict(orient="records"),
         "results": merged,
     }
     storage.write_json(args.json, result)
-    print(utility.results_table(merged).to_markdown(index=False, floatfmt=".4g"))
+    print(utility_tables.results_table(merged).to_markdown(index=False, floatfmt=".4g"))
     print({k: v for k, v in result.items() if k in ("per_seed", "all_seeds", "thread_check")})
     if args.figure:
         plots.save_figure(plots.plot_utility_curves(merged), args.figure)

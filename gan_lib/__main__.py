@@ -106,13 +106,13 @@ def _quiz_score(args: argparse.Namespace) -> None:
 
 def _utility(args: argparse.Namespace) -> None:
     from .gan import run_path
-    from .studies import utility
+    from .studies import utility, utility_tables
 
     run_dir = run_path(args.run)
     seeds = tuple(int(s) for s in args.seeds.split(","))
     result = utility.utility_run(run_dir, seeds=seeds)
-    print(utility.results_table(result).to_string(index=False))
-    print(utility.caption(result, result["data"]["description"]))
+    print(utility_tables.results_table(result).to_string(index=False))
+    print(utility_tables.caption(result, result["data"]["description"]))
     print(f"{run_dir / 'utility.json'} ({result['seconds_with_generation']:.0f} s)")
 
 

@@ -18,7 +18,7 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 from gan_lib import metrics
 from gan_lib.gan import sampling
 from gan_lib.metrics import feature_extractor, features, score_tables
-from gan_lib.studies import protocols
+from gan_lib.studies import protocol_verdicts, protocols
 from tests.test_metrics import TinyExtractor, assert_header, blobs, fake_real, tiny_cfg
 from tests.test_metrics import run as run  # noqa: F401, PLC0414 (the fixture, by its name)
 
@@ -238,19 +238,19 @@ def test_verdicts_follow_from_the_measured_range():
                 for v in gen] + [{"protocol": "p", "kind": "floor", "value": floor,
                                   "n_fake": 4, "n_real": 8}]
 
-    assert protocols.consistency(recs([300.0, 150.0], 1.0), "p")["verdict"] == "could be"
-    assert protocols.consistency(recs([300.0], 8.0), "p")["verdict"] == "no: all below the floor"
-    assert protocols.consistency(recs([0.3, 0.02], 0.001), "p")["verdict"] == (
+    assert protocol_verdicts.consistency(recs([300.0, 150.0], 1.0), "p")["verdict"] == "could be"
+    assert protocol_verdicts.consistency(recs([300.0], 8.0), "p")["verdict"] == "no: all below the floor"
+    assert protocol_verdicts.consistency(recs([0.3, 0.02], 0.001), "p")["verdict"] == (
         "not shown: all above every value measured")
-    mixed = protocols.consistency(recs([5.0], 3.5), "p")
+    mixed = protocol_verdicts.consistency(recs([5.0], 3.5), "p")
     assert mixed["verdict"] == "partly: 7.09 above every value measured; 3.37 below the floor"
     assert "4 generated vs 8 real" in mixed["reason"]
     # another length or synthetic data: no verdict, only why
-    why = protocols.not_comparable([200, 400, 600], False)
-    assert protocols.consistency(recs([300.0, 150.0], 1.0), "p", why) == {
+    why = protocol_verdicts.not_comparable([200, 400, 600], False)
+    assert protocol_verdicts.consistency(recs([300.0, 150.0], 1.0), "p", why) == {
         "protocol": "p", "verdict": "not comparable", "reason": why}
-    assert "synthetic" in protocols.not_comparable([500, 1000, 2000], True)
-    assert protocols.not_comparable([500, 1000, 2000], False) is None
+    assert "synthetic" in protocol_verdicts.not_comparable([500, 1000, 2000], True)
+    assert protocol_verdicts.not_comparable([500, 1000, 2000], False) is None
 
 
 def test_the_extractor_requests_the_narrower_widths_and_its_cache_key_says_so():

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_score
 
 from gan_lib.data import load_dataset
-from gan_lib.studies import classifier, utility
+from gan_lib.studies import classifier, utility, utility_tables
 from gan_lib.studies.classifier import ClassifierConfig
 
 SMOKE = ClassifierConfig.preset("tiny", width=8, blocks=3, epochs=8)
@@ -162,7 +162,7 @@ def test_shuffled_labels_give_chance_auroc(train_set, test_set):
     assert r["ratios"]["auroc synthetic / real"] < 0.7
     # and the classification accuracy score sees that the labels say nothing about the images
     assert r["cas"]["mean"]["auroc"] == pytest.approx(0.5, abs=0.08)
-    assert "does not clearly show it" in utility.cas_verdict(r)
+    assert "does not clearly show it" in utility_tables.cas_verdict(r)
 
 
 def test_cas_asks_the_real_trained_model_about_the_intended_classes(identity, train_set):
@@ -171,29 +171,29 @@ def test_cas_asks_the_real_trained_model_about_the_intended_classes(identity, tr
     cas = identity["cas"]
     assert cas["n"] == len(train_set[1]) and set(cas["seeds"]) == {"0", "1", "2"}
     assert cas["mean"]["auroc"] > identity["ways"]["real"]["mean"]["auroc"] - 0.02 > 0.7
-    assert utility.cas_verdict(identity).startswith("Asked for a class, G shows it")
-    assert utility.cas_verdict(identity) in utility.caption(identity)
+    assert utility_tables.cas_verdict(identity).startswith("Asked for a class, G shows it")
+    assert utility_tables.cas_verdict(identity) in utility_tables.caption(identity)
 
 
 def test_verdict_says_above_at_or_below_chance_with_the_numbers():
     # The phantom's test split, 234 / 390: one classifier's AUROC at chance has sd 0.0239
     # (the ~0.024 quoted above), so the band is 0.5 +/- 0.072.
-    assert utility.chance_sd([234, 390]) == pytest.approx(0.0239, abs=1e-4)
+    assert utility_tables.chance_sd([234, 390]) == pytest.approx(0.0239, abs=1e-4)
 
     def results(*aurocs):
         return {"test": {"n": 624, "class_counts": [234, 390]}, "ways": {"synthetic": {
             "seeds": {str(i): {"auroc": a} for i, a in enumerate(aurocs)}}}}
 
-    assert "above chance (AUROC 0.880 to 0.910 over 3 seeds" in utility.verdict(
+    assert "above chance (AUROC 0.880 to 0.910 over 3 seeds" in utility_tables.verdict(
         results(0.91, 0.88, 0.9))
-    below = utility.verdict(results(0.36, 0.35, 0.37))
+    below = utility_tables.verdict(results(0.36, 0.35, 0.37))
     assert "below chance (AUROC 0.350 to 0.370" in below and "wrong way round" in below
-    assert "not clearly better than chance" in utility.verdict(results(0.45, 0.52, 0.6))
-    assert "not clearly better than chance" in utility.verdict(results(0.43, 0.44, 0.45))
+    assert "not clearly better than chance" in utility_tables.verdict(results(0.45, 0.52, 0.6))
+    assert "not clearly better than chance" in utility_tables.verdict(results(0.43, 0.44, 0.45))
 
 
 def test_the_caption_carries_the_verdict(identity):
-    assert "the classifier is above chance (AUROC" in utility.caption(identity)
+    assert "the classifier is above chance (AUROC" in utility_tables.caption(identity)
 
 
 def test_synthetic_sets_match_the_real_sets_they_replace(identity, train_set):
@@ -282,21 +282,21 @@ def test_results_are_json_ready_with_provenance(identity, tmp_path):
 
 
 def test_table_and_figure(identity, tmp_path):
-    table = utility.results_table(identity)
+    table = utility_tables.results_table(identity)
     assert table["way"].tolist() == list(utility.WAYS)
     assert table["n train"].tolist() == [600, 600, 1200, 299, 299]
     ratio = table.set_index("way")["AUROC / real"]
     assert ratio["synthetic"] == pytest.approx(identity["ratios"]["auroc synthetic / real"])
     assert ratio["synthetic (half)"] == pytest.approx(identity["ratios"]["auroc synthetic (half) / real (half)"])
     assert pd.isna(ratio["real"])
-    text = utility.caption(identity, "phantom")
+    text = utility_tables.caption(identity, "phantom")
     assert "624 real test images" in text and "8 epochs" in text and "Data: phantom." in text
     from gan_lib.report import plots
 
     fig = plots.plot_utility_curves(identity)
     loss_ax = fig.axes[0]
     assert [line.get_label() for line in loss_ax.get_lines()] == list(utility.WAYS)
-    curves = utility.curves_frame(identity)
+    curves = utility_tables.curves_frame(identity)
     real = curves[curves["way"] == "real"].groupby("epoch")["loss"].mean()
     assert loss_ax.get_lines()[0].get_ydata() == pytest.approx(real.to_numpy())
     png = plots.save_figure(fig, tmp_path / "utility_curves.png")

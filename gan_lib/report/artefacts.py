@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..metrics import score_tables
-from ..studies import quiz_stats, utility
+from ..studies import quiz_stats, utility_tables
 
 SECTIONS = ("data", "training", "is", "fid", "protocols", "audit", "utility", "reader")  # report order
 
@@ -105,7 +105,7 @@ def _samples_by_class(meta: dict[str, Any], snapshot: dict[str, Any], n: int, se
 
 def _utility(result: dict[str, Any]) -> str:
     return (f"Run '{result['run']}', iteration {result['iteration']:,} ({result['weights']}). "
-            + utility.caption(result, result["data"]["description"]))
+            + utility_tables.caption(result, result["data"]["description"]))
 
 
 def _fid_curve(scores: dict[str, Any]) -> str:

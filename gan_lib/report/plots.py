@@ -32,7 +32,7 @@ from PIL import Image  # noqa: E402
 
 from .. import storage  # noqa: E402
 from ..gan.grids import grid_array  # noqa: E402
-from ..studies import utility  # noqa: E402
+from ..studies import utility, utility_tables  # noqa: E402
 from . import safe_text  # noqa: E402
 
 sns.set_theme(context="notebook", style="whitegrid")
@@ -304,14 +304,14 @@ def plot_utility_curves(results: dict[str, Any], data_description: str = "",
                         caption_text: str = "") -> plt.Figure:
     """The usefulness study's classifier training (:func:`gan_lib.studies.utility.utility_run`):
     loss and accuracy per epoch, one line per way; mean over seeds, band min..max."""
-    df = utility.curves_frame(results)
+    df = utility_tables.curves_frame(results)
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, key, label in zip(axes, ("loss", "accuracy"),
                               ("class-balanced BCE (training)", "accuracy (training set)"),
                               strict=True):
         for way in (w for w in utility.WAYS if w in set(df["way"])):
             stats = df[df["way"] == way].groupby("epoch")[key].agg(["mean", "min", "max"])
-            color, style = utility.WAY_STYLE[way]
+            color, style = utility_tables.WAY_STYLE[way]
             ax.plot(stats.index, stats["mean"], style, marker="o", color=color, label=way)
             ax.fill_between(stats.index, stats["min"], stats["max"], color=color, alpha=0.2)
         ax.set(xlabel="epoch", ylabel=label)
@@ -320,6 +320,7 @@ def plot_utility_curves(results: dict[str, Any], data_description: str = "",
     axes[1].set_title("Classifier training accuracy")
     axes[1].legend(fontsize=8)
     n = len(results["seeds"])
+    caption = utility_tables.caption(results, data_description)
     add_caption(fig, caption_text or (f"Mean over {n} seed{'s' * (n > 1)}; band: min to max "
-                                      "over seeds. " + utility.caption(results, data_description)))
+                                      "over seeds. " + caption))
     return fig
