@@ -7,11 +7,19 @@ under ``if TYPE_CHECKING:`` (an annotation-only import still ties two modules to
 how a cycle hides), relative (``from ..gan import models``) or absolute. A module may import one
 of its own stage or of a lower one; imports within a stage are what can close a cycle, so the
 module graph must have none.
+
+Two limits keep the files easy to change: no file of gan_lib is longer than
+:data:`MAX_FILE_LINES`, and no comment or docstring quotes a benchmark figure (a speed ratio
+such as "2.2x" or a rate in images per second): figures live in ``benchmarks/results/*.json``
+and ``docs/``, and the code points at the file and field.
 """
 
 from __future__ import annotations
 
 import ast
+import io
+import re
+import tokenize
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "gan_lib"
@@ -20,6 +28,14 @@ PACKAGE = Path(__file__).resolve().parent.parent / "gan_lib"
 # "" is the bottom: the modules directly in gan_lib/ (config, storage, device).
 STAGES = ["", "data", "scale", "gan", "metrics", "studies", "report", "__main__"]
 MAX_TOP_ENTRIES = 12
+MAX_FILE_LINES = 350  # STYLE.md: files stay under ~350 lines
+# Files allowed over MAX_FILE_LINES for now, each with the change that brings it back under; an
+# entry that is no longer needed fails too, so the list cannot outlive its reason.
+OVER_LIMIT = {"report/pipeline.py": "issue 34 moves the report's rendering to report/render.py"}
+# A benchmark figure: a ratio written against its number ("0.77x", "3x") or a rate in images
+# per second. "8 x 8" and "4x4" are shapes and "tensorflow1x" a name, not figures.
+FIGURE = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?:x|×)(?!\w)|\d\s*(?:img|images?)/s\b"
+                    r"|\d\s*images per second")
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -151,6 +167,69 @@ def test_scoring_never_imports_training():
         assert "gan.train" not in graph[module], module
 
 
+def line_counts(root: Path | None = None) -> dict[str, int]:
+    """{path relative to gan_lib: number of lines} of every Python file."""
+    root = root or PACKAGE
+    return {p.relative_to(root).as_posix(): len(p.read_text(encoding="utf-8").splitlines())
+            for p in sorted(root.rglob("*.py")) if "__pycache__" not in p.parts}
+
+
+def quoted_figures(root: Path | None = None) -> list[str]:
+    """'file:line: text' of every comment or docstring that quotes a benchmark figure.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> _ = (root / "a.py").write_text("# 4x4 conv, 8 x 8 grid\\nx = 1  # ran 2.23x fp32\\n")
+    >>> quoted_figures(root)
+    ['a.py:2: # ran 2.23x fp32']
+    """
+    root = root or PACKAGE
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        text = path.read_text(encoding="utf-8")
+        name = path.relative_to(root).as_posix()
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type == tokenize.COMMENT and FIGURE.search(tok.string):
+                found.append(f"{name}:{tok.start[0]}: {tok.string.strip()}")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                 ast.AsyncFunctionDef)) and ast.get_docstring(node):
+                doc = node.body[0]
+                for i, line in enumerate(ast.get_docstring(node, clean=False).splitlines()):
+                    if FIGURE.search(line):
+                        found.append(f"{name}:{doc.lineno + i}: {line.strip()}")
+    return found
+
+
+def test_files_stay_short():
+    counts = line_counts()
+    long = {f: n for f, n in counts.items() if n > MAX_FILE_LINES and f not in OVER_LIMIT}
+    assert not long, (
+        f"gan_lib files over {MAX_FILE_LINES} lines: {long}. Split the file by job (one job per "
+        "file; see ARCHITECTURE.md's module table)")
+    stale = [f for f in OVER_LIMIT if counts.get(f, 0) <= MAX_FILE_LINES]
+    assert not stale, f"{stale} are back under {MAX_FILE_LINES} lines: remove them from OVER_LIMIT"
+
+
+def test_no_comment_quotes_a_benchmark_figure():
+    found = quoted_figures()
+    assert not found, (
+        "comments or docstrings quote benchmark figures, which a re-run makes false: "
+        + "; ".join(found) + ". Keep the rule and point at the file and field instead "
+        "(e.g. precision_quality.json: speed.bf16_over_fp32)")
+
+
+def test_the_checker_sees_a_long_file_and_a_quoted_figure(tmp_path):
+    root = _write(tmp_path, {
+        "long.py": "x = 1\n" * (MAX_FILE_LINES + 1),
+        "ok.py": '"""Conv 4x4, grid 8 x 8, resize_tensorflow1x, 64 px."""\n',
+        "doc.py": 'def f():\n    """Extraction runs at 11.6 img/s here."""\n',
+        "ratio.py": "y = 2  # bf16 is 3.0x fp32\n"})
+    assert line_counts(root)["long.py"] == MAX_FILE_LINES + 1
+    assert quoted_figures(root) == ["doc.py:2: Extraction runs at 11.6 img/s here.",
+                                    "ratio.py:1: # bf16 is 3.0x fp32"]
+
+
 def test_the_top_of_the_package_stays_small():
     entries = sorted(p.name for p in PACKAGE.iterdir() if p.name != "__pycache__")
     assert len(entries) <= MAX_TOP_ENTRIES, (
@@ -211,3 +290,6 @@ if __name__ == "__main__":
     for stage, deps in package_graph(graph).items():
         print(f"stage {stage:>9} -> {', '.join(sorted(deps)) or '-'}")
     print("import cycle:", " -> ".join(find_cycle(graph) or ["none"]))
+    longest = sorted(line_counts().items(), key=lambda kv: -kv[1])[:5]
+    print(f"longest files (limit {MAX_FILE_LINES}):", ", ".join(f"{f} {n}" for f, n in longest))
+    print("comments quoting a benchmark figure:", quoted_figures() or "none")
