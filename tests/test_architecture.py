@@ -215,7 +215,7 @@ def test_no_comment_quotes_a_benchmark_figure():
     found = quoted_figures()
     assert not found, (
         "comments or docstrings quote benchmark figures, which a re-run makes false: "
-        + "; ".join(found) + ". Keep the rule and point at the file and field instead "
+        + "; ".join(found) + " -- keep the rule and point at the file and field instead "
         "(e.g. precision_quality.json: speed.bf16_over_fp32)")
 
 
