@@ -111,8 +111,10 @@ class TrainConfig:
     g_conditioning: str = "batchnorm"
     seed: int = 0
     device: str = "auto"  # auto = cuda when present, else cpu
-    # auto = bf16 autocast on CUDA with native bf16 and on AMX CPUs, else fp32
-    # (device.bf16_is_faster, which says what measurements the rule rests on).
+    # fp32 | bf16 (autocast) | auto: the faster of the two on this machine, timed once per
+    # machine and network shape (gan/calibrate.py; bf16 is allowed by the FID evidence of
+    # benchmarks/results/precision_quality.json); on CUDA, bf16 where native. config.json
+    # records how it was chosen.
     precision: str = "auto"
     # channels_last: the default; its speed against the contiguous layout has not been measured
     # (train_throughput.py runs every gan_lib contestant channels_last)
@@ -276,12 +278,16 @@ class ScoreConfig:
 # `paper`; `quick` is sized for a CPU in minutes; `smoke` for tests, nbval and CI in seconds.
 PROFILES: dict[str, dict[str, dict[str, Any]]] = {
     "smoke": {
+        # Variants fixed (fp32, BatchNorm folded, eager): a calibration would cost more than
+        # the whole smoke run, and tests and nbval want the same arithmetic on every machine.
         "train": dict(subset=256, image_size=64, batch_size=32, iterations=20,
-                      snapshot_at=(10, 20), checkpoint_every=10, g_channels=16, d_channels=16),
+                      snapshot_at=(10, 20), checkpoint_every=10, g_channels=16, d_channels=16,
+                      precision="fp32"),
         # Inception is slow on a CPU (extraction_precision.json: rows.fp32.img_per_s_full_pass):
         # keep every real/fake set tiny here.
         "score": dict(n_fake=32, n_fake_is=32, n_real=64, kid_subset_size=16, kid_subsets=10,
-                      is_splits=2, batch_size=32, compiled=False),
+                      is_splits=2, batch_size=32, precision="fp32", fold_bn=True,
+                      compiled=False),
     },
     "quick": {
         "train": dict(image_size=64, batch_size=64, iterations=600, snapshot_at=(200, 400, 600),

@@ -1,7 +1,13 @@
-"""Where and at what precision tensors are computed: device, bf16 support, autocast.
+"""Where and at what precision tensors are computed: device, bf16 support, autocast, and the
+cache of what calibration measured on this machine.
 
 Training and scoring both read these, so they sit below both: config/storage -> device -> models,
-data -> train, inception/metrics (see ARCHITECTURE.md).
+data -> train, inception/metrics (see ARCHITECTURE.md). "auto" precision and extraction
+variants are measured on the machine at hand (DESIGN.md): the stages time their own work
+(``gan/calibrate.py``: the training step; ``metrics/calibrate.py``: Inception extraction) and
+keep the decision here, with :func:`calibrated`, one file per kind and machine under
+``config.CACHE_DIR / "calibration"``, keyed by :func:`machine` (CPU model and flags, the ISA caps
+in force, threads, torch version) and by what was timed.
 
 Example:
     >>> resolve_device("cpu"), resolve_precision("fp32", "cpu")
@@ -11,8 +17,20 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import platform
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
+
+from . import config, storage
 
 # The CPU probes torch offers for native bf16 arithmetic. They are private functions of
 # torch.cpu, so tests/test_device.py checks they exist in the pinned torch: a rename would
@@ -101,3 +119,103 @@ def autocast_context(precision: str, device: torch.device) -> contextlib.Abstrac
     if precision == "bf16":
         return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+# --- calibration: "auto" measured on this machine -------------------------------------------
+
+CALIBRATE_ENV = "GAN_LIB_CALIBRATE"  # 0: no calibration; "auto" means fp32 eager
+# oneDNN's and ATen's caps on the instructions their kernels use: set, they make this machine
+# stand in for an older CPU class (benchmarks/cpu_classes.py), so they are part of the key.
+ISA_CAPS = ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY")
+CALIBRATION_FORMAT = 1  # bumped when what calibration times or decides changes
+
+
+def calibration_enabled() -> bool:
+    """False where ``GAN_LIB_CALIBRATE`` is 0 / false / no / off: "auto" is then fp32 eager."""
+    return os.environ.get(CALIBRATE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux /proc/cpuinfo), else what ``platform`` says.
+
+    >>> isinstance(cpu_model(), str) and len(cpu_model()) > 0
+    True
+    """
+    info = _cpuinfo()
+    return info.get("model name") or platform.processor() or platform.machine() or "unknown"
+
+
+def machine(where: torch.device) -> dict[str, Any]:
+    """What a calibration on ``where`` depends on besides the work timed: the CPU (model name,
+    a digest of its flags, class), the ISA caps in force, intra-op threads, torch's version."""
+    flags = _cpuinfo().get("flags")
+    return {"cpu_model": cpu_model(),
+            "cpu_flags_sha256": hashlib.sha256(flags.encode()).hexdigest()[:16] if flags else None,
+            "cpu_isa": cpu_isa(), "isa_caps": {k: os.environ.get(k) for k in ISA_CAPS},
+            "threads": torch.get_num_threads(), "torch": torch.__version__, "device": str(where)}
+
+
+def fastest_within_bound(candidates: list[dict[str, Any]]) -> dict[str, Any]:
+    """The candidate with the most images per second among those ``within_bound``.
+
+    >>> fastest_within_bound([{"name": "a", "img_per_s": 9.0, "within_bound": False},
+    ...                       {"name": "b", "img_per_s": 5.0, "within_bound": True}])["name"]
+    'b'
+    """
+    ok = [c for c in candidates if c["within_bound"]]
+    if not ok:
+        raise ValueError("calibration: no candidate stayed within the quality bound: "
+                         + "; ".join(f"{c['name']}: {c.get('why', 'refused')}" for c in candidates))
+    return max(ok, key=lambda c: c["img_per_s"])
+
+
+def calibration_dir() -> Path:
+    """The folder of calibration decisions: ``data/cache/calibration`` (config.CACHE_DIR)."""
+    return config.CACHE_DIR / "calibration"
+
+
+def calibration_path(kind: str, key: dict[str, Any]) -> Path:
+    """Where the decision of ``kind`` for ``key`` is kept (a digest of the key names it)."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return calibration_dir() / f"{kind}-{digest}.json"
+
+
+def calibrated(kind: str, key: dict[str, Any],
+               measure: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The decision of ``kind`` for ``key`` (with :func:`machine` inside): read from the cache,
+    or made by ``measure()`` and kept there (atomic write). A cache file that is not JSON, not
+    of this format or not of this key is measured again, with a warning.
+
+    The record returned holds ``how``: "measured" (now, ``seconds`` long) or "cached".
+    """
+    key = {"format": CALIBRATION_FORMAT, "kind": kind, **key}
+    path = calibration_path(kind, key)
+    if path.is_file():
+        try:
+            record = storage.read_json(path)
+            if isinstance(record, dict) and record.get("key") == key and "chosen" in record:
+                return {**record, "how": "cached"}
+            problem = "another format or key"
+        except ValueError as err:
+            problem = str(err)
+        warnings.warn(f"calibration cache {path} is unusable ({problem[:200]}); calibrating "
+                      "again", stacklevel=2)
+    t0 = time.perf_counter()
+    record = {"key": key, **measure(),
+              "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    record["seconds"] = round(time.perf_counter() - t0, 1)
+    storage.write_json(path, record)
+    return {**record, "how": "measured"}
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo ({} where there is none)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.split("\n\n")[0].splitlines():
+        name, _, value = line.partition(":")
+        fields.setdefault(name.strip(), value.strip())
+    return fields

@@ -36,3 +36,21 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def no_calibration(monkeypatch):
+    """Unit tests never time this machine: "auto" means fp32 eager (GAN_LIB_CALIBRATE=0) and
+    nothing is written to data/cache/calibration. tests/test_calibration.py turns calibration
+    back on with a temporary cache (its ``calibration_cache`` fixture)."""
+    monkeypatch.setenv("GAN_LIB_CALIBRATE", "0")
+
+
+@pytest.fixture
+def calibration_cache(tmp_path, monkeypatch):
+    """Calibration on, its cache in a temporary folder for one test."""
+    from gan_lib import device
+
+    monkeypatch.setenv("GAN_LIB_CALIBRATE", "1")
+    monkeypatch.setattr(device, "calibration_dir", lambda: tmp_path / "calibration")
+    return tmp_path / "calibration"

@@ -306,3 +306,15 @@ def test_the_extraction_default_is_what_the_committed_measurement_chose():
     assert chosen["max_abs_relative_change_at_snapshots"] <= rule[
         "max_relative_fid_change_at_snapshots"]
     assert chosen["abs_change_at_floor"] <= rule["max_abs_fid_change_at_floor"]
+
+
+def test_bf16_training_is_allowed_as_precision_quality_json_says():
+    """gan/calibrate.py may choose bf16 training only where the committed paired FID evidence
+    (bf16 - fp32 per seed, precision_quality.json's paired.<iteration>) shows no iteration at
+    which bf16 is worse by the paired rule: the constant follows the file."""
+    from gan_lib.gan import calibrate
+
+    result = json.loads((PATH.parent / "results" / "precision_quality.json").read_text("utf-8"))
+    worse = [it for it, p in result["paired"].items() if p["ci95"][0] > 0]
+    assert result["paired"] and (not worse) == calibrate.BF16_ALLOWED
+    assert "precision_quality.json" in calibrate.BF16_EVIDENCE

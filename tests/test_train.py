@@ -261,8 +261,7 @@ def test_resume_refuses_another_precision_unless_asked(home, fake_data):
     # 'auto' resolving to fp32 on other hardware: refused, nothing touched
     auto = tiny(precision="auto", iterations=6)
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(device, "bf16_supported", lambda d: False)
-        mp.setattr(train, "resolve_precision", lambda p, d: "fp32")
+        mp.setattr(train, "training_precision", lambda cfg, d=None: ("fp32", {"how": "measured"}))
         with pytest.raises(ValueError, match=r"trained in bf16.*precision='fp32'"):
             train.train(auto, resume=True)
     assert ckpt.read_bytes() == before

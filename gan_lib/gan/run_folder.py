@@ -82,21 +82,25 @@ def describe_data(ds: Any, n_images: int) -> dict[str, Any]:
 
 def run_metadata(cfg: TrainConfig, data_info: dict[str, Any], device: torch.device,
                  precision: str, start_step: int = 0,
-                 previous: Path | None = None) -> dict[str, Any]:
+                 previous: Path | None = None,
+                 calibration: dict[str, Any] | None = None) -> dict[str, Any]:
     """config.json of a run. On resume, ``previous`` keeps "created" and the earlier segments.
 
     "device", "precision" are those of the latest segment; "segments" lists every training
     launch: the iteration it started from, its device and precision, which check said the
     hardware computes bf16 natively (None: it does not), how many processes (torchrun's
     world size; "device" is rank 0's), and each process's intra-op thread count and CPU class
-    (they set the float reduction order: steps repeat bitwise only where both are the same).
+    (they set the float reduction order: steps repeat bitwise only where both are the same),
+    and ``calibration``: how the precision was chosen (forced, or measured on this machine:
+    gan/calibrate.py's record).
     """
     now = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
     segment = {"from_iteration": start_step, "started": now, "device": str(device),
                "device_name": _device_name(device), "precision": precision,
                "bf16_probe": bf16_probe(device), "git_commit": git_commit(),
                "world_size": distributed.world_size(),
-               **{k: v for k, v in compute_context(device).items() if k != "device"}}
+               **{k: v for k, v in compute_context(device).items() if k != "device"},
+               "calibration": calibration}
     old = storage.read_json(previous) if previous is not None and previous.is_file() else {}
     earlier = [s for s in old.get("segments", []) if s["from_iteration"] < start_step]
     return {
@@ -107,6 +111,7 @@ def run_metadata(cfg: TrainConfig, data_info: dict[str, Any], device: torch.devi
         "device": segment["device"],
         "device_name": segment["device_name"],
         "precision": precision,  # resolved: fp32 or bf16 (autocast)
+        "calibration": calibration,  # how "precision" was chosen (the latest segment's)
         "created": old.get("created", now),
         "segments": [*earlier, segment],
     }

@@ -45,9 +45,9 @@ from tqdm import tqdm
 
 from .. import config, data, storage
 from ..config import TrainConfig
-from ..device import autocast_context, resolve_device, resolve_precision
+from ..device import autocast_context, resolve_device
 from ..scale import distributed
-from . import checkpoint, losses, models, run_folder, run_lock, sampling
+from . import calibrate, checkpoint, losses, models, run_folder, run_lock, sampling
 from .augment import CALL_D_FAKE, CALL_D_REAL, CALL_G_FAKE, NO_AUGMENT, Augment
 from .batches import select_subset, step_latents, trained_indices
 from .milestones import (
@@ -123,7 +123,8 @@ def _prepare(cfg: TrainConfig, resume: bool, overwrite: bool) -> tuple[Run, dict
     if cfg.batch_size % ranks:
         raise ValueError(f"batch_size={cfg.batch_size} is the global batch, split evenly among "
                          f"the {ranks} processes: use a multiple of {ranks}")
-    device, precision = resolve_device(cfg.device), resolve_precision(cfg.precision, cfg.device)
+    device = resolve_device(cfg.device)
+    precision, calibration = training_precision(cfg, device)
     ckpt = checkpoint.read(ckpt_path) if resuming else None
     if ckpt is not None:
         checkpoint.check_resumable(cfg, ckpt, precision)
@@ -144,7 +145,8 @@ def _prepare(cfg: TrainConfig, resume: bool, overwrite: bool) -> tuple[Run, dict
                          f"{ckpt['data_fingerprint']}. Restore the data or start a new run.")
     if ckpt is not None and int(ckpt["step"]) == cfg.iterations:  # finished: reuse, write nothing
         return Run(cfg, build_nets(cfg, device, n_classes), images, folder, precision,
-                   ds.fingerprint, ds.description, step=int(ckpt["step"])), ckpt
+                   ds.fingerprint, ds.description, step=int(ckpt["step"]),
+                   calibration=calibration), ckpt
     if ckpt is not None:  # a log that cannot be read whole, or lacks rows, stops here
         problem = checkpoint.log_problem(folder / "losses.jsonl", int(ckpt["step"])) \
             if distributed.is_main() else None
@@ -152,11 +154,20 @@ def _prepare(cfg: TrainConfig, resume: bool, overwrite: bool) -> tuple[Run, dict
             raise ValueError(problem or "rank 0 refused the run's losses.jsonl; see its message")
     run = Run(cfg, build_nets(cfg, device, n_classes), images.to(device), folder, precision,
               ds.fingerprint, ds.description,
-              labels=labels.to(device) if labels is not None else None, classes=classes)
+              labels=labels.to(device) if labels is not None else None, classes=classes,
+              calibration=calibration)
     run.data_info = run_folder.describe_data(ds, len(images))
     if ckpt is not None:
         run.step, run.elapsed = checkpoint.restore(ckpt, run.nets)
     return run, ckpt
+
+
+def training_precision(cfg: TrainConfig, device: torch.device | str | None = None,
+                       ) -> tuple[str, dict]:
+    """(fp32 | bf16, the decision record) that ``cfg.precision`` means for :func:`train_step`
+    on ``device`` (default ``cfg.device``): "auto" is measured here (calibrate.py)."""
+    where = device if isinstance(device, torch.device) else resolve_device(device or cfg.device)
+    return calibrate.training_precision(cfg, where, train_step)
 
 
 def _say_resume_changes(cfg: TrainConfig, ckpt: dict, device: torch.device) -> None:
@@ -187,7 +198,8 @@ def _start(run: Run, ckpt: dict | None, existing: bool) -> None:
         shutil.rmtree(run.folder)
     device = run.images.device
     meta = run_folder.run_metadata(run.cfg, run.data_info, device, run.precision, run.step,
-                                previous=run.folder / "config.json" if ckpt is not None else None)
+                                previous=run.folder / "config.json" if ckpt is not None else None,
+                                calibration=run.calibration)
     storage.write_json(run.folder / "config.json", meta)
 
 

@@ -53,12 +53,14 @@ class Networks:
             self.D_without_ddp = self.D
 
 
-def build_nets(cfg: TrainConfig, device: torch.device, n_classes: int = 0) -> Networks:
+def build_nets(cfg: TrainConfig, device: torch.device, n_classes: int = 0,
+               local: bool = False) -> Networks:
     """G and D initialised from ``cfg.seed`` (identical on every device) and their Adam optimisers.
 
     ``n_classes`` > 0 (a conditional run): G and D take class labels (models.py).
     Under torchrun both get BatchNorm over the global batch and a DDP wrapper that averages
     their gradients over the ranks; the optimisers hold the same parameters either way.
+    ``local``: this process's networks alone even under torchrun (calibrate.py times rank 0's).
     """
     with torch.random.fork_rng(devices=[]):  # leave the caller's global RNG untouched
         torch.manual_seed(cfg.seed)
@@ -77,7 +79,7 @@ def build_nets(cfg: TrainConfig, device: torch.device, n_classes: int = 0) -> Ne
     lr_d, betas_d = cfg.adam_d()  # D's own under TTUR, else the same as G's
     opt_D = torch.optim.Adam(D.parameters(), lr_d, betas=betas_d)
     D_without_ddp = None  # None: D itself (one process)
-    if distributed.active():
+    if distributed.active() and not local:
         G, D = distributed.sync_batchnorm(G, device), distributed.sync_batchnorm(D, device)
         D_without_ddp = D
         G, D = distributed.data_parallel(G, device), distributed.data_parallel(D, device)

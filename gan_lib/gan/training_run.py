@@ -46,6 +46,7 @@ class Run:
     labels: torch.Tensor | None = None  # int64 [N] on the device: a conditional run's classes
     classes: dict | None = None  # a conditional run's class names and ratio (snapshots keep it)
     data_info: dict | None = None  # config.json's "data" entry (run_folder.describe_data)
+    calibration: dict | None = None  # how the precision was chosen (calibrate.training_precision)
     _order: tuple[int, torch.Tensor] | None = field(default=None, repr=False)  # (epoch, order)
 
     @property

@@ -27,8 +27,7 @@ from markupsafe import Markup
 
 from .. import config, storage
 from ..data import KERMANY_CITATION
-from ..device import resolve_precision
-from ..gan import checkpoint, run_folder, run_lock
+from ..gan import checkpoint, run_folder, run_lock, train
 from ..metrics import extraction
 from ..studies import protocols, quiz
 from . import artefacts, reader_study, safe_text
@@ -154,7 +153,7 @@ def training_plan(cfg: config.TrainConfig, retrain: bool = False) -> dict[str, b
                          "run.") from None
     old, new = checkpoint.saved_config(ckpt), cfg.to_dict()
     same = {"snapshot_at", "checkpoint_every", "compile", "device", "name"}  # not the arithmetic
-    if ckpt["precision"] == resolve_precision(cfg.precision, cfg.device):
+    if ckpt["precision"] == train.training_precision(cfg)[0]:
         same.add("precision")  # 'auto' that resolves to what the run used
     differ = checkpoint.differing(old, new, ignore=same)
     if differ:

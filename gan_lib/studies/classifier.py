@@ -37,8 +37,10 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, roc_auc_sco
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..device import autocast_context, resolve_device, resolve_precision
+from .. import config
+from ..device import autocast_context, resolve_device
 from ..gan.batches import derived_seed
+from ..gan.train import training_precision
 
 # Random streams of derived_seed (gan/batches.py lists 1-5): weights, epoch order.
 STREAM_INIT, STREAM_ORDER = 11, 12
@@ -62,7 +64,10 @@ class ClassifierConfig:
     weight_decay: float = 1e-4
     balanced_loss: bool = True  # weight each class by n / (2 n_class)
     device: str = "auto"
-    precision: str = "fp32"  # "fp32", "bf16" (autocast) or "auto" (bf16 where native)
+    # "fp32", "bf16" (autocast) or "auto": what calibration chose for the quick profile's DCGAN
+    # training step on this machine (gan/calibrate.py; a small CNN at 64 px like this one, whose
+    # own step is not timed)
+    precision: str = "fp32"
     threads: int | None = None  # torch intra-op threads during fit (None: leave torch's setting)
 
     def __post_init__(self) -> None:
@@ -214,7 +219,8 @@ def fit(images: torch.Tensor, labels: torch.Tensor, cfg: ClassifierConfig | None
     cfg = cfg or ClassifierConfig.preset("quick")
     images, labels = check_set(images, labels, "training")
     device = resolve_device(cfg.device)
-    precision = resolve_precision(cfg.precision, device)
+    precision = cfg.precision if cfg.precision != "auto" else training_precision(
+        config.make_train_config("quick"), device)[0]
     model = build(cfg, images.shape[-1], seed).to(device)
     x, y = images.to(device), labels.to(device)
     n, counts = len(y), class_counts(labels)

@@ -1,0 +1,215 @@
+"""Calibration: "auto" measured on this machine, within the quality bounds, cached per machine.
+
+The decision logic is checked with fake clocks (no timed assertion): the fastest candidate
+within the bound wins, one over the bound is refused even when fastest, the cache is keyed by
+CPU model, threads and torch version (and rebuilt when corrupt), a forced setting is kept and
+nothing is timed, and the decision is recorded where the run and the scores say how they were
+made.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import pytest
+import torch
+
+from gan_lib import config, device, storage
+from gan_lib.gan import calibrate, run_folder, train
+
+CPU = torch.device("cpu")
+
+
+class FakeTime:
+    """A clock that only moves when a fake step says how long it took."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def fake_step(clock: FakeTime, seconds: dict[str, float], calls: list[str]):
+    """A training step that 'takes' seconds[precision] (bf16 when autocast is on)."""
+    def step(nets, real, z, autocast, *args):
+        precision = "bf16" if isinstance(autocast, torch.autocast) else "fp32"
+        calls.append(precision)
+        clock.now += seconds[precision]
+        return torch.zeros(4)
+    return step
+
+
+@pytest.fixture
+def tiny_cfg():
+    return config.make_train_config("smoke", precision="auto", batch_size=4, image_size=32,
+                                    g_channels=4, d_channels=4, z_dim=8, device="cpu")
+
+
+def decide(monkeypatch, cfg, seconds):
+    clock, calls = FakeTime(), []
+    monkeypatch.setattr(calibrate, "time", clock)
+    precision, record = calibrate.training_precision(cfg, CPU, fake_step(clock, seconds, calls))
+    return precision, record, calls
+
+
+# --- the decision ------------------------------------------------------------------------
+
+
+def test_fastest_precision_within_the_bound_wins(calibration_cache, monkeypatch, tiny_cfg):
+    precision, record, calls = decide(monkeypatch, tiny_cfg, {"fp32": 1.0, "bf16": 0.5})
+    assert precision == "bf16" and record["how"] == "measured"
+    speeds = {c["name"]: c["img_per_s"] for c in record["candidates"]}
+    assert speeds == {"fp32": 4.0, "bf16": 8.0}  # batch 4 in 1 s and 0.5 s
+    # one untimed and ROUNDS timed steps of each precision, interleaved
+    assert calls == ["fp32", "bf16"] * (calibrate.ROUNDS + 1)
+
+
+def test_slower_bf16_is_not_chosen(calibration_cache, monkeypatch, tiny_cfg):
+    assert decide(monkeypatch, tiny_cfg, {"fp32": 0.5, "bf16": 1.0})[0] == "fp32"
+
+
+def test_bf16_over_the_bound_is_refused_even_when_fastest(calibration_cache, monkeypatch,
+                                                          tiny_cfg):
+    monkeypatch.setattr(calibrate, "BF16_ALLOWED", False)
+    precision, record, _ = decide(monkeypatch, tiny_cfg, {"fp32": 1.0, "bf16": 0.1})
+    assert precision == "fp32"
+    bf16 = next(c for c in record["candidates"] if c["name"] == "bf16")
+    assert not bf16["within_bound"] and bf16["img_per_s"] > 4.0
+
+
+def test_forced_precision_is_kept_and_nothing_is_timed(calibration_cache, monkeypatch, tiny_cfg):
+    for forced in ("fp32", "bf16"):
+        cfg = config.make_train_config("smoke", precision=forced)
+        precision, record, calls = decide(monkeypatch, cfg, {"fp32": 0.1, "bf16": 9.0})
+        assert (precision, record["how"], calls) == (forced, "forced", [])
+    assert not calibration_cache.exists()
+
+
+def test_calibration_off_means_fp32_untimed(calibration_cache, monkeypatch, tiny_cfg):
+    monkeypatch.setenv(device.CALIBRATE_ENV, "0")
+    precision, record, calls = decide(monkeypatch, tiny_cfg, {"fp32": 1.0, "bf16": 0.1})
+    assert (precision, record["how"], calls) == ("fp32", "skipped", [])
+    assert not calibration_cache.exists()
+
+
+# --- the cache ---------------------------------------------------------------------------
+
+
+def test_cache_is_reused_and_keyed_by_cpu_threads_and_torch(calibration_cache, monkeypatch,
+                                                             tiny_cfg):
+    fast_bf16 = {"fp32": 1.0, "bf16": 0.5}
+    assert decide(monkeypatch, tiny_cfg, fast_bf16)[1]["how"] == "measured"
+    # the same machine: read back, nothing timed, even if the hardware had changed its mind
+    precision, record, calls = decide(monkeypatch, tiny_cfg, {"fp32": 0.5, "bf16": 1.0})
+    assert (precision, record["how"], calls) == ("bf16", "cached", [])
+    assert len(list(calibration_cache.glob("training-*.json"))) == 1
+
+    changes = [lambda: monkeypatch.setattr(device, "cpu_model", lambda: "Another CPU"),
+               lambda: monkeypatch.setattr(torch, "__version__", "9.9.9"),
+               lambda: monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1 if before != 1 else 2)
+        changes.insert(0, lambda: None)  # the thread count changed above
+        for n, change in enumerate(changes, start=2):
+            change()
+            _, record, calls = decide(monkeypatch, tiny_cfg, fast_bf16)
+            assert record["how"] == "measured" and calls, n
+            assert len(list(calibration_cache.glob("training-*.json"))) == n
+        assert record["key"]["machine"]["cpu_model"] == "Another CPU"
+        assert record["key"]["machine"]["isa_caps"]["ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_cache_is_keyed_by_the_work_timed(calibration_cache, monkeypatch, tiny_cfg):
+    decide(monkeypatch, tiny_cfg, {"fp32": 1.0, "bf16": 0.5})
+    wider = config.TrainConfig.from_dict({**tiny_cfg.to_dict(), "g_channels": 8})
+    assert decide(monkeypatch, wider, {"fp32": 1.0, "bf16": 0.5})[1]["how"] == "measured"
+
+
+@pytest.mark.parametrize("damage", ['{"key": ', "[1, 2]", '{"key": {"other": 1}, "chosen": {}}'])
+def test_corrupt_cache_is_measured_again(calibration_cache, monkeypatch, tiny_cfg, damage):
+    decide(monkeypatch, tiny_cfg, {"fp32": 1.0, "bf16": 0.5})
+    path = next(calibration_cache.glob("training-*.json"))
+    path.write_text(damage)
+    with pytest.warns(UserWarning, match="unusable"):
+        precision, record, calls = decide(monkeypatch, tiny_cfg, {"fp32": 0.5, "bf16": 1.0})
+    assert (precision, record["how"]) == ("fp32", "measured") and calls
+    assert storage.read_json(path)["chosen"] == {"precision": "fp32"}  # rewritten whole
+
+
+def test_failed_measurement_leaves_no_record(calibration_cache, tiny_cfg):
+    def broken(*args):
+        raise RuntimeError("stopped mid-calibration")
+    with pytest.raises(RuntimeError, match="stopped"):
+        calibrate.training_precision(tiny_cfg, CPU, broken)
+    assert not calibration_cache.exists() or not any(calibration_cache.iterdir())
+
+
+# --- the real step and where the decision is recorded ---------------------------------------
+
+
+def test_real_step_is_timed_and_recorded_in_config_json(calibration_cache, home, tiny_cfg,
+                                                        one_thread):
+    cfg = config.TrainConfig.from_dict({**tiny_cfg.to_dict(), "name": "cal", "source": "phantom",
+                                        "iterations": 2, "snapshot_at": [2], "subset": 16,
+                                        "checkpoint_every": 2, "grid_size": 4})
+    run_dir = train.train(cfg)
+    meta = run_folder.load_run_config(run_dir)
+    rec = meta["calibration"]
+    assert rec["how"] == "measured" and meta["segments"][-1]["calibration"] == rec
+    assert meta["precision"] == rec["chosen"]["precision"]
+    assert {c["name"] for c in rec["candidates"]} == {"fp32", "bf16"}
+    assert all(c["img_per_s"] > 0 for c in rec["candidates"])
+    assert rec["key"]["machine"]["threads"] == 1 and rec["key"]["workload"]["g_channels"] == 4
+    # a second run on this machine reads the decision back
+    again = train.train(config.TrainConfig.from_dict({**cfg.to_dict(), "name": "cal2"}))
+    assert run_folder.load_run_config(again)["calibration"]["how"] == "cached"
+
+
+def test_forced_precision_is_recorded_in_config_json(home, tiny_cfg, one_thread):
+    cfg = config.TrainConfig.from_dict({**tiny_cfg.to_dict(), "name": "forced", "precision":
+                                        "fp32", "source": "phantom", "iterations": 1,
+                                        "snapshot_at": [1], "subset": 8, "grid_size": 4})
+    meta = run_folder.load_run_config(train.train(cfg))
+    assert meta["calibration"] == {"how": "forced", "by": "TrainConfig.precision",
+                                   "chosen": {"precision": "fp32"}}
+
+
+# --- the machinery -------------------------------------------------------------------------
+
+
+def test_fastest_within_bound_names_every_refusal():
+    with pytest.raises(ValueError, match="a: too far.*b: too far"):
+        device.fastest_within_bound([
+            {"name": "a", "img_per_s": 1.0, "within_bound": False, "why": "too far"},
+            {"name": "b", "img_per_s": 2.0, "within_bound": False, "why": "too far"}])
+
+
+def test_machine_names_cpu_threads_torch_and_caps(monkeypatch):
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")
+    m = device.machine(CPU)
+    assert m["cpu_model"] == device.cpu_model() and m["torch"] == torch.__version__
+    assert m["threads"] == torch.get_num_threads() and m["device"] == "cpu"
+    assert m["isa_caps"]["ATEN_CPU_CAPABILITY"] == "avx2"
+    json.dumps(m)  # recorded as JSON
+
+
+def test_calibration_switch_spellings(monkeypatch):
+    for off in ("0", "false", "No", " off "):
+        monkeypatch.setenv(device.CALIBRATE_ENV, off)
+        assert not device.calibration_enabled()
+    for on in ("1", "yes", ""):
+        monkeypatch.setenv(device.CALIBRATE_ENV, on)
+        assert device.calibration_enabled()
+    monkeypatch.delenv(device.CALIBRATE_ENV)
+    assert device.calibration_enabled()
+
+
+def test_autocast_context_type_is_what_the_fake_step_reads():
+    # fake_step tells bf16 from fp32 by the context's type: keep that true
+    assert isinstance(device.autocast_context("bf16", CPU), torch.autocast)
+    assert isinstance(device.autocast_context("fp32", CPU), contextlib.nullcontext)
