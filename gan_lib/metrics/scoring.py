@@ -12,7 +12,9 @@ Example:
     >>> scores["scores"][0]["name"]  # doctest: +SKIP
     'fid32'
 
-Tables and captions of these scores are in :mod:`gan_lib.metrics.score_tables`.
+Each line of ``scores`` is a :class:`~gan_lib.metrics.score_record.ScoreRecord`; the metrics are
+those registered in :data:`gan_lib.metrics.is_fid_kid.METRICS`. Tables and captions of these
+scores are in :mod:`gan_lib.metrics.score_tables`.
 """
 
 from __future__ import annotations
@@ -29,12 +31,12 @@ from .. import config, storage
 from ..config import ScoreConfig
 from ..gan import run_folder, run_lock, sampling
 from ..scale import distributed
-from . import inception_weights, provenance
+from . import provenance
 from .feature_extractor import Extractor, load_extractor
 from .features import at_indices, class_positions, fake_features, real_features
-from .frechet import ReferenceStatistics
 from .inception_weights import EXTRACTOR
-from .is_fid_kid import compare, inception_score, metric_name
+from .is_fid_kid import METRICS, Reference, evaluate, metric_name, unavailable
+from .score_record import LineProvenance, ScoreRecord
 
 # --- the real images ------------------------------------------------------------------------
 
@@ -101,25 +103,21 @@ def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
         warnings.warn(f"the data at {run_cfg['data']['source']!r} changed since the run was trained "
                       "(fingerprint differs); scoring against the data as it is now", stacklevel=2)
     real = real_features(net, ds, score_cfg.n_real, image_size)
-    base = {"extractor": net.describe(), "weights": net.weights["path"],
-            "weights_sha256": net.weights["sha256"], "weights_origin": net.weights["origin"],
-            "data_source": ds.description, "data_fingerprint": ds.fingerprint,
-            "device": str(net.device), "precision": net.precision,
-            "extraction": net.variant}
-    records = _floors(net, ds, real, run_cfg, score_cfg, base)
+    prov = LineProvenance.of(net, ds)
+    records = _floors(net, ds, real, run_cfg, score_cfg, prov)
     for iteration, path in snapshots:
-        records += _score_snapshot(net, iteration, path, real, score_cfg, base,
+        records += _score_snapshot(net, iteration, path, real, score_cfg, prov,
                                    final=iteration == snapshots[-1][0])
     final = sampling.read_snapshot(snapshots[-1][1])
     classes = final.get("classes")
-    if classes and _wants_pairs(score_cfg):  # a conditional run: intra-class scores too
-        records += _class_records(net, ds, real, snapshots, classes, image_size, score_cfg, base)
+    if classes and _pair_metrics(score_cfg):  # a conditional run: intra-class scores too
+        records += _class_records(net, ds, real, snapshots, classes, image_size, score_cfg, prov)
     scores = {
         **provenance.header(run_dir, provenance.data_record(ds, "train", image_size=image_size),
                             snapshots[-1][1], net),
         "settings": score_cfg.to_dict(),
         "real_stats": {k: real[k] for k in ("path", "cache", "n", "seconds")},
-        "scores": records, "seconds": round(time.perf_counter() - t0, 2),
+        "scores": [r.to_json() for r in records], "seconds": round(time.perf_counter() - t0, 2),
     }
     if distributed.is_main():
         storage.write_json(run_dir / "scores.json", scores)
@@ -127,12 +125,13 @@ def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
 
 
 def _score_snapshot(net: Extractor, iteration: int, path: Path, real: dict[str, Any],
-                    score_cfg: ScoreConfig, base: dict[str, Any],
-                    final: bool) -> list[dict[str, Any]]:
-    """FID/KID of one snapshot's n_fake images; for the final one also IS of n_fake_is images."""
-    want_is = final and "is" in score_cfg.metrics
+                    score_cfg: ScoreConfig, prov: LineProvenance,
+                    final: bool) -> list[ScoreRecord]:
+    """Two-set metrics of one snapshot's n_fake images; for the final one also the one-set
+    metrics (IS) of its images and of as many real images."""
+    singles = _single_metrics(score_cfg) if final else []
     n_gen = generated_count(net, score_cfg, final)
-    if n_gen == 0 and not want_is:
+    if n_gen == 0 and not singles:
         return []  # e.g. metrics=("is",) and not the final snapshot: nothing to compute
     t0 = time.perf_counter()
     # Latent i depends only on (seed, i): the first n_fake images are the FID set, the first
@@ -142,29 +141,31 @@ def _score_snapshot(net: Extractor, iteration: int, path: Path, real: dict[str, 
     if n_gen:
         feats = fake_features(net, path, n_gen, score_cfg.seed)["features"]
     seconds = time.perf_counter() - t0
-    fields = dict(kind="generated", iteration=iteration, snapshot=str(path),
-                  sampling=sampling.read_snapshot(path)["sampling"]["description"],
-                  compared=f"generated (iteration {iteration}) vs real train reference")
+    context = dict(kind="generated", iteration=iteration, snapshot=str(path),
+                   sampling=sampling.read_snapshot(path)["sampling"]["description"])
     records = []
-    if _wants_pairs(score_cfg):
+    if _pair_metrics(score_cfg):
         fid_set = {k: v[:score_cfg.n_fake] for k, v in feats.items()}
-        records = _pair_records(net, fid_set, real, score_cfg, base, seconds, **fields)
-    if want_is:
-        records.append(_is_record(net, feats, score_cfg.n_fake_is, score_cfg, base, seconds,
-                                  **{**fields, "compared": f"generated (iteration {iteration})",
-                                     "n_fake": score_cfg.n_fake_is, "n_real": None}))
-        records.append(_is_record(net, real["features"], score_cfg.n_fake_is, score_cfg, base,
-                                  real["seconds"], kind="real", iteration=None, snapshot=None,
-                                  compared="real train images", n_fake=None))
+        records = _pair_records(net, fid_set, real, score_cfg, prov, seconds, **context,
+                                compared=f"generated (iteration {iteration}) vs real train "
+                                         "reference")
+    for name in singles:
+        n = getattr(score_cfg, METRICS[name].n_setting)
+        records.append(_single_record(net, name, feats, n, score_cfg, prov, seconds, **context,
+                                      compared=f"generated (iteration {iteration})", n_fake=n,
+                                      n_real=None))
+        records.append(_single_record(net, name, real["features"], n, score_cfg, prov,
+                                      real["seconds"], kind="real", n_fake=None, n_real=n,
+                                      compared="real train images"))
     return records
 
 
 def generated_count(net: Extractor, score_cfg: ScoreConfig, final: bool) -> int:
     """How many images of a snapshot scoring extracts (and caches): n_fake for FID/KID, and for
     the final snapshot n_fake_is when an IS is asked for and the weights can give one."""
-    want_is = final and "is" in score_cfg.metrics and "is" in net.layers
-    return max(score_cfg.n_fake if _wants_pairs(score_cfg) else 0,
-               score_cfg.n_fake_is if want_is else 0)
+    wanted = _pair_metrics(score_cfg) + (_single_metrics(score_cfg) if final else [])
+    return max([getattr(score_cfg, METRICS[m].n_setting) for m in wanted
+                if unavailable(net, m) is None], default=0)
 
 
 def floor_plan(n_train: int, n_test: int, n_fake: int, n_ref: int) -> dict[str, dict[str, Any]]:
@@ -184,7 +185,7 @@ def floor_plan(n_train: int, n_test: int, n_fake: int, n_ref: int) -> dict[str, 
 
 
 def _floors(net: Extractor, ds: Any, real: dict[str, Any], run_cfg: dict[str, Any],
-            score_cfg: ScoreConfig, base: dict[str, Any]) -> list[dict[str, Any]]:
+            score_cfg: ScoreConfig, prov: LineProvenance) -> list[ScoreRecord]:
     """Real-vs-real FID/KID at the snapshots' n pair where the data allow it.
 
     FID's bias depends on both set sizes, so a floor is read against a snapshot only at the
@@ -192,14 +193,14 @@ def _floors(net: Extractor, ds: Any, real: dict[str, Any], run_cfg: dict[str, An
     split each stand where the generated images stand. Where a split is too small for that, the
     pair used is recorded and the record says why it differs (``same_n`` False, ``note``).
     """
-    if not _wants_pairs(score_cfg):
+    if not _pair_metrics(score_cfg):
         return []  # IS only: no FID/KID, so no floors (and no pass over the test split)
     image_size, n_ref, n_fake = run_cfg["config"]["image_size"], real["n"], score_cfg.n_fake
     plan = floor_plan(len(ds.images), 0, n_fake, n_ref)["train"]
     floor = dict(kind="floor", iteration=None, snapshot=None)
     if plan["same_n"]:  # n_fake training images outside the reference set
         held = real_features(net, ds, n_fake, image_size, offset=n_ref)
-        records = _pair_records(net, held["features"], real, score_cfg, base, held["seconds"],
+        records = _pair_records(net, held["features"], real, score_cfg, prov, held["seconds"],
                                 compared="real train, held out vs real train reference",
                                 same_n=True, **floor)
     else:  # e.g. the paper profile: 5,000 + all 5,216 cannot be disjoint in one split
@@ -210,7 +211,7 @@ def _floors(net: Extractor, ds: Any, real: dict[str, Any], run_cfg: dict[str, An
         note = (f"n pair differs from the snapshots' ({n_fake} vs {n_ref}): the training split "
                 f"has {len(ds.images)} images, fewer than {n_fake} + {n_ref} disjoint ones, so "
                 f"two disjoint halves of the reference set are compared ({half} vs {half})")
-        records = _pair_records(net, first, second, score_cfg, base, 0.0, same_n=False,
+        records = _pair_records(net, first, second, score_cfg, prov, 0.0, same_n=False,
                                 note=note, compared="real train: half A vs half B (disjoint)",
                                 **floor)
     compared = "real test vs real train reference"
@@ -218,22 +219,20 @@ def _floors(net: Extractor, ds: Any, real: dict[str, Any], run_cfg: dict[str, An
         test = load_real(run_cfg, "test")
     except (FileNotFoundError, ValueError, KeyError) as err:
         reason = f"no test split in {run_cfg['data']['source']!r} ({err})"
-        return records + [{**base, **floor, "name": metric, "metric": metric, "value": None,
-                           "std": None, "n_fake": None, "n_real": None, "seconds": 0.0,
-                           "compared": compared, "unavailable": reason}
-                          for metric in ("fid", "kid") if metric in score_cfg.metrics]
+        return records + [ScoreRecord(m, m, None, None, prov, "floor", compared, None, None,
+                                      unavailable=reason) for m in _pair_metrics(score_cfg)]
     test_real = real_features(net, test, n_fake, image_size)
     same = test_real["n"] == n_fake
     note = {} if same else {"note": f"n pair differs from the snapshots' ({n_fake} vs {n_ref}): "
                                     f"the test split has only {test_real['n']} images"}
-    return records + _pair_records(net, test_real["features"], real, score_cfg, base,
+    return records + _pair_records(net, test_real["features"], real, score_cfg, prov,
                                    test_real["seconds"], compared=compared, same_n=same,
                                    **note, **floor)
 
 
 def _class_records(net: Extractor, ds: Any, real: dict[str, Any], snapshots: list,
                    classes: dict[str, Any], image_size: int, score_cfg: ScoreConfig,
-                   base: dict[str, Any]) -> list[dict[str, Any]]:
+                   prov: LineProvenance) -> list[ScoreRecord]:
     """Intra-class FID/KID (as StudioGAN reports them) of a conditional run, with floors.
 
     The generated images of class c are those of the snapshot's own FID set that were drawn
@@ -245,25 +244,24 @@ def _class_records(net: Extractor, ds: Any, real: dict[str, Any], snapshots: lis
     """
     labels = sampling.labels_for(classes, score_cfg.n_fake, score_cfg.seed)
     in_order = class_positions(ds)
-    records: list[dict[str, Any]] = []
+    records: list[ScoreRecord] = []
     refs: dict[int, dict[str, Any]] = {}  # class -> its reference set, for the snapshots below
     for c, name in enumerate(classes["names"]):
         n_c, positions = int((labels == c).sum()), in_order[c]
         n_ref = min(score_cfg.n_real or len(positions), len(positions) - n_c)
         if n_c < 2 or n_ref < 2:
-            records += [{**base, "class_name": name, "same_n": True, "kind": "floor",
-                         "name": m, "metric": m, "value": None, "std": None, "n_fake": n_c,
-                         "n_real": max(n_ref, 0),
-                         "compared": f"real train {name}, held out vs reference",
-                         "unavailable": f"class {name}: {n_c} generated and {len(positions)} "
-                                        "training images are too few for two disjoint sets"}
-                        for m in ("fid", "kid") if m in score_cfg.metrics]
+            reason = (f"class {name}: {n_c} generated and {len(positions)} training images are "
+                      "too few for two disjoint sets")
+            records += [ScoreRecord(m, m, None, None, prov, "floor",
+                                    f"real train {name}, held out vs reference", n_c,
+                                    max(n_ref, 0), class_name=name, same_n=True,
+                                    unavailable=reason) for m in _pair_metrics(score_cfg)]
             continue
         cached = (real["n"],)
         refs[c] = {"features": at_indices(net, ds, positions[:n_ref], image_size, cached),
                    "stats": None, "n": n_ref}
         held = at_indices(net, ds, positions[n_ref:n_ref + n_c], image_size, cached)
-        records += _pair_records(net, held, refs[c], score_cfg, base, 0.0, kind="floor",
+        records += _pair_records(net, held, refs[c], score_cfg, prov, 0.0, kind="floor",
                                  iteration=None, snapshot=None, class_name=name, same_n=True,
                                  compared=f"real train {name}, held out vs real train {name} "
                                           "reference")
@@ -272,55 +270,52 @@ def _class_records(net: Extractor, ds: Any, real: dict[str, Any], snapshots: lis
         for c, ref in refs.items():
             name = classes["names"][c]
             records += _pair_records(net, {k: v[labels == c] for k, v in fake.items()}, ref,
-                                     score_cfg, base, 0.0, kind="generated", iteration=iteration,
+                                     score_cfg, prov, 0.0, kind="generated", iteration=iteration,
                                      snapshot=str(path), class_name=name, same_n=True,
                                      compared=f"generated {name} (iteration {iteration}) vs "
                                               f"real train {name} reference")
     return records
 
 
-def _wants_pairs(score_cfg: ScoreConfig) -> bool:
-    """Whether any metric compares two image sets (FID, KID), as opposed to IS alone."""
-    return bool({"fid", "kid"} & set(score_cfg.metrics))
+def _pair_metrics(score_cfg: ScoreConfig) -> list[str]:
+    """The metrics asked for that compare two image sets (FID, KID), in registry order."""
+    return [m for m in METRICS if m in score_cfg.metrics and METRICS[m].pair]
+
+
+def _single_metrics(score_cfg: ScoreConfig) -> list[str]:
+    """The metrics asked for that score one image set (IS), in registry order."""
+    return [m for m in METRICS if m in score_cfg.metrics and not METRICS[m].pair]
 
 
 def _pair_records(net: Extractor, f1: dict[str, torch.Tensor], real: dict[str, Any],
-                  score_cfg: ScoreConfig, base: dict[str, Any], seconds: float,
-                  **fields: Any) -> list[dict[str, Any]]:
-    """FID and KID records of feature set 1 against ``real`` (features, optional statistics)."""
+                  score_cfg: ScoreConfig, prov: LineProvenance, seconds: float,
+                  **context: Any) -> list[ScoreRecord]:
+    """A record per two-set metric of feature set 1 against ``real`` (features, n)."""
     t0 = time.perf_counter()
-    if "frechet" not in real:  # the reference's covariance, prepared once for every snapshot
-        real["frechet"] = ReferenceStatistics(real["features"][net.layers["fid"]])
-    values = compare(net, f1, real["features"], score_cfg, real["frechet"],
-                     metrics=("fid", "kid"))
-    n1 = len(f1[net.layers["fid"]])
-    common = {**base, **fields, "n_fake": n1, "n_real": real["n"],
-              "seconds": round(seconds + time.perf_counter() - t0, 3)}
-    records = []
-    if "fid" in values:
-        records.append({"name": metric_name("fid", n1), "metric": "fid", "value": values["fid"],
-                        "std": None, **common})
-    if "kid" in values:
-        records.append({"name": metric_name("kid", n1), "metric": "kid", "value": values["kid"],
-                        "std": values["kid_std"], **common,
-                        "kid_subset_size": values["kid_subset_size"],
-                        "kid_subsets": score_cfg.kid_subsets})
-    return records
+    if "reference" not in real:  # prepared once (FID's covariance) for every snapshot
+        real["reference"] = Reference(real["features"], net.layers)
+    values = evaluate(net, f1, real["reference"], score_cfg, tuple(_pair_metrics(score_cfg)))
+    n1 = len(next(iter(f1.values())))  # every layer has one row per image
+    seconds = round(seconds + time.perf_counter() - t0, 3)
+    return [ScoreRecord(metric_name(m, n1), m, v.value, v.std, prov, n_fake=n1,
+                        n_real=real["n"], seconds=seconds, settings=v.settings, **context)
+            for m, v in values.items()]
 
 
-def _is_record(net: Extractor, feats: dict[str, torch.Tensor], n: int, score_cfg: ScoreConfig,
-               base: dict[str, Any], seconds: float, **fields: Any) -> dict[str, Any]:
-    """IS of the first ``n`` images, or a record saying why it is unavailable."""
-    if "is" not in net.layers:
-        reason = (f"the Inception weights in use ({net.weights['origin']}) have no classifier "
-                  "layer (pool3 features only), so there are no logits for an Inception Score")
-        return {**base, **fields, "name": metric_name("is", n), "metric": "is", "value": None,
-                "std": None, "n_real": fields.get("n_real", n), "unavailable": reason,
-                "fix": "to get IS, " + inception_weights.HOW_TO_SUPPLY}
-    logits = feats[net.layers["is"]][:n]
+def _single_record(net: Extractor, metric: str, feats: dict[str, torch.Tensor], n: int,
+                   score_cfg: ScoreConfig, prov: LineProvenance, seconds: float,
+                   **context: Any) -> ScoreRecord:
+    """A one-set metric (IS) of the first ``n`` images, or a record saying why it is
+    unavailable."""
+    if (why := unavailable(net, metric)) is not None:
+        return ScoreRecord(metric_name(metric, n), metric, None, None, prov, **context,
+                           unavailable=why[0], fix=why[1])
+    layer = net.layers[METRICS[metric].layer]
+    features = feats[layer][:n]
     t0 = time.perf_counter()
-    mean, std = inception_score(logits, score_cfg.is_splits)
-    count = {"n_real": len(logits)} if fields.get("kind") == "real" else {}
-    return {**base, **fields, **count, "name": metric_name("is", len(logits)), "metric": "is",
-            "value": mean, "std": std, "is_splits": score_cfg.is_splits,
-            "seconds": round(seconds + time.perf_counter() - t0, 3)}
+    (v,) = evaluate(net, {layer: features}, None, score_cfg, (metric,)).values()
+    if context["kind"] == "real":
+        context["n_real"] = len(features)
+    return ScoreRecord(metric_name(metric, len(features)), metric, v.value, v.std, prov,
+                       seconds=round(seconds + time.perf_counter() - t0, 3), settings=v.settings,
+                       **context)
