@@ -1,5 +1,5 @@
 # cxr-gan: two commands on a fresh machine.
-#   make report   run notebooks 01-08 with papermill and rebuild reports/ (PROFILE=quick|smoke|paper,
+#   make report   run notebooks 01-09 with papermill and rebuild reports/ (PROFILE=quick|smoke|paper,
 #                 RUN=name reuses or resumes runs/name, RETRAIN=1 trains it afresh,
 #                 CONDITIONAL=1 a class-conditional run with per-class scores and TSTR,
 #                 FID_PROTOCOLS=0 leaves out the section "Why FIDs disagree")

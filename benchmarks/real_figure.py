@@ -16,33 +16,19 @@ import io
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
 from gan_lib import config, metrics, storage
-from gan_lib.gan import grids, run_folder, sampling
-from gan_lib.metrics import features
-from gan_lib.report import plots  # noqa: E402
+from gan_lib.gan import run_folder
+from gan_lib.report import plots
+from gan_lib.studies import recipe_comparison
 
 MAX_BYTES = 300_000
 
 
 def panels(runs: list[str], n: int) -> tuple[list[tuple[str, object]], dict]:
-    """[(title, grid array)] for the real images and each run, and the first run's data info."""
-    meta = run_folder.load_run_config(runs[0])
-    ds = metrics.load_real(meta, "train")
-    order = features.subset_order(len(ds.images))
-    out = [("real training images", grids.grid_array(ds.images[order[:n]], nrow=4))]
-    seed = config.make_score_config("quick").seed
-    for run in runs:
-        iteration, path = run_folder.list_snapshots(run)[-1]
-        run_meta = run_folder.load_run_config(run)
-        fakes = sampling.generate(path, n, seed=seed)
-        out.append((f"{run_folder.run_path(run).name}\n(seed {run_meta['config']['seed']}, "
-                    f"iteration {iteration})", grids.grid_array(fakes, nrow=4)))
-    return out, {"description": ds.description, "fingerprint": ds.fingerprint}
+    """[(title, uint8 images)] for the real images and each run, and the first run's data info."""
+    shown = recipe_comparison.real_and_generated(runs, n, config.make_score_config("quick").seed)
+    ds = metrics.load_real(run_folder.load_run_config(runs[0]), "train")
+    return shown, {"description": ds.description, "fingerprint": ds.fingerprint}
 
 
 def main() -> None:
@@ -54,17 +40,13 @@ def main() -> None:
     args = p.parse_args()
     runs = args.runs.split(",")
     shown, data = panels(runs, args.n)
-    fig, axes = plt.subplots(1, len(shown), figsize=(2.4 * len(shown), 3.3))
-    for ax, (title, grid) in zip(axes, shown, strict=True):
-        ax.imshow(grid, cmap="gray", vmin=0, vmax=255)
-        ax.set_title(title, fontsize=8)
-        ax.axis("off")
-    plots.add_caption(fig, f"Real vs generated, 64 px. Data: {data['description']}, fingerprint "
-                           f"{data['fingerprint']} (Kermany et al. 2018, CC BY 4.0; 224 px "
-                           "redistributed copy, aspect squashed). Generated: final snapshot, "
-                           "scoring latents, BatchNorm re-estimated. Made by "
-                           f"{' '.join(['benchmarks/real_figure.py', *sys.argv[1:]])} at "
-                           f"commit {(run_folder.git_commit() or 'unknown')[:10]}.")
+    fig = plots.plot_panels(shown, (
+        f"Real vs generated, 64 px. Data: {data['description']}, fingerprint "
+        f"{data['fingerprint']} (Kermany et al. 2018, CC BY 4.0; 224 px redistributed copy, "
+        "aspect squashed). Generated: final snapshot, the same scoring latents for every run, "
+        "BatchNorm re-estimated. Made by "
+        f"{' '.join(['benchmarks/real_figure.py', *sys.argv[1:]])} at commit "
+        f"{(run_folder.git_commit() or 'unknown')[:10]}."))
     png = io.BytesIO()
     fig.savefig(png, dpi=args.dpi, bbox_inches="tight", format="png")
     size = len(png.getvalue())

@@ -195,7 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--seeds", default="0,1,2", help="classifier seeds, comma-separated")
     u.set_defaults(func=_utility)
 
-    r = sub.add_parser("report", help="run notebooks 01-08 with papermill and rebuild reports/")
+    r = sub.add_parser("report", help="run notebooks 01-09 with papermill and rebuild reports/")
     r.add_argument("--profile", choices=list(config.PROFILES),
                    help="default: an existing run's own profile, else paper where CUDA is "
                         "present, else quick")

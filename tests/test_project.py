@@ -46,8 +46,8 @@ def test_pyproject_declares_the_issue_dependencies():
     assert dev >= {"pytest", "nbval", "ruff", "selenium"}
 
 
-def test_there_are_eight_ordered_notebooks():
-    assert [p.name[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "05_", "06_", "07_", "08_"]
+def test_there_are_nine_ordered_notebooks():
+    assert [p.name[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "05_", "06_", "07_", "08_", "09_"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -234,3 +234,40 @@ def test_acgan_needs_a_conditional_run():
     with pytest.raises(ValueError, match="no auxiliary classifier"):
         models.Discriminator(d_channels=8, image_size=32, n_classes=2)(
             torch.zeros(2, 1, 32, 32), torch.tensor([0, 1]), classify=True)
+
+
+def test_a_recipe_run_is_put_beside_its_dcgan_twin(home):
+    """The report's section: the twin is the same run with every option at the DCGAN's value,
+    trained once and reused, both scored alike; the panels share latents."""
+    from gan_lib.studies import recipe_comparison
+
+    cfg = config.make_train_config("smoke", name="rc", source="phantom", iterations=4,
+                                   snapshot_at=(2, 4), checkpoint_every=2, **config.SN_HINGE)
+    twin = recipe_comparison.dcgan_twin(cfg)
+    assert recipe_comparison.recipe_options(twin) == {}
+    others = lambda c: {k: v for k, v in c.to_dict().items()  # noqa: E731
+                        if k not in config.SN_HINGE and k != "name"}
+    assert others(twin) == others(cfg) and twin.name == "rc-dcgan"
+    run_dir = train.train(cfg)
+    result = recipe_comparison.compare_with_dcgan(run_dir)
+    beyond = {k: v for k, v in config.SN_HINGE.items() if v != getattr(config.TrainConfig(), k)}
+    assert result["dcgan"] == "rc-dcgan" and result["options"] == beyond  # lr 2e-4 is the DCGAN's
+    assert [r["iteration"] for r in result["rows"]] == [2, 4]
+    scores = {name: storage.read_json(home / "runs" / name / "scores.json")
+              for name in ("rc", "rc-dcgan")}
+    for row in result["rows"]:
+        for name, key in (("rc", "fid_recipe"), ("rc-dcgan", "fid_dcgan")):
+            assert row[key] == next(r["value"] for r in scores[name]["scores"] if r["metric"]
+                                    == "fid" and r["iteration"] == row["iteration"])
+    table = recipe_comparison.comparison_table(result)
+    assert list(table.columns[:3]) == ["iteration", "FID, DCGAN", "FID, recipe"]
+    # the twin is reused, not trained again
+    mtime = (home / "runs" / "rc-dcgan" / "checkpoint.pt").stat().st_mtime_ns
+    recipe_comparison.compare_with_dcgan(run_dir)
+    assert (home / "runs" / "rc-dcgan" / "checkpoint.pt").stat().st_mtime_ns == mtime
+    panels = recipe_comparison.real_and_generated([home / "runs" / "rc-dcgan", run_dir], 4, 7)
+    assert [p[1].shape for p in panels] == [(4, 1, 64, 64)] * 3
+    assert not torch.equal(panels[1][1], panels[2][1])  # two generators, one set of latents
+    # the DCGAN itself has no twin, and the report's table row says so
+    assert recipe_comparison.compare_with_dcgan(home / "runs" / "rc-dcgan") is None
+    assert recipe_comparison.describe_options(twin.to_dict()) == "none (the report's DCGAN)"

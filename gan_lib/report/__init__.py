@@ -2,7 +2,7 @@
 
 ``artefacts`` is the one registry of report figures and tables (file, section, caption);
 ``plots`` draws them (matplotlib, imported only when something is drawn: ``from
-gan_lib.report import plots``); ``pipeline`` runs notebooks 01-08 with papermill, reusing or
+gan_lib.report import plots``); ``pipeline`` runs notebooks 01-09 with papermill, reusing or
 resuming the run, and renders ``reports/report.md`` and ``report.html`` from
 ``templates/report.md.j2``; ``reader_study`` scores the quiz answers into the report;
 ``safe_text`` makes user text inert in Markdown, HTML and CSV. This is the top of the

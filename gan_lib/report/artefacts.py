@@ -25,7 +25,8 @@ from typing import Any
 from ..metrics import score_tables
 from ..studies import quiz_stats, utility_tables
 
-SECTIONS = ("data", "training", "is", "fid", "protocols", "audit", "utility", "reader")  # report order
+SECTIONS = ("data", "training", "is", "fid", "recipe", "protocols", "audit", "utility",
+            "reader")  # report order
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,23 @@ def _fid_inverse_n(audit: dict[str, Any]) -> str:
             "the floor's at every n. " + score_tables.audit_caption(audit, "audit"))
 
 
+def _recipe_comparison(result: dict[str, Any]) -> str:
+    options = ", ".join(f"{k}={v}" for k, v in result["options"].items())
+    floor = result["floor"]
+    return (f"Run '{result['recipe']}' ({options}) beside its DCGAN twin '{result['dcgan']}' "
+            f"(the same data, length, batch and seed {result['seed']}, every option at the "
+            f"DCGAN's value), both scored alike: {floor['n_fake']:,} generated images against "
+            f"{floor['n_real']:,} real training images per snapshot; the floor is held-out "
+            "training images at the same n pair. One training seed: the comparison over seeds "
+            "by the declared rule is docs/recipes.md's.")
+
+
+def _recipe_figure(result: dict[str, Any], n: int) -> str:
+    return (f"Real training images beside the final snapshots of '{result['dcgan']}' (DCGAN) and "
+            f"'{result['recipe']}' (recipe), {n} images each; both generators are given the "
+            "same latents (the scoring seed), so the panels differ only by the networks.")
+
+
 ARTEFACTS: dict[str, Artefact] = {a.name: a for a in (
     Artefact("data_summary", "table", "01_explore_data", "data",
              "Images per class and split.", _data_summary),
@@ -157,6 +175,12 @@ ARTEFACTS: dict[str, Artefact] = {a.name: a for a in (
              lambda scores: score_tables.table_caption(scores, "fid")),
     Artefact("fid_vs_iteration", "figure", "05_score_is_fid", "fid",
              "FID against training iteration, with the real-vs-real floors.", _fid_curve),
+    # Notebook 09 writes these only for a run with options beyond the DCGAN (docs/recipes.md).
+    Artefact("recipe_comparison", "table", "09_recipe_vs_dcgan", "recipe",
+             "The recipe beside the DCGAN: FID and KID per snapshot, one training seed.",
+             _recipe_comparison, optional=True),
+    Artefact("recipe_figure", "figure", "09_recipe_vs_dcgan", "recipe",
+             "Real | DCGAN | recipe, from the same latents.", _recipe_figure, optional=True),
     # Notebook 08 runs unless the report is built with fid_protocols=False (--no-fid-protocols).
     Artefact("fid_protocols", "table", "08_fid_protocols", "protocols",
              "Why FIDs disagree: this run's snapshots under each FID protocol.",

@@ -1,4 +1,4 @@
-"""The report pipeline: notebooks 01-08 executed by papermill, then reports/report.{md,html}.
+"""The report pipeline: notebooks 01-09 executed by papermill, then reports/report.{md,html}.
 
 Everything is written to a staging folder beside reports/ first; only when every notebook has
 passed are the new figures, tables, executed notebooks and report swapped in, so a failure
@@ -29,7 +29,7 @@ from .. import config, storage
 from ..data import KERMANY_CITATION
 from ..gan import checkpoint, run_folder, run_lock, train
 from ..metrics import extraction
-from ..studies import protocols, quiz
+from ..studies import protocols, quiz, recipe_comparison
 from . import artefacts, reader_study, safe_text
 
 GENERATED = ("figures", "tables", "notebooks", "report.md", "report.html", "build.json")
@@ -49,7 +49,7 @@ def default_profile() -> str:
 def build_report(profile: str | None = None, run: str | None = None, source: str | None = None,
                  reports_dir: str | Path | None = None, retrain: bool = False,
                  conditional: bool | None = None, fid_protocols: bool = True) -> Path:
-    """Run notebooks 01-08 with papermill and (re)build ``reports/``; return report.md's path.
+    """Run notebooks 01-09 with papermill and (re)build ``reports/``; return report.md's path.
 
     Answers in ``reports/quiz/answers/`` are checked before the notebooks run and scored into
     the report's "Reader study" section; without answers the report has no such section.
@@ -256,6 +256,7 @@ def report_context(out: Path, run_dir: Path, profile: str,
         "profile": profile,
         "run": run_dir.name,
         "cfg": cfg,
+        "recipe_options": recipe_comparison.describe_options(cfg),
         "data": data,
         "kermany_citation": KERMANY_CITATION,
         "epochs": cfg["iterations"] * cfg["batch_size"] / max(1, data["n_images"]),

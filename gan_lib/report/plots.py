@@ -139,6 +139,19 @@ def plot_grid_pair(left_png: str | os.PathLike, right_png: str | os.PathLike,
     return fig
 
 
+def plot_panels(panels: Sequence[tuple[str, torch.Tensor]], caption: str,
+                nrow: int = 4) -> plt.Figure:
+    """Image sets side by side, one titled panel each (uint8 [N, 1, S, S] tiled ``nrow`` to a
+    row): real images beside each generator's, drawn from the same latents by the caller."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.4 * len(panels), 3.3), squeeze=False)
+    for ax, (title, images) in zip(axes[0], panels, strict=True):
+        ax.imshow(grid_array(images, nrow=nrow), cmap="gray", vmin=0, vmax=255)
+        ax.set_title(title, fontsize=8)
+        ax.axis("off")
+    add_caption(fig, caption)
+    return fig
+
+
 def plot_evolution(grid_pngs: Sequence[str | os.PathLike], labels: Sequence[str], caption: str,
                    row_height_px: int | None = None, max_rows: int = 12) -> plt.Figure:
     """Evolution strip: the top row of each fixed-noise grid, one strip per epoch, top to bottom.

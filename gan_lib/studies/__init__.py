@@ -6,7 +6,8 @@ pneumonia ``classifier`` on synthetic images and tests it on real ones (TSTR,
 ``utility.json``; ``utility_tables`` its verdicts, table and caption); ``protocols`` scores
 the snapshots under the common FID protocols to show why published FIDs disagree
 (``protocols.json``; ``protocol_verdicts`` places the original report's FIDs among them);
-``quiz``, ``quiz_page`` and ``quiz_stats`` are the reader study: a real-or-fake page, its key
+``recipe_comparison`` puts a recipe run beside its DCGAN twin (same data, length, seed,
+scoring); ``quiz``, ``quiz_page`` and ``quiz_stats`` are the reader study: a real-or-fake page, its key
 and the statistics of readers' answers.
 They build on ``metrics`` and read runs from disk; drawing them is the report's job.
 """
@@ -19,6 +20,7 @@ from . import (
     quiz,
     quiz_page,
     quiz_stats,
+    recipe_comparison,
     utility,
     utility_tables,
 )
@@ -26,9 +28,10 @@ from .audit import audit_run
 from .classifier import ClassifierConfig
 from .protocols import score_protocols
 from .quiz import build_quiz, read_answers, read_key
+from .recipe_comparison import compare_with_dcgan
 from .utility import utility_run
 
 __all__ = ["audit", "utility", "utility_tables", "classifier", "protocols", "protocol_verdicts",
-           "quiz", "quiz_page", "quiz_stats",
-           "audit_run", "utility_run", "ClassifierConfig", "score_protocols", "build_quiz",
+           "quiz", "quiz_page", "quiz_stats", "recipe_comparison",
+           "audit_run", "compare_with_dcgan", "utility_run", "ClassifierConfig", "score_protocols", "build_quiz",
            "read_answers", "read_key"]
