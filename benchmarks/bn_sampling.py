@@ -37,7 +37,7 @@ import datetime as dt
 import importlib.metadata
 import json
 import platform
-import time
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,9 @@ import torch
 from gan_lib import config, metrics
 from gan_lib.gan import models, run_folder, sampling, train
 from gan_lib.metrics import extraction, feature_extractor, features
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import timing  # noqa: E402  (benchmarks/ is not a package)
 
 LATENT_SEED = 1234  # latent i = row i of torch.randn(n, z_dim, generator=seed 1234)
 RECAL_SEED = 4321  # latents of the recalibration batches: independent of the scored latents
@@ -65,9 +68,9 @@ def ensure_run(args: argparse.Namespace) -> dict[str, Any]:
     if final.is_file():
         return {"action": "reused", "train_seconds": None, "run_dir": run_dir}
     resume = run_dir.is_dir() and any(run_dir.iterdir())
-    t0 = time.perf_counter()
-    train.train(cfg, resume=resume)
-    seconds = round(time.perf_counter() - t0, 1)
+    with timing.Stopwatch() as watch:
+        train.train(cfg, resume=resume)
+    seconds = round(watch.seconds, 1)
     return {"action": "resumed" if resume else "trained", "train_seconds": seconds,
             "run_dir": run_dir}
 
@@ -96,9 +99,10 @@ def mode_generators(G: torch.nn.Module, recal: list[int],
     modes: dict[str, tuple[torch.nn.Module, bool, float]] = {"eval": (G, False, 0.0),
                                                               "batch": (G, True, 0.0)}
     for k in recal:
-        t0 = time.perf_counter()
-        net = sampling.recalibrate_batchnorm(G, batches=k, batch_size=batch_size, seed=RECAL_SEED)
-        modes[f"recal-{k}"] = (net, False, time.perf_counter() - t0)
+        with timing.Stopwatch() as watch:
+            net = sampling.recalibrate_batchnorm(G, batches=k, batch_size=batch_size,
+                                                 seed=RECAL_SEED)
+        modes[f"recal-{k}"] = (net, False, watch.seconds)
     return modes
 
 
@@ -123,7 +127,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.threads:
         torch.set_num_threads(args.threads)
     recal = [int(k) for k in args.recal.split(",") if k.strip()]
-    t_start = time.perf_counter()
+    whole = timing.Stopwatch().start()
     trained = ensure_run(args)
     run_dir = run_folder.run_path(trained["run_dir"])
     run_cfg = run_folder.load_run_config(run_dir)
@@ -143,11 +147,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     real = features.real_features(ex, ds, score_cfg.n_real, image_size)
     n_real = real["n"]
 
-    t0 = time.perf_counter()
-    # the held-out floor of gan_lib's Table 1: the next n_fake images of the same permutation
-    held = features.real_features(ex, ds, args.n_fake, image_size, offset=n_real)
-    floor = score(ex, held["features"], real, score_cfg)
-    floor.update(seconds=round(time.perf_counter() - t0, 2),
+    with timing.Stopwatch() as watch:
+        # the held-out floor of gan_lib's Table 1: the next n_fake images of the same
+        # permutation
+        held = features.real_features(ex, ds, args.n_fake, image_size, offset=n_real)
+        floor = score(ex, held["features"], real, score_cfg)
+    floor.update(seconds=round(watch.seconds, 2),
                  compared=f"{held['n']} real train images held out of the reference "
                           f"vs the {n_real} reference images")
     print(f"floor (real vs real): FID {floor['fid']:.3f}  KID {floor['kid']:.5f}", flush=True)
@@ -159,12 +164,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # recal modes ignore stored statistics
         G = sampling.load_generator(path, ex.device, bn_stats="training")
         for mode, (net, train_mode, prep) in mode_generators(G, recal, batch_size).items():
-            t0 = time.perf_counter()
-            imgs = sample(net, z, batch_size, train_mode)
-            feats = extraction.extract_features(ex, imgs, f"iter {iteration} {mode}")
-            rec = score(ex, feats, real, score_cfg)
+            with timing.Stopwatch() as watch:
+                imgs = sample(net, z, batch_size, train_mode)
+                feats = extraction.extract_features(ex, imgs, f"iter {iteration} {mode}")
+                rec = score(ex, feats, real, score_cfg)
             rec.update(iteration=iteration, snapshot=str(path), mode=mode,
-                       seconds=round(prep + time.perf_counter() - t0, 2))
+                       seconds=round(prep + watch.seconds, 2))
             rows.append(rec)
             print(f"iteration {iteration:>5} {mode:>9}: FID {rec['fid']:8.3f}  "
                   f"KID {rec['kid']:.5f} +- {rec['kid_std']:.5f}  ({rec['seconds']} s)", flush=True)
@@ -192,7 +197,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "recal": {"batches": recal, "batch_size": batch_size, "seed": RECAL_SEED},
         "floor": {**floor, "seed": FLOOR_SEED, "reference_subset_seed": features.SUBSET_SEED},
         "results": rows,
-        "seconds": round(time.perf_counter() - t_start, 1),
+        "seconds": round(whole.elapsed, 1),
     }
 
 

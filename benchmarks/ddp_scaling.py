@@ -41,6 +41,9 @@ import torch
 from gan_lib import config, storage
 from gan_lib.gan import launch, run_folder
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import timing  # noqa: E402  (benchmarks/ is not a package)
+
 
 def one_launch(nproc: int, threads: int, args: argparse.Namespace, home: Path,
                name: str) -> dict[str, Any]:
@@ -58,8 +61,11 @@ def one_launch(nproc: int, threads: int, args: argparse.Namespace, home: Path,
     log = storage.read_jsonl(home / "runs" / name / "losses.jsonl")
     timed = log[args.warmup:]
     seconds = timed[-1]["seconds"] - log[args.warmup - 1]["seconds"]
-    return {"images_per_second": cfg.batch_size * len(timed) / seconds,
-            "seconds_per_step": seconds / len(timed)}
+    row = {"images_per_second": cfg.batch_size * len(timed) / seconds,
+           "seconds_per_step": seconds / len(timed)}
+    print(f"{nproc} process(es) x {threads} thread(s): {row['images_per_second']:.1f} img/s",
+          flush=True)
+    return row
 
 
 def main() -> None:
@@ -82,14 +88,12 @@ def main() -> None:
     settings = [(n, t) for n in counts for t in threads]
     if args.device == "cpu" and (1, os.cpu_count()) not in settings:
         settings.append((1, os.cpu_count()))  # one process using the whole CPU
-    samples: dict[tuple[int, int], list[dict[str, Any]]] = {s: [] for s in settings}
     with tempfile.TemporaryDirectory() as tmp:
-        for r in range(args.rounds):
-            for n, t in settings:
-                row = one_launch(n, t, args, Path(tmp), f"scale-{n}x{t}")
-                samples[(n, t)].append(row)
-                print(f"round {r + 1}: {n} process(es) x {t} thread(s): "
-                      f"{row['images_per_second']:.1f} img/s", flush=True)
+        # img/s comes from rank 0's log after warm-up steps, not from the wall time of a launch
+        timed = timing.interleaved(
+            {(n, t): lambda n=n, t=t: one_launch(n, t, args, Path(tmp), f"scale-{n}x{t}")
+             for n, t in settings}, args.rounds, warmup=0)
+    samples: dict[tuple[int, int], list[dict[str, Any]]] = timed.results
     rows = []
     for (n, t), got in samples.items():
         ips = statistics.median(g["images_per_second"] for g in got)

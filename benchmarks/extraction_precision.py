@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -43,7 +41,8 @@ from gan_lib.gan import run_folder, sampling
 from gan_lib.metrics import extraction, feature_extractor, features
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from over_seeds import bound_table, cell  # noqa: E402  (benchmarks/ is not a package)
+import timing  # noqa: E402  (benchmarks/ is not a package)
+from over_seeds import bound_table, cell  # noqa: E402
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "extraction_precision.json"
 VARIANTS = {  # name -> (precision, fold_bn, memory format, torch.compile)
@@ -88,16 +87,12 @@ def fids(feats: dict[str, torch.Tensor]) -> dict[str, float]:
 
 def interleaved(nets: dict[str, feature_extractor.Extractor], batch: torch.Tensor,
                 rounds: int) -> dict[str, float]:
-    """Median images/s per variant over ``rounds``; each round runs every variant once."""
-    for net in nets.values():  # warm-up (oneDNN primitive creation)
-        extraction.extract_features(net, batch[:8], "warm-up")
-    times: dict[str, list[float]] = {k: [] for k in nets}
-    for _ in range(rounds):
-        for name, net in nets.items():
-            t0 = time.perf_counter()
-            extraction.extract_features(net, batch, name)
-            times[name].append(len(batch) / (time.perf_counter() - t0))
-    return {k: statistics.median(v) for k, v in times.items()}
+    """Median images/s per variant over ``rounds``; each round runs every variant once (after
+    a warm-up call of each: oneDNN primitive creation)."""
+    timed = timing.interleaved(
+        {name: lambda net=net, name=name: extraction.extract_features(net, batch, name)
+         for name, net in nets.items()}, rounds)
+    return {k: timed.rate(k, len(batch)) for k in nets}
 
 
 def verdict(rows: dict[str, dict]) -> str:
@@ -143,7 +138,7 @@ def main() -> None:
         return
     if not args.run:
         p.error("--run is needed to measure")
-    t_start = time.perf_counter()
+    whole = timing.Stopwatch().start()
     run_dir = run_folder.run_path(args.run)
     score = config.make_score_config("quick", **{k: v for k, v in (
         ("n_fake", args.n_fake), ("n_real", args.n_real)) if v is not None})
@@ -152,14 +147,16 @@ def main() -> None:
     rows: dict[str, dict] = {}
     ref_fids, ref_feats = None, None
     for name in VARIANTS:
-        net, feats, t0 = nets[name], {}, time.perf_counter()
-        if net.compiled:  # compile first: the full pass times the compiled code alone
-            extraction.extract_features(net, sets["reference"][:8], f"{name}: compiling")
-        compile_seconds, t0 = time.perf_counter() - t0, time.perf_counter()
-        for set_name, images in sets.items():
-            feats[set_name] = extraction.extract_features(net, images, f"{name}: {set_name}")[
-                net.layers["fid"]]
-        seconds = time.perf_counter() - t0
+        net, feats = nets[name], {}
+        with timing.Stopwatch() as compiling:
+            if net.compiled:  # compile first: the full pass times the compiled code alone
+                extraction.extract_features(net, sets["reference"][:8], f"{name}: compiling")
+        compile_seconds = compiling.seconds
+        with timing.Stopwatch() as full_pass:
+            for set_name, images in sets.items():
+                feats[set_name] = extraction.extract_features(
+                    net, images, f"{name}: {set_name}")[net.layers["fid"]]
+        seconds = full_pass.seconds
         n_images = sum(len(v) for v in sets.values())
         values = fids(feats)
         if ref_fids is None:
@@ -214,7 +211,7 @@ def main() -> None:
         "interleaved": {"rounds": args.rounds, "batch": len(batch)},
         "git_commit": run_folder.git_commit(), "versions": run_folder.versions(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "seconds": round(time.perf_counter() - t_start, 1),
+        "seconds": round(whole.elapsed, 1),
         "command": " ".join(["benchmarks/extraction_precision.py", *sys.argv[1:]]),
     }
     print(f"default by the rule: {default}")

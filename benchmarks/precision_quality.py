@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchmark_runs as runs  # noqa: E402
 import over_seeds  # noqa: E402  (benchmarks/ is not a package)
 import real_data  # noqa: E402
+import timing  # noqa: E402
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "precision_quality.json"
 
@@ -57,22 +56,18 @@ def step_speed(source: str, rounds: int, steps: int) -> dict[str, Any]:
                              device.autocast_context(precision, cpu), torch.Generator())
     real = batches.real_batch(images, torch.arange(64), True)
 
-    def run(precision: str, n: int) -> float:
+    def run(precision: str) -> None:
         cfg, nets, autocast, noise = setups[precision]
-        t0 = time.perf_counter()
-        for step in range(n):
+        for step in range(steps):
             train.train_step(nets, real, batches.step_latents(cfg, step, noise), autocast).tolist()
-        return n * cfg.batch_size / (time.perf_counter() - t0)
 
-    for precision in setups:
-        run(precision, 2)  # warm-up: oneDNN primitives
-    speeds: dict[str, list[float]] = {p: [] for p in setups}
-    for _ in range(rounds):
-        for precision in setups:
-            speeds[precision].append(run(precision, steps))
-    med = {p: statistics.median(v) for p, v in speeds.items()}
+    # a warm-up call of each first (oneDNN primitives), then interleaved rounds
+    timed = timing.interleaved({p: lambda p=p: run(p) for p in setups}, rounds)
+    work = steps * 64  # images per round: the quick profile's batch of 64
+    med = {p: timed.rate(p, work) for p in setups}
     return {"img_per_s": med, "bf16_over_fp32": med["bf16"] / med["fp32"], "rounds": rounds,
-            "steps_per_round": steps, "batch_size": 64, "per_round": speeds}
+            "steps_per_round": steps, "batch_size": 64,
+            "per_round": {p: timed.rates(p, work) for p in setups}}
 
 
 def paired(rows: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:

@@ -26,7 +26,6 @@ import re
 import struct
 import sys
 import tempfile
-import time
 import zlib
 from pathlib import Path
 from typing import Any
@@ -42,6 +41,9 @@ from sklearn.preprocessing import StandardScaler
 from gan_lib import storage
 from gan_lib.gan import run_folder
 from gan_lib.studies import quiz, quiz_page
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import timing  # noqa: E402  (benchmarks/ is not a package)
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "real_quiz_leak.json"
 Z = 3.5  # two-sided: a feature at chance stays inside the band with probability > 0.999
@@ -123,7 +125,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", nargs="?", const=str(DEFAULT_JSON), help="write the result here")
     args = p.parse_args()
-    t0 = time.perf_counter()
+    whole = timing.Stopwatch().start()
     run_dir = run_folder.run_path(args.run)
     with tempfile.TemporaryDirectory() as tmp:
         page = quiz.build_quiz(run_dir, Path(tmp) / "quiz", n=args.n, seed=args.seed)
@@ -145,7 +147,7 @@ def main() -> None:
             "data": key.get("data"), "git_commit": run_folder.git_commit(),
             "versions": run_folder.versions(),
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "seconds": round(time.perf_counter() - t0, 1),
+            "seconds": round(whole.elapsed, 1),
             "command": " ".join(["benchmarks/quiz_leak.py", *sys.argv[1:]]),
         })
     if not result["at_chance"]:

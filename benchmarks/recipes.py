@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from gan_lib.gan import run_folder, train
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchmark_runs as runs  # noqa: E402  (benchmarks/ is not a package)
 import small_data  # noqa: E402
+import timing  # noqa: E402  (benchmarks/ is not a package)
 from over_seeds import PAIRED_RULE, bound_table, cell, mean_sd, paired_difference  # noqa: E402
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "real_recipes.json"
@@ -265,7 +265,7 @@ def main() -> None:
         raise SystemExit(f"--arms: unknown {unknown}; expected some of {list(ARMS)}, "
                          f"including the reference {REFERENCE!r}")
     seeds = [int(s) for s in args.seeds.split(",")]
-    t0 = time.perf_counter()
+    whole = timing.Stopwatch().start()
     extraction = EXTRACTIONS[args.extraction]
     rows = [one_run(args.profile, arm, seed, args.precision, args.source, args.prefix,
                     extraction) for seed in seeds for arm in names]
@@ -283,7 +283,7 @@ def main() -> None:
         "precision": args.precision, "profile": args.profile,
         "extraction": rows[0]["extraction"],
         "arms": arms(rows), "comparisons": compare(rows, cost), "rows": rows,
-        "step_cost": cost, "seconds": round(time.perf_counter() - t0, 1),
+        "step_cost": cost, "seconds": round(whole.elapsed, 1),
     }
     print(markdown(result, (args.json or DEFAULT_JSON).name))
     if args.json:

@@ -23,7 +23,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -31,13 +30,16 @@ import torch
 from gan_lib import config, device, storage
 from gan_lib.gan import run_folder
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import timing  # noqa: E402  (benchmarks/ is not a package)
+
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "real_quick_report.json"
 
 
 def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, env=env, check=True)
-    return time.perf_counter() - t0
+    with timing.Stopwatch() as watch:
+        subprocess.run(cmd, cwd=cwd, env=env, check=True)
+    return watch.seconds
 
 
 def main() -> None:
@@ -92,7 +94,7 @@ def main() -> None:
                                                   "segments": meta["segments"]},
         "scoring": {"extraction": scores.get("extraction"), "settings": scores["settings"],
                     "seconds": scores["seconds"]},
-        "data": scores["data"], "load_average_end": list(os.getloadavg()),
+        "data": scores["data"], "load_average_end": timing.load_average(),
         "scores": scores, "audit": audited, "score_stage_fp32_same_clone": before,
         "versions": run_folder.versions(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),

@@ -62,9 +62,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -77,6 +77,9 @@ from gan_lib import config, data, metrics, storage
 from gan_lib.device import cpu_isa, resolve_device
 from gan_lib.gan import models, run_folder, sampling
 from gan_lib.metrics import features, inception_weights
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import timing  # noqa: E402  (benchmarks/ is not a package)
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "score_throughput.json"
 
@@ -121,14 +124,14 @@ def snapshot(path: Path, seed: int, image_size: int) -> Path:
 
 def gan_lib_fid(fake: torch.Tensor, real: torch.Tensor, cfg: config.ScoreConfig) -> tuple:
     """(FID, {phase: seconds}) through gan_lib, the extractor built inside the timing."""
-    t0 = time.perf_counter()
-    ex = metrics.load_extractor(cfg)
-    t1 = time.perf_counter()
-    f_fake, f_real = metrics.extract_features(ex, fake), metrics.extract_features(ex, real)
-    t2 = time.perf_counter()
-    fid = metrics.compare(ex, f_fake, f_real, cfg)["fid"]
-    t3 = time.perf_counter()
-    return fid, {"build extractor": t1 - t0, "extract features": t2 - t1, "FID math": t3 - t2}
+    with timing.Stopwatch() as building:
+        ex = metrics.load_extractor(cfg)
+    with timing.Stopwatch() as extracting:
+        f_fake, f_real = metrics.extract_features(ex, fake), metrics.extract_features(ex, real)
+    with timing.Stopwatch() as computing:
+        fid = metrics.compare(ex, f_fake, f_real, cfg)["fid"]
+    return fid, {"build extractor": building.seconds, "extract features": extracting.seconds,
+                 "FID math": computing.seconds}
 
 
 def fidelity_features(images: torch.Tensor, args, weights: str) -> torch.Tensor:
@@ -158,22 +161,19 @@ def part1(ds, args, weights: str) -> dict:
     warm_up = metrics.load_extractor(cfg)  # weights into the page cache, oneDNN initialised
     metrics.extract_features(warm_up, fake[:2])
     with tempfile.TemporaryDirectory() as cache_root:
-        t0 = time.perf_counter()
-        theirs = fidelity(fake, real, args, weights, cache_root=cache_root,
-                          fid=True)["frechet_inception_distance"]
-        t_theirs = time.perf_counter() - t0
+        with timing.Stopwatch() as watch:
+            theirs = fidelity(fake, real, args, weights, cache_root=cache_root,
+                              fid=True)["frechet_inception_distance"]
+        t_theirs = watch.seconds
     ours, split = gan_lib_fid(fake, real, cfg)
     t_ours = sum(split.values())
-    times: dict[str, list[float]] = {"torch-fidelity": [], "gan_lib": []}
-    for rnd in range(args.rounds):
-        for who in sorted(times, reverse=rnd % 2 == 0):  # torch-fidelity first in round 0
-            t0 = time.perf_counter()
-            if who == "torch-fidelity":
-                fidelity_features(both, args, weights)
-            else:
-                metrics.extract_features(metrics.load_extractor(cfg), both)
-            times[who].append(time.perf_counter() - t0)
-    x_theirs, x_ours = n / min(times["torch-fidelity"]), n / min(times["gan_lib"])
+    timed = timing.interleaved({  # torch-fidelity first in round 0, second in round 1, ...
+        "torch-fidelity": lambda: fidelity_features(both, args, weights),
+        "gan_lib": lambda: metrics.extract_features(metrics.load_extractor(cfg), both),
+    }, args.rounds, warmup=0, alternate=True)
+    times = timed.seconds
+    x_theirs = timed.rate("torch-fidelity", n, best=True)  # the best round of each counts
+    x_ours = timed.rate("gan_lib", n, best=True)
     return {"images": n, "n_fake": len(fake), "n_real": len(real), "rounds": args.rounds,
             "end_to_end_torch_fidelity_cache": "on, cold (empty cache_root)",
             "gan_lib_extractor": warm_up.describe(),
@@ -216,16 +216,16 @@ def part2(ds, args, weights: str) -> dict:
             """Seconds of each snapshot's generation + torch-fidelity call (the plain way)."""
             out = []
             for p in paths:
-                t0 = time.perf_counter()
-                fake = sampling.generate(p, args.n_fake, seed=cfg.seed)
-                fidelity(fake, real, args, weights, cache_root=cache_root, **metric)
-                out.append(time.perf_counter() - t0)
+                with timing.Stopwatch() as watch:
+                    fake = sampling.generate(p, args.n_fake, seed=cfg.seed)
+                    fidelity(fake, real, args, weights, cache_root=cache_root, **metric)
+                out.append(watch.seconds)
             return out
 
         def score_run() -> tuple[float, dict]:
-            t0 = time.perf_counter()
-            scores = metrics.score_run(run_dir, cfg)
-            return time.perf_counter() - t0, scores
+            with timing.Stopwatch() as watch:
+                scores = metrics.score_run(run_dir, cfg)
+            return watch.seconds, scores
 
         tf_root = str(Path(tmp) / "fidelity_cache")  # torch-fidelity's own cache, empty
         calls = {"torch-fidelity, no cache": fidelity_calls(None)} if args.with_no_cache else {}
@@ -266,7 +266,7 @@ def provenance(args, weights: dict, ds) -> dict:
     return {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), **run_folder.versions(),
             "torch_fidelity": torch_fidelity.__version__, "git_commit": run_folder.git_commit(),
             "machine": platform.machine(), "cpu_isa": cpu_isa(),
-            "load_average_at_start": list(os.getloadavg()), "threads": torch.get_num_threads(),
+            "load_average_at_start": timing.load_average(), "threads": torch.get_num_threads(),
             "device": str(args.device),
             "device_name": (torch.cuda.get_device_name(args.device)
                             if args.device.type == "cuda" else "cpu"),

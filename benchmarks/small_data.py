@@ -31,10 +31,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import statistics
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +44,7 @@ from gan_lib.gan.augment import Augment
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import benchmark_runs as runs  # noqa: E402  (benchmarks/ is not a package)
+import timing  # noqa: E402
 from over_seeds import PAIRED_RULE, bound_table, cell, mean_sd, paired_difference  # noqa: E402
 
 # small_data.json: the one-seed study on the phantom, kept as the software check it was
@@ -121,7 +119,7 @@ def step_cost(profile: str, settings: dict[str, dict[str, Any]], precision: str,
     (``--retime`` times it again into a written JSON, for a machine that was busy the first
     time). ``settings``: name -> TrainConfig overrides.
     """
-    load = [round(x, 2) for x in os.getloadavg()]
+    load = timing.load_average()
     cfg0 = config.make_train_config(profile, precision=precision)
     device = torch.device("cpu")
     real = torch.rand(cfg0.batch_size, 1, cfg0.image_size, cfg0.image_size) * 2 - 1
@@ -131,16 +129,14 @@ def step_cost(profile: str, settings: dict[str, dict[str, Any]], precision: str,
         cfg = config.make_train_config(profile, precision=precision, **overrides)
         setups[s] = (train.build_nets(cfg, device), Augment(cfg.augment, cfg.seed))
     z = torch.randn(cfg0.batch_size, cfg0.z_dim, generator=torch.Generator().manual_seed(0))
-    seconds: dict[str, list[float]] = {s: [] for s in settings}
-    for r in range(rounds + 1):  # round 0 warms up
-        for s, (nets, aug) in setups.items():
-            t0 = time.perf_counter()
-            for k in range(steps):
-                train.train_step(nets, real, z, autocast, aug, k).tolist()  # .tolist(): sync
-            if r:
-                seconds[s].append(time.perf_counter() - t0)
-    out = {s: {"images_per_second": round(cfg0.batch_size * steps / statistics.median(t), 1),
-               "rounds_seconds": [round(x, 3) for x in t]} for s, t in seconds.items()}
+
+    def steps_of(nets: Any, aug: Augment) -> None:
+        for k in range(steps):
+            train.train_step(nets, real, z, autocast, aug, k).tolist()  # .tolist(): sync
+
+    timed = timing.interleaved({s: lambda s=s: steps_of(*setups[s]) for s in setups}, rounds)
+    out = {s: {"images_per_second": round(timed.rate(s, cfg0.batch_size * steps), 1),
+               "rounds_seconds": [round(x, 3) for x in t]} for s, t in timed.seconds.items()}
     base = out.get(reference, {}).get("images_per_second")
     for v in out.values():
         v["vs_baseline"] = round(v["images_per_second"] / base, 3) if base else None
@@ -317,7 +313,7 @@ def main() -> None:
         raise SystemExit(f"--settings: unknown {unknown}; expected some of {list(SETTINGS)}")
     sizes = [None if s.strip() == "all" else int(s) for s in args.sizes.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
-    t0 = time.perf_counter()
+    whole = timing.Stopwatch().start()
     # timed first, on a machine at rest (the runs' own wall times share it with other work)
     cost = None if args.runs_only else step_cost(
         args.profile, {s: SETTINGS[s] for s in settings}, args.precision)
@@ -337,7 +333,7 @@ def main() -> None:
         "scoring_threads": torch.get_num_threads(), "cpu_isa": device_lib.cpu_isa(),
         "provenance": provenance(rows, args.precision, args.profile),
         "arms": arms(rows), "comparisons": compare(rows), "rows": rows, "step_cost": cost,
-        "seconds": round(time.perf_counter() - t0, 1),
+        "seconds": round(whole.elapsed, 1),
     }
     print(markdown(result, (args.json or DEFAULT_JSON).name), "", result["provenance"], sep="\n")
     if args.json:

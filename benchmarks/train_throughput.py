@@ -43,8 +43,8 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import json
-import os
 import platform
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,6 +56,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from gan_lib import config, data
 from gan_lib.device import autocast_context, bf16_probe, resolve_device
 from gan_lib.gan import batches, models, run_folder, train
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import timing  # noqa: E402  (benchmarks/ is not a package)
 
 DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "train_throughput.json"
 
@@ -115,15 +118,12 @@ def reference_step(real: torch.Tensor, G, D, opt_G, opt_D) -> list[float]:
     return [(err_d_real + err_d_fake).item(), err_g.item(), d_x]
 
 
-def time_reference(setup, n: int) -> float:
-    """Seconds for ``n`` tutorial iterations after one untimed warm-up iteration, the batches
-    continuing from the previous round as one DataLoader iterator's would."""
+def run_reference(setup, n: int) -> None:
+    """``n`` tutorial iterations, the batches continuing from the previous call as one
+    DataLoader iterator's would."""
     loader, G, D, opt_G, opt_D = setup
-    reference_step(next(loader), G, D, opt_G, opt_D)  # warm-up, untimed
-    t0 = time.perf_counter()
     for _ in range(n):
         reference_step(next(loader), G, D, opt_G, opt_D)
-    return time.perf_counter() - t0
 
 
 def gan_lib_setup(images: torch.Tensor, args: argparse.Namespace, precision: str,
@@ -153,12 +153,9 @@ def gan_lib_iteration(s: dict) -> list[float]:
     return stats.tolist()
 
 
-def time_gan_lib(s: dict, n: int) -> float:
-    gan_lib_iteration(s)  # warm-up, untimed (as for the reference)
-    t0 = time.perf_counter()
+def run_gan_lib(s: dict, n: int) -> None:
     for _ in range(n):
         gan_lib_iteration(s)
-    return time.perf_counter() - t0
 
 
 def step_flops(args: argparse.Namespace) -> int:
@@ -217,7 +214,7 @@ def provenance(device: torch.device) -> dict:
     return {"date": time.strftime("%Y-%m-%d %H:%M:%S %z"), **run_folder.versions(),
             "torch_fidelity": importlib.metadata.version("torch-fidelity"),
             "git_commit": run_folder.git_commit(), "machine": platform.machine(),
-            "load_average_at_start": list(os.getloadavg()),
+            "load_average_at_start": timing.load_average(),
             "processor": platform.processor(), "threads": torch.get_num_threads(),
             "device": str(device),
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -258,22 +255,23 @@ def main(argv: list[str] | None = None) -> None:
     ours = {"fp32": gan_lib_setup(images, args, "fp32", device)}
     if bf16_probe(device) is not None:
         ours["bf16"] = gan_lib_setup(images, args, "bf16", device)
-    contestants = {"reference fp32": lambda n: time_reference(ref, n)}
+    # each contestant runs n iterations per call; one more before each round, untimed
+    contestants = {"reference fp32": lambda n: run_reference(ref, n)}
     for precision, state in ours.items():
-        contestants[f"gan_lib {precision}"] = lambda n, s=state: time_gan_lib(s, n)
+        contestants[f"gan_lib {precision}"] = lambda n, s=state: run_gan_lib(s, n)
     print(f"DCGAN {args.image_size}x{args.image_size}, batch {args.batch_size}, {len(images):,} "
           f"images ({ds.description}) held in memory as uint8 for every contestant, {device}, "
           f"{torch.get_num_threads()} threads; {args.rounds} rounds x {args.iters} timed "
           f"iterations each; gan_lib channels_last={args.channels_last}, compile={args.compile}")
-    seconds = dict.fromkeys(contestants, 0.0)
+    timed = timing.interleaved(
+        {k: lambda run=run: run(args.iters) for k, run in contestants.items()}, args.rounds,
+        warmup=0, untimed={k: lambda run=run: run(1) for k, run in contestants.items()})
+    seconds = {name: sum(t) for name, t in timed.seconds.items()}
     rounds = []
     for r in range(args.rounds):
-        per_step = {}
-        for name, run in contestants.items():
-            dt = run(args.iters)
-            seconds[name] += dt
-            per_step[name] = dt / args.iters
-            print(f"  round {r + 1}: {name:15s} {dt / args.iters:7.3f} s/step", flush=True)
+        per_step = {name: t[r] / args.iters for name, t in timed.seconds.items()}
+        for name, t in per_step.items():
+            print(f"  round {r + 1}: {name:15s} {t:7.3f} s/step", flush=True)
         ratios = {name: per_step["reference fp32"] / t for name, t in per_step.items()}
         rounds.append({"round": r + 1, "s_per_step": per_step, "ratio_vs_reference": ratios})
         print(f"  round {r + 1} vs reference: "

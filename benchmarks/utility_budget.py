@@ -20,8 +20,8 @@ import argparse
 import datetime as dt
 import os
 import platform
-import threading
-import time
+import sys
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,6 +32,9 @@ from gan_lib.report import plots
 from gan_lib.studies import classifier, utility, utility_tables
 from gan_lib.studies.classifier import ClassifierConfig
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import timing  # noqa: E402  (benchmarks/ is not a package)
+
 BUDGETED = ("real", "synthetic", "real + synthetic")  # the issue's "all three trainings"
 REFERENCE = ("real (half)", "synthetic (half)")
 
@@ -39,40 +42,13 @@ REFERENCE = ("real (half)", "synthetic (half)")
 def thread_check(x: torch.Tensor, y: torch.Tensor, rounds: int = 2) -> dict[str, Any]:
     """Images/s of one epoch of the quick classifier on 1,024 images (every 5th: both classes),
     1 and 2 threads in turn."""
-    out: dict[str, list[float]] = {"1": [], "2": []}
-    for _ in range(rounds):
-        for threads in (1, 2):
-            cfg = ClassifierConfig.preset("quick", epochs=1, threads=threads)
-            t0 = time.perf_counter()
-            classifier.fit(x[::5][:1024], y[::5][:1024], cfg, seed=0, progress=False)
-            out[str(threads)].append(1024 / (time.perf_counter() - t0))
-    return {"images_per_second": out, "load_average": list(os.getloadavg())}
+    def fit(threads: int) -> None:
+        cfg = ClassifierConfig.preset("quick", epochs=1, threads=threads)
+        classifier.fit(x[::5][:1024], y[::5][:1024], cfg, seed=0, progress=False)
 
-
-class LoadSampler:
-    """The 1-minute load average every ``every`` seconds while the block runs (a thread)."""
-
-    def __init__(self, every: float = 10.0):
-        self.every, self.values = every, []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            self.values.append(os.getloadavg()[0])
-
-    def __enter__(self) -> LoadSampler:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def summary(self) -> dict[str, Any]:
-        v = self.values or [os.getloadavg()[0]]
-        return {"every_seconds": self.every, "n": len(v), "min": min(v), "mean": sum(v) / len(v),
-                "max": max(v)}
+    timed = timing.interleaved({"1": lambda: fit(1), "2": lambda: fit(2)}, rounds, warmup=0)
+    return {"images_per_second": {k: timed.rates(k, 1024) for k in ("1", "2")},
+            "load_average": timing.load_average()}
 
 
 def per_seed(results: dict[str, Any], seed: int) -> dict[str, Any]:
@@ -101,9 +77,9 @@ def main() -> None:
     train, test = (load_dataset(args.source, split=s, image_size=args.size)
                    for s in ("train", "test"))
     cfg = ClassifierConfig.preset("quick", **({"threads": args.threads} if args.threads else {}))
-    load_start, t0, c0 = os.getloadavg(), time.perf_counter(), time.process_time()
+    load_start, whole = timing.load_average(), timing.Stopwatch().start()
     threads = thread_check(train.images, train.labels)
-    with LoadSampler() as load:
+    with timing.LoadSampler() as load:
         merged = utility.tstr((train.images, train.labels), (train.images, train.labels),
                               (test.images, test.labels), cfg, seeds=seeds)
     seeds_cost = [per_seed(merged, s) for s in seeds]
@@ -117,7 +93,7 @@ def main() -> None:
                  "train_fingerprint": train.fingerprint, "test_fingerprint": test.fingerprint},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "torch_threads": cfg.threads, "load_average_start": list(load_start),
-                    "load_average_end": list(os.getloadavg()),
+                    "load_average_end": timing.load_average(),
                     "load_average_1min_during": load.summary(),
                     "note": "2 cores shared with other jobs (a GAN training, scoring): "
                             "load averages above 2 mean the study had part of a core at times"},
@@ -128,8 +104,8 @@ def main() -> None:
                       "with_reference_seconds": sum(p["three_trainings_seconds"]
                                                     + p["reference_pair_seconds"]
                                                     for p in seeds_cost),
-                      "script_wall_seconds": time.perf_counter() - t0,
-                      "script_cpu_seconds": time.process_time() - c0},
+                      "script_wall_seconds": whole.elapsed,
+                      "script_cpu_seconds": whole.cpu_elapsed},
         "table": utility_tables.results_table(merged).to_dict(orient="records"),
         "results": merged,
     }

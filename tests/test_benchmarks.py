@@ -13,6 +13,7 @@ import functools
 import importlib.util
 import json
 import math
+import re
 import sys
 from pathlib import Path
 
@@ -318,3 +319,73 @@ def test_bf16_training_is_allowed_as_precision_quality_json_says():
     worse = [it for it, p in result["paired"].items() if p["ci95"][0] > 0]
     assert result["paired"] and (not worse) == calibrate.BF16_ALLOWED
     assert "precision_quality.json" in calibrate.BF16_EVIDENCE
+
+
+# --- benchmarks/timing.py: the one way the scripts time code ------------------------------------
+
+
+class FakeClock:
+    """time.perf_counter / process_time that advance only when a contestant says so."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+    def process_time(self):
+        return self.now / 2
+
+
+def test_interleaved_rounds_time_each_contestant_alone_in_a_fixed_or_alternating_order(
+        monkeypatch):
+    timing = bench_module("timing")
+    clock = FakeClock()
+    monkeypatch.setattr(timing, "time", clock)
+    calls = []
+
+    def contestant(name, seconds):
+        def run():
+            calls.append(name)
+            clock.now += seconds
+            return name.upper()
+        return run
+
+    def prep():
+        calls.append("prep")
+        clock.now += 100.0  # untimed: must not count
+
+    rounds = timing.interleaved({"a": contestant("a", 2.0), "b": contestant("b", 1.0)}, 3,
+                                untimed={"b": prep})
+    assert calls == ["a", "b"] + ["a", "prep", "b"] * 3  # one warm-up call each, untimed
+    assert rounds.seconds == {"a": [2.0, 2.0, 2.0], "b": [1.0, 1.0, 1.0]}
+    assert rounds.results["b"] == ["B", "B", "B"]
+    assert rounds.rate("a", work=64) == 32.0 and rounds.ratio("b", "a") == 2.0
+    calls.clear()
+    timing.interleaved({"a": contestant("a", 1.0), "b": contestant("b", 1.0)}, 3, warmup=0,
+                       alternate=True)
+    assert calls == ["a", "b", "b", "a", "a", "b"]
+    with pytest.raises(ValueError, match="rounds=0"):
+        timing.interleaved({"a": contestant("a", 1.0)}, 0)
+
+
+def test_rates_use_the_median_round_or_the_best(monkeypatch):
+    timing = bench_module("timing")
+    rounds = timing.Rounds({"a": [4.0, 1.0, 2.0, 8.0]})
+    assert rounds.rate("a", 8.0) == 8.0 / 3.0  # median of 1, 2, 4, 8 is 3
+    assert rounds.rate("a", 8.0, best=True) == 8.0
+    assert rounds.rates("a", 8.0) == [2.0, 8.0, 4.0, 1.0]
+    clock = FakeClock()
+    monkeypatch.setattr(timing, "time", clock)
+    with timing.Stopwatch() as watch:
+        clock.now += 3.0
+    assert (watch.seconds, watch.cpu_seconds) == (3.0, 1.5)
+
+
+def test_every_benchmark_script_times_through_the_helper():
+    """No script reads a clock or the load average itself: benchmarks/timing.py does."""
+    own = re.compile(r"time\.(perf_counter|process_time|time|monotonic)\(|os\.getloadavg\(")
+    found = [f"{p.name}:{i}" for p in sorted(PATH.parent.glob("*.py")) if p.name != "timing.py"
+             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
+             if own.search(line)]
+    assert not found, f"time these through benchmarks/timing.py: {found}"
