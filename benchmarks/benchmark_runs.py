@@ -15,7 +15,7 @@ import torch
 
 from gan_lib import metrics, storage
 from gan_lib.gan import run_folder
-from gan_lib.metrics import variant_rule
+from gan_lib.metrics import calibrate, feature_extractor
 from gan_lib.studies import audit
 
 
@@ -58,11 +58,13 @@ def raw_check(run_dir: Path, ema_dir: Path, iterations: int) -> dict[str, Any] |
 
 def scored(run_dir: Path, **score_overrides: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """(scores.json, audit.json) of a run, made now unless both exist under today's extraction
-    (the variant recorded in each, :func:`gan_lib.metrics.variant_rule.variant_name`).
+    (the variant recorded in each, :func:`gan_lib.metrics.feature_extractor.variant_name`).
     ``score_overrides``: ScoreConfig settings that fix the extraction (e.g. precision="bf16",
     compiled=True) for every run of a study, whatever the machine's default."""
     score_cfg = metrics.score_config(run=run_dir, **score_overrides)
-    wanted = variant_rule.variant_name(score_cfg)
+    real = metrics.load_real(run_folder.load_run_config(run_dir), "train").images
+    wanted = feature_extractor.variant_name(
+        score_cfg, calibration_images=calibrate.calibration_batch(real))
     paths = run_dir / "scores.json", run_dir / "audit.json"
     if all(p.is_file() for p in paths):
         scores, audited = (storage.read_json(p) for p in paths)

@@ -48,8 +48,8 @@ def offline() -> bool:
 IMAGE_SIZES = (32, 64, 128)
 PRECISIONS = ("auto", "fp32", "bf16")
 # How Inception runs (gan_lib/metrics/variant_rule.py): fp32; bf16 autocast; fp32 tensors with
-# oneDNN's bf16 arithmetic inside convolutions and matmuls ("fastmath", CPU only). "auto" is the
-# default picked by the rule of benchmarks/extraction_precision.py (see variant_rule.MEASURED_DEFAULT).
+# oneDNN's bf16 arithmetic inside convolutions and matmuls ("fastmath", CPU only). "auto" is
+# decided by calibration on this machine (gan_lib/metrics/calibrate.py).
 EXTRACTION_PRECISIONS = ("auto", "fp32", "bf16", "fastmath")
 METRICS = ("is", "fid", "kid")
 AUGMENT_OPS = ("translation", "cutout", "brightness", "contrast")  # gan_lib/gan/augment.py
@@ -225,17 +225,14 @@ class ScoreConfig:
     metrics: tuple[str, ...] = METRICS
     batch_size: int = 64
     device: str = "auto"
-    # Inception arithmetic: auto = the measured default (variant_rule.resolve_extraction), or
-    # fp32 | bf16 | fastmath; fold_bn: fold each BatchNorm into its convolution (True/False),
-    # None = as measured (folded in fp32, where it is exact up to rounding; separate in bf16,
-    # where folding moved the FID past the rule). Both are recorded in every score's
-    # provenance and are part of the feature cache key.
+    # How Inception runs: precision fp32 | bf16 | fastmath; fold_bn: each BatchNorm folded
+    # into its convolution; compiled: torch.compile (inductor). "auto" / None: decided on this
+    # machine by calibration (metrics/calibrate.py: the fastest variant whose features stay
+    # within the committed quality bound of fp32's), what is set is kept (variant_rule.py).
+    # Recorded in every score's provenance (with how it was chosen) and part of the feature
+    # cache key. The smoke profile fixes all three: its sets are smaller than a calibration.
     precision: str = "auto"
     fold_bn: bool | None = None
-    # torch.compile (inductor) the extractor: True/False, None = as measured (compiled where
-    # bf16 is the measured default and a C++ compiler is found; see variant_rule.resolve_compile).
-    # Fuses each BatchNorm, ReLU and cast into one pass without folding; recorded like the two
-    # above. The smoke profile turns it off: its sets are smaller than one compilation's cost.
     compiled: bool | None = None
     is_splits: int = 10
     kid_subset_size: int = 1000  # torch-fidelity's default; lowered to n when fewer images

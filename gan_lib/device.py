@@ -2,16 +2,16 @@
 cache of what calibration measured on this machine.
 
 Training and scoring both read these, so they sit below both: config/storage -> device -> models,
-data -> train, inception/metrics (see ARCHITECTURE.md). "auto" precision and extraction
-variants are measured on the machine at hand (DESIGN.md): the stages time their own work
+data -> train, metrics (see ARCHITECTURE.md). "auto" precision and extraction variants are
+measured on the machine at hand, never read off a CPU flag: the stages time their own work
 (``gan/calibrate.py``: the training step; ``metrics/calibrate.py``: Inception extraction) and
 keep the decision here, with :func:`calibrated`, one file per kind and machine under
 ``config.CACHE_DIR / "calibration"``, keyed by :func:`machine` (CPU model and flags, the ISA caps
 in force, threads, torch version) and by what was timed.
 
 Example:
-    >>> resolve_device("cpu"), resolve_precision("fp32", "cpu")
-    (device(type='cpu'), 'fp32')
+    >>> resolve_device("cpu"), machine(resolve_device("cpu"))["device"]
+    (device(type='cpu'), 'cpu')
 """
 
 from __future__ import annotations
@@ -36,12 +36,6 @@ from . import config, storage
 # torch.cpu, so tests/test_device.py checks they exist in the pinned torch: a rename would
 # otherwise turn bf16 off silently.
 CPU_BF16_PROBES = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-# "auto" picks bf16 on CPUs with AMX (matrix tiles) only, where oneDNN has bf16 matrix kernels.
-# The rule rests on two measurements of the DCGAN step, bf16 autocast over fp32: on AVX512-BF16
-# without AMX (benchmarks/results/train_throughput_noamx_phantom.json:
-# ratio_gan_lib_bf16_over_fp32, below 1) and with AMX (benchmarks/results/precision_quality.json:
-# speed.bf16_over_fp32, above 1).
-CPU_FAST_BF16_PROBE = "_is_amx_tile_supported"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -73,25 +67,6 @@ def bf16_probe(device: torch.device) -> str | None:
 def bf16_supported(device: torch.device) -> bool:
     """Native bf16 arithmetic on ``device`` (see :func:`bf16_probe`)."""
     return bf16_probe(device) is not None
-
-
-def bf16_is_faster(device: torch.device) -> bool:
-    """Whether ``precision="auto"`` picks bf16 autocast on ``device``: CUDA with native bf16,
-    or a CPU with AMX tiles (:data:`CPU_FAST_BF16_PROBE` names the files and fields the CPU rule
-    rests on; train_throughput.json: ratio_gan_lib_bf16_over_fp32 on the real X-rays). CUDA
-    follows its native bf16 support; no result file in benchmarks/results covers it."""
-    if device.type == "cuda":
-        return bf16_supported(device)
-    return bool(getattr(torch.cpu, CPU_FAST_BF16_PROBE)())
-
-
-def resolve_precision(precision: str, device: str | torch.device = "auto") -> str:
-    """'auto' -> 'bf16' where :func:`bf16_is_faster` says so, else
-    'fp32'; 'fp32' and 'bf16' are kept as asked."""
-    device = resolve_device(device) if isinstance(device, str) else device
-    if precision == "auto":
-        return "bf16" if bf16_is_faster(device) else "fp32"
-    return precision
 
 
 def cpu_isa() -> str:

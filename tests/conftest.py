@@ -39,11 +39,19 @@ def one_thread():
 
 
 @pytest.fixture(autouse=True)
-def no_calibration(monkeypatch):
+def no_calibration():
     """Unit tests never time this machine: "auto" means fp32 eager (GAN_LIB_CALIBRATE=0) and
-    nothing is written to data/cache/calibration. tests/test_calibration.py turns calibration
-    back on with a temporary cache (its ``calibration_cache`` fixture)."""
-    monkeypatch.setenv("GAN_LIB_CALIBRATE", "0")
+    nothing is written to data/cache/calibration. The ``calibration_cache`` fixture turns
+    calibration back on with a temporary cache. (Not monkeypatch: an autouse fixture that
+    requested it would set monkeypatch up before other autouse fixtures, which then could not
+    see a test's own monkeypatching undone.)"""
+    before = os.environ.get("GAN_LIB_CALIBRATE")
+    os.environ["GAN_LIB_CALIBRATE"] = "0"
+    yield
+    if before is None:
+        os.environ.pop("GAN_LIB_CALIBRATE", None)
+    else:
+        os.environ["GAN_LIB_CALIBRATE"] = before
 
 
 @pytest.fixture

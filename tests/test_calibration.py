@@ -16,7 +16,11 @@ import pytest
 import torch
 
 from gan_lib import config, device, storage
+from gan_lib.data import load_dataset, subset_order
 from gan_lib.gan import calibrate, run_folder, train
+from gan_lib.metrics import calibrate as extraction_calibrate
+from gan_lib.metrics import feature_extractor
+from gan_lib.metrics.variant_rule import Variant
 
 CPU = torch.device("cpu")
 
@@ -213,3 +217,172 @@ def test_autocast_context_type_is_what_the_fake_step_reads():
     # fake_step tells bf16 from fp32 by the context's type: keep that true
     assert isinstance(device.autocast_context("bf16", CPU), torch.autocast)
     assert isinstance(device.autocast_context("fp32", CPU), contextlib.nullcontext)
+
+
+# --- extraction: every candidate timed and checked against fp32 ----------------------------
+
+
+FP32, FP32F, BF16, BF16F = extraction_calibrate.EAGER
+BOUND = extraction_calibrate.FEATURE_BOUND
+
+
+class FakeNet:
+    """What build() returns in these tests: the variant, and the FID layer's name."""
+
+    layers = {"fid": "2048"}
+
+    def __init__(self, variant, batch_size):
+        self.variant, self.batch_size = variant, batch_size
+
+
+def fake_inception(monkeypatch, cost: dict, deviation: dict, compiler: bool = True,
+                   fail_compile: bool = False):
+    """A fake clock and fake pool3 features: each variant 'takes' cost[v] seconds per image and
+    its features deviate from fp32's by exactly deviation[v] (relative Frobenius norm)."""
+    clock, passes = FakeTime(), []
+
+    def pool3(net, images):
+        v = net.variant
+        if v.compiled and fail_compile:
+            raise RuntimeError("torch.compile of the Inception extractor failed (no cc1plus)")
+        passes.append(v)
+        clock.now += cost[v] * len(images)
+        ref = images.flatten(1)[:, :4].double() + 1  # a function of each image alone
+        return ref * (1 + deviation[v])
+
+    monkeypatch.setattr(extraction_calibrate, "_pool3", pool3)
+    monkeypatch.setattr(extraction_calibrate, "time", clock)
+    monkeypatch.setattr(extraction_calibrate, "cxx_compiler",
+                        lambda: "/usr/bin/g++" if compiler else None)
+    return passes
+
+
+IMAGES = torch.arange(64, dtype=torch.uint8).view(64, 1, 1, 1).expand(64, 1, 8, 8).contiguous()
+DEV = {FP32: 0.0, FP32F: 1e-6, BF16: BOUND * 0.98, BF16F: BOUND * 1.08}
+
+
+def chosen(record) -> Variant:
+    return Variant(**record["chosen"])
+
+
+def test_extraction_fastest_within_the_bound_wins_and_over_the_bound_is_refused(monkeypatch):
+    cost = {FP32: 0.10, FP32F: 0.09, BF16: 0.05, BF16F: 0.04}  # bf16 folded fastest...
+    passes = fake_inception(monkeypatch, cost, DEV, compiler=False)
+    record = extraction_calibrate.measure(IMAGES, 64, FakeNet)
+    assert chosen(record) == BF16  # ...but over the bound: refused
+    rows = {c["name"]: c for c in record["candidates"]}
+    assert not rows[BF16F.label]["within_bound"] and rows[BF16F.label]["img_per_s"] == 25.0
+    assert rows[BF16.label]["within_bound"] and rows[BF16.label]["img_per_s"] == 20.0
+    assert rows[FP32.label]["deviation"] == 0.0 and len(rows) == 4  # no compiler: eager only
+    # interleaved rounds of EAGER_BATCH images; every candidate sees all 64 images
+    assert passes[:4] == list(extraction_calibrate.EAGER) and len(passes) == 4 * 4
+    assert record["bound"]["feature_relative_error"] == BOUND
+
+
+def test_extraction_compiles_the_eager_winner_and_keeps_it_only_if_faster(monkeypatch):
+    dev = {**DEV, Variant("bf16", False, True): BOUND * 0.99}
+    cost = {FP32: 0.10, FP32F: 0.09, BF16: 0.05, BF16F: 0.04, Variant("bf16", False, True): 0.03}
+    passes = fake_inception(monkeypatch, cost, dev)
+    record = extraction_calibrate.measure(IMAGES, 64, FakeNet)
+    assert chosen(record) == Variant("bf16", False, True)
+    compiled = record["candidates"][-1]
+    assert compiled["compiled"] and "compile_seconds" in compiled
+    assert [v for v in passes if v.compiled] == [Variant("bf16", False, True)] * 2  # compile, time
+    fake_inception(monkeypatch, {**cost, Variant("bf16", False, True): 0.06}, dev)
+    assert chosen(extraction_calibrate.measure(IMAGES, 64, FakeNet)) == BF16  # slower: eager
+
+
+def test_extraction_refuses_a_compiled_variant_that_deviates_or_fails(monkeypatch):
+    cost = {FP32: 0.10, FP32F: 0.09, BF16: 0.05, BF16F: 0.04, Variant("bf16", False, True): 0.01}
+    fake_inception(monkeypatch, cost, {**DEV, Variant("bf16", False, True): BOUND * 1.5})
+    assert chosen(extraction_calibrate.measure(IMAGES, 64, FakeNet)) == BF16
+    fake_inception(monkeypatch, cost, DEV, fail_compile=True)
+    record = extraction_calibrate.measure(IMAGES, 64, FakeNet)
+    assert chosen(record) == BF16 and "torch.compile failed" in record["candidates"][-1]["why"]
+
+
+def test_extraction_where_bf16_deviates_too_far_is_fp32(monkeypatch):
+    cost = {FP32: 0.10, FP32F: 0.09, BF16: 0.05, BF16F: 0.04, Variant("fp32", True, True): 0.2}
+    fake_inception(monkeypatch, cost, {**DEV, BF16: BOUND * 1.01, Variant("fp32", True, True): 0})
+    assert chosen(extraction_calibrate.measure(IMAGES, 64, FakeNet)) == FP32F
+
+
+@pytest.fixture
+def fake_extractor_build(calibration_cache, monkeypatch):
+    """resolve_variant with the fake Inception: built nets are FakeNets, weights a stub."""
+    monkeypatch.setattr(feature_extractor, "build_extractor",
+                        lambda cfg, v, extractor, weights=None: FakeNet(v, cfg.batch_size))
+    monkeypatch.setattr(feature_extractor, "resolve_weights", lambda w: {"sha256": "w" * 64})
+    cost = {FP32: 0.10, FP32F: 0.09, BF16: 0.05, BF16F: 0.04, Variant("bf16", False, True): 0.03}
+    dev = {**DEV, Variant("bf16", False, True): BOUND * 0.99}
+    return fake_inception(monkeypatch, cost, dev)
+
+
+def resolve(**settings):
+    return feature_extractor.resolve_variant(config.ScoreConfig(device="cpu", **settings),
+                                             calibration_images=IMAGES)
+
+
+def test_extraction_decision_is_cached_per_machine_and_images(fake_extractor_build, monkeypatch,
+                                                             calibration_cache):
+    passes = fake_extractor_build
+    v, record = resolve()
+    assert v == Variant("bf16", False, True) and record["how"] == "measured"
+    n = len(passes)
+    assert resolve()[1]["how"] == "cached" and len(passes) == n
+    assert record["key"]["batch_size"] == 64 and record["key"]["images_sha256"]
+    other = feature_extractor.resolve_variant(config.ScoreConfig(device="cpu"),
+                                              calibration_images=IMAGES + 1)
+    assert other[1]["how"] == "measured" and len(passes) > n  # other images: measured again
+    monkeypatch.setattr(device, "cpu_model", lambda: "Another CPU")
+    assert resolve()[1]["how"] == "measured"
+    assert len(list(calibration_cache.glob("extraction-*.json"))) == 3
+
+
+def test_extraction_forced_settings_are_respected(fake_extractor_build):
+    passes = fake_extractor_build
+    resolve()  # calibrate once
+    n = len(passes)
+    assert resolve(precision="fp32")[0] == FP32F  # the fastest fp32 candidate
+    assert resolve(fold_bn=True)[0] == FP32F  # bf16 folded is over the bound
+    assert resolve(compiled=False)[0] == BF16
+    assert resolve(precision="fp32", compiled=True)[0] == Variant("fp32", True, True)  # untimed
+    with pytest.warns(UserWarning, match="over calibration's quality bound"):
+        assert resolve(precision="bf16", fold_bn=True)[0] == BF16F  # the user's call
+    assert resolve(precision="fastmath")[0] == Variant("fastmath", False, False)
+    v, record = resolve(precision="bf16", fold_bn=False, compiled=False)
+    assert v == BF16 and record["how"] == "forced"
+    assert len(passes) == n  # all read from the one calibration
+
+
+def test_extraction_calibration_off_is_fp32_eager(fake_extractor_build, monkeypatch):
+    monkeypatch.setenv(device.CALIBRATE_ENV, "0")
+    v, record = resolve()
+    assert v == FP32F and record["how"] == "skipped" and not fake_extractor_build
+
+
+def test_calibration_batch_is_the_front_of_the_reference_set():
+    images = torch.arange(200, dtype=torch.uint8).reshape(200, 1, 1, 1)
+    batch = extraction_calibrate.calibration_batch(images)
+    assert len(batch) == extraction_calibrate.CALIBRATION_IMAGES
+    assert torch.equal(batch, images[subset_order(200)[:len(batch)]])
+
+
+@pytest.mark.slow
+def test_extraction_calibration_on_the_real_inception(calibration_cache, monkeypatch, one_thread):
+    """The real FID Inception, a few images, no compiler: fp32 is the reference (deviation 0),
+    folding changes features by rounding only, bf16 by more; the choice is within the bound."""
+    monkeypatch.setattr(extraction_calibrate, "CALIBRATION_IMAGES", 8)
+    monkeypatch.setattr(extraction_calibrate, "EAGER_BATCH", 4)
+    monkeypatch.setattr(extraction_calibrate, "cxx_compiler", lambda: None)
+    images = extraction_calibrate.calibration_batch(
+        load_dataset("phantom", "train", 64).images)
+    v, record = feature_extractor.resolve_variant(config.ScoreConfig(device="cpu", batch_size=8),
+                                                  calibration_images=images)
+    rows = {c["name"]: c for c in record["candidates"]}
+    assert rows[FP32.label]["deviation"] == 0 and rows[FP32F.label]["deviation"] < 1e-4
+    assert 1e-3 < rows[BF16.label]["deviation"] < 0.2
+    assert all(c["img_per_s"] > 0 for c in record["candidates"])
+    assert next(c for c in record["candidates"] if Variant(**{k: c[k] for k in (
+        "precision", "fold_bn", "compiled")}) == v)["within_bound"]
+    assert record["images"]["n"] == 8

@@ -1,4 +1,4 @@
-"""Device and precision resolution: probes that exist, 'auto' that follows the hardware."""
+"""Device resolution, bf16 probes that exist, the CPU class label, autocast."""
 
 from __future__ import annotations
 
@@ -14,25 +14,20 @@ def test_cpu_bf16_probes_exist_in_the_pinned_torch():
         assert callable(getattr(torch.cpu, name)), name
 
 
-def test_precision_auto_is_bf16_on_amx_only(monkeypatch):
-    cpu = torch.device("cpu")
-    amx = torch.cpu._is_amx_tile_supported()
-    assert device.resolve_precision("auto", cpu) == ("bf16" if amx else "fp32")
-    assert device.resolve_precision("fp32", cpu) == "fp32"
-    assert device.resolve_precision("bf16", cpu) == "bf16"
-    # AVX512-BF16 without AMX computes bf16 but measured 0.77x fp32: auto stays fp32 there
+def test_cpu_class_follows_the_probes(monkeypatch):
+    """cpu_isa names the class recorded beside timings; it is a label, not a decision (no
+    'auto' reads it: calibration measures)."""
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    assert device.bf16_probe(cpu) == "torch.cpu._is_avx512_bf16_supported"
-    assert device.resolve_precision("auto", cpu) == "fp32"
+    assert device.bf16_probe(torch.device("cpu")) == "torch.cpu._is_avx512_bf16_supported"
     assert device.cpu_isa() == "avx512_bf16"
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
-    assert device.resolve_precision("auto", cpu) == "bf16"
     assert device.cpu_isa() == "amx"
     for name in device.CPU_BF16_PROBES:
         monkeypatch.setattr(torch.cpu, name, lambda: False)
-    assert device.resolve_precision("auto", cpu) == "fp32"
+    assert device.bf16_probe(torch.device("cpu")) is None
     assert device.cpu_isa() == torch.backends.cpu.get_cpu_capability().lower()
+    assert not hasattr(device, "bf16_is_faster")  # the flag rule is gone
 
 
 def test_compute_context_records_threads(monkeypatch):

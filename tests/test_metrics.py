@@ -335,24 +335,26 @@ def test_the_compiled_fid_inception_matches_eager_and_compiles_once_for_every_in
                                rtol=1e-3, atol=1e-4)
 
 
-def test_compiling_by_default_only_where_it_was_measured(monkeypatch):
+def test_without_calibration_the_rule_is_fp32_eager_and_never_compiles(monkeypatch):
+    """Where nothing is measured (GAN_LIB_CALIBRATE=0, as in every test here; another
+    extractor; a GPU) "auto" does not compile and keeps to fp32 on a CPU; what a ScoreConfig
+    sets is kept; compiled=True without a C++ compiler is refused."""
     cpu = torch.device("cpu")
-    monkeypatch.setattr(variant_rule.device, "bf16_is_faster", lambda where: True)
-    monkeypatch.setattr(variant_rule, "cxx_compiler", lambda: "/usr/bin/g++")
-    monkeypatch.setattr(variant_rule, "MEASURED_DEFAULT_COMPILED", False)
-    assert variant_rule.resolve_compile(None, variant_rule.MEASURED_DEFAULT, cpu) is False
-    monkeypatch.setattr(variant_rule, "MEASURED_DEFAULT_COMPILED", True)
-    assert variant_rule.resolve_compile(None, variant_rule.MEASURED_DEFAULT, cpu) is True
-    assert variant_rule.resolve_compile(None, "fp32", cpu) is False
-    assert variant_rule.resolve_compile(None, variant_rule.MEASURED_DEFAULT, cpu, TINY) is False
-    assert variant_rule.resolve_compile(None, "bf16", torch.device("cuda")) is False  # unmeasured
+    v, record = feature_extractor.resolve_variant(config.ScoreConfig(device="cpu"))
+    assert (v.label, record["how"]) == ("fp32, BatchNorm folded", "skipped")
+    v, record = feature_extractor.resolve_variant(config.ScoreConfig(device="cpu",
+                                                                     precision="bf16"))
+    assert v.label == "bf16, BatchNorm separate" and record["forced"] == {"precision": "bf16"}
+    monkeypatch.setenv("GAN_LIB_CALIBRATE", "1")
+    v, record = feature_extractor.resolve_variant(config.ScoreConfig(device="cpu"), TINY)
+    assert (v.label, record["how"]) == ("fp32, BatchNorm folded", "rule")  # not the FID Inception
+    monkeypatch.setattr(variant_rule.device, "bf16_supported", lambda where: True)
+    cuda = variant_rule.by_rule(config.ScoreConfig(), torch.device("cuda"))[0]
+    assert cuda == variant_rule.Variant("bf16", False, False)  # no GPU calibration (unmeasured)
     assert config.make_score_config("smoke").compiled is False  # tiny sets: not worth compiling
     monkeypatch.setattr(variant_rule, "cxx_compiler", lambda: None)
-    assert variant_rule.resolve_compile(None, variant_rule.MEASURED_DEFAULT, cpu) is False
     with pytest.raises(ValueError, match="C\\+\\+ compiler.*compiled=False"):
-        variant_rule.resolve_compile(True, "bf16", cpu)
-    monkeypatch.setattr(variant_rule.device, "bf16_is_faster", lambda where: False)
-    assert variant_rule.resolve_compile(None, variant_rule.MEASURED_DEFAULT, cpu) is False
+        variant_rule.by_rule(config.ScoreConfig(compiled=True), cpu)
 
 
 def test_metric_names_carry_the_sample_count():
@@ -613,6 +615,30 @@ def test_bad_input_is_a_clear_error(run, monkeypatch):
     ex = feature_extractor.load_extractor(tiny_cfg(), TINY)
     with pytest.raises(ValueError, match="expected uint8 images"):
         extraction.extract_features(ex, torch.rand(4, 1, 32, 32))  # [0, 1] floats: a classic slip
+
+
+def test_scores_record_how_the_extraction_variant_was_chosen(run, monkeypatch):
+    """Every score's provenance says how its variant was chosen: by rule here (a test
+    extractor), or by this machine's calibration, whose record it carries."""
+    scores = scoring.score_run(run, tiny_cfg(metrics=("fid",)), extractor=TINY)
+    assert scores["extraction"] == "fp32, BatchNorm folded"
+    assert scores["calibration"]["how"] == "rule"
+    assert scores["calibration"]["chosen"] == {"precision": "fp32", "fold_bn": True,
+                                               "compiled": False}
+    row = {"compiled": False, "deviation": 0.01, "within_bound": True, "why": "within"}
+    record = {"how": "measured", "key": {"machine": {"cpu_model": "a test CPU"}}, "candidates": [
+        {**row, "name": "fp32, BatchNorm folded", "precision": "fp32", "fold_bn": True,
+         "img_per_s": 5.0},
+        {**row, "name": "bf16, BatchNorm separate", "precision": "bf16", "fold_bn": False,
+         "img_per_s": 9.0}]}
+    monkeypatch.setattr(feature_extractor.variant_rule, "calibrates", lambda *a: True)
+    monkeypatch.setattr(feature_extractor.calibrate, "decide", lambda *a: record)
+    monkeypatch.setattr(feature_extractor, "resolve_weights", lambda w: {"sha256": None})
+    scores = scoring.score_run(run, tiny_cfg(precision="auto", metrics=("fid",)), extractor=TINY)
+    assert scores["extraction"] == "bf16, BatchNorm separate"
+    assert scores["calibration"]["how"] == "measured"
+    assert scores["calibration"]["key"]["machine"]["cpu_model"] == "a test CPU"
+    assert scores["calibration"]["candidates"] == record["candidates"]
 
 
 def test_a_kid_subset_larger_than_the_sets_is_lowered_and_recorded(run):

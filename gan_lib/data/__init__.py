@@ -9,10 +9,19 @@ counts, original file sizes, citation). ``phantom`` draws the synthetic chest-li
 """
 
 from . import imagefile, load, phantom, pneumoniamnist, summaries
-from .load import CLASS_NAMES, LAYOUT, SPLITS, ChestXrayData, load_dataset, resolve_auto
+from .load import (
+    CLASS_NAMES,
+    LAYOUT,
+    SPLITS,
+    SUBSET_SEED,
+    ChestXrayData,
+    load_dataset,
+    resolve_auto,
+    subset_order,
+)
 from .phantom import make_phantom
 from .summaries import KERMANY_CITATION, raw_size_stats, resized_note, split_counts, summarize
 
 __all__ = ["load_dataset", "ChestXrayData", "resolve_auto", "summarize", "split_counts",
            "raw_size_stats", "resized_note", "make_phantom", "KERMANY_CITATION", "CLASS_NAMES",
-           "LAYOUT", "SPLITS", "imagefile", "load", "summaries", "phantom", "pneumoniamnist"]
+           "LAYOUT", "SPLITS", "SUBSET_SEED", "subset_order", "imagefile", "load", "summaries", "phantom", "pneumoniamnist"]

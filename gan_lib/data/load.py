@@ -111,6 +111,20 @@ def load_dataset(source: str = "auto", split: str = "train", image_size: int = 6
         f"a PneumoniaMNIST .npz file, or a folder laid out as {LAYOUT}")
 
 
+# Which real images form a set: one seeded permutation per split. Scoring takes its reference,
+# floor and held-out sets from its front (metrics/features.py), calibration its batch.
+SUBSET_SEED = 0
+
+
+def subset_order(n: int) -> torch.Tensor:
+    """The seeded permutation of a split's ``n`` images that real sets are taken from.
+
+    >>> subset_order(5).tolist() == subset_order(5).tolist()
+    True
+    """
+    return torch.randperm(n, generator=torch.Generator().manual_seed(SUBSET_SEED))
+
+
 def resolve_auto(image_size: int = 64) -> tuple[str, str]:
     """(source, reason) for "auto": local Kermany folder, local or downloaded PneumoniaMNIST,
     else the synthetic phantom."""

@@ -1,7 +1,8 @@
 """Metrics: how good a run's generated images are, as numbers with their provenance.
 
 ``inception_weights`` finds, converts and checks the FID Inception's weights;
-``variant_rule`` decides how it runs (precision, BatchNorm folding, torch.compile);
+``variant_rule`` decides how it runs (precision, BatchNorm folding, torch.compile), with
+``calibrate``'s measurement of every candidate on this machine where "auto" leaves it open;
 ``feature_extractor`` builds it in that variant (``resize``: its resize to 299 px,
 bit-identical to torch-fidelity's, compiled for compiled extraction); ``extraction`` streams
 images through it and logs what went through; ``features``
@@ -15,6 +16,7 @@ utility.json begin with. It reads runs from disk (``gan``) and never imports tra
 """
 
 from . import (
+    calibrate,
     extraction,
     feature_extractor,
     features,
@@ -45,7 +47,7 @@ from .is_fid_kid import (
 from .score_record import LineProvenance, ScoreRecord
 from .scoring import floor_plan, generated_count, load_real, score_config, score_run
 
-__all__ = ["inception_weights", "variant_rule", "feature_extractor", "extraction", "resize",
+__all__ = ["inception_weights", "variant_rule", "calibrate", "feature_extractor", "extraction", "resize",
            "features", "frechet", "is_fid_kid", "scoring", "score_tables", "provenance",
            "score_run", "score_config", "score_images", "load_real", "compare", "floor_plan",
            "generated_count", "metric_name", "statistics", "inception_score",

@@ -17,16 +17,13 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from tqdm import tqdm
 
 from .. import device, storage
 from ..scale import distributed
-
-if TYPE_CHECKING:
-    from .feature_extractor import Extractor
 
 
 @contextlib.contextmanager
@@ -48,11 +45,15 @@ def _arithmetic(precision: str, where: torch.device):
 
 
 @torch.no_grad()
-def extract_features(net: Extractor, images: torch.Tensor,
-                     desc: str = "features") -> dict[str, torch.Tensor]:
-    """uint8 [N, 1 or 3, H, W] -> {feature name: float32 [N, D]} on the CPU, batch by batch.
+def extract_features(net: Any, images: torch.Tensor, desc: str = "features",
+                     progress: bool = True, log: bool = True) -> dict[str, torch.Tensor]:
+    """uint8 [N, 1 or 3, H, W] -> {feature name: float32 [N, D]} on the CPU, batch by batch,
+    through ``net``, a :class:`~gan_lib.metrics.feature_extractor.Extractor` (not imported
+    here: calibration, which feature_extractor calls, extracts through this function).
 
     Only one batch is on the device at a time (Inception resizes each to 299x299 inside).
+    ``progress``: a bar; ``log``: a line in the report's :data:`EXTRACTION_LOG` (calibration
+    turns both off: its passes are the machine's, not the report's).
     """
     if images.dtype != torch.uint8 or images.ndim != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"expected uint8 images [N, 1 or 3, H, W] (0..255), got {images.dtype} "
@@ -60,7 +61,7 @@ def extract_features(net: Extractor, images: torch.Tensor,
     names = list(net.module.get_requested_features_list())
     out: dict[str, list[torch.Tensor]] = {k: [] for k in names}
     with tqdm(total=len(images), desc=desc, unit="img", leave=False,
-              **distributed.progress_bar()) as bar:
+              **(distributed.progress_bar() if progress else {"disable": True})) as bar:
         for i in range(0, len(images), net.batch_size):
             x = images[i:i + net.batch_size].to(net.device, non_blocking=True)
             x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x  # gray -> RGB, as X-rays are
@@ -72,7 +73,8 @@ def extract_features(net: Extractor, images: torch.Tensor,
             for k, f in zip(names, feats, strict=True):
                 out[k].append(f[:n].float().cpu())
             bar.update(n)
-    _log_extraction(images, desc)
+    if log:
+        _log_extraction(images, desc)
     return {k: torch.cat(v) if v else torch.empty(0) for k, v in out.items()}
 
 

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Callable
@@ -27,9 +28,9 @@ from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
 from torch_fidelity.utils import create_feature_extractor
 
 from .. import config, device
-from . import resize
+from . import calibrate, resize, variant_rule
 from .inception_weights import EXTRACTOR, resolve_weights
-from .variant_rule import resolve_compile, resolve_extraction, resolve_fold, variant_label
+from .variant_rule import Variant, variant_label
 
 if TYPE_CHECKING:
     from ..config import ScoreConfig
@@ -53,7 +54,10 @@ class Extractor:
     batch_size: int
     library: str = field(default="")
     fold_bn: bool = False  # BatchNorm folded into the convolutions (fold_batchnorm)
-    compiled: bool = False  # run through torch.compile (resolve_compile); compiled on first use
+    compiled: bool = False  # run through torch.compile; compiled on first use
+    # how the variant was chosen (variant_rule / calibrate: forced, rule, skipped, measured,
+    # cached), recorded in every score's provenance
+    calibration: dict[str, Any] | None = None
     _forward: Callable[[torch.Tensor], Any] | None = field(default=None, repr=False)
 
     @property
@@ -114,26 +118,71 @@ def fold_batchnorm(module: torch.nn.Module) -> torch.nn.Module:
     return module
 
 
-def load_extractor(score_cfg: ScoreConfig, extractor: str = EXTRACTOR) -> Extractor:
-    """Build torch-fidelity's extractor ``extractor`` with resolved weights on the chosen device.
+def load_extractor(score_cfg: ScoreConfig, extractor: str = EXTRACTOR,
+                   calibration_images: torch.Tensor | None = None) -> Extractor:
+    """Build torch-fidelity's extractor ``extractor`` with resolved weights on the chosen device,
+    in the variant :func:`resolve_variant` chooses (its record: :attr:`Extractor.calibration`).
 
+    ``calibration_images``: uint8 real images to calibrate on when a calibration is due
+    (``calibrate.calibration_batch`` of the run's training split; default: the "auto" source's).
     The IS layer is added only when the weights have classifier logits; the narrower layers
     :data:`WIDTHS` are requested beside them when the extractor provides them.
     """
+    variant, record = resolve_variant(score_cfg, extractor, calibration_images)
+    net = build_extractor(score_cfg, variant, extractor)
+    net.calibration = record
+    return net
+
+
+def resolve_variant(score_cfg: ScoreConfig, extractor: str = EXTRACTOR,
+                    calibration_images: torch.Tensor | None = None,
+                    ) -> tuple[Variant, dict[str, Any]]:
+    """The variant ``score_cfg`` means here and how it was chosen (variant_rule.py): forced,
+    by rule, or by this machine's calibration (made now if due, else read from its cache)."""
+    where = device.resolve_device(score_cfg.device)
+    if len(variant_rule.forced(score_cfg)) == len(variant_rule.SETTINGS):
+        return variant_rule.by_rule(score_cfg, where, how="forced")
+    if not variant_rule.calibrates(score_cfg, where, extractor):
+        skipped = where.type == "cpu" and extractor == EXTRACTOR
+        return variant_rule.by_rule(score_cfg, where, how="skipped" if skipped else "rule")
+    images = calibrate.default_images() if calibration_images is None else calibration_images
+    weights = resolve_weights(score_cfg.weights)
+
+    def build(v: Variant, batch_size: int) -> Extractor:
+        cfg = dataclasses.replace(score_cfg, batch_size=batch_size, **v.as_dict())
+        return build_extractor(cfg, v, extractor, weights)
+
+    record = calibrate.decide(where, score_cfg.batch_size, weights["sha256"], images, build)
+    return variant_rule.from_calibration(score_cfg, where, record)
+
+
+def variant_name(score_cfg: ScoreConfig, extractor: str = EXTRACTOR,
+                 calibration_images: torch.Tensor | None = None) -> str:
+    """The extraction variant ``score_cfg`` resolves to here, as scores record it.
+
+    >>> from gan_lib import config
+    >>> variant_name(config.ScoreConfig(precision="fp32", fold_bn=False, compiled=False))
+    'fp32, BatchNorm separate'
+    """
+    return resolve_variant(score_cfg, extractor, calibration_images)[0].label
+
+
+def build_extractor(score_cfg: ScoreConfig, variant: Variant, extractor: str = EXTRACTOR,
+                    weights: dict[str, Any] | None = None) -> Extractor:
+    """The extractor ``extractor`` in ``variant`` (no rule applied), with ``weights`` (default:
+    resolved from ``score_cfg.weights``) on ``score_cfg.device``."""
     if extractor not in FEATURE_EXTRACTORS_REGISTRY:
         raise ValueError(f"extractor={extractor!r} is not registered with torch-fidelity; "
                          f"known: {sorted(FEATURE_EXTRACTORS_REGISTRY)}")
     cls = FEATURE_EXTRACTORS_REGISTRY[extractor]
-    if extractor == EXTRACTOR or score_cfg.weights:
-        weights = resolve_weights(score_cfg.weights)
-    else:
-        weights = {"path": None, "sha256": None, "origin": f"none needed by {extractor}",
-                   "has_logits": True}
+    if weights is None:
+        weights = (resolve_weights(score_cfg.weights) if extractor == EXTRACTOR or score_cfg.weights
+                   else {"path": None, "sha256": None, "origin": f"none needed by {extractor}",
+                         "has_logits": True})
     layers = {m: cls.get_default_feature_layer_for_metric(m) for m in ("fid", "kid")}
     if weights["has_logits"]:
         layers["is"] = cls.get_default_feature_layer_for_metric("isc")
     where = device.resolve_device(score_cfg.device)
-    precision = resolve_extraction(score_cfg.precision, where)
     widths = [w for w in WIDTHS if w in cls.get_provided_features_list()]
     try:
         module = create_feature_extractor(extractor, sorted({*layers.values(), *widths}),
@@ -144,10 +193,8 @@ def load_extractor(score_cfg: ScoreConfig, extractor: str = EXTRACTOR) -> Extrac
     # channels_last: oneDNN's preferred CPU layout (its fp32 speed against contiguous is the
     # "fp32-contiguous" row of benchmarks/extraction_precision.py); features change ~1e-6.
     module = module.to(device=where, memory_format=torch.channels_last)
-    fold = resolve_fold(score_cfg.fold_bn, precision)
-    if fold:
+    if variant.fold_bn:
         module = fold_batchnorm(module)
-    return Extractor(extractor, module, layers, weights, where, precision,
+    return Extractor(extractor, module, layers, weights, where, variant.precision,
                      score_cfg.batch_size, library=f"torch-fidelity {torch_fidelity.__version__}",
-                     fold_bn=fold,
-                     compiled=resolve_compile(score_cfg.compiled, precision, where, extractor))
+                     fold_bn=variant.fold_bn, compiled=variant.compiled)

@@ -38,12 +38,12 @@ import torch
 from torch_fidelity import metric_fid
 
 from .. import config, storage
+from ..data import SUBSET_SEED, subset_order
 from ..gan import sampling
 from ..scale import distributed
 from .extraction import extract_features
 from .feature_extractor import Extractor
 
-SUBSET_SEED = 0  # which real images form a set (one seeded permutation per split)
 CACHE_FORMAT = 1
 
 
@@ -124,13 +124,6 @@ def class_positions(ds: Any) -> list[torch.Tensor]:
     order = subset_order(len(ds.images))
     ordered_labels = ds.labels[order]
     return [order[ordered_labels == c] for c in range(int(ds.labels.max()) + 1)]
-
-
-def subset_order(n: int) -> torch.Tensor:
-    """The seeded permutation of a split's ``n`` images that real sets are taken from."""
-    return torch.randperm(n, generator=torch.Generator().manual_seed(SUBSET_SEED))
-
-
 
 
 def fake_features(net: Extractor, snapshot: str | os.PathLike, n: int,

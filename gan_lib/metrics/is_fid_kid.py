@@ -30,6 +30,7 @@ import torch
 from torch_fidelity import metric_fid, metric_isc, metric_kid
 
 from ..config import ScoreConfig
+from .calibrate import calibration_batch
 from .extraction import extract_features
 from .feature_extractor import Extractor, load_extractor
 from .frechet import ReferenceStatistics
@@ -212,7 +213,8 @@ def score_images(fake: torch.Tensor, real: torch.Tensor, score_cfg: ScoreConfig,
 
     >>> score_images(fake, real, config.make_score_config("smoke"))["fid"]  # doctest: +SKIP
     """
-    net = extractor if isinstance(extractor, Extractor) else load_extractor(score_cfg, extractor)
+    net = extractor if isinstance(extractor, Extractor) else load_extractor(
+        score_cfg, extractor, calibration_batch(real))
     f_fake, f_real = extract_features(net, fake, "fake"), extract_features(net, real, "real")
     return compare(net, f_fake, f_real, score_cfg)
 

@@ -4,8 +4,8 @@ scores.json, audit.json, protocols.json and utility.json begin with the same key
 (:data:`HEADER_KEYS`), built here by :func:`header`: the run, when, the data (description and
 fingerprint), the generator's sampling rule and which weights it sampled with (G or EMA), the
 feature extractor (name, weights with their SHA-256, layers, device, precision, extraction
-variant; ``None`` where the file extracts no features, as utility.json), threads, processes
-and the git commit. Each file adds its own settings and results after it.
+variant and how it was chosen, ``calibration``; ``None`` where the file extracts no features,
+as utility.json), threads, processes and the git commit. Each file adds its own settings and results after it.
 
 Example:
     >>> sorted(data_record(type("D", (), {"source": "phantom", "description": "d",
@@ -28,8 +28,8 @@ from ..scale import distributed
 from .feature_extractor import Extractor
 
 HEADER_KEYS = ("run", "run_dir", "created", "data", "sampling", "generator", "extractor",
-               "weights", "layers", "device", "precision", "extraction", "threads", "processes",
-               "git_commit")
+               "weights", "layers", "device", "precision", "extraction", "calibration", "threads",
+               "processes", "git_commit")
 
 
 def data_record(ds: Any, split: str, **extra: Any) -> dict[str, Any]:
@@ -56,6 +56,8 @@ def header(run_dir: str | os.PathLike, data: dict[str, Any], snapshot: str | os.
         "extractor": net.describe() if net else None, "weights": net.weights if net else None,
         "layers": net.layers if net else None, "device": str(net.device) if net else None,
         "precision": net.precision if net else None, "extraction": net.variant if net else None,
+        # how that variant was chosen: forced, by rule, or measured on this machine (calibrate)
+        "calibration": net.calibration if net else None,
         "threads": torch.get_num_threads(),
         "processes": distributed.world_size(),  # torchrun ranks that shared the work
         "git_commit": run_folder.git_commit(),

@@ -32,6 +32,7 @@ from ..config import ScoreConfig
 from ..gan import run_folder, run_lock, sampling
 from ..scale import distributed
 from . import provenance
+from .calibrate import calibration_batch
 from .feature_extractor import Extractor, load_extractor
 from .features import at_indices, class_positions, fake_features, real_features
 from .inception_weights import EXTRACTOR
@@ -96,9 +97,9 @@ def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
     snapshots = run_folder.list_snapshots(run_dir)
     if (note := run_folder.unfinished(run_dir, snapshots[-1][0])) and distributed.is_main():
         print(note.replace("the one used here", "the last one scored"))
-    net = load_extractor(score_cfg, extractor)
     image_size = run_cfg["config"]["image_size"]
     ds = load_real(run_cfg, "train")
+    net = load_extractor(score_cfg, extractor, calibration_batch(ds.images))
     if ds.fingerprint != run_cfg["data"].get("fingerprint"):
         warnings.warn(f"the data at {run_cfg['data']['source']!r} changed since the run was trained "
                       "(fingerprint differs); scoring against the data as it is now", stacklevel=2)

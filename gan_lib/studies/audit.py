@@ -36,7 +36,15 @@ import torch
 from .. import storage
 from ..config import TrainConfig
 from ..gan import batches, run_folder, run_lock
-from ..metrics import feature_extractor, features, frechet, inception_weights, provenance, scoring
+from ..metrics import (
+    calibrate,
+    feature_extractor,
+    features,
+    frechet,
+    inception_weights,
+    provenance,
+    scoring,
+)
 from ..scale import distributed
 
 PR_K, DC_K = 3, 5  # neighbourhood sizes of the two papers
@@ -193,9 +201,10 @@ def audit_run(run_dir: str | os.PathLike, score_cfg: Any = None,
     run_dir = run_folder.run_path(run_dir)
     run_cfg = run_folder.load_run_config(run_dir)
     score_cfg = score_cfg or scoring.score_config(run=run_dir)
-    net = feature_extractor.load_extractor(score_cfg, extractor)
-    layer, size = net.layers["fid"], run_cfg["config"]["image_size"]
     ds, test = scoring.load_real(run_cfg, "train"), scoring.load_real(run_cfg, "test")
+    net = feature_extractor.load_extractor(score_cfg, extractor,
+                                           calibrate.calibration_batch(ds.images))
+    layer, size = net.layers["fid"], run_cfg["config"]["image_size"]
     ref = features.real_features(net, ds, score_cfg.n_real, size)
     held, held_ref, cached = held_out(net, ds, ref, score_cfg.n_fake, size)
     test_set = features.real_features(net, test, score_cfg.n_fake, size)

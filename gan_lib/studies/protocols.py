@@ -37,6 +37,7 @@ from .. import storage
 from ..config import ScoreConfig
 from ..gan import run_folder, run_lock
 from ..metrics import features, provenance, scoring
+from ..metrics.calibrate import calibration_batch
 from ..metrics.feature_extractor import Extractor, load_extractor
 from ..metrics.features import Recipe
 from ..metrics.frechet import ReferenceStatistics
@@ -182,9 +183,9 @@ def score_protocols(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = 
     run_cfg = run_folder.load_run_config(run_dir)
     score_cfg = score_cfg or scoring.score_config(run=run_dir)
     snapshots = run_folder.list_snapshots(run_dir)
-    net = load_extractor(score_cfg, extractor)
-    sets = _ProtocolFeatures(net, scoring.load_real(run_cfg, "train"),
-                             run_cfg["config"]["image_size"], score_cfg, snapshots)
+    ds = scoring.load_real(run_cfg, "train")
+    net = load_extractor(score_cfg, extractor, calibration_batch(ds.images))
+    sets = _ProtocolFeatures(net, ds, run_cfg["config"]["image_size"], score_cfg, snapshots)
     records = [rec for p in PROTOCOLS for rec in _score(sets, p)]
     ds = sets.ds
     result = {
