@@ -368,3 +368,51 @@ def test_notebook_02_run_again_reuses_the_finished_run(home, monkeypatch):
     text = out.read_text()
     assert "reusing the finished run" in text and "FileExistsError" not in text
     assert (run_dir / "losses.jsonl").read_bytes() == before
+
+
+HOLD_REPORTS = """
+import sys, time
+sys.path.insert(0, {repo!r})
+from gan_lib.gan import run_lock
+with run_lock.hold_reports(sys.argv[1], "report of run 'ra'"):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("how", ["api", "cli"])
+def test_a_second_report_in_one_folder_stops_at_once_and_leaves_the_first_alone(
+        home, monkeypatch, capsys, how):
+    """Two reports shared reports/.staging: each began by deleting it, and one published the
+    other's notebooks under its own header; a second that failed at once still broke the first."""
+    import subprocess
+    import sys
+
+    from gan_lib.__main__ import main
+    from gan_lib.gan import run_lock
+
+    reports = home / "reports"
+    (reports / ".staging" / "notebooks").mkdir(parents=True)  # the first report's work so far
+    (reports / ".staging" / "notebooks" / "02_train.ipynb").write_text("ra's notebook")
+    first = subprocess.Popen([sys.executable, "-c", HOLD_REPORTS.format(repo=str(config.REPO_ROOT)),
+                              str(reports)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert first.stdout.readline() == "held\n"
+        monkeypatch.setattr(pipeline, "run_notebooks", pytest.fail)  # must never get there
+        if how == "api":
+            with pytest.raises(run_lock.RunBusy, match=rf"Report folder {reports} is in use by "
+                                                       rf"process {first.pid} \(report of run 'ra'"):
+                pipeline.build_report(profile="smoke", run="rb", source="phantom")
+        else:
+            with pytest.raises(SystemExit) as stop:
+                main(["report", "--profile", "smoke", "--run", "rb", "--source",
+                      str(home / "does-not-exist")])
+            err = capsys.readouterr().err
+            assert stop.value.code == 2 and err.startswith(f"error: Report folder {reports} is "
+                                                           f"in use by process {first.pid}")
+        assert (reports / ".staging" / "notebooks" / "02_train.ipynb").read_text() == \
+            "ra's notebook"
+        assert not (home / "runs" / "rb").exists() and not (reports / ".failed").exists()
+    finally:
+        first.kill()
+        first.wait()

@@ -19,6 +19,10 @@ share a lock instead:
 Under ``torchrun`` rank 0 takes the lock and every rank learns whether it got it, so all ranks
 stop together.
 
+A report build takes a second lock of the same kind, :func:`hold_reports`, on
+``reports/.report.lock``: two reports in one output folder would share its staging folder, and
+one would publish the other's notebooks under its own header.
+
 Example:
     >>> import tempfile, pathlib
     >>> run = pathlib.Path(tempfile.mkdtemp()) / "demo"
@@ -46,6 +50,7 @@ from ..scale import distributed
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+REPORT_LOCK = ".report.lock"  # in the reports folder: one report build at a time
 ENV = "GAN_LIB_RUN_LOCK_TOKENS"  # tokens of locks that an ancestor holds, comma-separated
 _held: dict[Path, list[int]] = {}  # lock file -> [fd, depth] of the locks this process holds
 
@@ -72,7 +77,29 @@ def hold(run_dir: str | os.PathLike, action: str, share: bool = False) -> Iterat
     process shows. ``share=True``: also put the lock's token into ``os.environ`` for the block,
     so that child processes started in it (notebook kernels) work under this lock.
     """
-    path = lock_path(run_dir)
+    with _hold(lock_path(run_dir), action, share, _busy_message):
+        yield
+
+
+@contextlib.contextmanager
+def hold_reports(reports_dir: str | os.PathLike, action: str) -> Iterator[None]:
+    """One report build at a time in ``reports_dir``: its lock ``.report.lock`` held for the
+    block (inside the folder: the folder is the report's own); :class:`RunBusy` naming the
+    holder when another process builds there.
+
+    >>> import tempfile, pathlib
+    >>> out = pathlib.Path(tempfile.mkdtemp()) / "reports"
+    >>> with hold_reports(out, "report of run 'quick'"):
+    ...     read_holder(out / REPORT_LOCK)["action"]
+    "report of run 'quick'"
+    """
+    with _hold(Path(reports_dir).resolve() / REPORT_LOCK, action, False, _report_busy_message):
+        yield
+
+
+@contextlib.contextmanager
+def _hold(path: Path, action: str, share: bool,
+          busy: Callable[[Path, dict[str, Any]], str]) -> Iterator[None]:
     if path in _held:  # this process holds it already
         _held[path][1] += 1
         try:
@@ -80,9 +107,9 @@ def hold(run_dir: str | os.PathLike, action: str, share: bool = False) -> Iterat
         finally:
             _held[path][1] -= 1
         return
-    fd, problem = _acquire(path, action) if distributed.is_main() else (None, None)
+    fd, problem = _acquire(path, action, busy) if distributed.is_main() else (None, None)
     if distributed.total(int(problem is not None)):  # all ranks stop when rank 0 could not lock
-        raise RunBusy(problem or f"rank 0 could not lock {run_dir}; see its message")
+        raise RunBusy(problem or f"rank 0 could not take {path}; see its message")
     if fd is None:  # a rank other than 0, or an ancestor holds the lock: nothing to release
         yield
         return
@@ -119,7 +146,8 @@ def locked(action: str) -> Callable[[F], F]:
     return wrap
 
 
-def _acquire(path: Path, action: str) -> tuple[int | None, str | None]:
+def _acquire(path: Path, action: str, busy: Callable[[Path, dict[str, Any]], str],
+             ) -> tuple[int | None, str | None]:
     """(fd holding the lock, None), (None, None) under an ancestor's lock, or (None, message)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
@@ -130,7 +158,7 @@ def _acquire(path: Path, action: str) -> tuple[int | None, str | None]:
         os.close(fd)
         if found.get("token") and found["token"] in os.environ.get(ENV, "").split(","):
             return None, None
-        return None, _busy_message(path, found)
+        return None, busy(path, found)
     record = {"pid": os.getpid(), "action": action, "token": secrets.token_hex(8),
               "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     os.ftruncate(fd, 0)
@@ -145,6 +173,14 @@ def _busy_message(path: Path, found: dict[str, Any]) -> str:
     return (f"Run folder {run} is in use by {who}: one process at a time may write into a "
             f"run. Wait for it to finish (or stop it: kill {found.get('pid', 'PID')}), then "
             "try again; to work on a copy, use another run name.")
+
+
+def _report_busy_message(path: Path, found: dict[str, Any]) -> str:
+    who = (f"process {found['pid']} ({found.get('action', '?')}, since {found.get('started')})"
+           if "pid" in found else "another process (it has not written its pid yet)")
+    return (f"Report folder {path.parent} is in use by {who}: one report is built at a time "
+            f"in a folder (they would share its staging folder). Wait for it to finish (or "
+            f"stop it: kill {found.get('pid', 'PID')}), then try again.")
 
 
 def _holder_record(fd: int, patience: float = 2.0) -> dict[str, Any]:
@@ -179,7 +215,12 @@ def _read(fd: int) -> dict[str, Any]:
 
 def holder(run_dir: str | os.PathLike) -> dict[str, Any]:
     """What the lock file of ``run_dir`` says of its last holder (pid, action, started), or {}."""
-    path = lock_path(run_dir)
+    return read_holder(lock_path(run_dir))
+
+
+def read_holder(path: str | os.PathLike) -> dict[str, Any]:
+    """What the lock file ``path`` says of its last holder (pid, action, started), or {}."""
+    path = Path(path)
     if not path.is_file():
         return {}
     fd = os.open(path, os.O_RDONLY)
@@ -189,4 +230,5 @@ def holder(run_dir: str | os.PathLike) -> dict[str, Any]:
         os.close(fd)
 
 
-__all__ = ["hold", "locked", "holder", "lock_path", "RunBusy", "ENV"]
+__all__ = ["hold", "hold_reports", "REPORT_LOCK", "locked", "holder", "read_holder", "lock_path",
+           "RunBusy", "ENV"]

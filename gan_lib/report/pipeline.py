@@ -63,6 +63,20 @@ def build_report(profile: str | None = None, run: str | None = None, source: str
     An existing run folder is reused when finished and resumed when not (its settings must be
     the profile's); ``retrain=True`` replaces it with a fresh run.
     """
+    if profile is not None:
+        config.make_train_config(profile)  # an unknown profile fails before any folder is made
+    reports_dir = Path(reports_dir or config.REPORTS_DIR)
+    # One build at a time per output folder (its staging folder is shared): a second report
+    # stops here, before it reads, deletes or writes anything there.
+    with run_lock.hold_reports(reports_dir, f"report of run {run!r}" if run else "report"):
+        return _plan_and_build(profile, run, source, reports_dir, retrain, conditional,
+                               fid_protocols)
+
+
+def _plan_and_build(profile: str | None, run: str | None, source: str | None,
+                    reports_dir: Path, retrain: bool, conditional: bool | None,
+                    fid_protocols: bool) -> Path:
+    """The profile, run and settings that build_report's arguments leave open, then the build."""
     existing = config.RUNS_DIR / run / "config.json" if run else None
     known = run_folder.load_run_config(existing.parent)["config"] if existing is not None \
         and existing.is_file() and not retrain else None
@@ -84,12 +98,11 @@ def build_report(profile: str | None = None, run: str | None = None, source: str
         return _build(wanted, retrain, reports_dir, fid_protocols)
 
 
-def _build(wanted: config.TrainConfig, retrain: bool, reports_dir: str | Path | None,
+def _build(wanted: config.TrainConfig, retrain: bool, reports_dir: Path,
            fid_protocols: bool) -> Path:
     """The notebooks into a staging folder, the report rendered there, then swapped in."""
     profile, run, source = wanted.profile, wanted.name, wanted.source
     overrides = {"conditional": True} if wanted.conditional else {}
-    reports_dir = Path(reports_dir or config.REPORTS_DIR)
     staging = reports_dir / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
     params = {"profile": profile, "run": run, "source": source,
