@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -429,3 +430,26 @@ def test_training_on_a_full_disk_stops_with_one_error_line_and_keeps_its_checkpo
     assert checkpoint.read(run_dir / "checkpoint.pt")["step"] == 4
     train.train(tiny(iterations=6), resume=True)  # room again: it goes on from there
     assert [r["iter"] for r in losses(run_dir)] == list(range(1, 7))
+
+
+def test_an_edited_image_size_is_refused_not_scored_with_a_fingerprint_warning(home, capsys):
+    """image_size 64 -> 32 in config.json: real images at 32 px would be scored against the
+    snapshots' 64 px images, with only a warning that the data's fingerprint differs."""
+    from gan_lib.__main__ import main
+    from gan_lib.gan import run_folder, sampling
+
+    run_dir = _run_folder_with(home, lambda m: m["config"].update(image_size=32))
+    storage.save_torch({"format": sampling.SNAPSHOT_FORMAT, "kwargs": {"image_size": 64},
+                        "state_dict": {}}, run_dir / "snapshots" / "G_iter_000020.pt")
+    message = (f"{run_dir / 'config.json'}: config.image_size=32, but the run's snapshots "
+               "generate 64 x 64 images (G_iter_000020.pt)")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        run_folder.load_run_config(run_dir)
+    with pytest.raises(SystemExit) as stop:
+        main(["score", "x"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith(f"error: {message}") and err.count("\n") == 1
+    meta = storage.read_json(run_dir / "config.json")
+    meta["config"]["image_size"] = 64  # as trained: it reads again
+    storage.write_json(run_dir / "config.json", meta)
+    assert run_folder.load_run_config(run_dir)["config"]["image_size"] == 64

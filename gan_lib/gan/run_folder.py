@@ -176,7 +176,27 @@ def load_run_config(run_dir: str | Path) -> dict[str, Any]:
     except ValueError as err:
         raise ValueError(f"{err}. config.json is written by train(): restore it, or train the "
                          "run again") from None
+    if problem := _image_size_problem(path.parent, meta["config"]["image_size"]):
+        raise ValueError(f"{path}: {problem}")
     return meta
+
+
+def _image_size_problem(run_dir: Path, size: int) -> str | None:
+    """Why config.json's image_size cannot be the run's: its snapshots generate another size
+    (real images would be loaded at one size and compared with generated ones of another)."""
+    found = _numbered(run_dir / "snapshots", r"G_iter_(\d+)\.pt")
+    if not found:
+        return None
+    try:
+        made = int(storage.load_torch(found[-1][1])["kwargs"]["image_size"])
+    except Exception:  # an unreadable snapshot is reported where it is read (sampling)
+        return None
+    if made == size:
+        return None
+    return (f"config.image_size={size}, but the run's snapshots generate {made} x {made} images "
+            f"({found[-1][1].name}): config.json was edited, or the snapshots are another "
+            f"run's. Set image_size back to {made} (scores compare real and generated images "
+            "of one size), or train the run again")
 
 
 @dataclasses.dataclass(frozen=True)
