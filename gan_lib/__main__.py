@@ -227,8 +227,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         with launched():
             args.func(args)
-    except (ValueError, TypeError, FileNotFoundError, FileExistsError, FloatingPointError,
-            NoSpaceLeft) as err:
+    except (ValueError, TypeError, FileNotFoundError, FileExistsError, PermissionError,
+            FloatingPointError, NoSpaceLeft) as err:
         # Errors of input (and a full disk) are the user's to fix: the message, no traceback.
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -378,3 +378,44 @@ def test_a_folder_of_one_square_size_is_said_to_be_resized(tmp_path):
     assert stats.loc["NORMAL", "aspect_median"] == 1.0 and "width_p5" in stats.columns
     varied = data.load_dataset(str(make_kermany(tmp_path / "xr")), "train", 32)
     assert summaries.resized_note(varied) is None and "note:" not in summaries.summarize(varied)
+
+
+def test_a_colon_in_the_data_path_keeps_the_whole_reason_in_the_split_table(tmp_path):
+    """The note kept the text before the first colon: 'a:b has no val/ folder' became 'a'."""
+    root = make_kermany(tmp_path / "scans:2024")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        counts = summaries.split_counts(str(root), 32).set_index("split")
+    assert counts.loc["val", "note"] == "has no val/ folder (it has train)"
+    assert counts.loc["test", "note"] == "has no test/ folder (it has train)"
+
+
+@pytest.mark.parametrize("case", ["unreadable class folder", "symlink loop"])
+def test_an_unreadable_class_folder_or_a_symlink_loop_is_one_error_line(tmp_path, monkeypatch,
+                                                                       capsys, case):
+    """Both ended in a traceback (PermissionError; RuntimeError 'Symlink loop')."""
+    from pathlib import Path
+
+    from gan_lib.__main__ import main
+
+    root = make_kermany(tmp_path / "xr")
+    locked = root / "train" / "PNEUMONIA"
+    iterdir = Path.iterdir
+
+    def unreadable(self):  # chmod 000 does not stop root, who runs these tests in CI
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return iterdir(self)
+
+    monkeypatch.setattr(Path, "iterdir", unreadable)
+    (tmp_path / "loop1").symlink_to(tmp_path / "loop2")
+    (tmp_path / "loop2").symlink_to(tmp_path / "loop1")
+    source, expected = {
+        "unreadable class folder": (root, f"error: cannot read {locked} (Permission denied): "
+                                          "give this user read and enter permission"),
+        "symlink loop": (tmp_path / "loop1", f"error: data source {str(tmp_path / 'loop1')!r} "
+                                             "cannot be resolved")}[case]
+    with pytest.raises(SystemExit) as stop:
+        main(["data", "--source", str(source)])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and err.startswith(expected) and err.count("\n") == 1, err

@@ -101,6 +101,9 @@ def decode_image(path: str | os.PathLike, size: int, budget: MemoryBudget | None
             with budget.hold(decode_bytes(im)) if budget else contextlib.nullcontext():
                 im.load()
                 gray = to_gray_float(im)
+    except PermissionError:
+        raise UnreadableImage("cannot be read: permission denied (give this user read "
+                              "permission: chmod u+r)") from None
     except UnidentifiedImageError:
         raise UnreadableImage("not an image (PIL cannot identify the file format)") from None
     except Image.DecompressionBombError as err:  # a small file claiming a huge image

@@ -97,7 +97,12 @@ def load_dataset(source: str = "auto", split: str = "train", image_size: int = 6
         return _load_folder(root, split, image_size, source="phantom")
     if source == "pneumoniamnist":
         return _load_npz(pneumoniamnist.find_pneumoniamnist(image_size, download=True), split, image_size)
-    path = Path(source).expanduser().resolve()
+    try:
+        path = Path(source).expanduser().resolve()
+    except (RuntimeError, OSError) as err:  # Python 3.11 says "Symlink loop" as a RuntimeError
+        raise FileNotFoundError(f"data source {source!r} cannot be resolved ({err}): a symbolic "
+                                "link that points back at itself, or a path this user cannot "
+                                f"read. Expected a folder laid out as {LAYOUT}") from None
     if path.suffix.lower() == ".npz":
         if not path.is_file():
             raise FileNotFoundError(f"PneumoniaMNIST file {path} does not exist: expected a .npz "
@@ -146,30 +151,53 @@ def resolve_auto(image_size: int = 64) -> tuple[str, str]:
 # ---------------------------------------------------------------------------------------------
 # Kermany folders (and the phantom, which is written in the same layout)
 # ---------------------------------------------------------------------------------------------
+class LayoutError(ValueError):
+    """A data folder that is not (or not wholly) in the Kermany layout; ``reason`` says what is
+    wrong without the folder's path (for the data summary's table)."""
+
+    def __init__(self, message: str, reason: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+class SplitMissing(LayoutError, FileNotFoundError):
+    """A Kermany-layout folder without the split asked for (often val/)."""
+
+
 def list_folder(root: str | os.PathLike, split: str) -> list[tuple[Path, int]]:
     """(file, label) of one split of a Kermany-layout folder, sorted; hidden files ignored."""
-    root = Path(root)
+    try:
+        return _list_folder(Path(root), split)
+    except PermissionError as err:  # an unreadable class folder, split or root
+        raise PermissionError(f"cannot read {err.filename} ({err.strerror}): give "
+                              "this user read and enter permission on the data folder (chmod "
+                              "-R u+rX), or copy the data where it can be read") from None
+
+
+def _list_folder(root: Path, split: str) -> list[tuple[Path, int]]:
     if not root.is_dir():
         raise FileNotFoundError(f"data folder {root} does not exist: expected {LAYOUT}. Put the "
                                 "Kermany chest_xray folder there, or use source='phantom'.")
     split_dir = _child_dir(root, split)
     others = [s for s in SPLITS if s != split and _child_dir(root, s)]
     if split_dir is None and others:  # the layout, but without this split (often val/)
-        raise FileNotFoundError(f"{root} has no {split}/ folder (it has {', '.join(others)}): "
-                                f"this Kermany folder lacks the {split} split; add "
-                                f"{split}/NORMAL and {split}/PNEUMONIA to use it")
+        reason = f"has no {split}/ folder (it has {', '.join(others)})"
+        raise SplitMissing(f"{root} {reason}: this Kermany folder lacks the {split} split; add "
+                           f"{split}/NORMAL and {split}/PNEUMONIA to use it", reason)
     class_dirs = [_child_dir(split_dir, name) if split_dir else None for name in CLASS_NAMES]
     if split_dir is None or None in class_dirs:
         found = sorted(p.name for p in root.iterdir() if not p.name.startswith("."))[:10]
         inner = root / "chest_xray"
         hint = f" Did you mean {inner}?" if (inner / split).is_dir() else ""
-        raise ValueError(f"{root} is not in the Kermany layout: expected {LAYOUT}, with "
-                         f"{split}/NORMAL and {split}/PNEUMONIA; found {found}.{hint}")
+        raise LayoutError(f"{root} is not in the Kermany layout: expected {LAYOUT}, with "
+                          f"{split}/NORMAL and {split}/PNEUMONIA; found {found}.{hint}",
+                          f"not in the Kermany layout (no {split}/NORMAL and {split}/PNEUMONIA)")
     files = [(p, k) for k, d in enumerate(class_dirs) for p in sorted(d.iterdir())
              if not p.name.startswith(".") and p.suffix.lower() in IMAGE_EXTS and p.is_file()]
     if not files:
-        raise ValueError(f"split {split!r} of {root} is empty: no *.jpeg/*.jpg/*.png files in "
-                         f"{split_dir}/NORMAL or {split_dir}/PNEUMONIA (expected {LAYOUT})")
+        raise LayoutError(f"split {split!r} of {root} is empty: no *.jpeg/*.jpg/*.png files in "
+                          f"{split_dir}/NORMAL or {split_dir}/PNEUMONIA (expected {LAYOUT})",
+                          f"empty: no image files in {split}/NORMAL or {split}/PNEUMONIA")
     return files
 
 

@@ -76,8 +76,9 @@ def split_counts(source: str, image_size: int = 64) -> pd.DataFrame:
         try:
             ds = load_dataset(source, split, image_size)
         except (ValueError, FileNotFoundError) as err:
+            # the reason without the folder's path (which may hold a colon, or be private)
             rows.append({"split": split, "NORMAL": 0, "PNEUMONIA": 0, "total": 0, "skipped": 0,
-                         "note": str(err).split(":")[0]})
+                         "note": getattr(err, "reason", str(err))})
             continue
         c = torch.bincount(ds.labels, minlength=2).tolist()
         rows.append({"split": split, "NORMAL": c[0], "PNEUMONIA": c[1], "total": len(ds),
