@@ -4,6 +4,7 @@ spreadsheet formulas in the report, its tables or its CSVs."""
 from __future__ import annotations
 
 import base64
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -98,3 +99,38 @@ def test_formula_reader_ids_are_neutralised_in_the_csv(built, home):  # noqa: F8
 ])
 def test_markdown_escape_shows_text_as_itself(text, expected):
     assert safe_text.markdown(text) == expected
+
+
+def test_run_names_in_code_spans_show_as_typed_and_skipped_files_are_listed(home):
+    """`real\\_quick\\_s0` showed its backslashes inside the code span, and a `<` showed as
+    `&amp;lt;` (escaped for Markdown, then again by Markdown); the skipped files' reasons were
+    only in notebook 01's output."""
+    from gan_lib.gan import run_folder
+
+    root = home / "xray"
+    ds = type("Data", (), {"source": str(root), "description": "Kermany chest X-ray folder xray",
+                           "kind": "kermany", "fingerprint": "f", "is_synthetic": False,
+                           "skipped": [(str(root / "train" / "NORMAL" / "thin.png"),
+                                        "100000 x 1 px: a side under 8 px holds no radiograph"),
+                                       ("/elsewhere/odd<b>.png", "not an image")]})()
+    record = run_folder.describe_data(ds, 256)
+    assert record["n_skipped"] == 2 and record["skipped"] == [
+        ["train/NORMAL/thin.png", "100000 x 1 px: a side under 8 px holds no radiograph"],
+        ["odd<b>.png", "not an image"]]  # relative to the data folder: no local path
+    for name in ("real_quick_s0", "a<b_c"):
+        run_dir = home / "runs" / name
+        cfg = config.make_train_config("smoke", name=name)
+        storage.write_json(run_dir / "config.json", {
+            "config": cfg.to_dict(), "data": record, "versions": {"torch": "x"},
+            "git_commit": None, "device": "cpu", "precision": "fp32"})
+        pipeline.render_report(home / "reports", run_dir, "smoke", [])
+        md = (home / "reports" / "report.md").read_text()
+        html = (home / "reports" / "report.html").read_text()
+        assert "&amp;lt;" not in html and "\\" not in "".join(re.findall("<code>.*?</code>", html))
+        assert f"run <strong>{name.replace('<', '&lt;')}</strong>" in html
+        assert ("<li>train/NORMAL/thin.png: 100000 x 1 px: a side under 8 px holds no "
+                "radiograph</li>") in html
+        assert "<li>odd&lt;b&gt;.png: not an image</li>" in html
+        assert "> - train/NORMAL/thin.png: 100000 x 1 px" in md
+        assert str(root) not in md
+

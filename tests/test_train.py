@@ -105,7 +105,7 @@ def test_run_folder_files_and_contents(home, fake_data):
     assert meta["config"] == tiny().to_dict()
     assert meta["data"] == {"source": "fake", "description": "random test images", "kind": "phantom",
                             "fingerprint": "f" * 16, "n_images": 40, "is_synthetic": True,
-                            "resized_note": None}
+                            "resized_note": None, "n_skipped": 0, "skipped": []}
     assert set(meta["versions"]) >= {"torch", "torchvision", "numpy", "gan_lib"}
     assert meta["device"] == "cpu" and meta["precision"] == "fp32" and meta["created"]
     assert "git_commit" in meta

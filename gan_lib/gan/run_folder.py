@@ -51,6 +51,8 @@ class DataRecord:
     n_images: int
     is_synthetic: bool = False
     resized_note: str | None = None
+    n_skipped: int = 0  # files of the training split left out (unreadable, too thin, ...)
+    skipped: list = dataclasses.field(default_factory=list)  # [file, reason], the first 50
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,12 +74,26 @@ REQUIRED_DATA = ("source", "description", "fingerprint", "n_images")
 LOSS_KEYS = tuple(f.name for f in dataclasses.fields(LossRecord))
 
 
+MAX_SKIPPED_LISTED = 50  # of a folder with thousands of bad files, config.json lists these
+
+
 def describe_data(ds: Any, n_images: int) -> dict[str, Any]:
-    """The "data" entry of config.json, from a ChestXrayData."""
+    """The "data" entry of config.json, from a ChestXrayData: with the files it skipped, each
+    named relative to the data folder (the report lists them; no local path in it)."""
     note = resized_note(ds) if getattr(ds, "raw_sizes", None) is not None else None
+    skipped = [[_relative(path, ds.source), reason] for path, reason in ds.skipped]
     return dataclasses.asdict(DataRecord(
         source=ds.source, description=ds.description, kind=ds.kind, fingerprint=ds.fingerprint,
-        n_images=int(n_images), is_synthetic=bool(ds.is_synthetic), resized_note=note))
+        n_images=int(n_images), is_synthetic=bool(ds.is_synthetic), resized_note=note,
+        n_skipped=len(skipped), skipped=skipped[:MAX_SKIPPED_LISTED]))
+
+
+def _relative(path: str, root: str) -> str:
+    """``path`` relative to the data folder ``root`` (its file name when outside it)."""
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return Path(path).name
 
 
 def run_metadata(cfg: TrainConfig, data_info: dict[str, Any], device: torch.device,
