@@ -325,7 +325,9 @@ def test_cli_report_refuses_a_run_of_other_settings_before_any_work(home, capsys
     run_dir.mkdir(parents=True)
     storage.save_torch({"format": 2, "config": cfg.to_dict(), "step": 12, "precision": "fp32"},
                   run_dir / "checkpoint.pt")
-    storage.write_json(run_dir / "config.json", {"config": cfg.to_dict()})
+    storage.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
+        "source": "phantom", "description": "synthetic phantom data", "kind": "phantom",
+        "fingerprint": "x", "n_images": 256, "is_synthetic": True}})
     with pytest.raises(SystemExit) as stop:
         main(["report", "--run", "mine"])
     assert stop.value.code == 2
