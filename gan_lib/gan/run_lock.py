@@ -131,19 +131,26 @@ def _hold(path: Path, action: str, share: bool,
 
 def locked(action: str) -> Callable[[F], F]:
     """Decorate a function whose first argument is a run (name or folder) that it writes into:
-    it runs holding the run's lock. A folder that is not a run (no config.json: missing, or a
-    folder of the user's such as ``/etc`` or a data split) is not locked, so no lock file lands
-    beside it; the function then reports it."""
+    it runs holding the run's lock. A folder that is not a run (outside runs/ and without a
+    config.json: a folder of the user's such as ``/etc`` or a data split), or none at all, is
+    not locked, so no lock file lands beside it; the function then reports it."""
     def wrap(fn: F) -> F:
         @functools.wraps(fn)
         def inner(run: str | os.PathLike, *args: Any, **kwargs: Any) -> Any:
             folder = Path(run) if Path(run).is_dir() else config.RUNS_DIR / str(run)
-            if not (folder / "config.json").is_file():
+            if not _is_run(folder):
                 return fn(run, *args, **kwargs)
             with hold(folder, action):
                 return fn(run, *args, **kwargs)
         return inner  # type: ignore[return-value]
     return wrap
+
+
+def _is_run(folder: Path) -> bool:
+    """A folder of runs/ (config.json may not be written yet: training creates the folder
+    first), or one that its config.json marks as a run."""
+    return folder.is_dir() and (folder.resolve().parent == config.RUNS_DIR.resolve()
+                                or (folder / "config.json").is_file())
 
 
 def _acquire(path: Path, action: str, busy: Callable[[Path, dict[str, Any]], str],

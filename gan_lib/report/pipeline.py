@@ -63,20 +63,6 @@ def build_report(profile: str | None = None, run: str | None = None, source: str
     An existing run folder is reused when finished and resumed when not (its settings must be
     the profile's); ``retrain=True`` replaces it with a fresh run.
     """
-    if profile is not None:
-        config.make_train_config(profile)  # an unknown profile fails before any folder is made
-    reports_dir = Path(reports_dir or config.REPORTS_DIR)
-    # One build at a time per output folder (its staging folder is shared): a second report
-    # stops here, before it reads, deletes or writes anything there.
-    with run_lock.hold_reports(reports_dir, f"report of run {run!r}" if run else "report"):
-        return _plan_and_build(profile, run, source, reports_dir, retrain, conditional,
-                               fid_protocols)
-
-
-def _plan_and_build(profile: str | None, run: str | None, source: str | None,
-                    reports_dir: Path, retrain: bool, conditional: bool | None,
-                    fid_protocols: bool) -> Path:
-    """The profile, run and settings that build_report's arguments leave open, then the build."""
     existing = config.RUNS_DIR / run / "config.json" if run else None
     known = run_folder.load_run_config(existing.parent)["config"] if existing is not None \
         and existing.is_file() and not retrain else None
@@ -93,9 +79,13 @@ def _plan_and_build(profile: str | None, run: str | None, source: str | None,
     wanted = config.make_train_config(profile, name=run, source=source or "auto", **overrides)
     # The run stays locked until the report is built: the notebooks' kernels (children) train
     # and score it under this lock, any other process is refused (gan/run_lock.py).
+    reports_dir = Path(reports_dir or config.REPORTS_DIR)
     with run_lock.hold(config.RUNS_DIR / run, "report", share=True):
         training_plan(wanted, retrain)  # a mismatched run fails here; notebook 02 plans again
-        return _build(wanted, retrain, reports_dir, fid_protocols)
+        # One build at a time per output folder (its staging folder is shared): a second
+        # report stops here, before it reads, deletes or writes anything there.
+        with run_lock.hold_reports(reports_dir, f"report of run {run!r}"):
+            return _build(wanted, retrain, reports_dir, fid_protocols)
 
 
 def _build(wanted: config.TrainConfig, retrain: bool, reports_dir: Path,
