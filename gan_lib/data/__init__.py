@@ -3,12 +3,13 @@
 :func:`load_dataset` turns a source (a Kermany ``chest_xray`` folder, a PneumoniaMNIST
 ``.npz``, the built-in ``phantom`` or ``auto``) into :class:`ChestXrayData` ([N, 1, S, S]
 uint8, labels, a fingerprint), decoding each image file once (``imagefile``) and caching the
-result under ``data/cache/``; ``summaries`` describes a loaded set for people (text, split
+result under ``data/cache/``; ``folder_layout`` lists a Kermany-layout folder (or says what
+is wrong with it); ``summaries`` describes a loaded set for people (text, split
 counts, original file sizes, citation). ``phantom`` draws the synthetic chest-like data set;
 ``pneumoniamnist`` finds and reads MedMNIST files. Nothing here knows about networks.
 """
 
-from . import imagefile, load, phantom, pneumoniamnist, summaries
+from . import folder_layout, imagefile, load, phantom, pneumoniamnist, summaries
 from .load import (
     CLASS_NAMES,
     LAYOUT,
@@ -24,4 +25,4 @@ from .summaries import KERMANY_CITATION, raw_size_stats, resized_note, split_cou
 
 __all__ = ["load_dataset", "ChestXrayData", "resolve_auto", "summarize", "split_counts",
            "raw_size_stats", "resized_note", "make_phantom", "KERMANY_CITATION", "CLASS_NAMES",
-           "LAYOUT", "SPLITS", "SUBSET_SEED", "subset_order", "imagefile", "load", "summaries", "phantom", "pneumoniamnist"]
+           "LAYOUT", "SPLITS", "SUBSET_SEED", "subset_order", "folder_layout", "imagefile", "load", "summaries", "phantom", "pneumoniamnist"]
