@@ -159,7 +159,10 @@ def compare(rows: list[dict[str, Any]], cost: dict[str, Any]) -> list[dict[str, 
             "arm_iteration": pair[0], "dcgan_iteration": pair[1],
             **paired_difference([by[arm, s][pair[0]] for s in seeds],
                                 [by[REFERENCE, s][pair[1]] for s in seeds])}
+        final = iterations[-1]
+        ratios = [by[arm, s][final] / by[REFERENCE, s][final] for s in seeds]
         out.append({"arm": arm, "seeds": seeds, "step_time_vs_dcgan": round(ratio, 3),
+                    "fid_final_over_dcgan": {"per_seed": ratios, **mean_sd(ratios)},
                     "by_iteration": by_it, "final": by_it[str(iterations[-1])],
                     "equal_cpu_seconds": equal_time,
                     "verdict_equal_iterations": direction(by_it[str(iterations[-1])]),

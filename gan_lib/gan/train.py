@@ -267,9 +267,9 @@ def train_step(nets: Networks, real: torch.Tensor, z: torch.Tensor,
         logit_real, class_real = losses.judge(D, real_in, labels, ac)
         logit_fake = D(augment(fake.detach(), step, CALL_D_FAKE), labels)  # G is not updated here
         loss_D = losses.d_loss(logit_real.float(), logit_fake.float(), objective.loss)
-        if ac:  # (1c) + the cross-entropy of D's class guess on the real images
+        if ac:  # (1b) + the cross-entropy of D's class guess on the real images
             loss_D = loss_D + objective.ac_weight * losses.class_loss(class_real, labels)
-    if r1:  # (1b) + gamma/2 E||grad_x D(x)||^2, every r1_every steps and scaled by it
+    if r1:  # (1c) + gamma/2 E||grad_x D(x)||^2, every r1_every steps and scaled by it
         loss_D = loss_D + (objective.r1_gamma / 2 * objective.r1_every
                            * losses.r1_penalty(logit_real, real_in))
     nets.opt_D.zero_grad(set_to_none=True)

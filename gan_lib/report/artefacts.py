@@ -74,8 +74,10 @@ def _losses(meta: dict[str, Any], n_rows: int) -> str:
     c = meta["config"]
     return (f"Run '{c['name']}': {n_rows:,} iterations, batch {c['batch_size']}, "
             f"{c['image_size']} px, Adam lr {c['lr']:g} (beta1 {c['beta1']}), "
-            f"{meta['precision']} on {meta['device']}. Losses are BCE on logits (D: real + fake; "
-            f"G: non-saturating). {_data_note(meta)}")
+            f"{meta['precision']} on {meta['device']}. " + (
+                "Losses are the hinge loss on logits (D: real + fake; G: -D(G(z)))"
+                if c.get("loss") == "hinge" else "Losses are BCE on logits (D: real + fake; "
+                "G: non-saturating)") + f". {_data_note(meta)}")
 
 
 def _halfway_final(meta: dict[str, Any], half: tuple, final: tuple) -> str:
