@@ -209,7 +209,7 @@ def markdown(result: dict[str, Any], file: str = DEFAULT_JSON.name) -> str:
             *(cell(f"{at}.fid.{it}.mean", a["fid"][it]["mean"], 1,
                    (f"{at}.fid.{it}.sd", a["fid"][it]["sd"])) for it in its),
             cell(f"{at}.floor_fid", a["floor_fid"], 1),
-            *(cell(f"{at}.{k}.mean", a[k]["mean"], 2) for k in
+            *(cell(f"{at}.{k}.mean", a[k]["mean"], 4) for k in
               ("precision", "recall", "density", "coverage", "copy_rate_feature")),
             cell(f"step_cost.{a['id']}.vs_baseline", result["step_cost"][a["id"]]["vs_baseline"],
                  2)]))
@@ -220,23 +220,22 @@ def markdown(result: dict[str, Any], file: str = DEFAULT_JSON.name) -> str:
     for c in result["comparisons"]:
         at = f"comparisons[arm={c['arm']}]"
         eq = c["equal_cpu_seconds"]
+        final, eq = f"{at}.final", f"{at}.equal_cpu_seconds"
         rows.append((c["arm"], [
             (c["arm"], "-"),
-            cell(f"{at}.final.mean", c["final"]["mean"], 1, (f"{at}.final.sd", c["final"]["sd"])),
-            (f"{c['final']['ci95'][0]:.1f} to {c['final']['ci95'][1]:.1f}",
-             f"{at}.final.ci95[0]; {at}.final.ci95[1]"),
+            cell(f"{final}.mean", c["final"]["mean"], 1, (f"{final}.sd", c["final"]["sd"])),
+            cell(f"{final}.ci95[0]", c["final"]["ci95"][0], 1),
+            cell(f"{final}.ci95[1]", c["final"]["ci95"][1], 1),
             (c["verdict_equal_iterations"], "-"),
-            (f"{eq['arm_iteration']} vs {eq['dcgan_iteration']}",
-             f"{at}.equal_cpu_seconds.arm_iteration; {at}.equal_cpu_seconds.dcgan_iteration")
-            if eq else ("-", "-"),
-            cell(f"{at}.equal_cpu_seconds.mean", eq["mean"], 1) if eq else ("-", "-"),
-            (f"{eq['ci95'][0]:.1f} to {eq['ci95'][1]:.1f}",
-             f"{at}.equal_cpu_seconds.ci95[0]; {at}.equal_cpu_seconds.ci95[1]")
-            if eq else ("-", "-"),
+            *((cell(f"{eq}.arm_iteration", e["arm_iteration"], 0),
+               cell(f"{eq}.dcgan_iteration", e["dcgan_iteration"], 0),
+               cell(f"{eq}.mean", e["mean"], 1), cell(f"{eq}.ci95[0]", e["ci95"][0], 1),
+               cell(f"{eq}.ci95[1]", e["ci95"][1], 1)) if (e := c["equal_cpu_seconds"])
+              else [("-", "-")] * 5),
             (c["verdict_equal_cpu_seconds"], "-")]))
     comparison_table = bound_table(file, [
-        "arm", "FID - DCGAN, equal iterations", "95% interval", "verdict",
-        "iterations at equal CPU s", "FID - DCGAN", "95% interval", "verdict"], rows)
+        "arm", "FID - DCGAN, equal iterations", "95% from", "to", "verdict",
+        "arm at (equal CPU s)", "DCGAN at", "FID - DCGAN", "95% from", "to", "verdict"], rows)
     return "\n".join([arms_table, "", comparison_table])
 
 
