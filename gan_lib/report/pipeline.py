@@ -12,8 +12,10 @@ Example:
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import importlib.resources
+import io
 import json
 import os
 import re
@@ -81,10 +83,12 @@ def build_report(profile: str | None = None, run: str | None = None, source: str
     # and score it under this lock, any other process is refused (gan/run_lock.py).
     reports_dir = Path(reports_dir or config.REPORTS_DIR)
     with run_lock.hold(config.RUNS_DIR / run, "report", share=True):
-        training_plan(wanted, retrain)  # a mismatched run fails here; notebook 02 plans again
+        with contextlib.redirect_stdout(io.StringIO()) as plan:  # said once the folder is ours
+            training_plan(wanted, retrain)  # a mismatched run fails here; notebook 02 plans again
         # One build at a time per output folder (its staging folder is shared): a second
         # report stops here, before it reads, deletes or writes anything there.
         with run_lock.hold_reports(reports_dir, f"report of run {run!r}"):
+            print(plan.getvalue(), end="")
             return _build(wanted, retrain, reports_dir, fid_protocols)
 
 
