@@ -64,7 +64,7 @@ def test_pipeline_writes_every_expected_file(smoke_report):
     quiz_key = json.loads((reports / "quiz" / "key.json").read_text())  # notebook 04's quiz
     assert quiz_key["run"] == "smoke" and (reports / "quiz" / "index.html").is_file()
     executed = sorted(p.name[:2] for p in (reports / "notebooks").glob("*.ipynb"))
-    assert executed == ["01", "02", "03", "04", "05", "06", "07", "08"]
+    assert executed == ["01", "02", "03", "04", "05", "06", "07", "08", "09"]
     assert "Are the images useful?" not in smoke_report.read_text()  # unconditional: no study
     assert not (reports / ".staging").exists()
     build = json.loads((reports / "build.json").read_text())  # how long each notebook took
@@ -149,7 +149,7 @@ def test_report_on_an_existing_run_reuses_it(smoke_run_and_report, tmp_path):
 
 def test_fid_protocols_off_skips_notebook_08_and_its_section(smoke_report, tmp_path,
                                                              monkeypatch, capsys):
-    """build_report(fid_protocols=False) runs notebooks 01-07 only, and the report built from
+    """build_report(fid_protocols=False) runs every notebook but 08, and the report built from
     them has no "Why FIDs disagree" (checked on a copy of the report without notebook 08's
     artefacts, re-rendered, instead of a second pipeline run)."""
     import shutil
@@ -159,7 +159,7 @@ def test_fid_protocols_off_skips_notebook_08_and_its_section(smoke_report, tmp_p
     ran = []
     monkeypatch.setattr(pm, "execute_notebook", lambda nb, *a, **k: ran.append(Path(nb).name))
     pipeline.run_notebooks({}, tmp_path / "nb", progress=False, skip=(pipeline.PROTOCOLS_NOTEBOOK,))
-    assert [n[:2] for n in ran] == ["01", "02", "03", "04", "05", "06", "07"]
+    assert [n[:2] for n in ran] == ["01", "02", "03", "04", "05", "06", "07", "09"]
 
     given = {}
 
