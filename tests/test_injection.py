@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 
 from gan_lib import config, storage
-from gan_lib.report import pipeline, reader_study, safe_text
+from gan_lib.report import reader_study, safe_text
+from gan_lib.report import render as report_render
 from gan_lib.studies import quiz
 from tests.test_quiz import N, built, tiny_run, truth, write_answers  # noqa: F401 (fixtures)
 
@@ -45,7 +46,7 @@ def render(home: Path, run_name: str, description: str) -> tuple[str, str]:
         "source": description, "description": description, "kind": "kermany",
         "fingerprint": "f", "n_images": 256, "is_synthetic": False}, "versions": {"torch": "x"},
         "git_commit": None, "device": "cpu", "precision": "fp32"})
-    pipeline.render_report(home / "reports", run_dir, "smoke", [])
+    report_render.render_report(home / "reports", run_dir, "smoke", [])
     return ((home / "reports" / "report.md").read_text(),
             (home / "reports" / "report.html").read_text())
 
@@ -75,7 +76,7 @@ def test_hostile_run_names_paths_and_reader_ids_stay_text(built, home, tmp_path)
     # and should a tag reach the HTML, only the report's own figures are ever inlined
     reports = home / "reports"
     for src in (str(local), f"figures/../../{local.name}", "figures/missing.png"):
-        assert pipeline._embed_images(f'<img src="{src}">', reports) == f'<img src="{src}">'
+        assert report_render._embed_images(f'<img src="{src}">', reports) == f'<img src="{src}">'
 
 
 @pytest.mark.filterwarnings("ignore:Glyph 9")  # the tab of a reader id, in the figure
@@ -123,7 +124,7 @@ def test_run_names_in_code_spans_show_as_typed_and_skipped_files_are_listed(home
         storage.write_json(run_dir / "config.json", {
             "config": cfg.to_dict(), "data": record, "versions": {"torch": "x"},
             "git_commit": None, "device": "cpu", "precision": "fp32"})
-        pipeline.render_report(home / "reports", run_dir, "smoke", [])
+        report_render.render_report(home / "reports", run_dir, "smoke", [])
         md = (home / "reports" / "report.md").read_text()
         html = (home / "reports" / "report.html").read_text()
         assert "&amp;lt;" not in html and "\\" not in "".join(re.findall("<code>.*?</code>", html))

@@ -18,7 +18,7 @@ from scipy.stats import beta
 
 from gan_lib import config, storage
 from gan_lib.gan import models, sampling
-from gan_lib.report import pipeline, reader_study
+from gan_lib.report import pipeline, reader_study, render
 from gan_lib.studies import quiz, quiz_page, quiz_stats
 
 N = 40  # images per quiz: 20 real, 20 fake
@@ -340,7 +340,7 @@ def _render(home: Path) -> str:
         "source": "phantom", "description": "synthetic phantom data", "kind": "phantom",
         "fingerprint": "f", "n_images": 256, "is_synthetic": True}, "versions": {"torch": "x"},
         "git_commit": None, "device": "cpu", "precision": "fp32"})
-    pipeline.render_report(home / "reports", run_dir, "smoke", [])
+    render.render_report(home / "reports", run_dir, "smoke", [])
     return (home / "reports" / "report.md").read_text()
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from gan_lib import config, storage
-from gan_lib.report import artefacts, pipeline, safe_text
+from gan_lib.report import artefacts, pipeline, render, safe_text
 
 # Optional artefacts: the reader study's are written only when answers exist (none here); the
 # FID protocols' ("Why FIDs disagree") unless the report is built with fid_protocols=False.
@@ -180,7 +180,7 @@ def test_fid_protocols_off_skips_notebook_08_and_its_section(smoke_report, tmp_p
         (copy / art.file).unlink()
     stages = json.loads((copy / "build.json").read_text())["stages"][:-1]
     assert stages[-1]["notebook"].startswith("07")
-    pipeline.render_report(copy, config.RUNS_DIR / "smoke", "smoke", stages)
+    render.render_report(copy, config.RUNS_DIR / "smoke", "smoke", stages)
     md = (copy / "report.md").read_text()
     assert "## FID and KID (Table 1)" in md and "Why FIDs disagree" not in md
     assert "Why FIDs disagree" in smoke_report.read_text()
@@ -253,10 +253,10 @@ def test_headline_states_first_and_last_fid_with_n_and_the_floor():
         {**rec, "kind": "floor", "iteration": None, "value": 4.96, "compared": "halves"},
         {**rec, "metric": "kid", "kind": "generated", "iteration": 200, "value": 0.4},
     ]}
-    text = pipeline.headline(scores)
+    text = render.headline(scores)
     assert "299.4 at iteration 200 to 171.7 at iteration 400" in text
     assert "1,024 generated vs 2,048 real" in text and "5.0 (halves)" in text
-    assert pipeline.headline({}) == "The run was not scored."
+    assert render.headline({}) == "The run was not scored."
 
 
 def test_training_plan_trains_resumes_reuses_or_refuses(home, monkeypatch, capsys):

@@ -3,23 +3,23 @@
 ``artefacts`` is the one registry of report figures and tables (file, section, caption);
 ``plots`` draws them (matplotlib, imported only when something is drawn: ``from
 gan_lib.report import plots``); ``pipeline`` runs notebooks 01-09 with papermill, reusing or
-resuming the run, and renders ``reports/report.md`` and ``report.html`` from
+resuming the run, and ``render`` writes ``reports/report.md`` and ``report.html`` from
 ``templates/report.md.j2``; ``reader_study`` scores the quiz answers into the report;
 ``safe_text`` makes user text inert in Markdown, HTML and CSV. This is the top of the
 package: it may import every stage below, none imports it.
 """
 
-from . import artefacts, pipeline, reader_study, safe_text
+from . import artefacts, pipeline, reader_study, render, safe_text
 from .pipeline import (
     PROTOCOLS_NOTEBOOK,
     NotebookFailed,
     build_report,
-    render_report,
     run_notebooks,
     training_plan,
 )
 from .reader_study import score_answers
+from .render import render_report
 
-__all__ = ["artefacts", "pipeline", "reader_study", "safe_text", "build_report",
+__all__ = ["artefacts", "pipeline", "reader_study", "render", "safe_text", "build_report",
            "render_report", "run_notebooks", "training_plan", "NotebookFailed", "PROTOCOLS_NOTEBOOK",
            "score_answers"]
