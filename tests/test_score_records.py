@@ -3,7 +3,7 @@
 Every line scoring writes is a :class:`gan_lib.metrics.score_record.ScoreRecord`; the metrics it
 computes are those registered in :data:`gan_lib.metrics.is_fid_kid.METRICS`. The lines keep the
 format of the files written before the record type existed: tests/fixtures/scores_format holds
-the lines that code wrote for four runs (made by make_fixture.py there), and the same runs
+the lines that code wrote for four runs (made by make_scores_fixture.py there), and the same runs
 scored now give the same lines, key for key and number for number.
 """
 
