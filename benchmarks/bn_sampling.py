@@ -44,7 +44,7 @@ from typing import Any
 
 import torch
 
-from gan_lib import config, metrics
+from gan_lib import config, metrics, storage
 from gan_lib.gan import models, run_folder, sampling, train
 from gan_lib.metrics import extraction, feature_extractor, features
 
@@ -256,7 +256,7 @@ def main() -> None:
     print(tables(res))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(res, indent=2, default=str) + "\n")
+        args.json.write_text(json.dumps(storage.portable(res), indent=2, default=str) + "\n")
         print(f"wrote {args.json}")
 
 

@@ -120,7 +120,7 @@ def main() -> None:
     }
     print(markdown(result))
     if args.json:
-        storage.write_json(args.json, result)
+        storage.write_json(args.json, storage.portable(result))
         print(f"wrote {args.json}")
 
 

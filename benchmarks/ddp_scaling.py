@@ -112,7 +112,7 @@ def main() -> None:
         print(f"| {row['processes']} | {row['threads_per_process']} | "
               f"{row['images_per_second']:.1f} | {eff if eff is not None else '-'} |")
     if args.json:
-        storage.write_json(args.json, {
+        storage.write_json(args.json, storage.portable({
             "benchmark": "ddp_scaling",
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "command": {k: str(v) for k, v in vars(args).items()},
@@ -124,7 +124,7 @@ def main() -> None:
             "gpus": torch.cuda.device_count() if torch.cuda.is_available() else 0,
             "versions": {"python": platform.python_version(), "torch": torch.__version__},
             "git_commit": run_folder.git_commit(), "rows": rows,
-        })
+        }))
         print(f"wrote {args.json}")
 
 

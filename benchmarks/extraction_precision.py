@@ -220,7 +220,7 @@ def main() -> None:
               f"{r.get('max_abs_relative_change_at_snapshots')} | "
               f"{r.get('abs_change_at_floor')} | {r['meets_rule']} |")
     if args.json:
-        storage.write_json(Path(args.json), result)
+        storage.write_json(Path(args.json), storage.portable(result))
 
 
 if __name__ == "__main__":

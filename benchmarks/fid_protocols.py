@@ -90,7 +90,7 @@ def main() -> None:
     p.add_argument("--json", required=True, help="where to write the summary")
     args = p.parse_args()
     out = summarise(args.run, args.note, args.cold_scores)
-    Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    Path(args.json).write_text(json.dumps(storage.portable(out), indent=2) + "\n")
     print(json.dumps(out["seconds"], indent=2), json.dumps(out["cost"], indent=2))
 
 

@@ -153,7 +153,7 @@ def main() -> None:
     print(f"step speed bf16 / fp32: {speed['bf16_over_fp32']:.2f}x on {device.cpu_isa()}")
     print(markdown(result))
     if args.json:
-        storage.write_json(Path(args.json), result)
+        storage.write_json(Path(args.json), storage.portable(result))
 
 
 if __name__ == "__main__":

@@ -138,7 +138,7 @@ def main() -> None:
     print(f"{'all, logistic (5-fold CV)':<28} {result['auc_all_features_logistic_cv5']:.3f}")
     print("at chance" if result["at_chance"] else "LEAKS")
     if args.json:
-        storage.write_json(Path(args.json), {
+        storage.write_json(Path(args.json), storage.portable({
             "what": "byte-level features of the quiz page against its key (real vs generated)",
             "rule": f"every feature's and the classifier's |AUC - 0.5| < {Z} sd of the "
                     "Mann-Whitney null", **result,
@@ -149,7 +149,7 @@ def main() -> None:
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "seconds": round(whole.elapsed, 1),
             "command": " ".join(["benchmarks/quiz_leak.py", *sys.argv[1:]]),
-        })
+        }))
     if not result["at_chance"]:
         sys.exit(1)
 

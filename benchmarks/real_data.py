@@ -214,7 +214,7 @@ def main() -> None:
                  else list(STUDIES[study][3]))
         result = run_study(study, seeds, args.source, args.profile,
                            tuple(int(s) for s in args.tstr_seeds.split(",")))
-        storage.write_json(Path(args.out) / f"real_{study}.json", result)
+        storage.write_json(Path(args.out) / f"real_{study}.json", storage.portable(result))
         print(f"wrote {Path(args.out) / f'real_{study}.json'}")
 
 

@@ -40,7 +40,7 @@ def main() -> None:
     args = p.parse_args()
     runs = args.runs.split(",")
     shown, data = panels(runs, args.n)
-    fig = plots.plot_panels(shown, (
+    fig = plots.plot_panels(shown, storage.portable(  # no folder of this machine in it
         f"Real vs generated, 64 px. Data: {data['description']}, fingerprint "
         f"{data['fingerprint']} (Kermany et al. 2018, CC BY 4.0; 224 px redistributed copy, "
         "aspect squashed). Generated: final snapshot, the same scoring latents for every run, "

@@ -289,7 +289,7 @@ def main() -> None:
     }
     print(markdown(result, (args.json or DEFAULT_JSON).name))
     if args.json:
-        storage.write_json(args.json, result)
+        storage.write_json(args.json, storage.portable(result))
         print(f"wrote {args.json}")
 
 

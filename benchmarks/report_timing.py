@@ -107,7 +107,7 @@ def main() -> None:
               f"{before['score_run_seconds']:.0f} s ({before['extraction']}): "
               f"{before['speedup_of_default']:.2f}x")
     if args.json:
-        storage.write_json(Path(args.json), result)
+        storage.write_json(Path(args.json), storage.portable(result))
 
 
 if __name__ == "__main__":

@@ -368,7 +368,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  {name}: {ratio:.2f}x")
         print(f"  ({c['note']})")
     if args.json:
-        storage.write_json(args.json, result)
+        storage.write_json(args.json, storage.portable(result))
         print(f"\nwrote {args.json}")
     else:
         print("\n" + json.dumps(result, default=str))

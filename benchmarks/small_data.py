@@ -301,7 +301,7 @@ def main() -> None:
     if args.retime:
         result = storage.read_json(args.retime)
         result["step_cost"] = step_cost(args.profile, SETTINGS, args.precision)
-        storage.write_json(args.retime, result)
+        storage.write_json(args.retime, storage.portable(result))
         print(json.dumps(result["step_cost"], indent=1), f"\nwrote {args.retime}", sep="\n")
         return
     if args.markdown:
@@ -337,7 +337,7 @@ def main() -> None:
     }
     print(markdown(result, (args.json or DEFAULT_JSON).name), "", result["provenance"], sep="\n")
     if args.json:
-        storage.write_json(args.json, result)
+        storage.write_json(args.json, storage.portable(result))
         print(f"wrote {args.json}")
 
 

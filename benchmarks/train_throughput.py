@@ -53,7 +53,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from gan_lib import config, data
+from gan_lib import config, data, storage
 from gan_lib.device import autocast_context, bf16_probe, resolve_device
 from gan_lib.gan import batches, models, run_folder, train
 
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> None:
         if "gan_lib bf16" in results:
             out["ratio_gan_lib_bf16_over_fp32"] = bf16_fp32
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(out, indent=2) + "\n")
+        args.json.write_text(json.dumps(storage.portable(out), indent=2) + "\n")
         print(f"wrote {args.json}")
 
 

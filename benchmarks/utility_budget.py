@@ -109,7 +109,7 @@ def main() -> None:
         "table": utility_tables.results_table(merged).to_dict(orient="records"),
         "results": merged,
     }
-    storage.write_json(args.json, result)
+    storage.write_json(args.json, storage.portable(result))
     print(utility_tables.results_table(merged).to_markdown(index=False, floatfmt=".4g"))
     print({k: v for k, v in result.items() if k in ("per_seed", "all_seeds", "thread_check")})
     if args.figure:

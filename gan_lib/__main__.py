@@ -2,7 +2,7 @@
 
 Examples:
     python -m gan_lib data --source phantom --size 64
-    python -m gan_lib data phantom /tmp/phantom
+    python -m gan_lib data phantom phantom-demo
     python -m gan_lib train --profile quick --run quick --set iterations=300
     python -m gan_lib score quick --n-fake 1024 --metrics fid,kid
     python -m gan_lib audit quick
@@ -35,8 +35,13 @@ def _data(args: argparse.Namespace) -> None:
                                  seed=args.seed)
         print(f"wrote synthetic phantom data (Kermany layout) to {root}")
         return
-    ds = data.load_dataset(args.source, split=args.split, image_size=args.size)
+    ds = data.load_dataset(args.source, split=args.split, image_size=args.size,
+                           resize=args.resize)
     print(data.summarize(ds))
+    aspect = data.aspect_table(data.file_sizes(ds.source))  # every split, headers only
+    if len(aspect):
+        print("\noriginal files (width / height: aspect ratio):")
+        print(aspect.to_string(index=False))
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -47,6 +52,8 @@ def _train(args: argparse.Namespace) -> None:
         overrides["name"] = args.run
     if args.source:
         overrides["source"] = args.source
+    if args.resize:
+        overrides["resize"] = args.resize
     cfg = config.make_train_config(args.profile, **overrides)
     run_dir = train.train(cfg, resume=args.resume, overwrite=args.overwrite)
     if is_main():
@@ -125,7 +132,7 @@ def _report(args: argparse.Namespace) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     out = build_report(profile=args.profile, run=args.run, source=args.source,
                        retrain=args.retrain, conditional=args.conditional or None,
-                       fid_protocols=args.fid_protocols)
+                       fid_protocols=args.fid_protocols, resize=args.resize)
     print(f"report: {out}")
 
 
@@ -140,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--source", default="auto", help="auto | phantom | pneumoniamnist | PATH")
     d.add_argument("--split", default="train", choices=["train", "val", "test"])
     d.add_argument("--size", type=int, default=64, help="image side in pixels (32, 64, 128)")
+    d.add_argument("--resize", default="crop", choices=config.RESIZE_POLICIES,
+                   help="how a non-square image becomes square (default crop)")
     d.add_argument("--n-train", type=int, default=5216)
     d.add_argument("--n-test", type=int, default=624)
     d.add_argument("--seed", type=int, default=0)
@@ -149,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--profile", default="quick", choices=list(config.PROFILES))
     t.add_argument("--run", help="run name (folder runs/NAME); default: the profile's name")
     t.add_argument("--source", help="data source (default: the profile's, i.e. auto)")
+    t.add_argument("--resize", choices=config.RESIZE_POLICIES,
+                   help="how a non-square radiograph becomes square: crop (the default: the "
+                        "centre square), squash (all of it, narrowed) or pad (letterboxed)")
     t.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="override any TrainConfig field, e.g. --set iterations=300")
     t.add_argument("--resume", action="store_true", help="continue from runs/NAME/checkpoint.pt")
@@ -201,6 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "present, else quick")
     r.add_argument("--run", help="run name (default: the profile's name)")
     r.add_argument("--source", help="data source (default: auto)")
+    r.add_argument("--resize", choices=config.RESIZE_POLICIES,
+                   help="how a non-square radiograph becomes square: crop, squash or pad "
+                        "(default: an existing run's own, else crop)")
     r.add_argument("--retrain", action="store_true",
                    help="replace an existing run folder with a fresh run (default: reuse a "
                         "finished run, resume an unfinished one)")

@@ -47,6 +47,7 @@ def offline() -> bool:
 
 IMAGE_SIZES = (32, 64, 128)
 PRECISIONS = ("auto", "fp32", "bf16")
+RESIZE_POLICIES = ("crop", "squash", "pad")  # data/imagefile.py: how an image is made square
 # How Inception runs (gan_lib/metrics/variant_rule.py): fp32; bf16 autocast; fp32 tensors with
 # oneDNN's bf16 arithmetic inside convolutions and matmuls ("fastmath", CPU only). "auto" is
 # decided by calibration on this machine (gan_lib/metrics/calibrate.py).
@@ -68,6 +69,11 @@ class TrainConfig:
     profile: str = "custom"  # the preset these values started from (recorded, not used)
     source: str = "auto"  # data source for load_dataset(): auto | phantom | pneumoniamnist | path
     image_size: int = 64  # pixels per side: 32, 64 or 128
+    # How a non-square radiograph becomes image_size x image_size (gan_lib/data/imagefile.py):
+    # crop (centre square, the lateral edges go), squash (all kept, narrowed) or pad (letterbox
+    # with the image's border value). Training, scoring, the audit and the studies all load the
+    # run's images this way; it is part of the data fingerprint and so of every cache key.
+    resize: str = "crop"
     subset: int | None = None  # use only the first N training images (seeded shuffle); None = all
     batch_size: int = 128
     iterations: int = 2000  # generator updates; epochs follow from the data size
@@ -153,6 +159,9 @@ class TrainConfig:
             )
         if self.precision not in PRECISIONS:
             problems.append(f"precision={self.precision!r}: expected one of {PRECISIONS}")
+        if self.resize not in RESIZE_POLICIES:
+            problems.append(f"resize={self.resize!r}: expected one of {RESIZE_POLICIES} (crop: "
+                            "centre square; squash: both sides scaled; pad: letterbox)")
         if not 0.0 <= self.ema_decay < 1.0:
             problems.append(f"ema_decay={self.ema_decay}: expected 0 (off) or a value in (0, 1)")
         if any(op not in AUGMENT_OPS for op in ops):

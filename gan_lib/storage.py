@@ -4,6 +4,7 @@ A write goes to a temporary file in the destination folder and is renamed over t
 when complete, so an interrupted run never leaves a truncated checkpoint, cache or figure. A
 full disk (or quota) is :class:`NoSpaceLeft`, which says where, how much was needed and how
 much is free; the temporary file is removed and the target keeps its last complete version.
+What is written for people names no folder of this machine (:func:`portable`).
 
 Example:
     >>> import tempfile, pathlib
@@ -29,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from . import config
 
 # A temporary file of atomic_path: ".<target name>.<writer's pid>.<random>.tmp<suffix>"; files
 # of the earlier form (no pid) are matched too, as ".<target name>.<random>.tmp<suffix>".
@@ -269,3 +272,78 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
             raise ValueError(f"{path}, line {number}: not a JSON record ({err.msg}): "
                              f"{line[:80]!r}. Repair or remove that line.") from None
     return rows
+
+
+# Paths written into anything meant to be shared (the report, result files, captions) name no
+# folder of this machine; the data fingerprint does the identifying. A run folder's own
+# config.json keeps the absolute source it reloads its images from.
+ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~$<>-])/(?=[\w.~-])[^\s\"'<>|,;()\[\]{}`*]*")
+SYSTEM_DIRS = ("/dev/", "/proc/", "/sys/", "/usr/", "/etc/", "/bin/", "/lib/", "/opt/")
+
+
+def portable_path(path: str | os.PathLike) -> str:
+    """``path`` as shared files write it: ``<site-packages>/...`` inside installed packages;
+    relative to the repository when inside it; ``$GAN_LIB_DATA/...`` or ``$GAN_LIB_HOME/...``
+    under those; relative to the repository if that stays below the file system's root (a
+    sibling such as ``../shared/data/chest_xray``); else ``.../<name>``, its name only.
+
+    >>> portable_path(config.REPO_ROOT / "data" / "x.pth"), portable_path("/no-such/scratch/rt")
+    ('data/x.pth', '.../rt')
+    """
+    p = Path(os.path.abspath(os.fspath(path)))
+    roots = [*((Path(d), "<site-packages>/") for d in _site_dirs()), (config.REPO_ROOT, ""),
+             (config.DATA_DIR, "$GAN_LIB_DATA/"), (config.HOME, "$GAN_LIB_HOME/")]
+    for root, prefix in roots:  # installed packages first: a .venv may be inside the clone
+        if p.is_relative_to(root):
+            rel = p.relative_to(root).as_posix()
+            return (prefix + rel if rel != "." else prefix.rstrip("/")) or "."
+    rel = Path(os.path.relpath(p, config.REPO_ROOT))
+    if rel.parts.count("..") < len(config.REPO_ROOT.parts) - 1:  # not up to the root
+        return rel.as_posix()
+    return f".../{p.name}"
+
+
+def local_path(shared: str) -> Path:
+    """The file a :func:`portable_path` form names here (its inverse, where there is one); an
+    absolute path (a file written before paths were portable) as it is.
+
+    >>> local_path("data/cache/x.pth") == config.REPO_ROOT / "data" / "cache" / "x.pth"
+    True
+    """
+    for prefix, root in (("$GAN_LIB_HOME/", config.HOME), ("$GAN_LIB_DATA/", config.DATA_DIR)):
+        if shared.startswith(prefix):
+            return root / shared[len(prefix):]
+    if shared.startswith("<site-packages>/"):
+        rest = shared[len("<site-packages>/"):]
+        return next((Path(d) / rest for d in _site_dirs() if (Path(d) / rest).exists()),
+                    Path(_site_dirs()[0]) / rest)
+    if shared.startswith(".../"):
+        raise ValueError(f"{shared!r} names a folder outside the repository by its name only")
+    return Path(shared) if os.path.isabs(shared) else config.REPO_ROOT / shared
+
+
+def portable(obj: Any) -> Any:
+    """``obj`` (JSON-like) with every absolute path inside its strings in
+    :func:`portable_path`'s form (system folders such as /usr/ are left alone).
+
+    >>> portable({"w": str(config.REPO_ROOT / "w.pth"), "n": 3, "t": f"in {config.REPO_ROOT}"})
+    {'w': 'w.pth', 'n': 3, 't': 'in .'}
+    """
+    if isinstance(obj, str):
+        return ABSOLUTE_PATH.sub(lambda m: m.group(0) if m.group(0).startswith(SYSTEM_DIRS)
+                                 else portable_path(m.group(0)), obj)
+    if isinstance(obj, dict):
+        return {k: portable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(portable(v) for v in obj)
+    return obj
+
+
+def _site_dirs() -> list[str]:
+    """Where installed packages live (the FID weights' file is inside one), longest first."""
+    import site
+    import sysconfig
+
+    dirs = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"],
+            *(site.getsitepackages() if hasattr(site, "getsitepackages") else [])}
+    return sorted(dirs, key=len, reverse=True)

@@ -135,7 +135,7 @@ def test_a_conditional_run_needs_two_classes_in_its_images(home, monkeypatch):
     from gan_lib import data
     from tests.test_train import fake_dataset
 
-    def one_class(source="auto", split="train", image_size=64):
+    def one_class(source="auto", split="train", image_size=64, resize="crop"):
         ds = fake_dataset(source, split, image_size)
         ds.labels = torch.zeros_like(ds.labels)
         return ds
@@ -239,3 +239,5 @@ def test_table_1_gains_per_class_rows_only_for_a_conditional_run():
     assert table["class"].tolist() == ["all", "all", "NORMAL", "NORMAL", "PNEUMONIA",
                                        "PNEUMONIA"]
     assert table["FID"].tolist() == [50.0, 3.0, 60.0, 4.0, 70.0, 5.0]
+    rows, floors = score_tables.fid_curve({"scores": plain + per_class})  # the curve: all classes
+    assert rows == [{"iteration": 10, "fid": 50.0}] and list(floors.values()) == [3.0]

@@ -44,7 +44,7 @@ from gan_lib.scale import distributed
 from gan_lib.gan import train
 from tests.test_train import fake_dataset
 from tests.test_metrics import TINY, fake_real, tiny_cfg  # registers the tiny extractor
-data.load_dataset = lambda source, split, image_size: fake_dataset(source, split, image_size)
+data.load_dataset = lambda source, split, image_size, resize='crop': fake_dataset(source, split, image_size)
 scoring.load_real = fake_real  # where score_run looks it up
 if {slow}:  # slow enough to be killed mid-run
     step = train.train_step

@@ -42,6 +42,7 @@ from gan_lib.metrics import (
     variant_rule,
 )
 from tests.test_pytorch_fid import sqrtm_disp_deprecation
+from tests.test_shareable import assert_shareable
 
 TINY = "gan-lib-test-tiny"
 
@@ -437,9 +438,10 @@ def assert_header(result: dict, run_dir: Path, extractor: bool) -> None:
     """The result file opens with the one provenance header (scores, audit, protocols, utility
     files alike): the same keys in the same order, the data's keys too."""
     assert tuple(result)[:len(provenance.HEADER_KEYS)] == provenance.HEADER_KEYS
-    assert result["run"] == run_dir.name and result["run_dir"] == str(run_dir)
+    assert result["run"] == run_dir.name and result["run_dir"] == storage.portable_path(run_dir)
     assert {"source", "description", "kind", "split", "fingerprint", "n_images",
-            "is_synthetic"} <= set(result["data"])
+            "is_synthetic", "resize"} <= set(result["data"])
+    assert_shareable(result, run_dir)  # no folder of this machine in a result file
     assert result["sampling"].startswith("eval-mode BatchNorm with statistics re-estimated")
     assert result["generator"] == "G" or result["generator"].startswith("EMA")
     assert (result["extractor"] is not None) == extractor
@@ -550,14 +552,14 @@ def test_cached_real_statistics_give_the_same_scores_without_a_real_pass(run, co
     assert second["real_stats"]["cache"] == "hit" and first["real_stats"]["cache"] == "built"
     assert [r["value"] for r in second["scores"]] == [r["value"] for r in first["scores"]]
     # The cache is a pytorch-fid-compatible .npz: mu and sigma, plus KID's features.
-    with np.load(first["real_stats"]["path"]) as z:
+    with np.load(storage.local_path(first["real_stats"]["path"])) as z:
         assert z["mu"].shape == (16,) and z["sigma"].shape == (16, 16)
         assert z["features_feat"].shape == (48, 16)
 
 
 def test_a_corrupt_or_stale_cache_is_rebuilt(run):
     first = scoring.score_run(run, tiny_cfg(metrics=("fid",)), extractor=TINY)
-    path = first["real_stats"]["path"]
+    path = storage.local_path(first["real_stats"]["path"])
     with np.load(path) as z:
         arrays = dict(z)
     arrays["mu"] = arrays["mu"] + 1  # stale: statistics that no longer match the features

@@ -29,7 +29,7 @@ def _one_thread(one_thread):
 @pytest.fixture
 def fake_data(monkeypatch):
     monkeypatch.setattr(data, "load_dataset", lambda source="auto", split="train",
-                        image_size=64: fake_dataset(source, split, image_size))
+                        image_size=64, resize="crop": fake_dataset(source, split, image_size))
 
 
 def step_inputs(cfg):

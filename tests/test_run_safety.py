@@ -30,7 +30,7 @@ from gan_lib import config, data, typed_settings
 from gan_lib.gan import train
 from gan_lib.__main__ import main
 from tests.test_train import fake_dataset, tiny
-data.load_dataset = lambda source, split, image_size: fake_dataset(source, split, image_size)
+data.load_dataset = lambda source, split, image_size, resize='crop': fake_dataset(source, split, image_size)
 step = train.train_step
 def slow_step(*args):
     time.sleep({delay})

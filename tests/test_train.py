@@ -51,7 +51,7 @@ def _one_thread(one_thread):
 def fake_data(monkeypatch):
     calls = []
 
-    def load(source="auto", split="train", image_size=64):
+    def load(source="auto", split="train", image_size=64, resize="crop"):
         calls.append((source, split, image_size))
         return fake_dataset(source, split, image_size)
 
@@ -105,7 +105,8 @@ def test_run_folder_files_and_contents(home, fake_data):
     assert meta["config"] == tiny().to_dict()
     assert meta["data"] == {"source": "fake", "description": "random test images", "kind": "phantom",
                             "fingerprint": "f" * 16, "n_images": 40, "is_synthetic": True,
-                            "resized_note": None, "n_skipped": 0, "skipped": []}
+                            "resize": "crop", "resized_note": None, "n_skipped": 0,
+                            "skipped": []}
     assert set(meta["versions"]) >= {"torch", "torchvision", "numpy", "gan_lib"}
     assert meta["device"] == "cpu" and meta["precision"] == "fp32" and meta["created"]
     assert "git_commit" in meta
@@ -377,7 +378,7 @@ sys.path.insert(0, {repo!r})
 from gan_lib import data
 from gan_lib.gan import train
 from tests.test_train import fake_dataset, tiny
-data.load_dataset = lambda source, split, image_size: fake_dataset(source, split, image_size)
+data.load_dataset = lambda source, split, image_size, resize='crop': fake_dataset(source, split, image_size)
 step = train.train_step
 def slow_step(*args):
     time.sleep(0.15)  # slow enough to be killed mid-run

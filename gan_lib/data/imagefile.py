@@ -1,7 +1,16 @@
 """One image file -> a uint8 gray square: the decoding every folder source shares.
 
-Gray (RGB is converted, 16-bit is scaled by its own min..max range), the shorter side resized
-to ``size`` keeping the aspect ratio (antialiased), then centre-cropped to ``size`` x ``size``.
+Gray (RGB is converted, 16-bit is scaled by its own min..max range), then made square by one
+of :data:`RESIZE_POLICIES` (antialiased resizes):
+
+- ``crop`` (the default): the shorter side to ``size`` keeping the aspect ratio, then the
+  centre ``size`` x ``size``; a wide radiograph loses its lateral edges (the lung fields'
+  outer parts at the Kermany originals' median aspect ratio of 1.4).
+- ``squash``: both sides to ``size``; everything is kept, anatomy is narrowed.
+- ``pad``: the longer side to ``size`` keeping the aspect ratio, then letterboxed to a square
+  with the image's own border value (the median of its pixels along the sides the padding
+  touches), so no black or white bar is invented.
+
 Files that cannot be decoded raise :class:`UnreadableImage` with the reason, which
 ``data.load_dataset`` lists as skipped. So do files whose header (read before any pixel is
 decoded) asks for more work than a radiograph can: more than :data:`MAX_PIXELS` pixels, a side
@@ -11,7 +20,9 @@ threads that decode a folder bounds the memory of the files decoded at once.
 
 Example:
     >>> import numpy as np
-    >>> resize_crop(np.full((40, 80), 200.0, dtype=np.float32), 16).shape
+    >>> fit_square(np.full((40, 80), 200.0, dtype=np.float32), 16).shape
+    (16, 16)
+    >>> fit_square(np.full((40, 80), 200.0, dtype=np.float32), 16, "pad").shape
     (16, 16)
 """
 
@@ -27,6 +38,8 @@ import numpy as np
 import torch
 import torchvision.transforms.functional as TF
 from PIL import Image, UnidentifiedImageError
+
+from ..config import RESIZE_POLICIES  # how a non-square image becomes square
 
 # Pillow's own limit (~89 M pixels, ten times a 3000 x 3000 radiograph): a header that claims
 # more is not decoded, so a 100-byte file cannot ask for gigabytes of memory.
@@ -79,8 +92,9 @@ class MemoryBudget:
 
 
 def decode_image(path: str | os.PathLike, size: int, budget: MemoryBudget | None = None,
-                 ) -> tuple[np.ndarray, tuple[int, int], str]:
-    """One image file -> (uint8 [size, size], (raw width, raw height), raw PIL mode).
+                 resize: str = "crop") -> tuple[np.ndarray, tuple[int, int], str]:
+    """One image file -> (uint8 [size, size], (raw width, raw height), raw PIL mode), made
+    square by ``resize`` (one of :data:`RESIZE_POLICIES`).
 
     Raises UnreadableImage (with the reason) for empty, non-image, corrupt or truncated files,
     and for sizes no radiograph has (:func:`check_dimensions`), before decoding their pixels.
@@ -111,7 +125,7 @@ def decode_image(path: str | os.PathLike, size: int, budget: MemoryBudget | None
                               f"{MAX_PIXELS:,}): a decompression bomb, or a damaged header") from None
     except (OSError, SyntaxError, ValueError) as err:
         raise UnreadableImage(f"corrupt or truncated image ({err})") from None
-    return resize_crop(gray, size), raw_size, mode
+    return fit_square(gray, size, resize), raw_size, mode
 
 
 def check_dimensions(width: int, height: int) -> None:
@@ -158,8 +172,46 @@ def to_gray_float(im: Image.Image) -> np.ndarray:
     return np.asarray(im, dtype=np.float32)
 
 
-def resize_crop(gray: np.ndarray, size: int) -> np.ndarray:
-    """float [H, W] -> uint8 [size, size]: shorter side to ``size`` (antialiased), center crop."""
+def fit_square(gray: np.ndarray, size: int, resize: str = "crop") -> np.ndarray:
+    """float [H, W] in 0..255 -> uint8 [size, size] by the policy ``resize`` (module docstring)."""
     t = torch.from_numpy(np.ascontiguousarray(gray))[None]  # [1, H, W]
-    t = TF.center_crop(TF.resize(t, size, antialias=True), [size, size])
-    return t[0].round().clamp(0, 255).to(torch.uint8).numpy()
+    return square_tensor(t, size, resize)[0].round().clamp(0, 255).to(torch.uint8).numpy()
+
+
+def square_tensor(t: torch.Tensor, size: int, resize: str = "crop") -> torch.Tensor:
+    """float [..., H, W] -> float [..., size, size] by ``resize``; every image of a batch the
+    same way (the PneumoniaMNIST path resizes whole arrays).
+
+    ``crop`` is exactly the operations every run before the option used (its fixtures and
+    caches stay valid); ``pad`` fills with each image's own border value.
+    """
+    if resize not in RESIZE_POLICIES:
+        raise ValueError(f"resize={resize!r}: expected one of {RESIZE_POLICIES} (crop: centre "
+                         "square; squash: both sides to size; pad: letterbox with the border)")
+    if resize == "crop":
+        return TF.center_crop(TF.resize(t, size, antialias=True), [size, size])
+    if resize == "squash":
+        return TF.resize(t, [size, size], antialias=True)
+    h, w = t.shape[-2:]
+    scale = size / max(h, w)  # the longer side to size, the shorter in proportion (>= 1 px)
+    nh, nw = max(1, min(size, round(h * scale))), max(1, min(size, round(w * scale)))
+    inner = TF.resize(t, [nh, nw], antialias=True)
+    top, left = (size - nh) // 2, (size - nw) // 2
+    out = border_value(inner, padded_rows=nh < size, padded_cols=nw < size)
+    out = out[..., None, None].expand(*t.shape[:-2], size, size).clone()
+    out[..., top:top + nh, left:left + nw] = inner
+    return out
+
+
+def border_value(t: torch.Tensor, padded_rows: bool, padded_cols: bool) -> torch.Tensor:
+    """float [...]: the (lower) median of each image's pixels along the sides that padding touches
+    (top and bottom rows when rows are added, left and right columns when columns are), so
+    the letterbox continues what the image has at its edge (a radiograph's background)."""
+    edges = []
+    if padded_rows:
+        edges += [t[..., 0, :], t[..., -1, :]]
+    if padded_cols:
+        edges += [t[..., :, 0], t[..., :, -1]]
+    if not edges:  # square already: nothing is padded; any value would do
+        edges = [t[..., 0, :]]
+    return torch.cat(edges, dim=-1).median(dim=-1).values

@@ -1,15 +1,19 @@
 """Chest X-ray data: Kermany folders, PneumoniaMNIST .npz files and the synthetic phantom.
 
-``load_dataset(source, split, image_size)`` turns any of them into 1-channel uint8 tensors
-[N, 1, S, S] with labels 0 NORMAL / 1 PNEUMONIA. Preprocessing is the same for every source:
-gray (RGB is converted, 16-bit is scaled by its own min..max range), shorter side resized to S
-keeping the aspect ratio, then center-cropped to S x S. Decoded images are cached in
-``config.CACHE_DIR/datasets`` keyed by a cheap listing hash (paths, sizes, mtimes), so the second
-load is a single ``torch.load``. Nothing is ever written into the user's data folder.
+``load_dataset(source, split, image_size, resize)`` turns any of them into 1-channel uint8
+tensors [N, 1, S, S] with labels 0 NORMAL / 1 PNEUMONIA. Preprocessing is the same for every
+source: gray (RGB is converted, 16-bit is scaled by its own min..max range), then made square
+by the resize policy (``crop``: shorter side to S keeping the aspect ratio, centre S x S, the
+default; ``squash``; ``pad``: see ``imagefile``). Decoded images are cached in
+``config.CACHE_DIR/datasets`` keyed by a cheap listing hash (paths, sizes, mtimes) and the
+policy, so the second load is a single ``torch.load``. Nothing is ever written into the user's
+data folder.
 
-``fingerprint`` hashes the decoded content (pixels, labels, size, preprocessing version): it
-does not change when the same images are copied or regenerated, so caches keyed by it (e.g.
-the real-set FID statistics) stay valid.
+``fingerprint`` hashes the decoded content (pixels, labels, size, preprocessing version and,
+for a policy other than ``crop``, its name): it does not change when the same images are copied
+or regenerated, so caches keyed by it (e.g. the real-set FID statistics) stay valid, and sets
+made by different policies never share one. ``crop`` hashes as before the option existed, so
+runs and caches made before it keep their keys.
 
 Example:
     >>> import tempfile
@@ -31,13 +35,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torchvision.transforms.functional as TF
 from tqdm import tqdm
 
 from .. import config, storage
 from . import imagefile, phantom, pneumoniamnist
 from .folder_layout import CLASS_NAMES, LAYOUT, SPLITS, list_folder
-from .imagefile import UnreadableImage, decode_image
+from .imagefile import RESIZE_POLICIES, UnreadableImage, decode_image, square_tensor
 
 PREPROCESS_VERSION = "prep-v1"  # bump when decoding/resizing changes: caches are then rebuilt
 
@@ -59,6 +62,7 @@ class ChestXrayData:
     is_synthetic: bool = False
     raw_sizes: torch.Tensor | None = None  # int64 [N, 2]: (width, height) of the original files
     raw_modes: list[str] | None = None  # PIL mode of each original file ("L", "RGB", "I;16", ...)
+    resize: str = "crop"  # how each image was made square: one of imagefile.RESIZE_POLICIES
 
     @property
     def image_size(self) -> int:
@@ -72,10 +76,12 @@ class ChestXrayData:
                 f"size={self.image_size}, fingerprint={self.fingerprint!r})")
 
 
-def load_dataset(source: str = "auto", split: str = "train", image_size: int = 64) -> ChestXrayData:
+def load_dataset(source: str = "auto", split: str = "train", image_size: int = 64,
+                 resize: str = "crop") -> ChestXrayData:
     """Load one split of ``source`` as uint8 [N, 1, image_size, image_size] plus labels.
 
     source: "auto" | "phantom" | "pneumoniamnist" | a Kermany-layout folder | a .npz file.
+    resize: how a non-square image becomes square: "crop" | "squash" | "pad" (``imagefile``).
 
     >>> ds = load_dataset("phantom", "test", 32)  # doctest: +SKIP
     >>> print(summarize(ds).splitlines()[0])  # doctest: +SKIP
@@ -85,15 +91,18 @@ def load_dataset(source: str = "auto", split: str = "train", image_size: int = 6
         raise ValueError(f"split={split!r}: expected one of {SPLITS}")
     if not isinstance(image_size, int) or image_size < 8:
         raise ValueError(f"image_size={image_size!r}: expected an integer >= 8, e.g. 64")
+    if resize not in RESIZE_POLICIES:
+        raise ValueError(f"resize={resize!r}: expected one of {RESIZE_POLICIES}")
     source = str(source)
     if source == "auto":
         source, reason = resolve_auto(image_size)
         print(f"data source (auto): {source} -- {reason}")
     if source == "phantom":
         root = phantom.make_phantom(config.PHANTOM_DIR, size=max(128, image_size))
-        return _load_folder(root, split, image_size, source="phantom")
+        return _load_folder(root, split, image_size, "phantom", resize)
     if source == "pneumoniamnist":
-        return _load_npz(pneumoniamnist.find_pneumoniamnist(image_size, download=True), split, image_size)
+        return _load_npz(pneumoniamnist.find_pneumoniamnist(image_size, download=True), split,
+                         image_size, resize)
     try:
         path = Path(source).expanduser().resolve()
     except (RuntimeError, OSError) as err:  # Python 3.11 says "Symlink loop" as a RuntimeError
@@ -104,9 +113,9 @@ def load_dataset(source: str = "auto", split: str = "train", image_size: int = 6
         if not path.is_file():
             raise FileNotFoundError(f"PneumoniaMNIST file {path} does not exist: expected a .npz "
                                     f"with keys {split}_images/{split}_labels ({pneumoniamnist.URL})")
-        return _load_npz(path, split, image_size)
+        return _load_npz(path, split, image_size, resize)
     if path.is_dir():
-        return _load_folder(path, split, image_size, source=str(path))
+        return _load_folder(path, split, image_size, str(path), resize)
     problem = "is a file, not a folder or .npz" if path.exists() else "does not exist"
     raise FileNotFoundError(
         f"data source {source!r}: {path} {problem}. Expected 'auto', 'phantom', 'pneumoniamnist', "
@@ -148,29 +157,37 @@ def resolve_auto(image_size: int = 64) -> tuple[str, str]:
 # ---------------------------------------------------------------------------------------------
 # Kermany folders (and the phantom, which is written in the same layout: folder_layout.py)
 # ---------------------------------------------------------------------------------------------
-def _load_folder(root: Path, split: str, image_size: int, source: str) -> ChestXrayData:
+def _prep_tag(resize: str) -> str:
+    """What the cache keys and the fingerprint hash about preprocessing: ``crop`` as before
+    the policy existed (old caches and fingerprints stay valid), others by name."""
+    return PREPROCESS_VERSION if resize == "crop" else f"{PREPROCESS_VERSION}|resize={resize}"
+
+
+def _load_folder(root: Path, split: str, image_size: int, source: str,
+                 resize: str = "crop") -> ChestXrayData:
     files = list_folder(root, split)
     listing = "\n".join(f"{p.relative_to(root)}\t{(st := p.stat()).st_size}\t{st.st_mtime_ns}"
                         for p, _ in files)
     seed = _phantom_seed(root)
     kind = "kermany" if seed is None else "phantom"
-    key = _hash(f"{kind}|{split}|{image_size}|{PREPROCESS_VERSION}\n{listing}")
-    cached = _cache_get(_cache_path(kind, split, image_size, key))
+    key = _hash(f"{kind}|{split}|{image_size}|{_prep_tag(resize)}\n{listing}")
+    cache_file = _cache_path(kind, split, image_size, key, resize)
+    cached = _cache_get(cache_file)
     if cached is None:
         # A name that is not UTF-8 could not be written to a table, caption or JSON: such a
         # file is skipped and listed (under a printable name), like an unreadable one.
         named = [(p, k) for p, k in files if _printable(p) == str(p)]
         badly_named = [[_printable(p), "file name is not valid UTF-8: rename it to use it"]
                        for p, _ in files if _printable(p) != str(p)]
-        cached = _decode_folder(root, named, image_size, badly_named)
-        _cache_put(_cache_path(kind, split, image_size, key), cached)
+        cached = _decode_folder(root, named, image_size, badly_named, resize)
+        _cache_put(cache_file, cached)
     if seed is None:
         description = f"Kermany chest X-ray folder {_short(root)}"
     else:
         description = f"synthetic phantom data (gan_lib.phantom, seed {seed})"
         if source != "phantom":
             description += f" at {_short(root)}"
-    return _finish(cached, description, source, kind, split, f"{root}/{split}")
+    return _finish(cached, description, source, kind, split, f"{root}/{split}", resize)
 
 
 def _phantom_seed(root: Path) -> int | None:
@@ -190,7 +207,7 @@ def _printable(path: Path) -> str:
 
 
 def _decode_folder(root: Path, files: list[tuple[Path, int]], image_size: int,
-                   skipped_before: list[list[str]] = ()) -> dict:
+                   skipped_before: list[list[str]] = (), resize: str = "crop") -> dict:
     """Decode every file (threads: PIL releases the GIL while decoding; their memory together
     bounded by imagefile.DECODE_MEMORY); unreadable -> skipped (after ``skipped_before``, files
     skipped unopened)."""
@@ -198,7 +215,7 @@ def _decode_folder(root: Path, files: list[tuple[Path, int]], image_size: int,
 
     def work(path: Path):
         try:
-            return decode_image(path, image_size, budget)
+            return decode_image(path, image_size, budget, resize)
         except UnreadableImage as err:
             return str(err)
 
@@ -212,39 +229,40 @@ def _decode_folder(root: Path, files: list[tuple[Path, int]], image_size: int,
         raise ValueError(f"none of the {len(files) + len(skipped_before)} files under {root} "
                          f"could be read as an image (first: {skipped[0][0]}: {skipped[0][1]})")
     return _pack(np.stack([results[i][0] for i in keep]), np.array([files[i][1] for i in keep]),
-                 image_size, skipped, [results[i][1] for i in keep], [results[i][2] for i in keep])
+                 image_size, skipped, [results[i][1] for i in keep], [results[i][2] for i in keep],
+                 resize)
 
 
 # ---------------------------------------------------------------------------------------------
 # PneumoniaMNIST (.npz with keys <split>_images [N,H,W] uint8 and <split>_labels [N,1])
 # ---------------------------------------------------------------------------------------------
-def _load_npz(path: Path, split: str, image_size: int) -> ChestXrayData:
+def _load_npz(path: Path, split: str, image_size: int, resize: str = "crop") -> ChestXrayData:
     path = Path(path).resolve()
     st = path.stat()
-    key = _hash(f"npz|{path}|{st.st_size}|{st.st_mtime_ns}|{split}|{image_size}|{PREPROCESS_VERSION}")
-    cache_file = _cache_path("pneumoniamnist", split, image_size, key)
+    key = _hash(f"npz|{path}|{st.st_size}|{st.st_mtime_ns}|{split}|{image_size}|{_prep_tag(resize)}")
+    cache_file = _cache_path("pneumoniamnist", split, image_size, key, resize)
     cached = _cache_get(cache_file)
     if cached is None:
         images, labels = pneumoniamnist.read_npz(path, split)
         n, h, w = images.shape
         t = torch.from_numpy(images)[:, None].float()  # [N, 1, H, W]
         if (h, w) != (image_size, image_size):
-            t = TF.center_crop(TF.resize(t, image_size, antialias=True), [image_size] * 2)
+            t = square_tensor(t, image_size, resize)
         cached = _pack(t[:, 0].round().clamp(0, 255).to(torch.uint8).numpy(), labels, image_size,
-                       [], [(w, h)] * n, ["L"] * n)
+                       [], [(w, h)] * n, ["L"] * n, resize)
         _cache_put(cache_file, cached)
     description = f"PneumoniaMNIST ({path.name}, MedMNIST v2)"
-    return _finish(cached, description, str(path), "pneumoniamnist", split, str(path))
+    return _finish(cached, description, str(path), "pneumoniamnist", split, str(path), resize)
 
 
 # ---------------------------------------------------------------------------------------------
 # Cache, packing, summaries
 # ---------------------------------------------------------------------------------------------
 def _pack(images: np.ndarray, labels: np.ndarray, image_size: int, skipped: list,
-          raw_sizes: list, raw_modes: list[str]) -> dict:
+          raw_sizes: list, raw_modes: list[str], resize: str = "crop") -> dict:
     images_t = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8))[:, None]
     labels_t = torch.as_tensor(labels, dtype=torch.int64)
-    h = hashlib.sha256(f"{image_size}|{PREPROCESS_VERSION}|".encode())
+    h = hashlib.sha256(f"{image_size}|{_prep_tag(resize)}|".encode())
     h.update(images_t.numpy().tobytes())
     h.update(labels_t.numpy().tobytes())
     return {"version": PREPROCESS_VERSION, "images": images_t, "labels": labels_t,
@@ -254,7 +272,7 @@ def _pack(images: np.ndarray, labels: np.ndarray, image_size: int, skipped: list
 
 
 def _finish(c: dict, description: str, source: str, kind: str, split: str,
-            where: str) -> ChestXrayData:
+            where: str, resize: str = "crop") -> ChestXrayData:
     skipped = [(str(p), str(r)) for p, r in c["skipped"]]
     if skipped:
         warnings.warn(f"skipped {len(skipped)} unreadable file(s) in {where} "
@@ -263,11 +281,12 @@ def _finish(c: dict, description: str, source: str, kind: str, split: str,
                          description=description, source=source, kind=kind, split=split,
                          fingerprint=c["fingerprint"], skipped=skipped,
                          is_synthetic=kind == "phantom", raw_sizes=c["raw_sizes"],
-                         raw_modes=list(c["raw_modes"]))
+                         raw_modes=list(c["raw_modes"]), resize=resize)
 
 
-def _cache_path(kind: str, split: str, image_size: int, key: str) -> Path:
-    return config.CACHE_DIR / "datasets" / f"{kind}_{split}_{image_size}px_{key[:16]}.pt"
+def _cache_path(kind: str, split: str, image_size: int, key: str, resize: str = "crop") -> Path:
+    policy = "" if resize == "crop" else f"{resize}_"  # crop: the name it had before the option
+    return config.CACHE_DIR / "datasets" / f"{kind}_{split}_{image_size}px_{policy}{key[:16]}.pt"
 
 
 def _cache_get(path: Path) -> dict | None:
@@ -300,11 +319,9 @@ def _hash(text: str) -> str:
 
 
 def _short(path: Path) -> str:
-    """``path`` relative to the repository when inside it (shorter captions), else absolute."""
-    try:
-        return str(Path(path).resolve().relative_to(config.REPO_ROOT))
-    except ValueError:
-        return str(path)
+    """``path`` as captions and shared files name it: no folder of this machine
+    (``storage.portable_path``: relative to the repository, or the data root)."""
+    return storage.portable_path(Path(path).resolve())
 
 
 __all__ = ["ChestXrayData", "load_dataset", "resolve_auto", "list_folder", "decode_image",

@@ -30,6 +30,7 @@ def summarize(ds: ChestXrayData) -> str:
     lines = [f"data:        {ds.description}", f"kind:        {ds.kind} (source: {ds.source})",
              f"split:       {ds.split}",
              f"images:      {len(ds):,} x 1 x {ds.image_size} x {ds.image_size} uint8",
+             f"resize:      {ds.resize} (how each image was made square)",
              f"per class:   {per_class}", f"skipped:     {len(ds.skipped)} file(s)"]
     lines += [f"  - {p}: {r}" for p, r in ds.skipped[:10]]
     lines += [f"  ... and {len(ds.skipped) - 10} more"] if len(ds.skipped) > 10 else []
@@ -69,12 +70,12 @@ def resized_note(ds: ChestXrayData) -> str | None:
             "original files)")
 
 
-def split_counts(source: str, image_size: int = 64) -> pd.DataFrame:
+def split_counts(source: str, image_size: int = 64, resize: str = "crop") -> pd.DataFrame:
     """Images per class for each split of ``source`` (a concrete source, e.g. ``ds.source``)."""
     rows = []
     for split in SPLITS:
         try:
-            ds = load_dataset(source, split, image_size)
+            ds = load_dataset(source, split, image_size, resize)
         except (ValueError, FileNotFoundError) as err:
             # the reason without the folder's path (which may hold a colon, or be private)
             rows.append({"split": split, "NORMAL": 0, "PNEUMONIA": 0, "total": 0, "skipped": 0,

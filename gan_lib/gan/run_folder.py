@@ -50,6 +50,7 @@ class DataRecord:
     fingerprint: str
     n_images: int
     is_synthetic: bool = False
+    resize: str = "crop"  # how each image was made square (runs from before it: crop)
     resized_note: str | None = None
     n_skipped: int = 0  # files of the training split left out (unreadable, too thin, ...)
     skipped: list = dataclasses.field(default_factory=list)  # [file, reason], the first 50
@@ -84,7 +85,8 @@ def describe_data(ds: Any, n_images: int) -> dict[str, Any]:
     skipped = [[_relative(path, ds.source), reason] for path, reason in ds.skipped]
     return dataclasses.asdict(DataRecord(
         source=ds.source, description=ds.description, kind=ds.kind, fingerprint=ds.fingerprint,
-        n_images=int(n_images), is_synthetic=bool(ds.is_synthetic), resized_note=note,
+        n_images=int(n_images), is_synthetic=bool(ds.is_synthetic),
+        resize=getattr(ds, "resize", "crop"), resized_note=note,
         n_skipped=len(skipped), skipped=skipped[:MAX_SKIPPED_LISTED]))
 
 

@@ -130,7 +130,8 @@ def _prepare(cfg: TrainConfig, resume: bool, overwrite: bool) -> tuple[Run, dict
         checkpoint.check_resumable(cfg, ckpt, precision)
         _say_resume_changes(cfg, ckpt, device)
     with distributed.main_first():  # rank 0 builds a missing data cache, the others read it
-        ds = data.load_dataset(cfg.source, split="train", image_size=cfg.image_size)
+        ds = data.load_dataset(cfg.source, split="train", image_size=cfg.image_size,
+                               resize=cfg.resize)
     images = select_subset(ds.images, cfg)  # uint8 [N, 1, S, S], CPU
     labels = ds.labels[trained_indices(len(ds.images), cfg)] if cfg.conditional else None
     if labels is not None and len(labels.unique()) < 2:

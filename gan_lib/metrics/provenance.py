@@ -11,7 +11,7 @@ Example:
     >>> sorted(data_record(type("D", (), {"source": "phantom", "description": "d",
     ...     "kind": "phantom", "fingerprint": "f", "images": [0] * 3, "is_synthetic": True})(),
     ...     "train"))
-    ['description', 'fingerprint', 'is_synthetic', 'kind', 'n_images', 'source', 'split']
+    ['description', 'fingerprint', 'is_synthetic', 'kind', 'n_images', 'resize', 'source', 'split']
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ def data_record(ds: Any, split: str, **extra: Any) -> dict[str, Any]:
     """The "data" entry: which images (source, description, kind, split, fingerprint, count)."""
     return {"source": ds.source, "description": ds.description, "kind": ds.kind, "split": split,
             "fingerprint": ds.fingerprint, "n_images": len(ds.images),
-            "is_synthetic": bool(ds.is_synthetic), **extra}
+            "is_synthetic": bool(ds.is_synthetic), "resize": getattr(ds, "resize", "crop"),
+            **extra}
 
 
 def header(run_dir: str | os.PathLike, data: dict[str, Any], snapshot: str | os.PathLike,

@@ -122,8 +122,10 @@ def table_caption(scores: dict[str, Any], table: str) -> str:
 
 
 def fid_curve(scores: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, float]]:
-    """(rows {iteration, fid} of the snapshots, floors {label: FID}) for plots.plot_fid_curve."""
-    fids = [r for r in scores["scores"] if r["metric"] == "fid" and r["value"] is not None]
+    """(rows {iteration, fid} of the snapshots, floors {label: FID}) for plots.plot_fid_curve:
+    all classes together (a conditional run's per-class rows are Table 1's, not the curve's)."""
+    fids = [r for r in scores["scores"] if r["metric"] == "fid" and r["value"] is not None
+            and not r.get("class_name")]
     rows = [{"iteration": r["iteration"], "fid": r["value"]} for r in fids
             if r["kind"] == "generated"]
     if not rows:

@@ -43,11 +43,13 @@ from .score_record import LineProvenance, ScoreRecord
 
 
 def load_real(run_config: dict[str, Any], split: str) -> Any:
-    """The real images a run was trained on (``split`` of its data source, at its image size)."""
+    """The real images a run was trained on: ``split`` of its data source, at its image size,
+    made square by its resize policy (runs from before the option were cropped)."""
     from .. import data
 
     return data.load_dataset(run_config["data"]["source"], split=split,
-                             image_size=run_config["config"]["image_size"])
+                             image_size=run_config["config"]["image_size"],
+                             resize=run_config["config"].get("resize", "crop"))
 
 
 # --- scoring a run ------------------------------------------------------------------------------
@@ -120,6 +122,7 @@ def score_run(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = None,
         "real_stats": {k: real[k] for k in ("path", "cache", "n", "seconds")},
         "scores": [r.to_json() for r in records], "seconds": round(time.perf_counter() - t0, 2),
     }
+    scores = storage.portable(scores)  # no folder of this machine in a result file
     if distributed.is_main():
         storage.write_json(run_dir / "scores.json", scores)
     return scores

@@ -1,4 +1,4 @@
-"""The report pipeline: notebooks 01-09 executed by papermill, then reports/report.{md,html}
+"""The report pipeline: notebooks 01-09 executed by papermill, then reports/report.{md,html,pdf}
 (rendered by render.py).
 
 Everything is written to a staging folder beside reports/ first; only when every notebook has
@@ -30,7 +30,8 @@ from ..studies import quiz
 from . import reader_study
 from .render import render_report
 
-GENERATED = ("figures", "tables", "notebooks", "report.md", "report.html", "build.json")
+GENERATED = ("figures", "tables", "notebooks", "report.md", "report.html", "report.pdf",
+             "build.json")
 PROTOCOLS_NOTEBOOK = "08_fid_protocols.ipynb"  # the "Why FIDs disagree" section (optional)
 RETRAIN = "RETRAIN=1 (--retrain; retrain = True in notebook 02)"  # how to replace a run
 
@@ -45,7 +46,8 @@ def default_profile() -> str:
 
 def build_report(profile: str | None = None, run: str | None = None, source: str | None = None,
                  reports_dir: str | Path | None = None, retrain: bool = False,
-                 conditional: bool | None = None, fid_protocols: bool = True) -> Path:
+                 conditional: bool | None = None, fid_protocols: bool = True,
+                 resize: str | None = None) -> Path:
     """Run notebooks 01-09 with papermill and (re)build ``reports/``; return report.md's path.
 
     Answers in ``reports/quiz/answers/`` are checked before the notebooks run and scored into
@@ -57,6 +59,8 @@ def build_report(profile: str | None = None, run: str | None = None, source: str
     ``conditional=True`` trains a class-conditional run and adds per-class samples, per-class
     Table 1 rows and the usefulness study (notebook 07); None: the existing run's setting, else
     the report's unconditional DCGAN.
+    ``resize`` (crop | squash | pad): how non-square images become square, for training,
+    scoring, the audit and the studies alike; None: the existing run's policy, else crop.
     An existing run folder is reused when finished and resumed when not (its settings must be
     the profile's); ``retrain=True`` replaces it with a fresh run.
     """
@@ -71,8 +75,12 @@ def build_report(profile: str | None = None, run: str | None = None, source: str
         print(f"profile: {profile} ({'CUDA present' if profile == 'paper' else 'no CUDA: CPU'})")
     if conditional is None:
         conditional = bool(known.get("conditional", False)) if known is not None else False
+    if resize is None:
+        resize = known.get("resize", "crop") if known is not None else "crop"
     run = run or (f"{profile}-conditional" if conditional else profile)
     overrides = {"conditional": True} if conditional else {}
+    if resize != "crop":  # crop is the default: a crop run's overrides stay as they were
+        overrides["resize"] = resize
     wanted = config.make_train_config(profile, name=run, source=source or "auto", **overrides)
     # The run stays locked until the report is built: the notebooks' kernels (children) train
     # and score it under this lock, any other process is refused (gan/run_lock.py).
@@ -92,9 +100,11 @@ def _build(wanted: config.TrainConfig, retrain: bool, reports_dir: Path,
     """The notebooks into a staging folder, the report rendered there, then swapped in."""
     profile, run, source = wanted.profile, wanted.name, wanted.source
     overrides = {"conditional": True} if wanted.conditional else {}
+    if wanted.resize != "crop":
+        overrides["resize"] = wanted.resize
     staging = reports_dir / ".staging"
     shutil.rmtree(staging, ignore_errors=True)
-    params = {"profile": profile, "run": run, "source": source,
+    params = {"profile": profile, "run": run, "source": source, "resize": wanted.resize,
               "reports_dir": str(staging), "overrides": overrides, "retrain": retrain}
     answers = reader_answers(reports_dir)  # bad answer files: fail before the notebooks run
     skip = () if fid_protocols else (PROTOCOLS_NOTEBOOK,)
@@ -104,13 +114,15 @@ def _build(wanted: config.TrainConfig, retrain: bool, reports_dir: Path,
         stages = run_notebooks(params, staging / "notebooks", skip=skip)
         if answers:
             reader_study.score_answers(answers, quiz.quiz_dir(reports_dir) / "key.json", staging)
-        render_report(staging, run_dir=config.RUNS_DIR / run, profile=profile, stages=stages)
-        storage.write_json(staging / "build.json", {
+        made = render_report(staging, run_dir=config.RUNS_DIR / run, profile=profile,
+                             stages=stages)
+        print(f"[report] {made}")
+        storage.write_json(staging / "build.json", storage.portable({
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "command": {**{k: v for k, v in params.items() if k != "reports_dir"},
                         "fid_protocols": fid_protocols},
             "git_commit": run_folder.git_commit(), "stages": stages,
-            "total_seconds": round(sum(s["seconds"] for s in stages), 1)})
+            "total_seconds": round(sum(s["seconds"] for s in stages), 1)}))
     except BaseException:
         _keep_failed(staging, reports_dir)
         raise

@@ -239,6 +239,7 @@ def audit_run(run_dir: str | os.PathLike, score_cfg: Any = None,
         "sets": rows, "memorization": {"iteration": snapshots[-1][0], **memo},
         "seconds": round(time.perf_counter() - t0, 2),
     }
+    result = storage.portable(result)  # no folder of this machine in a result file
     if distributed.is_main():
         storage.write_json(run_dir / "audit.json", result)
     return result

@@ -202,6 +202,7 @@ def score_protocols(run_dir: str | os.PathLike, score_cfg: ScoreConfig | None = 
             [it for it, _ in snapshots], bool(ds.is_synthetic))) for p in PROTOCOLS],
         "images_extracted": sets.extracted, "seconds": round(time.perf_counter() - t0, 2),
     }
+    result = storage.portable(result)  # no folder of this machine in a result file
     storage.write_json(run_dir / "protocols.json", result)
     return result
 

@@ -125,7 +125,8 @@ def make_key(meta: dict[str, Any], run_dir: Path, snapshot: Path, iteration: int
     with the secret that ordered and encoded the page."""
     size = int(shown[0][2].shape[-1])
     key = {
-        "format": KEY_FORMAT, "quiz_id": "", "run": run_dir.name, "run_dir": str(run_dir),
+        "format": KEY_FORMAT, "quiz_id": "", "run": run_dir.name,
+        "run_dir": storage.portable_path(run_dir),  # not hashed: the id of a quiz stays its own
         "snapshot": {"file": snapshot.name, "iteration": iteration,
                      "sampling": sampling.read_snapshot(snapshot)["sampling"]["description"]},
         "seed": seed, "n": len(shown), "image_size": size,

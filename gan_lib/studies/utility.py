@@ -206,6 +206,7 @@ def utility_run(run_dir: str | os.PathLike, cfg: ClassifierConfig | None = None,
     results = {**provenance.header(run_dir, data, snapshot), **results,
                "iteration": iteration, "snapshot": str(snapshot), "classes": blob["classes"],
                "seconds_with_generation": time.perf_counter() - t0}
+    results = storage.portable(results)  # no folder of this machine in a result file
     storage.write_json(run_dir / "utility.json", results)
     return results
 
