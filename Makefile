@@ -1,10 +1,14 @@
 # cxr-gan: two commands on a fresh machine.
-#   make report   run notebooks 01-09 with papermill and rebuild reports/ (PROFILE=quick|smoke|paper,
-#                 RUN=name reuses or resumes runs/name, RETRAIN=1 trains it afresh,
-#                 CONDITIONAL=1 a class-conditional run with per-class scores and TSTR,
+#   make report   run notebooks 01-09 with papermill and rebuild reports/: report.md, report.html
+#                 and report.pdf (printed by the system's headless Chromium where installed;
+#                 without it the rest is built and the message says how to get it)
+#                 (PROFILE=quick|smoke|paper, RUN=name reuses or resumes runs/name, RETRAIN=1
+#                 trains it afresh, CONDITIONAL=1 a class-conditional run with per-class scores
+#                 and TSTR, RESIZE=crop|squash|pad how non-square radiographs become square,
 #                 FID_PROTOCOLS=0 leaves out the section "Why FIDs disagree")
-#   make test     ruff + pytest (unit, pipeline, the quiz page in the system's headless Chromium,
-#                 which it installs when missing: .ci/ensure-browser) + nbval over notebooks/
+#   make test     ruff + pytest (unit, pipeline, the quiz page and report.pdf in the system's
+#                 headless Chromium, read back by poppler; both installed when missing:
+#                 .ci/ensure-browser) + nbval over notebooks/
 #   make lab      JupyterLab on notebooks/
 # Each sets up .venv first when it is missing or older than pyproject.toml.
 
@@ -17,6 +21,7 @@ RUN ?=
 RETRAIN ?=
 CONDITIONAL ?=
 SOURCE ?=
+RESIZE ?=
 FID_PROTOCOLS ?=
 
 .PHONY: report test lab bench bench-quality clean-venv
@@ -34,11 +39,12 @@ $(STAMP): pyproject.toml Makefile
 	@touch $(STAMP)
 
 report: $(STAMP)
-	$(PY) -m gan_lib report $(if $(PROFILE),--profile $(PROFILE)) $(if $(RUN),--run $(RUN)) $(if $(SOURCE),--source $(SOURCE)) $(if $(RETRAIN),--retrain) $(if $(CONDITIONAL),--conditional) $(if $(filter 0,$(FID_PROTOCOLS)),--no-fid-protocols)
+	$(PY) -m gan_lib report $(if $(PROFILE),--profile $(PROFILE)) $(if $(RUN),--run $(RUN)) $(if $(SOURCE),--source $(SOURCE)) $(if $(RESIZE),--resize $(RESIZE)) $(if $(RETRAIN),--retrain) $(if $(CONDITIONAL),--conditional) $(if $(filter 0,$(FID_PROTOCOLS)),--no-fid-protocols)
 
 test: $(STAMP)
-	@# The distribution's chromium and chromium-driver for the quiz page test, installed when
-	@# missing (apt-get, sudo where not root); a clear message where that cannot be done.
+	@# The distribution's chromium, chromium-driver and poppler-utils for the quiz page and
+	@# report PDF tests, installed when missing (apt-get, sudo where not root); a clear
+	@# message where that cannot be done.
 	sh .ci/ensure-browser
 	@# Tests and nbval write runs/ and reports/ under .test-home, never over the real report,
 	@# and try no download (GAN_LIB_OFFLINE=1): the auto source falls back to the phantom at once.

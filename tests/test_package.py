@@ -21,7 +21,8 @@ storage.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
     "fingerprint": "f", "n_images": 256, "is_synthetic": True}, "versions": {"torch": "x"},
     "git_commit": None, "device": "cpu", "precision": "fp32"})
 out = home / "reports"
-report.render_report(out, run_dir, "smoke", [{"notebook": "01_explore_data.ipynb", "seconds": 1.0}])
+report.render_report(out, run_dir, "smoke", [{"notebook": "01_explore_data.ipynb", "seconds": 1.0}],
+                     make_pdf=False)
 print((out / "report.md").read_text())
 """
 

@@ -87,26 +87,36 @@ def _stub(folder: Path, name: str, body: str) -> None:
     (folder / name).chmod(0o755)
 
 
-@pytest.mark.parametrize(("have", "uid", "expect", "message"), [
-    ({"apt-get"}, 0, 0, "installing the distribution's chromium"),
-    ({"apt-get", "sudo"}, 1000, 0, "installing the distribution's chromium"),
-    ({"apt-get"}, 1000, 1, "for the quiz page test (not root, and no sudo)"),
-    (set(), 0, 1, "for the quiz page test (no apt-get on this system)"),
-    ({"apt-get", "chromium", "chromedriver"}, 0, 0, ""),
+POPPLER = {"pdftotext", "pdfimages", "pdftoppm"}
+ALL_TOOLS = {"chromium", "chromedriver", *POPPLER}
+
+
+@pytest.mark.parametrize(("have", "uid", "expect", "message", "installs"), [
+    ({"apt-get"}, 0, 0, "installing the distribution's chromium", "chromium chromium-driver "
+     "poppler-utils"),
+    ({"apt-get", "sudo"}, 1000, 0, "installing the distribution's chromium", "chromium "
+     "chromium-driver poppler-utils"),
+    ({"apt-get", "chromium", "chromedriver"}, 0, 0, "poppler-utils", "poppler-utils"),
+    ({"apt-get", *POPPLER}, 0, 0, "chromium chromium-driver", "chromium chromium-driver"),
+    ({"apt-get"}, 1000, 1, "report PDF tests (not root, and no sudo)", ""),
+    (set(), 0, 1, "report PDF tests (no apt-get on this system)", ""),
+    ({"apt-get", *ALL_TOOLS}, 0, 0, "", ""),
 ])
-def test_make_test_installs_the_browser_when_missing(tmp_path, have, uid, expect, message):
-    """.ci/ensure-browser (make test's first step) on a machine without Chromium: apt-get
-    installs chromium and chromium-driver (sudo where not root), else a message says what to do."""
+def test_make_test_installs_the_browser_when_missing(tmp_path, have, uid, expect, message,
+                                                     installs):
+    """.ci/ensure-browser (make test's first step) on a machine without Chromium or poppler:
+    apt-get installs what is missing of chromium, chromium-driver and poppler-utils (sudo where
+    not root), else a message says what to do."""
     import subprocess
 
     assert "sh .ci/ensure-browser" in (ROOT / "Makefile").read_text().split("\ntest:")[1]
     bin_dir, log = tmp_path / "bin", tmp_path / "calls.log"
     bin_dir.mkdir()
     _stub(bin_dir, "id", f"echo {uid}")
-    makes = f"for c in chromium chromedriver; do printf '#!/bin/sh\\n' > {bin_dir}/$c; " \
+    makes = f"for c in {' '.join(sorted(ALL_TOOLS))}; do printf '#!/bin/sh\\n' > {bin_dir}/$c; " \
             f"/bin/chmod +x {bin_dir}/$c; done"
     stubs = {"apt-get": f'echo "apt-get $*" >> {log}\ncase "$*" in *install*) {makes};; esac',
-             "sudo": f'echo "sudo" >> {log}\nexec "$@"', "chromium": "", "chromedriver": ""}
+             "sudo": f'echo "sudo" >> {log}\nexec "$@"', **dict.fromkeys(ALL_TOOLS, "")}
     for name in have:
         _stub(bin_dir, name, stubs[name])
     env = {"PATH": str(bin_dir), "HOME": str(tmp_path)}
@@ -116,7 +126,7 @@ def test_make_test_installs_the_browser_when_missing(tmp_path, have, uid, expect
     assert message in done.stdout + done.stderr
     calls = log.read_text().splitlines() if log.exists() else []
     if expect == 0 and message:
-        assert calls[-1] == "apt-get install -y -qq chromium chromium-driver"
+        assert calls[-1] == f"apt-get install -y -qq {installs}"
         assert ("sudo" in calls) == (uid != 0)
     else:
         assert not any("install" in c for c in calls)

@@ -332,15 +332,20 @@ def test_report_has_no_reader_section_without_answers(home):
     assert "Reader study" not in _render(home)
 
 
-def _render(home: Path) -> str:
-    """report.md rendered from a minimal run folder (as tests/test_package.py does)."""
+def minimal_run(home: Path) -> Path:
+    """A run folder with only config.json (as tests/test_package.py writes): enough to render."""
     run_dir = home / "runs" / "r"
     cfg = config.make_train_config("smoke", name="r")
     storage.write_json(run_dir / "config.json", {"config": cfg.to_dict(), "data": {
         "source": "phantom", "description": "synthetic phantom data", "kind": "phantom",
         "fingerprint": "f", "n_images": 256, "is_synthetic": True}, "versions": {"torch": "x"},
         "git_commit": None, "device": "cpu", "precision": "fp32"})
-    render.render_report(home / "reports", run_dir, "smoke", [])
+    return run_dir
+
+
+def _render(home: Path) -> str:
+    """report.md rendered from a minimal run folder."""
+    render.render_report(home / "reports", minimal_run(home), "smoke", [], make_pdf=False)
     return (home / "reports" / "report.md").read_text()
 
 

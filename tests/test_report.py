@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -53,7 +56,7 @@ def smoke_report(smoke_run_and_report):
 
 def test_pipeline_writes_every_expected_file(smoke_report):
     reports = smoke_report.parent
-    assert len(EXPECTED_FIGURES) == 10 and len(EXPECTED_TABLES) == 7
+    assert len(EXPECTED_FIGURES) == 11 and len(EXPECTED_TABLES) == 8
     for name in EXPECTED_FIGURES:
         png = reports / name
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
@@ -133,6 +136,132 @@ def test_report_html_embeds_every_figure(smoke_report):
     assert all(s.startswith("data:image/png;base64,") for s in srcs)
 
 
+def _poppler(tool: str, *args: str) -> str:
+    return subprocess.run([tool, *args], capture_output=True, text=True, check=True).stdout
+
+
+NEEDS_PDF_TOOLS = pytest.mark.skipif(
+    os.environ.get("CXR_GAN_NO_BROWSER") == "1" or not shutil.which("pdftotext"),
+    reason="CXR_GAN_NO_BROWSER=1, or no poppler-utils (make test installs them: .ci/ensure-browser)")
+
+
+@NEEDS_PDF_TOOLS
+def test_report_pdf_is_a4_with_page_numbers_every_figure_whole_and_table_1(smoke_report):
+    """report.pdf: printed from report.html by Chromium; A4; "page N of M" on every page; each
+    figure one image on one page (a figure split across pages would be two); Table 1's
+    numbers in its text."""
+    pdf = smoke_report.parent / "report.pdf"
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    info = _poppler("pdfinfo", str(pdf))
+    pages = int(re.search(r"Pages:\s+(\d+)", info).group(1))
+    assert "(A4)" in info and pages >= 2
+    text = _poppler("pdftotext", "-layout", str(pdf), "-")
+    assert [f"page {i} of {pages}" in text for i in range(1, pages + 1)] == [True] * pages
+    images = _poppler("pdfimages", "-list", str(pdf)).splitlines()[2:]  # after the header
+    assert len(images) == len(EXPECTED_FIGURES)
+    fid = pd.read_csv(smoke_report.parent / "tables" / "fid.csv")
+    flat = text.replace("\n", " ")
+    for value in fid["FID"]:  # as Table 1 prints them: 4 significant digits
+        assert f"{float(value):.4g}" in flat, value
+
+
+@NEEDS_PDF_TOOLS
+def test_first_page_says_what_happened_from_the_runs_files(smoke_report):
+    """Page 1: title, data, setting, the real-beside-generated figure, Table 1's final row
+    with its floors and the audit's verdict, each number as the run's JSON files hold it."""
+    from gan_lib.report import summary
+
+    run = config.RUNS_DIR / "smoke"
+    scores, audit = (storage.read_json(run / f"{n}.json") for n in ("scores", "audit"))
+    page1 = " ".join(_poppler("pdftotext", "-f", "1", "-l", "1", str(smoke_report.parent /
+                                                                        "report.pdf"), "-").split())
+    assert page1.startswith("Generating pediatric chest X-rays with a DCGAN")
+    for words in ("Data.", "synthetic phantom data", "Setting.", "Unconditional DCGAN",
+                  "Result", "Audit."):
+        assert words in page1, words
+    rows = summary.final_rows(scores)
+    assert rows[0]["row"] == "iteration 20" and len(rows) == 3  # the snapshot and two floors
+    final = [r for r in scores["scores"] if r["metric"] == "fid" and r["iteration"] == 20]
+    floors = [r for r in scores["scores"] if r["metric"] == "fid" and r["kind"] == "floor"]
+    for r in (*final, *floors):
+        assert f"{r['value']:.1f}" in page1, r["compared"]
+    assert " ".join(summary.audit_verdict(audit).split()) in page1
+    assert "precision 0.00" in page1 or "precision" in summary.audit_verdict(audit)
+    figures = [line.split() for line in _poppler("pdfimages", "-list", str(
+        smoke_report.parent / "report.pdf")).splitlines()[2:]]
+    assert figures[0][0] == "1"  # the first image, real beside generated, is on page 1
+    md = smoke_report.read_text()
+    assert md.index("key_real_vs_generated.png") < md.index("## Setting")
+
+
+def test_provenance_is_said_once_and_every_caption_points_to_it(smoke_report):
+    md = smoke_report.read_text()
+    scores = storage.read_json(config.RUNS_DIR / "smoke" / "scores.json")
+    once = [scores["extractor"], scores["weights"]["sha256"], scores["data"]["fingerprint"],
+            scores["sampling"]]
+    counts = {text: md.count(safe_text.markdown(text)) for text in once}
+    assert counts == dict.fromkeys(once, 1), counts
+    assert md.count("## Provenance") == 1 and "{#provenance}" not in md
+    html = (smoke_report.parent / "report.html").read_text()
+    assert 'id="provenance"' in html
+    shown = [a for a in artefacts.ARTEFACTS.values() if (smoke_report.parent / a.file).exists()]
+    captions = re.findall(r"^\*(.+?) \[Provenance\]\(#provenance\)\*", md, flags=re.M)
+    assert len(captions) == len(shown)  # every figure and table, each with its n pair
+    fid_caption = next(c for c in captions if c.startswith("FID per snapshot"))
+    assert f"{scores['settings']['n_fake']} generated vs {scores['real_stats']['n']} real" in \
+        fid_caption
+
+
+def test_report_tables_are_shorter_and_the_full_ones_stay_in_tables(smoke_report):
+    md = smoke_report.read_text()
+    reports = smoke_report.parent
+    for art in (a for a in ALWAYS if a.kind == "table"):
+        full = pd.read_csv(reports / art.file.replace(".md", ".csv"))
+        assert art.file in md  # named in the list of full tables
+        header = md.split(art.columns[0] if art.columns else full.columns[0])[0]
+        assert header
+        if art.columns:  # the report leaves out the other columns; the file keeps them all
+            assert set(art.columns) < set(full.columns), art.name
+    assert "fit residual" not in md and "median NN distance" not in md
+    assert "fit residual" in (reports / "tables" / "audit.csv").read_text()
+    assert "what it is" not in md  # the protocols' notes: in tables/, not in the report
+
+
+def test_nothing_shared_names_a_folder_of_this_machine(smoke_report):
+    from tests.test_shareable import assert_shareable, local_paths
+
+    reports, run = smoke_report.parent, config.RUNS_DIR / "smoke"
+    home = config.HOME
+    shared = [reports / "report.md", reports / "build.json",
+              *(reports / "tables").iterdir(), *(run / f"{n}.json" for n in
+                                                ("scores", "audit", "protocols"))]
+    for path in shared:
+        assert_shareable(path.read_text(encoding="utf-8"), home)
+    html = (reports / "report.html").read_text()
+    assert not local_paths(re.sub(r'src="data:[^"]+"', "", html), home)
+    pdf = reports / "report.pdf"
+    if pdf.exists():
+        assert str(home).encode() not in pdf.read_bytes()
+        assert str(config.REPO_ROOT).encode() not in pdf.read_bytes()
+        if shutil.which("pdftotext"):
+            assert not local_paths(_poppler("pdftotext", str(pdf), "-"), home)
+
+
+def test_without_chromium_the_report_builds_and_says_how_to_get_the_pdf(smoke_report, tmp_path,
+                                                                        monkeypatch):
+    from gan_lib.report import pdf, render
+
+    copy = tmp_path / "copy"
+    shutil.copytree(smoke_report.parent, copy)
+    (copy / "report.pdf").unlink(missing_ok=True)
+    monkeypatch.setattr(pdf, "find_browser", lambda: None)
+    stages = json.loads((copy / "build.json").read_text())["stages"]
+    said = render.render_report(copy, config.RUNS_DIR / "smoke", "smoke", stages)
+    assert said == pdf.HOW_TO_GET and "apt-get install chromium" in said
+    assert (copy / "report.md").stat().st_size and (copy / "report.html").stat().st_size
+    assert not (copy / "report.pdf").exists()
+
+
 def test_report_on_an_existing_run_reuses_it(smoke_run_and_report, tmp_path):
     from gan_lib.metrics import score_tables
     from gan_lib.report import plots
@@ -178,9 +307,10 @@ def test_fid_protocols_off_skips_notebook_08_and_its_section(smoke_report, tmp_p
     shutil.copytree(smoke_report.parent, copy)
     for art in artefacts.in_section("protocols"):
         (copy / art.file).unlink()
-    stages = json.loads((copy / "build.json").read_text())["stages"][:-1]
-    assert stages[-1]["notebook"].startswith("07")
-    render.render_report(copy, config.RUNS_DIR / "smoke", "smoke", stages)
+    stages = [s for s in json.loads((copy / "build.json").read_text())["stages"]
+              if s["notebook"] != pipeline.PROTOCOLS_NOTEBOOK]
+    assert [s["notebook"][:2] for s in stages] == ["01", "02", "03", "04", "05", "06", "07", "09"]
+    render.render_report(copy, config.RUNS_DIR / "smoke", "smoke", stages, make_pdf=False)
     md = (copy / "report.md").read_text()
     assert "## FID and KID (Table 1)" in md and "Why FIDs disagree" not in md
     assert "Why FIDs disagree" in smoke_report.read_text()
@@ -265,7 +395,7 @@ def test_training_plan_trains_resumes_reuses_or_refuses(home, monkeypatch, capsy
     from tests.test_train import fake_dataset, tiny
 
     monkeypatch.setattr(data, "load_dataset", lambda source="auto", split="train",
-                        image_size=64: fake_dataset(source, split, image_size))
+                        image_size=64, resize="crop": fake_dataset(source, split, image_size))
     cfg = tiny(name="planned", iterations=6, snapshot_at=(6,), checkpoint_every=4)
     assert pipeline.training_plan(cfg) == {"resume": False, "overwrite": False}
     real_step, calls = train.train_step, []

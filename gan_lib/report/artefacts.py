@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from ..metrics import score_tables
-from ..studies import quiz_stats, utility_tables
+from ..studies import quiz_stats
+from . import captions
 
-SECTIONS = ("data", "training", "is", "fid", "recipe", "protocols", "audit", "utility",
-            "reader")  # report order
+SECTIONS = ("summary", "data", "training", "is", "fid", "recipe", "protocols", "audit",
+            "utility", "reader")  # report order; "summary" is the first page
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,12 @@ class Artefact:
     # Written only when its input exists (reader answers; a conditional run) or its section
     # is switched on (FID protocols, on by default): a report without it is complete.
     optional: bool = False
+    # The report's caption: what it shows and its n pair, a template of render.facts' names
+    # ("{n_fake}"); how it was made is said once, in the report's Provenance section. The full
+    # caption above stays with the file under reports/ (and drawn into a figure).
+    summary: str = ""
+    # A table's columns in the report (None: all); reports/tables/ keeps every column.
+    columns: tuple[str, ...] | None = None
 
     @property
     def file(self) -> str:
@@ -47,179 +54,144 @@ class Artefact:
         return f"figures/{self.name}.png" if self.kind == "figure" else f"tables/{self.name}.md"
 
 
-# --- caption builders: one per artefact, from what the notebook has at hand -------------------
-
-
-def _data_note(meta: dict[str, Any]) -> str:
-    return f"Data: {meta['data']['description']}, {meta['data']['n_images']:,} training images."
-
-
-def _data_summary(ds: Any) -> str:
-    return (f"Images per class and split ({ds.image_size}x{ds.image_size} px after "
-            f"preprocessing). Data: {ds.description}.")
-
-
-def _real_samples(ds: Any) -> str:
-    kind = "SYNTHETIC phantom" if ds.is_synthetic else "Real"
-    return (f"Figure 1. {kind} training images, first 16 per class ({ds.split} split, "
-            f"{len(ds):,} images, {ds.image_size}x{ds.image_size} px). Data: {ds.description}.")
-
-
-def _histograms(ds: Any) -> str:
-    return (f"Pixel intensities (uint8, after preprocessing to {ds.image_size}x{ds.image_size} "
-            f"px) per class, {ds.split} split. Data: {ds.description}.")
-
-
-def _losses(meta: dict[str, Any], n_rows: int) -> str:
-    c = meta["config"]
-    return (f"Run '{c['name']}': {n_rows:,} iterations, batch {c['batch_size']}, "
-            f"{c['image_size']} px, Adam lr {c['lr']:g} (beta1 {c['beta1']}), "
-            f"{meta['precision']} on {meta['device']}. " + (
-                "Losses are the hinge loss on logits (D: real + fake; G: -D(G(z)))"
-                if c.get("loss") == "hinge" else "Losses are BCE on logits (D: real + fake; "
-                "G: non-saturating)") + f". {_data_note(meta)}")
-
-
-def _halfway_final(meta: dict[str, Any], half: tuple, final: tuple) -> str:
-    c = meta["config"]
-    return (f"Run '{c['name']}': the same {c['grid_size']} latents (fixed noise) after "
-            f"{half[1]:,} and {final[1]:,} of {c['iterations']:,} iterations, generator with "
-            f"BatchNorm statistics re-estimated on its weights at each grid. {_data_note(meta)}")
-
-
-def _evolution(meta: dict[str, Any]) -> str:
-    return (f"Run '{meta['config']['name']}': the top row of each fixed-noise grid, epoch by "
-            f"epoch (one column = one latent). {_data_note(meta)}")
-
-
-def _samples(meta: dict[str, Any], snapshot: dict[str, Any], n: int, seed: int) -> str:
-    return (f"Run '{meta['config']['name']}': {n} fresh samples (seed {seed}) from the final "
-            f"snapshot ({snapshot['weights']}, iteration {snapshot['iteration']:,}; "
-            f"{snapshot['sampling']['description']}) via gan_lib.gan.sampling.generate. "
-            f"{_data_note(meta)}")
-
-
-def _samples_by_class(meta: dict[str, Any], snapshot: dict[str, Any], n: int, seed: int) -> str:
-    return (f"Run '{meta['config']['name']}' (class-conditional): {n} fresh samples per class "
-            f"(seed {seed}), each class asked for by name, from the final snapshot "
-            f"({snapshot['weights']}, iteration {snapshot['iteration']:,}). "
-            f"{_data_note(meta)}")
-
-
-def _utility(result: dict[str, Any]) -> str:
-    return (f"Run '{result['run']}', iteration {result['iteration']:,} ({result['weights']}). "
-            + utility_tables.caption(result, result["data"]["description"]))
-
-
-def _fid_curve(scores: dict[str, Any]) -> str:
-    return f"Run '{scores['run']}'. {score_tables.provenance(scores)}"
-
-
-def _fid_protocols(result: dict[str, Any]) -> str:
-    band = " / ".join(f"{v:g}" for v in result["original"]["fid"])
-    return ("FID of each snapshot (dots) and of held-out real images (crosses, the floor) under "
-            "each protocol, n pairs as in the table above; shaded: the range of the original "
-            f"report's FIDs ({band}). {score_tables.protocol_provenance(result)}")
-
-
-def _closest(audit: dict[str, Any]) -> str:
-    m = audit["memorization"]
-    return (f"Run '{audit['run']}', iteration {m['iteration']}: the 16 generated images (of "
-            f"{m['pixel (RMS)']['n_fake']}) closest in pixels to a training image, each above "
-            "its nearest training image; titles: pixel RMS distance, cosine feature distance, "
-            "and the share of test images closer to the training set (a percentile). "
-            f"Data: {audit['data']['description']}.")
-
-
-def _fid_inverse_n(audit: dict[str, Any]) -> str:
-    return ("FID against 1/n for each snapshot and the real-vs-real sets, with the fit "
-            "FID_n = FID_inf + k/n; a snapshot is above its floor where its line stays above "
-            "the floor's at every n. " + score_tables.audit_caption(audit, "audit"))
-
-
-def _recipe_comparison(result: dict[str, Any]) -> str:
-    options = ", ".join(f"{k}={v}" for k, v in result["options"].items())
-    floor = result["floor"]
-    return (f"Run '{result['recipe']}' ({options}) beside its DCGAN twin '{result['dcgan']}' "
-            f"(the same data, length, batch and seed {result['seed']}, every option at the "
-            f"DCGAN's value), both scored alike: {floor['n_fake']:,} generated images against "
-            f"{floor['n_real']:,} real training images per snapshot; the floor is held-out "
-            "training images at the same n pair. One training seed: the comparison over seeds "
-            "by the declared rule is docs/recipes.md's.")
-
-
-def _recipe_figure(result: dict[str, Any], n: int) -> str:
-    return (f"Real training images beside the final snapshots of '{result['dcgan']}' (DCGAN) and "
-            f"'{result['recipe']}' (recipe), {n} images each; both generators are given the "
-            "same latents (the scoring seed), so the panels differ only by the networks.")
-
-
 ARTEFACTS: dict[str, Artefact] = {a.name: a for a in (
+    # The first page's figure: real beside generated (notebook 04).
+    Artefact("key_real_vs_generated", "figure", "04_generate_grids", "summary",
+             "Real training images beside images generated by the final snapshot.",
+             captions.real_vs_generated,
+             summary="Real training images (left) beside {key_n} fresh samples of the final "
+                     "snapshot, iteration {final:,} (right)."),
     Artefact("data_summary", "table", "01_explore_data", "data",
-             "Images per class and split.", _data_summary),
+             "Images per class and split.", captions.data_summary,
+             summary="Images per class and split of the data source ({size} x {size} px after "
+                     "'{resize}')."),
+    Artefact("data_aspect", "table", "01_explore_data", "data",
+             "Sizes and aspect ratios (width / height) of the original files, per split.",
+             captions.data_aspect,
+             summary="The original files' sizes and aspect ratios (width / height) per split, "
+                     "read from their headers; 'wider' and 'taller' beyond 1.05."),
     Artefact("fig1_real_samples", "figure", "01_explore_data", "data",
              "Figure 1. Training images per class (the data source is named under the figure).",
-             _real_samples),
+             captions.real_samples,
+             summary="Figure 1. The first 16 training images of each class ({size} x {size} "
+                     "px)."),
     Artefact("data_intensity_histograms", "figure", "01_explore_data", "data",
-             "Pixel-intensity distribution of the training images per class.", _histograms),
+             "Pixel-intensity distribution of the training images per class.", captions.histograms,
+             summary="Pixel intensities of the training split per class, each class "
+                     "normalised to area 1."),
     Artefact("fig2_losses", "figure", "03_plot_losses", "training",
-             "Figure 2. Generator and discriminator losses per iteration.", _losses),
+             "Figure 2. Generator and discriminator losses per iteration.", captions.losses,
+             summary="Figure 2. Generator and discriminator losses over {iterations:,} "
+                     "iterations at batch {batch}, with D's outputs on real and generated "
+                     "batches."),
     Artefact("fig3_halfway_final", "figure", "04_generate_grids", "training",
              "Figure 3. Fixed-noise samples halfway through and at the end of training.",
-             _halfway_final),
+             captions.halfway_final,
+             summary="Figure 3. The same {grid} latents halfway through and at the end of "
+                     "training."),
     Artefact("evolution_strip", "figure", "04_generate_grids", "training",
-             "Fixed-noise samples across training (one row per epoch grid).", _evolution),
+             "Fixed-noise samples across training (one row per epoch grid).", captions.evolution,
+             summary="The top row of each epoch's fixed-noise grid: one column follows one "
+                     "latent through training."),
     Artefact("samples_final", "figure", "04_generate_grids", "training",
-             "Fresh samples from the final generator snapshot.", _samples),
+             "Fresh samples from the final generator snapshot.", captions.samples,
+             summary="Fresh samples from the final snapshot (iteration {final:,})."),
     Artefact("is", "table", "05_score_is_fid", "is", "Inception Score.",
-             lambda scores: score_tables.table_caption(scores, "is")),
+             lambda scores: score_tables.table_caption(scores, "is"),
+             summary="Inception Score of {n_fake_is:,} generated images beside as many real "
+                     "training images.", columns=("images", "IS mean", "IS std", "n")),
     Artefact("fid", "table", "05_score_is_fid", "fid", "Table 1. FID and KID per snapshot.",
-             lambda scores: score_tables.table_caption(scores, "fid")),
+             lambda scores: score_tables.table_caption(scores, "fid"),
+             summary="Table 1. FID and KID of each snapshot against the real training images, "
+                     "and the real-vs-real floors; each row's n pair is n_fake vs n_real, and a "
+                     "floor bounds a snapshot only at the same n pair."),
     Artefact("fid_vs_iteration", "figure", "05_score_is_fid", "fid",
-             "FID against training iteration, with the real-vs-real floors.", _fid_curve),
+             "FID against training iteration, with the real-vs-real floors.", captions.fid_curve,
+             summary="FID per snapshot ({n_fake:,} generated vs {n_real:,} real images) "
+                     "with the real-vs-real floors."),
     # Notebook 09 writes these only for a run with options beyond the DCGAN (docs/recipes.md).
     Artefact("recipe_comparison", "table", "09_recipe_vs_dcgan", "recipe",
              "The recipe beside the DCGAN: FID and KID per snapshot, one training seed.",
-             _recipe_comparison, optional=True),
+             captions.recipe_comparison, optional=True,
+             summary="The recipe beside its DCGAN twin (same data, length, batch and seed): FID "
+                     "and KID per snapshot, one training seed, beside the floor; n pair in "
+                     "each row."),
     Artefact("recipe_figure", "figure", "09_recipe_vs_dcgan", "recipe",
-             "Real | DCGAN | recipe, from the same latents.", _recipe_figure, optional=True),
+             "Real | DCGAN | recipe, from the same latents.", captions.recipe_figure, optional=True,
+             summary="Real training images beside the final snapshots of the DCGAN twin and "
+                     "the recipe, from the same latents."),
     # Notebook 08 runs unless the report is built with fid_protocols=False (--no-fid-protocols).
     Artefact("fid_protocols", "table", "08_fid_protocols", "protocols",
              "Why FIDs disagree: this run's snapshots under each FID protocol.",
-             lambda result: score_tables.protocol_caption(result, "values"), optional=True),
+             lambda result: score_tables.protocol_caption(result, "values"), optional=True,
+             summary="This run's snapshots and floor under each FID protocol; each row's n "
+                     "pair is n_fake vs n_real. The last column places the original report's "
+                     "FIDs against the row's floor and highest value."),
     Artefact("fid_protocols_figure", "figure", "08_fid_protocols", "protocols",
              "The same images under each FID protocol, against the original report's range.",
-             _fid_protocols, optional=True),
+             captions.fid_protocols, optional=True,
+             summary="The same images under each FID protocol (n pairs as in the table), "
+                     "against the range of the original report's FIDs (shaded)."),
     Artefact("fid_protocols_notes", "table", "08_fid_protocols", "protocols",
              "What each protocol does, and where the original report's FIDs fall against it.",
-             lambda result: score_tables.protocol_caption(result, "notes"), optional=True),
+             lambda result: score_tables.protocol_caption(result, "notes"), optional=True,
+             summary="What each protocol does to the images (protocols whose explanations "
+                     "differ only in a number share a line, N standing for it)."),
     Artefact("audit", "table", "06_audit", "audit",
              "Fidelity, diversity and FID_inf per snapshot.",
-             lambda audit: score_tables.audit_caption(audit, "audit")),
+             lambda audit: score_tables.audit_caption(audit, "audit"),
+             summary="Precision, recall, density and coverage of each set against the "
+                     "{n_audit_real:,} reference training images, FID at n with its 95% "
+                     "interval, and FID_inf; n per row. The held-out and test rows are real "
+                     "images: what a perfect generator would reach at this n.",
+             columns=("set", "n", "n_real", "precision", "recall", "density", "coverage",
+                      "FID at n", "FID 95% low", "FID 95% high", "FID_inf")),
     Artefact("fid_vs_inverse_n", "figure", "06_audit", "audit",
-             "FID against 1/n, extrapolated to infinitely many images.", _fid_inverse_n),
+             "FID against 1/n, extrapolated to infinitely many images.", captions.fid_inverse_n,
+             summary="FID against 1/n (n up to {n_audit:,} vs {n_audit_real:,} real), "
+                     "extrapolated to infinitely many images."),
     Artefact("memorization", "table", "06_audit", "audit",
              "Copying of training images by the final snapshot.",
-             lambda audit: score_tables.audit_caption(audit, "memorization")),
+             lambda audit: score_tables.audit_caption(audit, "memorization"),
+             summary="Copying by the final snapshot: the share of generated images closer to "
+                     "a training image than 99% of test images are (about 1% without copying), "
+                     "and C_T (well below 0: copying); n per row.",
+             columns=("measure", "value", "threshold (1st pct. of test)", "n_fake", "n_test",
+                      "n_train")),
     Artefact("closest_to_training", "figure", "06_audit", "audit",
-             "The generated images closest to a training image, beside it.", _closest),
+             "The generated images closest to a training image, beside it.", captions.closest,
+             summary="The 16 generated images (of {n_audit:,}) closest in pixels to a training "
+                     "image, each above its nearest training image."),
     Artefact("samples_by_class", "figure", "04_generate_grids", "training",
              "Fresh samples of each class from the final snapshot (a conditional run).",
-             _samples_by_class, optional=True),
+             captions.samples_by_class, optional=True,
+             summary="Fresh samples of each class from the final snapshot (iteration "
+                     "{final:,}), each class asked for by name."),
     Artefact("utility", "table", "07_utility", "utility",
              "Are the images useful? A pneumonia classifier trained on real, synthetic and "
-             "both, scored on real test images.", _utility, optional=True),
+             "both, scored on real test images.", captions.utility, optional=True,
+             summary="A pneumonia classifier trained on real, generated and both kinds of "
+                     "images (n train per row), always scored on the {n_test:,} real test "
+                     "images; mean and sd over seeds.",
+             columns=("way", "n train", "NORMAL / PNEUMONIA", "accuracy", "balanced accuracy",
+                      "AUROC", "AUROC sd", "AUROC / real")),
     Artefact("utility_curves", "figure", "07_utility", "utility",
              "The classifier's training loss per epoch, for each way of training it.",
-             _utility, optional=True),
+             captions.utility, optional=True,
+             summary="The classifier's training loss and accuracy per epoch, for each way of "
+                     "training it (mean over seeds, band: min to max)."),
     # Not a notebook's: `python -m gan_lib quiz-score` writes these, and the report pipeline
     # does whenever reports/quiz/answers/ holds answers (gan_lib.quiz.score_answers).
     Artefact("reader_study", "table", "quiz-score", "reader",
              "Reader study: can people tell generated images from real ones?",
-             quiz_stats.caption, optional=True),
+             quiz_stats.caption, optional=True,
+             summary="Readers' accuracy at telling generated from real test images, with "
+                     "exact 95% intervals; n answers per row."),
     Artefact("reader_study_figure", "figure", "quiz-score", "reader",
              "Reader study: accuracy per reader against chance, and the pooled ROC.",
-             quiz_stats.caption, optional=True),
+             quiz_stats.caption, optional=True,
+             summary="Accuracy per reader against chance, and the pooled ROC of the "
+                     "confidence ratings."),
 )}
 
 

@@ -197,7 +197,8 @@ def plot_fid_curve(rows: Sequence[dict], floors: dict[str, float], caption: str,
         ax.axhline(value, ls="--", color=color, label=f"floor: {label} ({value:.2f})")
     ax.set(xlabel="training iteration", ylabel=ylabel, title="FID during training")
     ax.set_ylim(bottom=0)
-    ax.legend()
+    # below the axes: inside, the floors' long labels cover the curve (a conditional run's three)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=8, frameon=False)
     add_caption(fig, caption)
     return fig
 
