@@ -4,8 +4,9 @@ Clones this repository (its committed HEAD) into an empty folder, puts the data 
 ``--data`` at ``data/raw/chest_xray`` (a symbolic link: the loader reads it as it is), and runs
 the README's commands there, timed separately: ``make .venv/.installed`` (the environment), then
 ``make report`` (the quick profile: training, scoring, audit, the usefulness notebook, the
-protocols). Nothing is cached: the clone has its own data/cache (torch.compile's kernels
-included) and runs/. The report's own build.json gives each notebook's seconds and images put
+protocols). Nothing is cached: the clone has its own data/cache (torch.compile's kernels and
+the calibration of "auto" included) and runs/. The CPU class (model, flags, ISA caps, threads)
+and both calibration decisions (training precision, extraction variant) are recorded. The report's own build.json gives each notebook's seconds and images put
 through Inception. Run it on an idle machine (the numbers are wall time); the CPU class and
 thread count are recorded. The JSON also keeps the report run's scores.json and audit.json
 whole: it is the result file of "the quick report built from nothing" (it replaces the
@@ -42,6 +43,15 @@ def timed(cmd: list[str], cwd: Path, env: dict[str, str]) -> float:
     return watch.seconds
 
 
+def calibration(meta: dict, scores: dict) -> dict:
+    """The CPU class (model, flags, ISA caps, threads) and what "auto" meant in the clone:
+    both decisions, measured there on first use (their seconds are inside the notebooks' that
+    made them: training's in 02, extraction's in 05), from the run's config.json and scores.json."""
+    return {"cpu_class": device.machine(torch.device("cpu")),
+            "calibration": {"training": meta.get("calibration"),
+                            "extraction": scores.get("calibration")}}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", required=True, help="a Kermany-layout folder of chest X-rays")
@@ -72,7 +82,7 @@ def main() -> None:
     if args.compare_fp32:  # Table 1 again, extracted as before this project's default changed
         python = str(clone / ".venv" / "bin" / "python")
         wall = timed([python, "-m", "gan_lib", "score", args.profile, "--set", "precision=fp32",
-                      "--set", "fold_bn=false"], clone, env)
+                      "--set", "fold_bn=false", "--set", "compiled=false"], clone, env)
         fp32 = storage.read_json(run_dir / "scores.json")
         before = {"extraction": fp32.get("extraction"), "score_run_seconds": fp32["seconds"],
                   "command_seconds": round(wall, 1),
@@ -90,6 +100,7 @@ def main() -> None:
         "images_extracted": sum(s["images_extracted"] for s in build["stages"]),
         "total_seconds": build["total_seconds"], "git_commit": build.get("git_commit"),
         "cpu_isa": device.cpu_isa(), "threads": torch.get_num_threads(),
+        **calibration(meta, scores),
         "cpu_count": os.cpu_count(), "training": {"seed": meta["config"]["seed"], "precision": meta["precision"],
                                                   "segments": meta["segments"]},
         "scoring": {"extraction": scores.get("extraction"), "settings": scores["settings"],

@@ -22,6 +22,7 @@ import hashlib
 import json
 import os
 import platform
+import statistics
 import time
 import warnings
 from collections.abc import Callable
@@ -142,6 +143,40 @@ def fastest_within_bound(candidates: list[dict[str, Any]]) -> dict[str, Any]:
         raise ValueError("calibration: no candidate stayed within the quality bound: "
                          + "; ".join(f"{c['name']}: {c.get('why', 'refused')}" for c in candidates))
     return max(ok, key=lambda c: c["img_per_s"])
+
+
+# bf16 candidates are timed only where bf16 runs one convolution at least this fraction of
+# fp32's speed: below it no bf16 variant can win (convolutions are most of both networks' work),
+# and a CPU without bf16 instructions emulates it slowly enough to spend minutes on the timing.
+BF16_SCREEN_MIN = 0.5
+
+
+def bf16_conv_speed(where: torch.device, clock: Callable[[], float] | None = None,
+                    pairs: int = 5) -> float:
+    """bf16 autocast over fp32 speed of one 3x3 convolution (128 channels, 32 x 32, batch 8,
+    channels_last): the median over ``pairs`` of the ratio of an fp32 call's seconds to the
+    next bf16 call's (one untimed call of each first; the order alternates), so that a moment
+    of load on a shared machine moves one pair, not the verdict. Calibration's screen, well
+    under a second: it decides whether bf16 candidates are timed at all
+    (:data:`BF16_SCREEN_MIN`)."""
+    clock = clock or time.perf_counter
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 128, 32, 32, generator=gen).to(where, memory_format=torch.channels_last)
+    w = torch.randn(128, 128, 3, 3, generator=gen).to(where, memory_format=torch.channels_last)
+
+    def seconds(precision: str) -> float:
+        t0 = clock()
+        with autocast_context(precision, where):
+            torch.nn.functional.conv2d(x, w, padding=1)
+        return clock() - t0
+
+    seconds("fp32"), seconds("bf16")
+    ratios = []
+    for i in range(pairs):
+        order = ("fp32", "bf16") if i % 2 == 0 else ("bf16", "fp32")
+        t = {p: seconds(p) for p in order}
+        ratios.append(t["fp32"] / t["bf16"])
+    return statistics.median(ratios)
 
 
 def calibration_dir() -> Path:

@@ -387,3 +387,45 @@ def test_every_benchmark_script_times_through_the_helper():
              for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1)
              if own.search(line)]
     assert not found, f"time these through benchmarks/timing.py: {found}"
+
+
+def cpu_class_result(name: str, bf16_train: float | None, chosen: str) -> dict:
+    """One class of a cpu_classes.json as cpu_class.py writes it (constructed numbers)."""
+    speeds = {"fp32": 7.1, "fp32-folded": 8.0, "bf16": 13.7, "bf16-folded": 14.2,
+              "fastmath-folded": 8.2, "bf16-compiled": 21.5}
+    return {"caps": {"ONEDNN_MAX_CPU_ISA": name.upper(), "ATEN_CPU_CAPABILITY": "avx512"},
+            "onednn": {"isa": f"Intel {name}"}, "conv_bf16_over_fp32": 1.97,
+            "training": {"chosen": "bf16" if bf16_train else "fp32", "seconds": 6.2,
+                         "img_per_s": {"fp32": 42.6, "bf16": bf16_train}},
+            "extraction": {"chosen": chosen, "seconds": 48.9,
+                           "candidates": {k: {"img_per_s": v} for k, v in speeds.items()}},
+            "floor": {"fid_change": -0.0184}}
+
+
+def test_cpu_classes_tables_are_bound_cell_by_cell_and_a_swap_fails():
+    cc = bench_module("cpu_classes")
+    result = {"classes": {"avx512_bf16": cpu_class_result("avx512_bf16", 76.4, "bf16-compiled"),
+                          "avx2": cpu_class_result("avx2", None, "fp32-folded")}}
+    text = cc.markdown(result)
+    # per class: conv ratio, training img/s (one not timed), calibration seconds; 6 extraction
+    # speeds (fp32-folded-compiled not timed) and the FID change
+    assert check_bound_markdown(text, result) == (4 + 3) + 2 * 7
+    assert "| avx2 | 7.1 | 8.0 | 13.7 | 14.2 | 8.2 | not timed | 21.5 | fp32-folded | -0.018 |" \
+        in text and "| not timed | fp32 | 55 |" in text
+    swapped = json.loads(json.dumps(result))
+    e = swapped["classes"]["avx2"]["extraction"]["candidates"]
+    e["bf16"], e["bf16-folded"] = e["bf16-folded"], e["bf16"]
+    with pytest.raises(AssertionError):
+        check_bound_markdown(text, swapped)
+    assert set(cc.CLASSES) == {"avx2", "avx512", "avx512_bf16", "amx"}
+
+
+def test_report_timing_records_the_cpu_class_and_both_calibrations():
+    rt = bench_module("report_timing")
+    meta = {"calibration": {"how": "measured", "chosen": {"precision": "bf16"}}}
+    scores = {"calibration": {"how": "cached", "chosen": {"precision": "bf16", "fold_bn": False,
+                                                          "compiled": True}}}
+    out = rt.calibration(meta, scores)
+    assert out["calibration"] == {"training": meta["calibration"],
+                                  "extraction": scores["calibration"]}
+    assert {"cpu_model", "cpu_isa", "isa_caps", "threads", "torch"} <= set(out["cpu_class"])

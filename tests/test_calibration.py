@@ -25,6 +25,12 @@ from gan_lib.metrics.variant_rule import Variant
 CPU = torch.device("cpu")
 
 
+@pytest.fixture(autouse=True)
+def bf16_screen_passes(monkeypatch):
+    """The screen says bf16 convolutions are as fast as fp32's (tests below set it lower)."""
+    monkeypatch.setattr(device, "bf16_conv_speed", lambda where, clock=None: 1.0)
+
+
 class FakeTime:
     """A clock that only moves when a fake step says how long it took."""
 
@@ -81,6 +87,15 @@ def test_bf16_over_the_bound_is_refused_even_when_fastest(calibration_cache, mon
     assert precision == "fp32"
     bf16 = next(c for c in record["candidates"] if c["name"] == "bf16")
     assert not bf16["within_bound"] and bf16["img_per_s"] > 4.0
+
+
+def test_bf16_too_slow_in_the_screen_is_not_timed(calibration_cache, monkeypatch, tiny_cfg):
+    monkeypatch.setattr(device, "bf16_conv_speed", lambda where, clock=None: 0.2)
+    precision, record, calls = decide(monkeypatch, tiny_cfg, {"fp32": 1.0, "bf16": 0.1})
+    assert precision == "fp32" and set(calls) == {"fp32"}  # bf16 never stepped
+    bf16 = next(c for c in record["candidates"] if c["name"] == "bf16")
+    assert bf16["img_per_s"] is None and "0.20x" in bf16["why"]
+    assert record["bf16_screen"] == {"conv_bf16_over_fp32": 0.2, "min": device.BF16_SCREEN_MIN}
 
 
 def test_forced_precision_is_kept_and_nothing_is_timed(calibration_cache, monkeypatch, tiny_cfg):
@@ -287,7 +302,10 @@ def test_extraction_compiles_the_eager_winner_and_keeps_it_only_if_faster(monkey
     assert chosen(record) == Variant("bf16", False, True)
     compiled = record["candidates"][-1]
     assert compiled["compiled"] and "compile_seconds" in compiled
-    assert [v for v in passes if v.compiled] == [Variant("bf16", False, True)] * 2  # compile, time
+    # compiled once, then timed beside its eager self
+    assert [v for v in passes[16:]] == [Variant("bf16", False, True)] + [BF16, Variant(
+        "bf16", False, True)] * extraction_calibrate.PAIRED_ROUNDS
+    assert compiled["vs_eager"] == pytest.approx(0.05 / 0.03, rel=1e-3)
     fake_inception(monkeypatch, {**cost, Variant("bf16", False, True): 0.06}, dev)
     assert chosen(extraction_calibrate.measure(IMAGES, 64, FakeNet)) == BF16  # slower: eager
 
@@ -299,6 +317,30 @@ def test_extraction_refuses_a_compiled_variant_that_deviates_or_fails(monkeypatc
     fake_inception(monkeypatch, cost, DEV, fail_compile=True)
     record = extraction_calibrate.measure(IMAGES, 64, FakeNet)
     assert chosen(record) == BF16 and "torch.compile failed" in record["candidates"][-1]["why"]
+
+
+def test_extraction_bf16_too_slow_in_the_screen_is_not_timed(monkeypatch):
+    monkeypatch.setattr(device, "bf16_conv_speed", lambda where, clock=None: 0.3)
+    cost = {FP32: 0.10, FP32F: 0.09, BF16: 0.01, BF16F: 0.01, Variant("fp32", True, True): 0.05}
+    passes = fake_inception(monkeypatch, cost, {**DEV, Variant("fp32", True, True): 0.0})
+    record = extraction_calibrate.measure(IMAGES, 64, FakeNet)
+    assert chosen(record) == Variant("fp32", True, True)
+    assert not any(v.precision == "bf16" for v in passes)
+    rows = {c["name"]: c for c in record["candidates"]}
+    assert rows[BF16.label]["img_per_s"] is None and not rows[BF16.label]["within_bound"]
+    assert record["bf16_screen"]["conv_bf16_over_fp32"] == 0.3
+
+
+def test_bf16_screen_times_a_convolution_on_a_fake_clock(monkeypatch):
+    clock = FakeTime()
+    real_conv = torch.nn.functional.conv2d
+
+    def conv(x, w, **kw):
+        clock.now += 2.0 if torch.is_autocast_enabled("cpu") else 1.0
+        return real_conv(x, w, **kw)
+    monkeypatch.undo()  # the autouse fixture's fake screen: the real one here
+    monkeypatch.setattr(torch.nn.functional, "conv2d", conv)
+    assert device.bf16_conv_speed(CPU, clock=clock.perf_counter) == 0.5
 
 
 def test_extraction_where_bf16_deviates_too_far_is_fp32(monkeypatch):

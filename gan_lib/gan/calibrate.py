@@ -94,13 +94,16 @@ def workload(cfg: TrainConfig) -> dict[str, Any]:
 def measure(cfg: TrainConfig, where: torch.device, step: StepFn | None,
             clock: Callable[[], float] | None = None) -> dict[str, Any]:
     """Time one training step of each precision per round (after one untimed step each, which
-    builds oneDNN's kernels) and choose: bf16 when :data:`BF16_ALLOWED` and faster here."""
+    builds oneDNN's kernels) and choose: bf16 when :data:`BF16_ALLOWED` and faster here. bf16
+    is not timed where the screen finds its convolutions too slow (``device.bf16_conv_speed``)."""
     clock = clock or time.perf_counter
+    screen = device_lib.bf16_conv_speed(where)
+    timed = [p for p in PRECISIONS if p == "fp32" or screen >= device_lib.BF16_SCREEN_MIN]
     batch = workload(cfg)["batch_size"]
-    states = {p: _state(cfg, where, batch, p) for p in PRECISIONS}
-    speeds: dict[str, list[float]] = {p: [] for p in PRECISIONS}
-    with tqdm(total=len(PRECISIONS) * (ROUNDS + 1), unit="step", leave=False,
-              desc="calibrating this CPU (once): training step fp32 / bf16",
+    states = {p: _state(cfg, where, batch, p) for p in timed}
+    speeds: dict[str, list[float]] = {p: [] for p in timed}
+    with tqdm(total=len(timed) * (ROUNDS + 1), unit="step", leave=False,
+              desc=f"calibrating this CPU (once): training step {' / '.join(timed)}",
               **distributed.progress_bar()) as bar:
         for r in range(ROUNDS + 1):  # round 0 is the untimed one
             for p, (nets, real, z, autocast, augment, labels) in states.items():
@@ -109,14 +112,23 @@ def measure(cfg: TrainConfig, where: torch.device, step: StepFn | None,
                 if r:
                     speeds[p].append(batch / (clock() - t0))
                 bar.update()
-    candidates = [{"name": p, "precision": p, "img_per_s": round(statistics.median(speeds[p]), 2),
-                   "within_bound": p == "fp32" or BF16_ALLOWED,
-                   "why": "the reference" if p == "fp32" else BF16_EVIDENCE}
-                  for p in PRECISIONS]
+    candidates = [_candidate(p, speeds.get(p), screen) for p in PRECISIONS]
     best = device_lib.fastest_within_bound(candidates)
     return {"candidates": candidates, "chosen": {"precision": best["precision"]},
             "rule": "the fastest precision that the quality evidence allows",
-            "rounds": ROUNDS}
+            "rounds": ROUNDS, "bf16_screen": {"conv_bf16_over_fp32": round(screen, 3),
+                                              "min": device_lib.BF16_SCREEN_MIN}}
+
+
+def _candidate(precision: str, speeds: list[float] | None, screen: float) -> dict[str, Any]:
+    if speeds is None:
+        return {"name": precision, "precision": precision, "img_per_s": None,
+                "within_bound": False, "why": f"not timed: its convolution ran at "
+                f"{screen:.2f}x fp32's here (screen minimum {device_lib.BF16_SCREEN_MIN})"}
+    return {"name": precision, "precision": precision,
+            "img_per_s": round(statistics.median(speeds), 2),
+            "within_bound": precision == "fp32" or BF16_ALLOWED,
+            "why": "the reference" if precision == "fp32" else BF16_EVIDENCE}
 
 
 def _state(cfg: TrainConfig, where: torch.device, batch: int, precision: str) -> tuple:

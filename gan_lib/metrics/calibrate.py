@@ -8,7 +8,7 @@ batch (:data:`CALIBRATION_IMAGES` images: the first of the reference set, in
 the reference; fp32 with BatchNorm folded; bf16 autocast; bf16 folded), in interleaved rounds of
 :data:`EAGER_BATCH` images, the first round untimed. Where a C++ compiler exists, the fastest
 eager candidate within the bound is then compiled (torch.compile, at the scoring batch size, so
-that scoring finds inductor's kernels cached) and timed. A candidate is within the bound when
+that scoring finds inductor's kernels cached) and timed against its eager self, side by side. A candidate is within the bound when
 its features deviate from fp32's, ||f - f_fp32|| / ||f_fp32|| over the batch's pool3 features,
 by no more than :data:`FEATURE_BOUND`: the deviation of the variant that met the FID rule in
 ``benchmarks/results/extraction_precision.json`` (the largest among those that met it; every
@@ -23,6 +23,7 @@ there.
 from __future__ import annotations
 
 import hashlib
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -44,6 +45,7 @@ BOUND_SOURCE = ("benchmarks/results/extraction_precision.json: the largest "
                 "rows.<variant>.feature_relative_error among the variants that meet its FID rule")
 CALIBRATION_IMAGES = 64
 EAGER_BATCH = 16  # images per timed round of the eager candidates
+PAIRED_ROUNDS = 2  # rounds of the compiled candidate against its eager self, after compiling
 EAGER = (Variant("fp32", False), Variant("fp32", True), Variant("bf16", False),
          Variant("bf16", True))  # the first is the reference the others are compared with
 
@@ -76,15 +78,18 @@ def decide(where: torch.device, batch_size: int, weights_sha256: str | None,
 
 def measure(images: torch.Tensor, batch_size: int, build: Build,
             clock: Callable[[], float] | None = None) -> dict[str, Any]:
-    """Time and check every candidate (see the module's docstring); choose."""
+    """Time and check every candidate (see the module's docstring); choose. bf16 candidates are
+    not timed where the screen finds bf16 convolutions too slow (``device.bf16_conv_speed``)."""
     clock = clock or time.perf_counter
+    screen = device.bf16_conv_speed(torch.device("cpu"))
+    eager = [v for v in EAGER if v.precision != "bf16" or screen >= device.BF16_SCREEN_MIN]
     batches = list(images.split(EAGER_BATCH))
-    with tqdm(total=len(EAGER) * len(batches) + 2, unit="pass", leave=False,
+    with tqdm(total=len(eager) * len(batches) + 1 + PAIRED_ROUNDS, unit="pass", leave=False,
               desc="calibrating this CPU (once): Inception extraction",
               **distributed.progress_bar()) as bar:
-        nets = {v: build(v, EAGER_BATCH) for v in EAGER}
-        feats: dict[Variant, list[torch.Tensor]] = {v: [] for v in EAGER}
-        seconds = dict.fromkeys(EAGER, 0.0)
+        nets = {v: build(v, EAGER_BATCH) for v in eager}
+        feats: dict[Variant, list[torch.Tensor]] = {v: [] for v in eager}
+        seconds = dict.fromkeys(eager, 0.0)
         for r, batch in enumerate(batches):  # round 0 builds oneDNN's kernels, untimed
             for v, net in nets.items():
                 t0 = clock()
@@ -93,38 +98,60 @@ def measure(images: torch.Tensor, batch_size: int, build: Build,
                 bar.update()
         timed = len(images) - len(batches[0])
         ref = torch.cat(feats[EAGER[0]])
-        candidates = [_candidate(v, timed / seconds[v], torch.cat(feats[v]), ref) for v in EAGER]
+        candidates = [_candidate(v, timed / seconds[v], torch.cat(feats[v]), ref) if v in nets
+                      else _screened(v, screen) for v in EAGER]
         eager_best = device.fastest_within_bound(candidates)
         if cxx_compiler() is not None:
-            candidates.append(_compiled(eager_best, images, batch_size, build, ref, clock, bar))
+            eager_net = nets[Variant(eager_best["precision"], eager_best["fold_bn"])]
+            candidates.append(compiled_candidate(eager_best, eager_net, images, batch_size,
+                                                 build, ref, clock, bar))
     best = device.fastest_within_bound(candidates)
     return {"candidates": candidates,
             "chosen": {k: best[k] for k in ("precision", "fold_bn", "compiled")},
             "rule": "the fastest candidate whose features deviate from fp32's by at most the bound",
             "bound": {"feature_relative_error": FEATURE_BOUND, "source": BOUND_SOURCE},
+            "bf16_screen": {"conv_bf16_over_fp32": round(screen, 3),
+                            "min": device.BF16_SCREEN_MIN},
             "images": {"n": len(images), "eager_batch": EAGER_BATCH}}
 
 
-def _compiled(eager_best: dict[str, Any], images: torch.Tensor, batch_size: int, build: Build,
-              ref: torch.Tensor, clock: Callable[[], float], bar: tqdm) -> dict[str, Any]:
-    """The eager winner compiled: the first pass compiles (its seconds recorded), the second is
-    timed. A compilation that fails is a refused candidate, not an error."""
+def _screened(v: Variant, screen: float) -> dict[str, Any]:
+    """A bf16 candidate the screen kept from being timed."""
+    return {"name": v.label, **v.as_dict(), "img_per_s": None, "deviation": None,
+            "within_bound": False, "why": f"not timed: bf16 convolution ran at {screen:.2f}x "
+            f"fp32's here (screen minimum {device.BF16_SCREEN_MIN})"}
+
+
+def compiled_candidate(eager_best: dict[str, Any], eager_net: Any, images: torch.Tensor,
+                       batch_size: int, build: Build, ref: torch.Tensor,
+                       clock: Callable[[], float] | None = None,
+                       bar: tqdm | None = None) -> dict[str, Any]:
+    """The eager winner compiled. The first pass compiles (its seconds recorded); then
+    :data:`PAIRED_ROUNDS` rounds time the eager winner and the compiled one on the whole batch,
+    side by side, and the compiled one's speed is the eager winner's times their ratio (one
+    load for both). A compilation that fails is a refused candidate, not an error."""
+    clock, bar = clock or time.perf_counter, bar or tqdm(disable=True)
     v = Variant(eager_best["precision"], eager_best["fold_bn"], True)
     net = build(v, batch_size)
     t0 = clock()
     try:
         _pool3(net, images)
     except RuntimeError as err:
-        bar.update(2)
+        bar.update(1 + PAIRED_ROUNDS)
         return {"name": v.label, **v.as_dict(), "img_per_s": 0.0, "deviation": None,
                 "within_bound": False, "why": f"torch.compile failed: {str(err)[:200]}"}
     compile_seconds = clock() - t0
     bar.update()
-    t0 = clock()
-    feats = _pool3(net, images)
-    bar.update()
-    return {**_candidate(v, len(images) / (clock() - t0), feats, ref),
-            "compile_seconds": round(compile_seconds, 1)}
+    seconds: dict[str, list[float]] = {"eager": [], "compiled": []}
+    for _ in range(PAIRED_ROUNDS):
+        for name, n in (("eager", eager_net), ("compiled", net)):
+            t0 = clock()
+            feats = _pool3(n, images)
+            seconds[name].append(clock() - t0)
+        bar.update()
+    ratio = statistics.median(seconds["eager"]) / statistics.median(seconds["compiled"])
+    return {**_candidate(v, eager_best["img_per_s"] * ratio, feats, ref),
+            "compile_seconds": round(compile_seconds, 1), "vs_eager": round(ratio, 3)}
 
 
 def _pool3(net: Any, images: torch.Tensor) -> torch.Tensor:
@@ -142,4 +169,5 @@ def _candidate(v: Variant, img_per_s: float, feats: torch.Tensor,
 
 
 __all__ = ["FEATURE_BOUND", "BOUND_SOURCE", "CALIBRATION_IMAGES", "EAGER", "EAGER_BATCH",
-           "calibration_batch", "default_images", "decide", "measure"]
+           "PAIRED_ROUNDS", "calibration_batch", "default_images", "decide", "measure",
+           "compiled_candidate"]

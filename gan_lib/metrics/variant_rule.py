@@ -118,7 +118,7 @@ def from_calibration(score_cfg: ScoreConfig, where: torch.device,
         warnings.warn(f"extraction: {given} is over calibration's quality bound here "
                       f"({', '.join(c['name'] + ': ' + c['why'] for c in match)}); used as set",
                       stacklevel=3)
-        ok = [min(match, key=lambda c: c["deviation"])]
+        ok = [min(match, key=lambda c: float("inf") if c["deviation"] is None else c["deviation"])]
     best = device.fastest_within_bound([{**c, "within_bound": True} for c in ok])
     v = Variant(best["precision"], best["fold_bn"], _checked_compile(best["compiled"], where))
     return v, {**record, "forced": given, "chosen": v.as_dict()}
