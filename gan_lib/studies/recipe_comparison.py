@@ -32,7 +32,7 @@ import torch
 from .. import config, storage
 from ..config import ScoreConfig, TrainConfig
 from ..gan import run_folder, sampling, train
-from ..metrics import features, scoring, variant_rule
+from ..metrics import calibrate, feature_extractor, features, scoring
 
 # Every setting in which a recipe may differ from the report's DCGAN (TrainConfig's defaults)
 RECIPE_SETTINGS = ("g_upsample", "d_norm", "d_mbstd", "loss", "lr", "beta1", "beta2", "lr_d",
@@ -110,7 +110,10 @@ def _scored(run_dir: Path, score_cfg: ScoreConfig) -> dict[str, Any]:
     path = run_dir / "scores.json"
     if path.is_file():
         scores = storage.read_json(path)
-        if scores.get("extraction") == variant_rule.variant_name(score_cfg):
+        real = scoring.load_real(run_folder.load_run_config(run_dir), "train").images
+        wanted = feature_extractor.variant_name(
+            score_cfg, calibration_images=calibrate.calibration_batch(real))
+        if scores.get("extraction") == wanted:
             return scores
     return scoring.score_run(run_dir, score_cfg)
 
