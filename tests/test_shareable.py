@@ -84,3 +84,19 @@ def test_committed_results_and_docs_name_no_machine_folder():
             leaks += [f"{name}:{i + 1}: {line.strip()[:120]}"
                       for i, line in enumerate(text.splitlines()) if MACHINE_FOLDER.search(line)]
     assert not leaks, "\n".join(leaks)
+
+
+def test_a_run_written_before_reads_with_a_portable_description(home):
+    """config.json of an older run names its data folder absolutely: every reader (captions,
+    the report) gets the portable form; the source that reloads the images stays as written."""
+    from gan_lib.gan import run_folder
+    from tests.test_quiz import minimal_run
+
+    run_dir = minimal_run(home)
+    meta = storage.read_json(run_dir / "config.json")
+    folder = home / "data" / "chest_xray"
+    meta["data"].update(source=str(folder), description=f"Kermany chest X-ray folder {folder}")
+    storage.write_json(run_dir / "config.json", meta)
+    read = run_folder.load_run_config(run_dir)
+    assert read["data"]["description"] == "Kermany chest X-ray folder $GAN_LIB_HOME/data/chest_xray"
+    assert read["data"]["source"] == str(folder)

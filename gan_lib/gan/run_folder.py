@@ -196,6 +196,9 @@ def load_run_config(run_dir: str | Path) -> dict[str, Any]:
                          "run again") from None
     if problem := _image_size_problem(path.parent, meta["config"]["image_size"]):
         raise ValueError(f"{path}: {problem}")
+    # Runs written before descriptions were portable name their data folder absolutely; the
+    # description is read by people (captions, the report), the source reloads the data.
+    meta["data"]["description"] = storage.portable(meta["data"]["description"])
     return meta
 
 
