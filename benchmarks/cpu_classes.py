@@ -145,7 +145,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": round(stopwatch.elapsed, 1),
         "command": " ".join(["benchmarks/cpu_classes.py", *sys.argv[1:]])}
     if args.json:
-        storage.write_json(Path(args.json), result)
+        storage.write_json(Path(args.json), storage.portable(result))
     return result
 
 
