@@ -71,3 +71,22 @@ def scored(run_dir: Path, **score_overrides: Any) -> tuple[dict[str, Any], dict[
         if scores.get("extraction") == wanted and audited.get("extraction") == wanted:
             return scores, audited
     return metrics.score_run(run_dir, score_cfg), audit.audit_run(run_dir, score_cfg)
+
+
+def result_fields(run_dir: Path, scores: dict[str, Any], audited: dict[str, Any]) -> dict[str, Any]:
+    """The fields every study's result row takes from a scored and audited run: its training
+    segments, FID/KID per snapshot and floor, copy rates, C_T, and how the scores were made."""
+    memo = audited["memorization"]
+    return {
+        "segments": run_folder.load_run_config(run_dir).get("segments", []),
+        "scores": [{k: r.get(k) for k in ("metric", "kind", "iteration", "value", "std",
+                                          "n_fake", "n_real", "compared", "same_n")}
+                   for r in scores["scores"] if r["metric"] in ("fid", "kid")],
+        "copy_rate": {space: memo[space]["copy_rate"]
+                      for space in ("feature (cosine)", "pixel (RMS)")},
+        "C_T": memo["C_T"],
+        "extractor": scores["extractor"], "extraction": scores.get("extraction"),
+        "weights_sha256": scores["weights"]["sha256"], "sampling": scores["sampling"],
+        "data": scores["data"]["description"],
+        "data_fingerprint": scores["data"].get("fingerprint"),
+    }

@@ -92,24 +92,13 @@ def one_run(profile: str, arm: str, seed: int, precision: str, source: str,
     if not runs.finished(run_dir, cfg.iterations):
         train.train(cfg, resume=(run_dir / "checkpoint.pt").is_file())
     scores, audited = runs.scored(run_dir, **(extraction or {}))
-    memo = audited["memorization"]
     sets = {row["set"]: row for row in audited["sets"]}
     prdc_keys = ("precision", "recall", "density", "coverage")
     return {
         "arm": arm, "seed": seed, "run": name, "config": cfg.to_dict(),
-        "segments": run_folder.load_run_config(run_dir).get("segments", []),
-        "scores": [{k: r.get(k) for k in ("metric", "kind", "iteration", "value", "std",
-                                          "n_fake", "n_real", "compared", "same_n")}
-                   for r in scores["scores"] if r["metric"] in ("fid", "kid")],
         "prdc": {k: sets[f"iteration {cfg.iterations}"][k] for k in prdc_keys},
         "prdc_held_out_real": {k: sets["held-out train"][k] for k in prdc_keys},
-        "copy_rate": {space: memo[space]["copy_rate"]
-                      for space in ("feature (cosine)", "pixel (RMS)")},
-        "C_T": memo["C_T"],
-        "extractor": scores["extractor"], "extraction": scores.get("extraction"),
-        "weights_sha256": scores["weights"]["sha256"], "sampling": scores["sampling"],
-        "data": scores["data"]["description"],
-        "data_fingerprint": scores["data"].get("fingerprint"),
+        **runs.result_fields(run_dir, scores, audited),
     }
 
 

@@ -88,23 +88,12 @@ def one_run(profile: str, setting: str, size: int | None, seed: int, precision: 
     check = runs.raw_check(run_dir, partner, cfg.iterations) if partner and not source_of \
         else None
     scores, audited = runs.scored(run_dir)
-    memo = audited["memorization"]
     return {
         "setting": setting, "subset": size, "seed": seed, "run": run_dir.name,
         "config": cfg.to_dict(),
         "trained": f"raw snapshots of {source_of}" if source_of else "trained on its own",
         "raw_snapshots_of_ema_run_checked": check,
-        "segments": run_folder.load_run_config(run_dir).get("segments", []),
-        "scores": [{k: r.get(k) for k in ("metric", "kind", "iteration", "value", "std",
-                                          "n_fake", "n_real", "compared", "same_n")}
-                   for r in scores["scores"] if r["metric"] in ("fid", "kid")],
-        "copy_rate": {space: memo[space]["copy_rate"]
-                      for space in ("feature (cosine)", "pixel (RMS)")},
-        "C_T": memo["C_T"],
-        "extractor": scores["extractor"], "extraction": scores.get("extraction"),
-        "weights_sha256": scores["weights"]["sha256"], "sampling": scores["sampling"],
-        "data": scores["data"]["description"],
-        "data_fingerprint": scores["data"].get("fingerprint"),
+        **runs.result_fields(run_dir, scores, audited),
     }
 
 
